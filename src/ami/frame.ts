@@ -1,0 +1,17 @@
+/**
+ * One AMI message as a flat record. Keys are lower-cased (AMI keys arrive in odd case:
+ * "CallerIDnum", "UniqueID"), the first value of a repeated key wins, and repeated
+ * `Variable:`/`ChanVariable:` lines of the form `name=value` are collected in `vars`.
+ * A lone `Variable: NAME` (VarSet) stays in `variable`.
+ * Both the trace framer and the live asterisk-manager adapter produce this shape, so
+ * everything downstream is shared.
+ */
+export interface AmiFrame {
+  readonly fields: Readonly<Record<string, string>>;
+  readonly vars?: Readonly<Record<string, string>>;
+}
+
+/** Field accessor; keys are lower-case. Returns "" for a missing field. */
+export function field(frame: AmiFrame, key: string): string {
+  return frame.fields[key] ?? '';
+}

@@ -1,0 +1,19 @@
+import type { Party } from '../core/events.js';
+import type { RoleBook } from '../core/roles.js';
+
+/**
+ * Asterisk channel names are `Tech/resource-sequence` (PJSIP/117-0000001a, SIP/trunk-00000003)
+ * or `Local/exten@context-sequence;1|2`. The resource is the endpoint (extension or trunk).
+ */
+export function partyOfChannel(name: string, roles: RoleBook): Party {
+  const slash = name.indexOf('/');
+  if (slash < 0) return { kind: 'unknown', id: name };
+  const tech = name.slice(0, slash);
+  let rest = name.slice(slash + 1);
+  const semi = rest.lastIndexOf(';');
+  if (semi >= 0) rest = rest.slice(0, semi);
+  const dash = rest.lastIndexOf('-');
+  const endpoint = dash > 0 ? rest.slice(0, dash) : rest;
+  if (tech === 'Local') return { kind: 'local', id: endpoint };
+  return roles.partyOf(endpoint);
+}

@@ -1,0 +1,214 @@
+import type { DialStatus, PbxEvent } from '../core/events.js';
+import type { RoleBook } from '../core/roles.js';
+import { partyOfChannel } from './channel.js';
+import { isKnownAmiEvent } from './events.js';
+import { field, type AmiFrame } from './frame.js';
+
+/** What the normaliser saw, for metrics and tests. */
+export interface NormaliseStats {
+  events: number;
+  used: number;
+  unknown: number;
+  /** Events the model has no use for (VarSet noise, CEL, RTCP…): counted, not an anomaly. */
+  ignored: number;
+}
+
+type Handler = (f: AmiFrame, at: number, roles: RoleBook) => PbxEvent | undefined;
+
+/** AMI writes `<unknown>` for an absent caller ID. */
+function clean(v: string): string {
+  return v === '<unknown>' ? '' : v;
+}
+
+const DIAL_STATUS: Record<string, DialStatus> = {
+  ANSWER: 'answer',
+  NOANSWER: 'noanswer',
+  BUSY: 'busy',
+  CANCEL: 'cancel',
+  CONGESTION: 'congestion',
+  CHANUNAVAIL: 'unavailable',
+};
+
+const IVR_APPS = new Set(['background', 'waitexten', 'read']);
+
+/** Dial(PJSIP/117&PJSIP/204,20,tT): more than one destination at once is a ring group. */
+function dialsSeveral(appData: string): boolean {
+  const comma = appData.indexOf(',');
+  const targets = comma < 0 ? appData : appData.slice(0, comma);
+  return targets.includes('&');
+}
+
+function newexten(f: AmiFrame, at: number, roles: RoleBook): PbxEvent | undefined {
+  const channel = field(f, 'uniqueid');
+  const context = field(f, 'context');
+  const exten = field(f, 'exten') || field(f, 'extension');
+  const configured = roles.routeAt(context, exten);
+  if (configured) return { type: 'route.entered', at, channel, role: configured.role, number: configured.number };
+  const app = field(f, 'application').toLowerCase();
+  if (IVR_APPS.has(app)) return { type: 'route.entered', at, channel, role: 'ivr', number: exten };
+  if (app === 'dial' && dialsSeveral(field(f, 'appdata'))) {
+    return { type: 'route.entered', at, channel, role: 'ringgroup', number: exten };
+  }
+  if (app === 'voicemail') {
+    const mailbox = field(f, 'appdata').split(/[@,]/)[0] ?? exten;
+    return { type: 'route.entered', at, channel, role: 'voicemail', number: mailbox };
+  }
+  return undefined;
+}
+
+function varset(f: AmiFrame, at: number): PbxEvent | undefined {
+  const name = field(f, 'variable');
+  const channel = field(f, 'uniqueid');
+  if (name === 'MIXMONITOR_FILENAME') {
+    const file = field(f, 'value');
+    return file ? { type: 'recording.started', at, channel, file } : undefined;
+  }
+  // app_queue has no timeout event: a timeout is a QueueCallerAbandon followed by this.
+  if (name === 'QUEUESTATUS' && field(f, 'value') === 'TIMEOUT') {
+    return { type: 'queue.left', at, channel, queue: '', outcome: 'timeout' };
+  }
+  return undefined;
+}
+
+const HANDLER_TABLE: Record<string, Handler> = {
+  newchannel: (f, at, roles) => ({
+    type: 'channel.created',
+    at,
+    channel: field(f, 'uniqueid'),
+    call: field(f, 'linkedid') || field(f, 'uniqueid'),
+    name: field(f, 'channel'),
+    party: partyOfChannel(field(f, 'channel'), roles),
+    callerId: { num: clean(field(f, 'calleridnum')), name: clean(field(f, 'calleridname')) },
+    dialed: field(f, 'exten'),
+  }),
+  newcallerid: (f, at) => ({
+    type: 'channel.callerid',
+    at,
+    channel: field(f, 'uniqueid'),
+    callerId: { num: clean(field(f, 'calleridnum')), name: clean(field(f, 'calleridname')) },
+  }),
+  newstate: (f, at) => {
+    const state = field(f, 'channelstatedesc');
+    if (state === 'Up') return { type: 'channel.answered', at, channel: field(f, 'uniqueid') };
+    if (state === 'Ringing') return { type: 'channel.ringing', at, channel: field(f, 'uniqueid') };
+    return undefined;
+  },
+  dialbegin: (f, at) => ({
+    type: 'dial.begin',
+    at,
+    ...(field(f, 'uniqueid') ? { from: field(f, 'uniqueid') } : {}),
+    to: field(f, 'destuniqueid'),
+    target: field(f, 'dialstring'),
+  }),
+  dialstate: (f, at) =>
+    field(f, 'dialstatus') === 'RINGING' ? { type: 'channel.ringing', at, channel: field(f, 'destuniqueid') } : undefined,
+  dialend: (f, at) => ({
+    type: 'dial.end',
+    at,
+    ...(field(f, 'uniqueid') ? { from: field(f, 'uniqueid') } : {}),
+    to: field(f, 'destuniqueid'),
+    status: DIAL_STATUS[field(f, 'dialstatus')] ?? 'other',
+  }),
+  newexten,
+  varset,
+  queuecallerjoin: (f, at) => ({
+    type: 'route.entered',
+    at,
+    channel: field(f, 'uniqueid'),
+    role: 'queue',
+    number: field(f, 'queue'),
+  }),
+  queuecallerabandon: (f, at) => ({
+    type: 'queue.left',
+    at,
+    channel: field(f, 'uniqueid'),
+    queue: field(f, 'queue'),
+    outcome: 'abandoned',
+  }),
+  agentconnect: (f, at) => ({
+    type: 'queue.left',
+    at,
+    channel: field(f, 'uniqueid'),
+    queue: field(f, 'queue'),
+    outcome: 'answered',
+  }),
+  bridgeenter: (f, at) => ({ type: 'bridge.entered', at, channel: field(f, 'uniqueid'), bridge: field(f, 'bridgeuniqueid') }),
+  bridgeleave: (f, at) => ({ type: 'bridge.left', at, channel: field(f, 'uniqueid'), bridge: field(f, 'bridgeuniqueid') }),
+  blindtransfer: (f, at) =>
+    field(f, 'result') === 'Success'
+      ? {
+          type: 'transfer.blind',
+          at,
+          transferer: field(f, 'transfereruniqueid'),
+          transferee: field(f, 'transfereeuniqueid'),
+          target: field(f, 'extension'),
+        }
+      : undefined,
+  attendedtransfer: (f, at) =>
+    field(f, 'result') === 'Success'
+      ? {
+          type: 'transfer.attended',
+          at,
+          transferer: field(f, 'origtransfereruniqueid'),
+          consultTransferer: field(f, 'secondtransfereruniqueid'),
+          target: field(f, 'transfertargetuniqueid'),
+        }
+      : undefined,
+  messagewaiting: (f, at) => {
+    const channel = field(f, 'uniqueid');
+    // Without a channel it is a mailbox status change (someone listened), not a message left.
+    if (!channel || Number(field(f, 'new')) < 1) return undefined;
+    const mailbox = field(f, 'mailbox').split('@')[0] ?? '';
+    return { type: 'voicemail.left', at, channel, mailbox };
+  },
+  hold: (f, at) => ({ type: 'channel.hold', at, channel: field(f, 'uniqueid'), held: true }),
+  unhold: (f, at) => ({ type: 'channel.hold', at, channel: field(f, 'uniqueid'), held: false }),
+  hangup: (f, at) => ({ type: 'channel.hangup', at, channel: field(f, 'uniqueid'), cause: Number(field(f, 'cause')) || 0 }),
+  userevent: (f, at) => {
+    // A dialplan `UserEvent(SMS,From: …,To: …,Body: …)` in the message context (README: text messages).
+    if (field(f, 'userevent').toUpperCase() !== 'SMS') return undefined;
+    return {
+      type: 'message',
+      at,
+      from: field(f, 'from'),
+      to: field(f, 'to'),
+      body: field(f, 'body'),
+      direction: field(f, 'direction') === 'outbound' ? 'outbound' : 'inbound',
+    };
+  },
+};
+
+// A Map, not the object: an event named "constructor" must not find Object's prototype.
+const HANDLERS = new Map<string, Handler>(Object.entries(HANDLER_TABLE));
+
+/** AMI `Timestamp: 1795301990.760954` (timestampevents=yes) → ms; live AMI without it uses the clock. */
+function timeOf(f: AmiFrame, now: () => number): number {
+  const ts = f.fields['timestamp'];
+  return ts ? Math.round(Number(ts) * 1000) : now();
+}
+
+/** Turns AMI frames into PBX-neutral events. Stateless: the same frame always gives the same event. */
+export class AmiNormaliser {
+  readonly stats: NormaliseStats = { events: 0, used: 0, unknown: 0, ignored: 0 };
+
+  constructor(
+    private readonly roles: RoleBook,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  normalise(f: AmiFrame): PbxEvent | undefined {
+    const name = f.fields['event'];
+    if (name === undefined) return undefined; // responses to actions, the login reply
+    this.stats.events++;
+    const handler = HANDLERS.get(name.toLowerCase());
+    if (!handler) {
+      if (isKnownAmiEvent(name)) this.stats.ignored++;
+      else this.stats.unknown++;
+      return undefined;
+    }
+    const ev = handler(f, timeOf(f, this.now), this.roles);
+    if (ev) this.stats.used++;
+    else this.stats.ignored++;
+    return ev;
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * Start-up configuration: defaults in code (schema.ts), then the YAML file, then
+ * environment overrides for secrets; plus the endpoints ini file the YAML names in
+ * `webhooks`. Every problem in both files is collected and thrown as one ConfigError.
+ *
+ * Environment overrides: PBXHOOK_AMI_SECRET (pbx.secret), PBXHOOK_ESL_PASSWORD
+ * (pbx.password), PBXHOOK_TOKEN_<ENDPOINT> (the endpoint's token; see tokens.ts).
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import { type ConfigProblem, ConfigError, iniKey } from './errors.js';
+import { readIniSections } from './ini.js';
+import { IssueWording } from './issues.js';
+import { endpointSchema, fileSchema, type FileConfig } from './schema.js';
+import { type ReadSecretFile, envValue, resolveToken, tokenEnvName } from './tokens.js';
+import type { Config, EndpointConfig } from './types.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export interface ConfigSource {
+  /** The YAML file as the operator named it; messages quote it as given. */
+  readonly yamlPath: string;
+  /** Why the ini file could not be read, when the caller tried (loadConfig does). */
+  readonly iniReadError?: string;
+  /** Reads `file:` tokens; the one piece of I/O parseConfig does, injectable for tests. */
+  readonly readSecretFile?: ReadSecretFile;
+}
+
+/** Reads both files and validates them; throws ConfigError listing every problem. */
+export function loadConfig(yamlPath: string, env: Env = process.env): Config {
+  let yamlText: string;
+  try {
+    yamlText = readFileSync(yamlPath, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ file: yamlPath, key: '', message: `cannot read the file (${readReason(err)})` }]);
+  }
+  const ref = webhooksRef(parseYaml(yamlText, yamlPath).data);
+  let iniText: string | undefined;
+  let iniReadError: string | undefined;
+  if (ref !== undefined) {
+    try {
+      iniText = readFileSync(webhooksPath(yamlPath, ref), 'utf8');
+    } catch (err) {
+      iniReadError = readReason(err);
+    }
+  }
+  return parseConfig(yamlText, iniText, { yamlPath, iniReadError }, env);
+}
+
+/** Validates config text without touching the file system (except `file:` tokens, see ConfigSource). */
+export function parseConfig(yamlText: string, iniText: string | undefined, source: ConfigSource, env: Env): Config {
+  const file = source.yamlPath;
+  const yaml = parseYaml(yamlText, file);
+  const problems: ConfigProblem[] = [...yaml.problems];
+
+  const wording = new IssueWording();
+  let parsed: FileConfig | undefined;
+  if (yaml.data !== undefined) {
+    const result = fileSchema.safeParse(withSecretsFromEnv(yaml.data, env), { reportInput: true, error: wording.errorMap });
+    if (result.success) parsed = result.data;
+    else problems.push(...wording.problems(result.error.issues, file, yamlKey));
+  }
+
+  // The ini file is checked even when the YAML has problems, so one run reports both.
+  let endpoints: EndpointConfig[] = [];
+  const ref = webhooksRef(yaml.data);
+  if (ref !== undefined) {
+    const iniPath = webhooksPath(file, ref);
+    if (iniText === undefined) {
+      const why = source.iniReadError ?? 'not read';
+      problems.push({ file, key: 'webhooks', message: `cannot read ${JSON.stringify(iniPath)} (${why})` });
+    } else {
+      const readSecretFile = source.readSecretFile ?? ((p: string) => readFileSync(p, 'utf8'));
+      const ini = parseEndpoints(iniText, iniPath, { env, iniDir: path.dirname(iniPath), readSecretFile });
+      problems.push(...ini.problems);
+      endpoints = ini.endpoints;
+    }
+  }
+
+  if (problems.length > 0 || parsed === undefined) throw new ConfigError(problems);
+  return toConfig(parsed, endpoints, file);
+}
+
+/** `webhooks:` is relative to the YAML file's folder. */
+export function webhooksPath(yamlPath: string, ref: string): string {
+  return path.isAbsolute(ref) ? ref : path.join(path.dirname(yamlPath), ref);
+}
+
+function parseYaml(text: string, file: string): { data: unknown; problems: ConfigProblem[] } {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    // The first line of a pretty yaml error already says "at line L, column C".
+    const problems = doc.errors.map((e) => ({ file, key: '', message: `YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}` }));
+    return { data: undefined, problems };
+  }
+  const data: unknown = doc.toJS();
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    const message = data == null ? 'the file is empty; expected at least a pbx section' : 'expected a mapping of keys at the top level';
+    return { data: undefined, problems: [{ file, key: '', message }] };
+  }
+  return { data, problems: [] };
+}
+
+function webhooksRef(data: unknown): string | undefined {
+  const ref = (data as { webhooks?: unknown } | undefined)?.webhooks;
+  return typeof ref === 'string' && ref !== '' ? ref : undefined;
+}
+
+/** Applies PBXHOOK_AMI_SECRET / PBXHOOK_ESL_PASSWORD to the key of the configured PBX type only. */
+function withSecretsFromEnv(data: unknown, env: Env): unknown {
+  const pbx = (data as { pbx?: unknown }).pbx;
+  if (typeof pbx !== 'object' || pbx === null || Array.isArray(pbx)) return data;
+  const type = (pbx as { type?: unknown }).type;
+  const key = type === 'asterisk' ? 'secret' : type === 'freeswitch' ? 'password' : undefined;
+  const value = envValue(env, type === 'asterisk' ? 'PBXHOOK_AMI_SECRET' : 'PBXHOOK_ESL_PASSWORD');
+  if (key === undefined || value === undefined) return data;
+  return { ...(data as object), pbx: { ...pbx, [key]: value } };
+}
+
+function parseEndpoints(
+  text: string,
+  file: string,
+  tokens: Parameters<typeof resolveToken>[2],
+): { endpoints: EndpointConfig[]; problems: ConfigProblem[] } {
+  const { sections, problems: lineProblems } = readIniSections(text, file);
+  const problems = [...lineProblems];
+  const endpoints: EndpointConfig[] = [];
+  const envNames = new Map<string, string>();
+  for (const [name, raw] of sections) {
+    const envName = tokenEnvName(name);
+    const clash = envNames.get(envName);
+    if (clash !== undefined) {
+      problems.push({ file, key: iniKey(name), message: `shares the token variable ${envName} with [${clash}]; rename one` });
+    }
+    envNames.set(envName, name);
+
+    const wording = new IssueWording();
+    const result = endpointSchema.safeParse(raw, { reportInput: true, error: wording.errorMap });
+    if (!result.success) {
+      problems.push(...wording.problems(result.error.issues, file, (p) => iniKey(name, p.map(String).join('.'))));
+      continue;
+    }
+    const s = result.data;
+    const token = resolveToken(name, s.token, tokens);
+    if ('problem' in token) {
+      problems.push({ file, key: iniKey(name, 'token'), message: token.problem });
+      continue;
+    }
+    endpoints.push({
+      name,
+      enabled: s.enabled,
+      schema: s.schema,
+      url: s.url,
+      method: s.method,
+      variant: s.variant,
+      events: s.events,
+      ...(token.token !== undefined ? { token: token.token } : {}),
+      recordingUrl: s.recording_url,
+    });
+  }
+  return { endpoints, problems };
+}
+
+function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath: string): Config {
+  const pbx =
+    f.pbx.type === 'asterisk'
+      ? { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, username: f.pbx.username, secret: f.pbx.secret }
+      : { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, password: f.pbx.password };
+  return {
+    file: path.resolve(yamlPath),
+    pbx,
+    roles: {
+      ivrs: f.roles.ivrs,
+      queues: f.roles.queues,
+      ringGroups: f.roles.ring_groups,
+      extensionPattern: f.roles.extension_pattern,
+      trunkPattern: f.roles.trunk_pattern,
+      names: f.roles.names,
+    },
+    calls: { idleTimeoutSeconds: f.calls.idle_timeout_seconds, timezone: f.calls.timezone },
+    retry: {
+      retries: f.retry.retries,
+      minTimeoutMs: f.retry.min_timeout_ms,
+      maxTimeoutMs: f.retry.max_timeout_ms,
+      timeoutMs: f.retry.timeout_ms,
+    },
+    endpoints,
+    log: { level: f.log.level },
+  };
+}
+
+/** `roles.ivrs[2]`, `pbx.port`. */
+function yamlKey(p: readonly PropertyKey[]): string {
+  return p.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
+}
+
+function readReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const words: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'it is a folder' };
+  return (code !== undefined ? words[code] : undefined) ?? code ?? String(err);
+}

@@ -1,0 +1,120 @@
+import type { CallerId, Party } from './events.js';
+import type { Route } from './roles.js';
+
+/** How a leg or a whole call ended. */
+export type Disposition = 'answered' | 'missed' | 'busy' | 'abandoned' | 'timeout' | 'failed';
+export type Direction = 'inbound' | 'outbound' | 'internal';
+export type TransferKind = 'none' | 'blind' | 'attended';
+
+/**
+ * What a leg is for:
+ * - `agent`: an internal party rung for the customer (queue member, ring group phone, direct extension);
+ * - `customer`: the external party an outbound call dials;
+ * - `consult`: the party an agent rings before an attended transfer;
+ * - `origin`: the phone a click-to-call rings first.
+ */
+export type LegKind = 'agent' | 'customer' | 'consult' | 'origin';
+
+export interface Leg {
+  readonly channel: string;
+  kind: LegKind;
+  readonly party: Party;
+  /** The queue or ring group that rang this leg, if any. */
+  readonly via: Route | undefined;
+  readonly target: string;
+  readonly createdAt: number;
+  ringingAt: number | undefined;
+  answeredAt: number | undefined;
+  endedAt: number | undefined;
+  disposition: Disposition | undefined;
+  /** The raw dial result before the call's end decides between missed and abandoned. */
+  dialStatus: string | undefined;
+  cause: number | undefined;
+}
+
+/** A stretch of conversation between the customer and one internal party (3CX's "-K" in the call Id). */
+export interface Segment {
+  /** 1-based: the number of answered segments so far, this one included. */
+  readonly k: number;
+  /** The extension talking to the customer. */
+  readonly user: string;
+  /** The channel of that extension. */
+  readonly channel: string;
+  readonly answeredAt: number;
+  readonly startedBy: TransferKind;
+  endedAt: number | undefined;
+  endedBy: 'hangup' | 'blind-transfer' | 'attended-transfer' | undefined;
+  recordings: string[];
+}
+
+export interface RouteVisit extends Route {
+  readonly at: number;
+}
+
+export interface Call {
+  readonly id: string;
+  /** A small number that tells calls apart within a second (3CX's "_N"); the Asterisk Uniqueid counter. */
+  readonly seq: number;
+  readonly startedAt: number;
+  direction: Direction;
+  /** True once the direction is final (the origin is a trunk, or it has dialled someone). */
+  directionKnown: boolean;
+  clickToCall: boolean;
+  /** The first channel: the caller's trunk channel (inbound), the calling phone (outbound, internal). */
+  readonly origin: string;
+  /** The channel standing for the customer: the origin for inbound and internal, the trunk leg for outbound. */
+  customer: string | undefined;
+  /** The customer's number: the caller (inbound), the number dialled (outbound), the calling extension (internal). */
+  customerNumber: string;
+  customerName: string;
+  /** The extension that placed an outbound or internal call. */
+  originExtension: string;
+  /** Caller ID name shown on the originating phone (click-to-call: the originate's CallerID name). */
+  originCallerIdName: string;
+  did: string;
+  routes: RouteVisit[];
+  legs: Leg[];
+  segments: Segment[];
+  pendingTransfer: TransferKind;
+  queueOutcome: 'answered' | 'abandoned' | 'timeout' | undefined;
+  voicemail: { mailbox: string; leftAt: number | undefined } | undefined;
+  /** The call this one is an attended-transfer consultation for (a separate PBX call, e.g. SIP REFER). */
+  consultFor: string | undefined;
+  lastEventAt: number;
+  answeredAt: number | undefined;
+  endedAt: number | undefined;
+  disposition: Disposition | undefined;
+  endReason: 'hangup' | 'idle-timeout' | undefined;
+}
+
+export interface Channel {
+  readonly id: string;
+  readonly name: string;
+  readonly party: Party;
+  call: string;
+  callerId: CallerId;
+  readonly dialed: string;
+  answeredAt: number | undefined;
+  recordings: string[];
+  hungUpAt: number | undefined;
+  held: boolean;
+  /** The channel that dialled this one, if any. */
+  dialedBy: string | undefined;
+}
+
+/** A frozen, self-contained copy of a call, attached to every lifecycle event. */
+export type CallView = Readonly<Omit<Call, 'legs' | 'segments' | 'routes'>> & {
+  readonly legs: readonly Readonly<Leg>[];
+  readonly segments: readonly Readonly<Segment>[];
+  readonly routes: readonly RouteVisit[];
+};
+
+export function viewOf(call: Call): CallView {
+  return {
+    ...call,
+    legs: call.legs.map((l) => ({ ...l })),
+    segments: call.segments.map((s) => ({ ...s, recordings: [...s.recordings] })),
+    routes: [...call.routes],
+    voicemail: call.voicemail ? { ...call.voicemail } : undefined,
+  };
+}

@@ -1,0 +1,425 @@
+import type { PbxEvent } from './events.js';
+import type { CallEvent } from './lifecycle.js';
+import { viewOf, type Call, type Channel, type Leg, type LegKind, type Segment } from './model.js';
+import { endCall, finishLeg, startSegment, endSegment } from './transitions.js';
+
+export interface TrackerStats {
+  /** Events about channels the tracker never saw created (joined mid-call, or a lost event). */
+  orphanEvents: number;
+  callsStarted: number;
+  callsEnded: number;
+  callsTimedOut: number;
+}
+
+/**
+ * Follows every call from its channel events. Pure: no I/O, no clock of its own (time comes from
+ * the events and from `tick(now)`), so a trace replays to the same output every time.
+ */
+export class Tracker {
+  readonly calls = new Map<string, Call>();
+  readonly channels = new Map<string, Channel>();
+  readonly stats: TrackerStats = { orphanEvents: 0, callsStarted: 0, callsEnded: 0, callsTimedOut: 0 };
+  private out: CallEvent[] = [];
+
+  constructor(private readonly idleTimeoutMs: number) {}
+
+  /** Feeds one event; returns the lifecycle events it caused, in order. */
+  handle(ev: PbxEvent): CallEvent[] {
+    this.out = [];
+    HANDLERS[ev.type](this, ev as never);
+    return this.out;
+  }
+
+  /** Closes calls that have seen no event for the idle timeout (a lost Hangup, a PBX restart). */
+  tick(now: number): CallEvent[] {
+    this.out = [];
+    for (const call of [...this.calls.values()]) {
+      if (now - call.lastEventAt < this.idleTimeoutMs) continue;
+      this.stats.callsTimedOut++;
+      this.close(call, now, 'idle-timeout');
+    }
+    return this.out;
+  }
+
+  get liveCalls(): number {
+    return this.calls.size;
+  }
+
+  // ---- helpers used by the handlers and transitions ----
+
+  emit(e: CallEvent): void {
+    this.out.push(e);
+  }
+
+  emitCall(type: 'call.started' | 'call.ended', call: Call, at: number): void {
+    this.emit({ type, at, call: viewOf(call) });
+  }
+
+  emitLeg(type: 'leg.dialed' | 'leg.ringing' | 'leg.ended', call: Call, leg: Leg, at: number): void {
+    this.emit({ type, at, call: viewOf(call), leg: { ...leg } });
+  }
+
+  callOf(channelId: string | undefined): { call: Call; channel: Channel } | undefined {
+    const channel = channelId === undefined ? undefined : this.channels.get(channelId);
+    const call = channel && this.calls.get(channel.call);
+    if (!channel || !call) {
+      this.stats.orphanEvents++;
+      return undefined;
+    }
+    return { call, channel };
+  }
+
+  legOf(call: Call, channelId: string): Leg | undefined {
+    for (let i = call.legs.length - 1; i >= 0; i--) if (call.legs[i]!.channel === channelId) return call.legs[i];
+    return undefined;
+  }
+
+  openSegment(call: Call): Segment | undefined {
+    const last = call.segments[call.segments.length - 1];
+    return last && last.endedAt === undefined ? last : undefined;
+  }
+
+  close(call: Call, at: number, reason: 'hangup' | 'idle-timeout'): void {
+    endCall(this, call, at, reason);
+    for (const [id, ch] of this.channels) if (ch.call === call.id) this.channels.delete(id);
+    this.calls.delete(call.id);
+    this.stats.callsEnded++;
+  }
+
+  /** Which kind of leg a dial from `from` to `to` is, given what the call looks like now. */
+  legKind(call: Call, from: Channel | undefined, to: Channel): LegKind {
+    if (!from) return 'origin';
+    if (call.consultFor !== undefined) return 'consult';
+    if (from.id === call.customer) return 'agent';
+    if (from.id === call.origin && call.direction === 'outbound' && to.party.kind === 'trunk') return 'customer';
+    if (from.id === call.origin && call.customer === call.origin) return 'agent';
+    // Anyone else dialling (an agent's phone, a Local channel of a feature transfer) is consulting.
+    return 'consult';
+  }
+}
+
+type Handler<T extends PbxEvent['type']> = (t: Tracker, ev: Extract<PbxEvent, { type: T }>) => void;
+type HandlerTable = { [K in PbxEvent['type']]: Handler<K> };
+
+function touch(call: Call, at: number): void {
+  if (at > call.lastEventAt) call.lastEventAt = at;
+}
+
+/** The first 3CX-style call number: the counter part of an Asterisk Uniqueid ("1795301990.9" → 9). */
+function seqOf(id: string, fallback: number): number {
+  const dot = id.lastIndexOf('.');
+  const n = dot >= 0 ? Number(id.slice(dot + 1)) : NaN;
+  return Number.isInteger(n) ? n : fallback;
+}
+
+/**
+ * A phone that has put its customer on hold and now places another call is consulting before an
+ * attended transfer. The hold matters: the same extension may have a second phone on another call.
+ */
+function heldCallOfExtension(t: Tracker, extension: string): Call | undefined {
+  for (const call of t.calls.values()) {
+    const seg = t.openSegment(call);
+    if (seg && seg.user === extension && t.channels.get(seg.channel)?.held) return call;
+  }
+  return undefined;
+}
+
+const HANDLERS: HandlerTable = {
+  'channel.created': (t, ev) => {
+    const channel: Channel = {
+      id: ev.channel,
+      name: ev.name,
+      party: ev.party,
+      call: ev.call,
+      callerId: ev.callerId,
+      dialed: ev.dialed,
+      answeredAt: undefined,
+      recordings: [],
+      hungUpAt: undefined,
+      held: false,
+      dialedBy: undefined,
+    };
+    t.channels.set(ev.channel, channel);
+    const existing = t.calls.get(ev.call);
+    if (existing) {
+      touch(existing, ev.at);
+      return;
+    }
+    const inbound = ev.party.kind === 'trunk';
+    const consultFor =
+      ev.party.kind === 'extension' ? heldCallOfExtension(t, ev.party.id)?.id : undefined;
+    const call: Call = {
+      id: ev.call,
+      seq: seqOf(ev.call, t.stats.callsStarted),
+      startedAt: ev.at,
+      direction: inbound ? 'inbound' : 'internal',
+      directionKnown: inbound,
+      clickToCall: false,
+      origin: ev.channel,
+      customer: inbound ? ev.channel : undefined,
+      customerNumber: inbound ? ev.callerId.num : '',
+      customerName: inbound ? ev.callerId.name : '',
+      originExtension: ev.party.kind === 'extension' ? ev.party.id : '',
+      originCallerIdName: ev.callerId.name,
+      did: inbound ? ev.dialed : '',
+      routes: [],
+      legs: [],
+      segments: [],
+      pendingTransfer: 'none',
+      queueOutcome: undefined,
+      voicemail: undefined,
+      consultFor,
+      lastEventAt: ev.at,
+      answeredAt: undefined,
+      endedAt: undefined,
+      disposition: undefined,
+      endReason: undefined,
+    };
+    t.calls.set(call.id, call);
+    t.stats.callsStarted++;
+    if (inbound) t.emitCall('call.started', call, ev.at);
+  },
+
+  'channel.callerid': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (!found) return;
+    found.channel.callerId = ev.callerId;
+    if (found.call.origin === ev.channel) found.call.originCallerIdName = ev.callerId.name;
+    touch(found.call, ev.at);
+  },
+
+  'channel.ringing': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (!found) return;
+    const { call } = found;
+    touch(call, ev.at);
+    const leg = t.legOf(call, ev.channel);
+    if (!leg || leg.ringingAt !== undefined || leg.endedAt !== undefined) return;
+    leg.ringingAt = ev.at;
+    const owner = call.consultFor !== undefined ? t.calls.get(call.consultFor) : undefined;
+    // A consultation rings on behalf of the call it will be transferred into.
+    t.emitLeg('leg.ringing', owner ?? call, leg, ev.at);
+  },
+
+  'channel.answered': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (!found) return;
+    touch(found.call, ev.at);
+    if (found.channel.answeredAt === undefined) found.channel.answeredAt = ev.at;
+  },
+
+  'dial.begin': (t, ev) => {
+    const target = t.channels.get(ev.to);
+    const found = t.callOf(ev.to);
+    if (!found || !target) return;
+    const { call } = found;
+    touch(call, ev.at);
+    const from = ev.from === undefined ? undefined : t.channels.get(ev.from);
+    target.dialedBy = from?.id;
+    if (!from && call.origin === ev.to) call.clickToCall = true;
+    if (from && from.id === call.origin && !call.directionKnown) {
+      call.directionKnown = true;
+      if (target.party.kind === 'trunk') {
+        call.direction = 'outbound';
+        call.customer = target.id;
+        call.customerNumber = numberOf(ev.target) || target.callerId.num || target.dialed;
+      } else {
+        call.direction = 'internal';
+        call.customer = call.origin;
+        const origin = t.channels.get(call.origin);
+        call.customerNumber = origin?.callerId.num || call.originExtension;
+        call.customerName = origin?.callerId.name ?? '';
+      }
+      if (call.consultFor === undefined) t.emitCall('call.started', call, ev.at);
+    }
+    if (target.party.kind === 'local') return; // the Local channel's own dial is the real leg
+    const via = [...call.routes].reverse().find((r) => r.role === 'queue' || r.role === 'ringgroup');
+    const kind = t.legKind(call, from, target);
+    const leg: Leg = {
+      channel: ev.to,
+      kind,
+      party: target.party,
+      via: kind === 'agent' && via ? { role: via.role, number: via.number } : undefined,
+      target: ev.target,
+      createdAt: ev.at,
+      ringingAt: undefined,
+      answeredAt: undefined,
+      endedAt: undefined,
+      disposition: undefined,
+      dialStatus: undefined,
+      cause: undefined,
+    };
+    call.legs.push(leg);
+    t.emitLeg('leg.dialed', call, leg, ev.at);
+  },
+
+  'dial.end': (t, ev) => {
+    const found = t.callOf(ev.to);
+    if (!found) return;
+    const { call } = found;
+    touch(call, ev.at);
+    const leg = t.legOf(call, ev.to);
+    // DialEnd comes twice for an unanswered queue member (NOANSWER, then CANCEL): the first one counts.
+    if (!leg || leg.dialStatus !== undefined) return;
+    leg.dialStatus = ev.status;
+    if (ev.status !== 'answer') {
+      if (ev.status === 'noanswer') finishLeg(t, call, leg, ev.at, 'timeout');
+      else if (ev.status === 'busy') finishLeg(t, call, leg, ev.at, 'busy');
+      else if (ev.status === 'cancel') leg.endedAt = ev.at; // missed or abandoned: decided at the end
+      else finishLeg(t, call, leg, ev.at, 'failed');
+      return;
+    }
+    leg.answeredAt = ev.at;
+    leg.disposition = 'answered';
+    if (leg.kind === 'origin') {
+      call.originCallerIdName = t.channels.get(leg.channel)?.callerId.name ?? call.originCallerIdName;
+      return;
+    }
+    if (leg.kind === 'consult') return; // becomes a segment only when the transfer completes
+    if (call.answeredAt === undefined) call.answeredAt = ev.at;
+    const user = leg.kind === 'customer' ? call.originExtension : leg.party.id;
+    const userChannel = leg.kind === 'customer' ? call.origin : leg.channel;
+    startSegment(t, call, leg, user, userChannel, ev.at);
+  },
+
+  'route.entered': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (!found) return;
+    const { call } = found;
+    touch(call, ev.at);
+    if (ev.channel !== call.customer && ev.channel !== call.origin) return;
+    const last = call.routes[call.routes.length - 1];
+    if (last && last.role === ev.role && last.number === ev.number) return; // every dialplan priority repeats it
+    call.routes.push({ role: ev.role, number: ev.number, at: ev.at });
+    if (ev.role === 'voicemail') call.voicemail = { mailbox: ev.number, leftAt: undefined };
+    t.emit({ type: 'route.entered', at: ev.at, call: viewOf(call), route: { role: ev.role, number: ev.number } });
+  },
+
+  'queue.left': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (!found) return;
+    touch(found.call, ev.at);
+    // A timeout arrives as an abandon followed by QUEUESTATUS=TIMEOUT: the later word wins.
+    if (found.call.queueOutcome === undefined || ev.outcome === 'timeout') found.call.queueOutcome = ev.outcome;
+  },
+
+  'channel.hold': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (!found) return;
+    touch(found.call, ev.at);
+    found.channel.held = ev.held;
+  },
+
+  'bridge.entered': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (found) touch(found.call, ev.at);
+  },
+  'bridge.left': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (found) touch(found.call, ev.at);
+  },
+
+  'transfer.blind': (t, ev) => {
+    const found = t.callOf(ev.transferer);
+    if (!found) return;
+    const { call } = found;
+    touch(call, ev.at);
+    const seg = t.openSegment(call);
+    if (seg && seg.channel === ev.transferer) endSegment(t, call, seg, ev.at, 'blind-transfer');
+    call.pendingTransfer = 'blind';
+  },
+
+  'transfer.attended': (t, ev) => completeAttendedTransfer(t, ev),
+
+  'voicemail.left': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (!found) return;
+    const { call } = found;
+    touch(call, ev.at);
+    call.voicemail = { mailbox: ev.mailbox, leftAt: ev.at };
+    t.emit({ type: 'voicemail.left', at: ev.at, call: viewOf(call), mailbox: ev.mailbox });
+  },
+
+  'recording.started': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (!found) return;
+    touch(found.call, ev.at);
+    if (!found.channel.recordings.includes(ev.file)) found.channel.recordings.push(ev.file);
+  },
+
+  'channel.hangup': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (!found) return;
+    const { call, channel } = found;
+    touch(call, ev.at);
+    channel.hungUpAt = ev.at;
+    const leg = t.legOf(call, ev.channel);
+    if (leg) {
+      leg.cause = ev.cause;
+      if (leg.disposition === undefined && leg.dialStatus !== 'cancel') {
+        finishLeg(t, call, leg, ev.at, ev.cause === 17 ? 'busy' : leg.answeredAt ? 'answered' : 'failed');
+      } else if (leg.endedAt === undefined || leg.disposition === 'answered') {
+        leg.endedAt = leg.endedAt ?? ev.at;
+      }
+    }
+    const seg = t.openSegment(call);
+    if (seg && (seg.channel === ev.channel || ev.channel === call.customer)) endSegment(t, call, seg, ev.at, 'hangup');
+    for (const ch of t.channels.values()) if (ch.call === call.id && ch.hungUpAt === undefined) return;
+    t.close(call, ev.at, 'hangup');
+  },
+
+  message: () => {
+    // Text messages are not calls; the pipeline routes them to renderers directly.
+  },
+};
+
+/** "05552221133@trunk" → "05552221133"; "PJSIP/117" → "117". */
+function numberOf(dialString: string): string {
+  const at = dialString.indexOf('@');
+  const s = at >= 0 ? dialString.slice(0, at) : dialString;
+  const slash = s.lastIndexOf('/');
+  return slash >= 0 ? s.slice(slash + 1) : s;
+}
+
+/**
+ * The transferer's segment ends and the consulted party's begins. The consultation may have run
+ * inside the same PBX call (Asterisk's Atxfer: through a Local channel pair) or as a call of its own
+ * (a phone's SIP REFER): in the second case its channels move into the original call.
+ */
+function completeAttendedTransfer(t: Tracker, ev: Extract<PbxEvent, { type: 'transfer.attended' }>): void {
+  const found = t.callOf(ev.transferer);
+  if (!found) return;
+  const { call } = found;
+  touch(call, ev.at);
+  const targetLeg = consultLegFor(t, ev.target);
+  if (!targetLeg) return;
+  const { leg, call: consultCall } = targetLeg;
+  if (consultCall !== call) {
+    consultCall.legs = consultCall.legs.filter((l) => l !== leg);
+    for (const ch of t.channels.values()) if (ch.id === leg.channel) ch.call = call.id;
+    call.legs.push(leg);
+  }
+  const seg = t.openSegment(call);
+  call.pendingTransfer = 'attended';
+  startSegment(t, call, leg, leg.party.id, leg.channel, ev.at, seg);
+}
+
+/** The answered consult leg behind a transfer target (the target itself, or the phone a Local channel dialled). */
+function consultLegFor(t: Tracker, target: string): { leg: Leg; call: Call } | undefined {
+  const ch = t.channels.get(target);
+  if (!ch) return undefined;
+  const candidates = [target];
+  if (ch.party.kind === 'local') {
+    const base = ch.name.replace(/;[12]$/, '');
+    for (const other of t.channels.values()) if (other.name.startsWith(base)) candidates.push(other.id);
+  }
+  for (const call of t.calls.values()) {
+    for (const leg of call.legs) {
+      if (leg.answeredAt === undefined || leg.kind !== 'consult') continue;
+      if (candidates.includes(leg.channel) || candidates.includes(t.channels.get(leg.channel)?.dialedBy ?? '')) {
+        return { leg, call };
+      }
+    }
+  }
+  return undefined;
+}

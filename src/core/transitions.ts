@@ -1,0 +1,97 @@
+import type { Tracker } from './tracker.js';
+import { viewOf, type Call, type Disposition, type Leg, type Segment } from './model.js';
+
+/** The state changes that emit lifecycle events, shared by several handlers. */
+
+export function finishLeg(t: Tracker, call: Call, leg: Leg, at: number, disposition: Disposition): void {
+  leg.endedAt ??= at;
+  leg.disposition = disposition;
+  t.emitLeg('leg.ended', call, leg, at);
+}
+
+/**
+ * A leg was answered (or an attended transfer completed): a new segment begins. With an attended
+ * transfer the transferer's segment ends right after, in the order 3CX reports them.
+ */
+export function startSegment(
+  t: Tracker,
+  call: Call,
+  leg: Leg,
+  user: string,
+  channel: string,
+  at: number,
+  replaces?: Segment,
+): void {
+  const segment: Segment = {
+    k: call.segments.length + 1,
+    user,
+    channel,
+    answeredAt: at,
+    startedBy: call.pendingTransfer,
+    endedAt: undefined,
+    endedBy: undefined,
+    recordings: [],
+  };
+  call.pendingTransfer = 'none';
+  if (leg.kind === 'consult') leg.kind = 'agent';
+  call.segments.push(segment);
+  t.emit({ type: 'leg.answered', at, call: viewOf(call), leg: { ...leg }, segment: { ...segment } });
+  if (replaces && replaces.endedAt === undefined) endSegment(t, call, replaces, at, 'attended-transfer');
+}
+
+export function endSegment(t: Tracker, call: Call, seg: Segment, at: number, endedBy: NonNullable<Segment['endedBy']>): void {
+  seg.endedAt = at;
+  seg.endedBy = endedBy;
+  t.emit({ type: 'segment.ended', at, call: viewOf(call), segment: { ...seg, recordings: [...seg.recordings] } });
+}
+
+/** What a cancelled ring attempt was: lost to another phone, given up by the caller, or cut by a timeout. */
+function cancelledAs(call: Call, leg: Leg): Disposition {
+  if (leg.cause === 26) return 'missed'; // answered elsewhere
+  if (call.queueOutcome === 'timeout') return 'timeout';
+  if (call.segments.length === 0) return 'abandoned';
+  return 'missed';
+}
+
+function callDisposition(call: Call): Disposition {
+  if (call.segments.length > 0) return 'answered';
+  if (call.queueOutcome === 'timeout') return 'timeout';
+  if (call.queueOutcome === 'abandoned') return 'abandoned';
+  if (call.voicemail) return 'missed';
+  const rung = call.legs.filter((l) => l.kind === 'agent' || l.kind === 'customer');
+  const last = rung[rung.length - 1];
+  if (!last) return call.direction === 'inbound' ? 'abandoned' : 'failed';
+  if (last.disposition === 'timeout') return 'missed';
+  return last.disposition ?? 'failed';
+}
+
+function attachRecordings(t: Tracker, call: Call): void {
+  for (const seg of call.segments) {
+    const channels = new Set([seg.channel, call.customer, call.origin]);
+    for (const id of channels) {
+      const ch = id === undefined ? undefined : t.channels.get(id);
+      for (const file of ch?.recordings ?? []) if (!seg.recordings.includes(file)) seg.recordings.push(file);
+    }
+  }
+}
+
+export function endCall(t: Tracker, call: Call, at: number, reason: 'hangup' | 'idle-timeout'): void {
+  call.endedAt = at;
+  call.endReason = reason;
+  // An unfinished consultation that never became a transfer says nothing of its own.
+  if (call.consultFor !== undefined) return;
+  const open = t.openSegment(call);
+  if (open) endSegment(t, call, open, at, 'hangup');
+  for (const leg of call.legs) {
+    if (leg.disposition !== undefined) continue;
+    const d = leg.dialStatus === 'cancel' ? cancelledAs(call, leg) : leg.answeredAt ? 'answered' : 'failed';
+    finishLeg(t, call, leg, at, d);
+  }
+  call.disposition = callDisposition(call);
+  attachRecordings(t, call);
+  t.emitCall('call.ended', call, at);
+  for (let i = call.segments.length - 1; i >= 0; i--) {
+    const seg = call.segments[i]!;
+    if (seg.recordings.length > 0) t.emit({ type: 'recording.ready', at, call: viewOf(call), segment: { ...seg, recordings: [...seg.recordings] } });
+  }
+}

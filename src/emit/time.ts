@@ -1,0 +1,47 @@
+/** Local-time formatting for schemas that want wall-clock fields; one formatter per zone, made once. */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatter(timezone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timezone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-GB', {
+      timeZone: timezone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+    });
+    formatters.set(timezone, f);
+  }
+  return f;
+}
+
+export interface LocalTime {
+  readonly year: string;
+  readonly month: string;
+  readonly day: string;
+  readonly hour: string;
+  readonly minute: string;
+  readonly second: string;
+}
+
+export function localTime(ms: number, timezone: string): LocalTime {
+  const parts: Record<string, string> = {};
+  for (const p of formatter(timezone).formatToParts(new Date(ms))) parts[p.type] = p.value;
+  return {
+    year: parts['year'] ?? '',
+    month: parts['month'] ?? '',
+    day: parts['day'] ?? '',
+    hour: parts['hour'] ?? '',
+    minute: parts['minute'] ?? '',
+    second: parts['second'] ?? '',
+  };
+}
+
+/** Whole seconds between two instants, never negative. */
+export function seconds(fromMs: number, toMs: number): number {
+  return Math.max(0, Math.floor((toMs - fromMs) / 1000));
+}

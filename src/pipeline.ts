@@ -1,0 +1,66 @@
+import type { AmiFrame } from './ami/frame.js';
+import { AmiNormaliser } from './ami/normalise.js';
+import type { Config, EndpointConfig } from './config/types.js';
+import type { PbxEvent } from './core/events.js';
+import type { CallEvent } from './core/lifecycle.js';
+import { RoleBook } from './core/roles.js';
+import { Tracker } from './core/tracker.js';
+import type { RenderContext } from './emit/context.js';
+import { rendererFor, type Render } from './emit/render.js';
+import type { WebhookRequest } from './emit/request.js';
+
+export type PipelineConfig = Pick<Config, 'roles' | 'calls' | 'endpoints'>;
+
+/**
+ * Frames in, webhook requests out: normaliser → tracker → one renderer per enabled endpoint.
+ * The live daemon and `pbxhook replay` both drive this same object; it does no I/O.
+ */
+export class Pipeline {
+  readonly roles: RoleBook;
+  readonly ami: AmiNormaliser;
+  readonly tracker: Tracker;
+  private targets: { ctx: RenderContext; render: Render }[] = [];
+  /** Optional tap on lifecycle events (status page, tests). */
+  onCallEvent: ((e: CallEvent) => void) | undefined;
+
+  constructor(cfg: PipelineConfig, now: () => number = Date.now) {
+    this.roles = new RoleBook(cfg.roles);
+    this.ami = new AmiNormaliser(this.roles, now);
+    this.tracker = new Tracker(cfg.calls.idleTimeoutSeconds * 1000);
+    this.setEndpoints(cfg.endpoints, cfg);
+  }
+
+  /** Swaps the endpoint list (SIGHUP) without touching live calls. */
+  setEndpoints(endpoints: readonly EndpointConfig[], cfg: Pick<Config, 'roles' | 'calls'>): void {
+    this.targets = endpoints
+      .filter((e) => e.enabled)
+      .map((endpoint) => ({
+        ctx: { endpoint, timezone: cfg.calls.timezone, names: cfg.roles.names },
+        render: rendererFor(endpoint),
+      }));
+  }
+
+  amiFrame(frame: AmiFrame): WebhookRequest[] {
+    const ev = this.ami.normalise(frame);
+    return ev ? this.pbxEvent(ev) : [];
+  }
+
+  pbxEvent(ev: PbxEvent): WebhookRequest[] {
+    return this.render(this.tracker.handle(ev));
+  }
+
+  /** Closes idle calls; call it on a timer (live) or from event time (replay). */
+  tick(now: number): WebhookRequest[] {
+    return this.render(this.tracker.tick(now));
+  }
+
+  private render(events: CallEvent[]): WebhookRequest[] {
+    if (events.length === 0) return [];
+    const out: WebhookRequest[] = [];
+    for (const e of events) {
+      this.onCallEvent?.(e);
+      for (const t of this.targets) for (const r of t.render(e, t.ctx)) out.push(r);
+    }
+    return out;
+  }
+}

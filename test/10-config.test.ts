@@ -1,0 +1,297 @@
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, EX_CONFIG } from '../src/config/errors.js';
+import { explainConfig, redactConfig, redactUrl } from '../src/config/explain.js';
+import { loadConfig, parseConfig } from '../src/config/load.js';
+
+// Minimal valid files; the shipped, fully commented examples live in config/ and webhooks.ini.example.
+const YAML = `
+pbx:
+  type: asterisk
+  host: 10.0.0.5
+  username: pbxhook
+  secret: from-file
+roles:
+  ivrs: [500, "501@ivr-main"]
+  queues: ["600"]
+  ring_groups: ["700@ext-group"]
+  names:
+    100: Reception
+calls:
+  timezone: Europe/Berlin
+retry:
+  retries: 3
+webhooks: ./webhooks.ini
+`;
+
+const INI = `
+; one section per endpoint
+[crm-prod]
+url = https://crm.example.com/pbx/hook
+schema = 3cx
+token = tok-literal-123
+
+[legacy]
+url = "https://legacy.example.com/hook?a=1;b=2"
+schema = 3cx
+variant = urlencoded
+method = get
+events = call-start, call-end
+enabled = no
+`;
+
+const Y = 'config/pbxhook.yaml';
+const I = 'config/webhooks.ini';
+
+const dirs: string[] = [];
+function tempConfig(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pbxhook-config-'));
+  dirs.push(dir);
+  mkdirSync(path.join(dir, 'config'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+  return dir;
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** The problems of a config that must fail, as formatted lines. */
+function problems(yaml: string, ini: string | undefined, env: Record<string, string> = {}): string[] {
+  try {
+    parseConfig(yaml, ini, { yamlPath: Y }, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    const e = err as ConfigError;
+    expect(e.code).toBe('PBXHOOK_CONFIG_INVALID');
+    expect(e.exitCode).toBe(EX_CONFIG);
+    return e.message.split('\n').filter((l) => l.startsWith('config/'));
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('loads the example, applying defaults and resolving webhooks next to the YAML file', () => {
+    const dir = tempConfig({ 'config/pbxhook.yaml': YAML, 'config/webhooks.ini': INI });
+    const cfg = loadConfig(path.join(dir, 'config/pbxhook.yaml'), {});
+    expect(cfg.file).toBe(path.join(dir, 'config/pbxhook.yaml'));
+    expect(cfg.pbx).toEqual({ type: 'asterisk', host: '10.0.0.5', port: 5038, username: 'pbxhook', secret: 'from-file' });
+    expect(cfg.roles).toEqual({
+      ivrs: ['500', '501@ivr-main'],
+      queues: ['600'],
+      ringGroups: ['700@ext-group'],
+      extensionPattern: '^[0-9]{2,6}$',
+      trunkPattern: '',
+      names: { '100': 'Reception' },
+    });
+    expect(cfg.calls).toEqual({ idleTimeoutSeconds: 14400, timezone: 'Europe/Berlin' });
+    expect(cfg.retry).toEqual({ retries: 3, minTimeoutMs: 1000, maxTimeoutMs: 300000, timeoutMs: 10000 });
+    expect(cfg.log).toEqual({ level: 'info' });
+    expect(cfg.endpoints).toEqual([
+      {
+        name: 'crm-prod',
+        enabled: true,
+        schema: '3cx',
+        url: 'https://crm.example.com/pbx/hook',
+        method: 'POST',
+        variant: 'json',
+        events: [],
+        token: 'tok-literal-123',
+        recordingUrl: 'https://pbx.example.com/recordings/{file}',
+      },
+      {
+        name: 'legacy',
+        enabled: false,
+        schema: '3cx',
+        url: 'https://legacy.example.com/hook?a=1;b=2',
+        method: 'GET',
+        variant: 'urlencoded',
+        events: ['call-start', 'call-end'],
+        recordingUrl: 'https://pbx.example.com/recordings/{file}',
+      },
+    ]);
+  });
+
+  it('defaults the FreeSWITCH port and needs no webhooks file', () => {
+    const cfg = parseConfig('pbx: {type: freeswitch, password: ClueCon}', undefined, { yamlPath: Y }, {});
+    expect(cfg.pbx).toEqual({ type: 'freeswitch', host: '127.0.0.1', port: 8021, password: 'ClueCon' });
+    expect(cfg.endpoints).toEqual([]);
+  });
+
+  it('names the YAML file and the webhooks key when the ini file is missing', () => {
+    const dir = tempConfig({ 'config/pbxhook.yaml': YAML.replace('./webhooks.ini', './nope.ini') });
+    const yamlPath = path.join(dir, 'config/pbxhook.yaml');
+    expect(() => loadConfig(yamlPath, {})).toThrow(
+      `${yamlPath}: webhooks: cannot read "${path.join(dir, 'config/nope.ini')}" (no such file)`,
+    );
+  });
+
+  it('reports an unreadable YAML file as a ConfigError', () => {
+    expect(() => loadConfig('/nonexistent/pbxhook.yaml', {})).toThrow(
+      '/nonexistent/pbxhook.yaml: cannot read the file (no such file)',
+    );
+  });
+});
+
+describe('problems name the file and the key', () => {
+  it('unknown YAML keys, with a hint for camelCase', () => {
+    const yaml = YAML.replace('ring_groups:', 'ringGroups:').replace('retries: 3', 'retries: 3\n  backoff: 2');
+    expect(problems(yaml, INI)).toEqual([
+      'config/pbxhook.yaml: roles.ringGroups: unknown key (did you mean "ring_groups"?)',
+      'config/pbxhook.yaml: retry.backoff: unknown key; allowed here: retries, min_timeout_ms, max_timeout_ms, timeout_ms',
+    ]);
+  });
+
+  it('a value of the wrong type', () => {
+    expect(problems(YAML.replace('host: 10.0.0.5', 'host: 10.0.0.5\n  port: abc'), INI)).toEqual([
+      'config/pbxhook.yaml: pbx.port: expected a whole number from 1 to 65535, got "abc"',
+    ]);
+  });
+
+  it('a bad PBX type, log level, dialplan target and name', () => {
+    const yaml = `pbx: {type: 3cx}\nlog: {level: loud}\nroles: {ivrs: ["5 00"], names: {100: 42}}`;
+    expect(problems(yaml, undefined)).toEqual([
+      'config/pbxhook.yaml: pbx.type: expected one of "asterisk", "freeswitch", got "3cx"',
+      'config/pbxhook.yaml: roles.ivrs[0]: expected "exten" or "exten@context", got "5 00"',
+      'config/pbxhook.yaml: roles.names.100: expected a string (put it in quotes), got 42',
+      'config/pbxhook.yaml: log.level: expected one of "trace", "debug", "info", "warn", "error", got "loud"',
+    ]);
+  });
+
+  it('a time zone that is not IANA', () => {
+    expect(problems(YAML.replace('Europe/Berlin', 'Mars/Olympus'), INI)).toEqual([
+      'config/pbxhook.yaml: calls.timezone: is not an IANA time zone such as "Europe/Berlin", got "Mars/Olympus"',
+    ]);
+  });
+
+  it('a missing secret, never echoing a secret value', () => {
+    expect(problems(YAML.replace('secret: from-file', ''), INI)).toEqual([
+      'config/pbxhook.yaml: pbx.secret: missing (this key is required)',
+    ]);
+    const lines = problems(YAML.replace('secret: from-file', 'secret: 918273'), INI);
+    expect(lines).toEqual(['config/pbxhook.yaml: pbx.secret: expected a string (put it in quotes)']);
+  });
+
+  it('a bad URL and a bad method in the ini file', () => {
+    const ini = INI.replace('https://crm.example.com/pbx/hook', 'ftp://crm.example.com/').replace('method = get', 'method = PUT');
+    expect(problems(YAML, ini)).toEqual([
+      'config/webhooks.ini: [crm-prod] url: expected an absolute http:// or https:// URL, got "ftp://crm.example.com/"',
+      'config/webhooks.ini: [legacy] method: expected one of "GET", "POST", got "PUT"',
+    ]);
+  });
+
+  it('unknown and structurally wrong ini keys', () => {
+    const ini = `stray = 1\n${INI}\nbogus = 2\nurl2 = x\n[crm.b]\nurl = https://x/\n`;
+    expect(problems(YAML, ini)).toEqual([
+      'config/webhooks.ini: line 1: key "stray" is outside any [section]; every key belongs to an endpoint section',
+      'config/webhooks.ini: line 19: section name [crm.b] must be letters, digits, "-" or "_" (it names the endpoint)',
+      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: url, schema, variant, method, events, token, enabled, recording_url',
+      'config/webhooks.ini: [legacy] url2: unknown key (did you mean "url"?)',
+    ]);
+  });
+
+  it('an unquoted ";" that would silently cut a URL, and a key set twice', () => {
+    const ini = INI.replace('"https://legacy.example.com/hook?a=1;b=2"', 'https://legacy.example.com/hook?a=1;b=2') + 'enabled = yes\n';
+    expect(problems(YAML, ini)).toEqual([
+      'config/webhooks.ini: [legacy] url: contains ";", which starts a comment in ini files; put the whole value in double quotes or write \\;',
+      'config/webhooks.ini: [legacy] enabled: set twice (again at line 15)',
+    ]);
+  });
+
+  it('a recording URL with an unknown placeholder', () => {
+    const ini = `${INI}recording_url = https://pbx/rec/{uuid}\n`;
+    expect(problems(YAML, ini)).toEqual([
+      'config/webhooks.ini: [legacy] recording_url: unknown placeholder {uuid}; allowed: {file}, {path}, {id}, {n}',
+    ]);
+  });
+
+  it('a YAML syntax error, with its line', () => {
+    const lines = problems('pbx:\n  type: asterisk\n  host: [oops\n', undefined);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^config\/pbxhook\.yaml: YAML: .*line \d+, column \d+$/);
+  });
+
+  it('collects problems from both files into one error', () => {
+    const yaml = YAML.replace('Europe/Berlin', 'Nowhere').replace('retries: 3', 'retries: -1');
+    const ini = INI.replace('schema = 3cx', 'schema = voipappz');
+    try {
+      parseConfig(yaml, ini, { yamlPath: Y }, {});
+      expect.unreachable();
+    } catch (err) {
+      const e = err as ConfigError;
+      expect(e.problems.map((p) => `${p.file} ${p.key}`)).toEqual([
+        `${Y} calls.timezone`,
+        `${Y} retry.retries`,
+        `${I} [crm-prod] schema`,
+      ]);
+      expect(e.message.split('\n')[0]).toBe('3 configuration problems:');
+    }
+  });
+});
+
+describe('environment overrides and token references', () => {
+  it('PBXHOOK_AMI_SECRET and PBXHOOK_TOKEN_<NAME> win over the files; an empty variable is unset', () => {
+    const env = { PBXHOOK_AMI_SECRET: 'from-env', PBXHOOK_TOKEN_CRM_PROD: 'env-token', PBXHOOK_TOKEN_LEGACY: '' };
+    const cfg = parseConfig(YAML.replace('secret: from-file', ''), INI, { yamlPath: Y }, env);
+    expect(cfg.pbx).toMatchObject({ secret: 'from-env' });
+    expect(cfg.endpoints.map((e) => [e.name, e.token])).toEqual([
+      ['crm-prod', 'env-token'],
+      ['legacy', undefined],
+    ]);
+  });
+
+  it('PBXHOOK_ESL_PASSWORD applies to FreeSWITCH only', () => {
+    const env = { PBXHOOK_ESL_PASSWORD: 'pw', PBXHOOK_AMI_SECRET: 'ignored' };
+    expect(parseConfig('pbx: {type: freeswitch}', undefined, { yamlPath: Y }, env).pbx).toMatchObject({ password: 'pw' });
+  });
+
+  it('token = env:NAME reads a variable; a missing one is an error that shows no token', () => {
+    const ini = INI.replace('tok-literal-123', 'env:CRM_TOKEN');
+    const cfg = parseConfig(YAML, ini, { yamlPath: Y }, { CRM_TOKEN: 's3cr3t-env' });
+    expect(cfg.endpoints[0]?.token).toBe('s3cr3t-env');
+    expect(problems(YAML, ini)).toEqual([
+      'config/webhooks.ini: [crm-prod] token: environment variable CRM_TOKEN is not set',
+    ]);
+  });
+
+  it('token = file:PATH reads a file relative to the ini file, without its trailing newline', () => {
+    const dir = tempConfig({
+      'config/pbxhook.yaml': YAML,
+      'config/webhooks.ini': INI.replace('tok-literal-123', 'file:crm.token'),
+      'config/crm.token': 's3cr3t-file\n',
+    });
+    const cfg = loadConfig(path.join(dir, 'config/pbxhook.yaml'), {});
+    expect(cfg.endpoints[0]?.token).toBe('s3cr3t-file');
+
+    const missing = INI.replace('tok-literal-123', 'file:/nonexistent/crm.token');
+    expect(problems(YAML, missing)).toEqual([
+      'config/webhooks.ini: [crm-prod] token: cannot read token file "/nonexistent/crm.token" (ENOENT)',
+    ]);
+  });
+
+  it('rejects a token that cannot go into a header, without quoting it', () => {
+    const lines = problems(YAML, INI.replace('tok-literal-123', '"tok with space"'));
+    expect(lines).toEqual(['config/webhooks.ini: [crm-prod] token: value must be printable ASCII without spaces or line breaks']);
+  });
+});
+
+describe('explainConfig', () => {
+  it('summarises without secrets', () => {
+    const cfg = parseConfig(YAML, INI.replace('hook?a=1', 'hook?key=k-123&a=1'), { yamlPath: Y }, {});
+    const text = explainConfig(cfg);
+    expect(text).toContain('pbx: asterisk at 10.0.0.5:5038, user pbxhook, secret ***');
+    expect(text).toContain('ivrs: 500, 501@ivr-main');
+    expect(text).toContain('ring groups: 700@ext-group');
+    expect(text).toContain('  [crm-prod]\n    3cx/json: POST https://crm.example.com/pbx/hook\n    events: all\n    token: set');
+    expect(text).toContain('  [legacy] (disabled)\n    3cx/urlencoded: GET https://legacy.example.com/hook?key=***&a=***');
+    expect(text).toContain('token: not set');
+    expect(text).not.toContain('from-file');
+    expect(text).not.toContain('tok-literal-123');
+    expect(text).not.toContain('k-123');
+    const json = JSON.stringify(redactConfig(cfg));
+    expect(json).not.toContain('from-file');
+    expect(json).not.toContain('tok-literal-123');
+    expect(redactUrl('https://u:pw@h/p')).toBe('https://u:***@h/p');
+  });
+});

@@ -1,0 +1,167 @@
+/**
+ * A fake Asterisk AMI server for tests: loopback TCP, sends the banner, answers Login (and
+ * echoes other actions), then replays a recorded trace's bytes exactly as captured — at the
+ * trace's own pace (its `Timestamp:` headers) divided by `speed`, or all at once.
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { gunzipSync } from 'node:zlib';
+import { AmiFramer } from '../../src/ami/framer.js';
+import type { AmiFrame } from '../../src/ami/frame.js';
+
+export interface FakeAmiOptions {
+  /** Raw trace bytes, or a path to a `.ami` / `.ami.gz` file. */
+  readonly trace: Buffer | string;
+  readonly username: string;
+  readonly secret: string;
+  /** Replay speed factor: 1 = real time, Infinity (default) = as fast as possible. */
+  readonly speed?: number;
+}
+
+export interface FakeAmi {
+  readonly port: number;
+  /** Resolves once a logged-in client has been sent the whole trace. */
+  readonly done: Promise<void>;
+  /** Drops every connection and stops listening. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_BANNER = 'Asterisk Call Manager/11.0.0\r\n';
+
+/** Reads a trace file, gunzipping `.gz`. */
+export function loadTrace(path: string): Buffer {
+  const bytes = readFileSync(path);
+  return path.endsWith('.gz') ? gunzipSync(bytes) : bytes;
+}
+
+interface TraceMessage {
+  readonly bytes: Buffer;
+  /** Seconds (Asterisk `Timestamp:`), or undefined for messages without one (FullyBooted). */
+  readonly at: number | undefined;
+}
+
+/** Splits a trace into its banner and the messages after its own Login response. */
+export function splitTrace(trace: Buffer): { banner: Buffer; messages: TraceMessage[] } {
+  const text = trace.toString('latin1'); // one char per byte, so offsets are byte offsets
+  let pos = 0;
+  let banner: Buffer = Buffer.from(DEFAULT_BANNER);
+  if (text.startsWith('Asterisk Call Manager')) {
+    pos = text.indexOf('\n') + 1;
+    banner = trace.subarray(0, pos);
+  }
+  const messages: TraceMessage[] = [];
+  const blank = /\r?\n\r?\n/g;
+  let skippedLogin = false;
+  while (pos < text.length) {
+    blank.lastIndex = pos;
+    const m = blank.exec(text);
+    const end = m ? m.index + m[0].length : text.length;
+    const body = text.slice(pos, end);
+    if (!skippedLogin && /^Response:/i.test(body)) {
+      skippedLogin = true; // the capture's own login answer; ours is sent live
+    } else {
+      const ts = /(?:^|\n)Timestamp: *([0-9.]+)/i.exec(body);
+      messages.push({ bytes: trace.subarray(pos, end), at: ts ? Number(ts[1]) : undefined });
+    }
+    skippedLogin = true;
+    pos = end;
+  }
+  return { banner, messages };
+}
+
+export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
+  const trace = typeof opts.trace === 'string' ? loadTrace(opts.trace) : opts.trace;
+  const { banner, messages } = splitTrace(trace);
+  const speed = opts.speed ?? Infinity;
+  const sockets = new Set<net.Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  let markDone!: () => void;
+  const done = new Promise<void>((resolve) => (markDone = resolve));
+
+  const stream = (sock: net.Socket): void => {
+    if (speed === Infinity) {
+      sock.write(Buffer.concat(messages.map((m) => m.bytes)), () => markDone());
+      return;
+    }
+    const start = Date.now();
+    const first = messages.find((m) => m.at !== undefined)?.at ?? 0;
+    let i = 0;
+    let due = 0;
+    const step = (): void => {
+      const batch: Buffer[] = [];
+      // Write every message that is due; messages without a Timestamp go with the previous one.
+      while (i < messages.length) {
+        const m = messages[i]!;
+        if (m.at !== undefined) due = Math.max(due, ((m.at - first) * 1000) / speed);
+        if (due > Date.now() - start) break;
+        batch.push(m.bytes);
+        i++;
+      }
+      const last = i === messages.length;
+      if (batch.length > 0 && !sock.destroyed) sock.write(Buffer.concat(batch), last ? () => markDone() : undefined);
+      else if (last) markDone();
+      if (!last) {
+        const t = setTimeout(() => (timers.delete(t), step()), due - (Date.now() - start));
+        timers.add(t);
+      }
+    };
+    step();
+  };
+
+  const answer = (sock: net.Socket, f: AmiFrame, state: { loggedIn: boolean }): void => {
+    const action = (f.fields.action ?? '').toLowerCase();
+    const id = f.fields.actionid;
+    const reply = (lines: string[]): void => {
+      if (id !== undefined) lines.splice(1, 0, `ActionID: ${id}`);
+      sock.write(lines.join('\r\n') + '\r\n\r\n');
+    };
+    if (action === 'login') {
+      if (f.fields.username === opts.username && f.fields.secret === opts.secret) {
+        reply(['Response: Success', 'Message: Authentication accepted']);
+        state.loggedIn = true;
+        stream(sock);
+      } else {
+        reply(['Response: Error', 'Message: Authentication failed']);
+        sock.end(); // Asterisk ends the session after a failed login
+      }
+    } else if (!state.loggedIn) {
+      reply(['Response: Error', 'Message: Authentication Required']);
+    } else if (action === 'logoff') {
+      reply(['Response: Goodbye', 'Message: Thanks for all the fish.']);
+      sock.end();
+    } else {
+      reply(['Response: Success']);
+    }
+  };
+
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {}); // a client vanishing mid-trace is not a test failure here
+    sock.setNoDelay(true);
+    sock.write(banner);
+    const framer = new AmiFramer();
+    const state = { loggedIn: false };
+    sock.on('data', (chunk) => {
+      for (const f of framer.push(chunk)) answer(sock, f, state);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('fake AMI: no TCP address');
+
+  return {
+    port: address.port,
+    done,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const t of timers) clearTimeout(t);
+        timers.clear();
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

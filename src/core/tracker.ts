@@ -20,12 +20,15 @@ export class Tracker {
   readonly channels = new Map<string, Channel>();
   readonly stats: TrackerStats = { orphanEvents: 0, callsStarted: 0, callsEnded: 0, callsTimedOut: 0 };
   private out: CallEvent[] = [];
+  /** The newest event time seen: replay's clock for idle timeouts. */
+  lastEventAt = 0;
 
   constructor(private readonly idleTimeoutMs: number) {}
 
   /** Feeds one event; returns the lifecycle events it caused, in order. */
   handle(ev: PbxEvent): CallEvent[] {
     this.out = [];
+    if (ev.at > this.lastEventAt) this.lastEventAt = ev.at;
     HANDLERS[ev.type](this, ev as never);
     return this.out;
   }

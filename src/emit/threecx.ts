@@ -1,5 +1,5 @@
 import type { CallEvent } from '../core/lifecycle.js';
-import type { CallView, Segment } from '../core/model.js';
+import type { CallView, Leg, Segment } from '../core/model.js';
 import type { RenderContext } from './context.js';
 import type { WebhookRequest } from './request.js';
 import { localTime, seconds } from './time.js';
@@ -48,6 +48,17 @@ function missedUser(call: CallView): { user: string; kind: string } {
   if (lastLeg) return { user: lastLeg.party.id, kind: 'ext' };
   if (lastRoute) return { user: lastRoute.number, kind: lastRoute.role };
   return { user: '', kind: '' };
+}
+
+/**
+ * A queue retries its members (app_queue `retry`): 3CX shows a phone ringing once per call Id
+ * (doc table 4), so a phone already rung since the last answer is not announced again.
+ */
+function rangBefore(call: CallView, leg: Readonly<Leg>): boolean {
+  const since = call.segments.at(-1)?.answeredAt ?? -Infinity;
+  return call.legs.some(
+    (l) => l.channel !== leg.channel && l.party.id === leg.party.id && l.ringingAt !== undefined && l.createdAt >= since && l.createdAt <= leg.createdAt,
+  );
 }
 
 function ringing(call: CallView, user: string, usertype: string, ctx: RenderContext): Rendered {
@@ -148,6 +159,7 @@ function toThreeCx(ev: CallEvent, ctx: RenderContext): Rendered | undefined {
       };
     case 'leg.ringing':
       if ((ev.leg.kind !== 'agent' && ev.leg.kind !== 'consult') || ev.leg.party.kind !== 'extension') return undefined;
+      if (rangBefore(call, ev.leg)) return undefined;
       return ringing(call, ev.leg.party.id, 'ext', ctx);
     case 'leg.answered':
       return started(call, ev.segment, ctx);

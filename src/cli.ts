@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, EX_CONFIG } from './config/errors.js';
+import { explainConfig } from './config/explain.js';
+import { loadConfig } from './config/load.js';
+import type { Config } from './config/types.js';
+import { runDaemon } from './daemon.js';
+import { tokensOf } from './deliver/auth.js';
+import { createOrderedDispatcher, createSender } from './deliver/send.js';
+import { createLogger } from './log.js';
+import { Pipeline } from './pipeline.js';
+import { replayAmi, requestLine } from './replay.js';
+
+const EX_USAGE = 64;
+const EX_NOINPUT = 66;
+
+const USAGE = `pbxhook — PBX call events to CRM webhooks
+
+Usage:
+  pbxhook run --config FILE               run the daemon (live Asterisk AMI → webhooks)
+  pbxhook replay TRACE.ami --config FILE  print the webhooks a recorded trace produces,
+          [--send]                         one JSON object per line; --send delivers them
+  pbxhook check-config FILE               validate a config and explain it
+  pbxhook --version | --help
+
+Exit codes: 0 ok, 64 usage, 66 trace not found, 69 PBX unreachable, 77 PBX login refused,
+78 bad config.`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function replay(trace: string, cfg: Config, send: boolean): Promise<number> {
+  const log = createLogger(cfg.log.level);
+  const tokens = tokensOf(cfg);
+  const pipeline = new Pipeline(cfg);
+  const sender = send ? createSender({ retry: cfg.retry, log, tokens }) : undefined;
+  const dispatcher = sender ? createOrderedDispatcher(sender, { concurrency: 16 }) : undefined;
+  let failed = 0;
+  const summary = await replayAmi(trace, pipeline, (r) => {
+    process.stdout.write(requestLine(r, tokens) + '\n');
+    void dispatcher?.dispatch(r).then((res) => {
+      if (!res.ok) failed++;
+    });
+  });
+  await dispatcher?.drain();
+  sender?.close();
+  log.info({ trace, ...summary, ...(send ? { delivered: sender?.stats.delivered, failed } : {}) }, 'replay finished');
+  return failed > 0 ? 1 : 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      send: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+      version: { type: 'boolean', default: false },
+    },
+  });
+  if (values.version) {
+    process.stdout.write(version() + '\n');
+    return 0;
+  }
+  const [command, arg] = positionals;
+  if (values.help || !command) {
+    process.stdout.write(USAGE + '\n');
+    return values.help ? 0 : EX_USAGE;
+  }
+  const configPath = values.config ?? (command === 'check-config' ? arg : undefined);
+  if (!configPath) {
+    process.stderr.write(`pbxhook ${command}: --config FILE is required\n`);
+    return EX_USAGE;
+  }
+  const cfg = loadConfig(configPath);
+  switch (command) {
+    case 'check-config':
+      process.stdout.write(explainConfig(cfg) + '\nconfig OK\n');
+      return 0;
+    case 'replay': {
+      if (!arg) {
+        process.stderr.write('pbxhook replay: which trace? e.g. pbxhook replay trace.ami --config pbxhook.yaml\n');
+        return EX_USAGE;
+      }
+      try {
+        readFileSync(arg, { flag: 'r' }).subarray(0, 0);
+      } catch {
+        process.stderr.write(`pbxhook replay: cannot read trace ${arg}\n`);
+        return EX_NOINPUT;
+      }
+      return replay(arg, cfg, values.send);
+    }
+    case 'run': {
+      const log = createLogger(cfg.log.level);
+      const stop = new Promise<void>((resolve) => {
+        process.once('SIGTERM', () => resolve());
+        process.once('SIGINT', () => resolve());
+      });
+      return runDaemon(cfg, log, { stop });
+    }
+    default:
+      process.stderr.write(`pbxhook: unknown command "${command}"\n\n${USAGE}\n`);
+      return EX_USAGE;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = EX_CONFIG;
+      return;
+    }
+    if (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`pbxhook: ${err.message}\n\n${USAGE}\n`);
+      process.exitCode = EX_USAGE;
+      return;
+    }
+    process.stderr.write(`pbxhook: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

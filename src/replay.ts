@@ -1,0 +1,76 @@
+import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { AmiFramer } from './ami/framer.js';
+import type { Pipeline } from './pipeline.js';
+import type { WebhookRequest } from './emit/request.js';
+
+export interface ReplaySummary {
+  readonly frames: number;
+  readonly events: number;
+  readonly requests: number;
+  readonly callsStarted: number;
+  readonly callsEnded: number;
+  /** Calls the trace never finished (cut recording): left open, not invented an ending. */
+  readonly callsOpen: number;
+  readonly framesSkipped: number;
+  readonly unknownEvents: number;
+}
+
+/** The bytes of a trace file, gunzipped when it ends in .gz. */
+export function traceStream(path: string): AsyncIterable<Buffer> {
+  const raw = createReadStream(path, { highWaterMark: 256 * 1024 });
+  return path.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+}
+
+/** The line `replay` prints: what goes on the wire, with the bearer token masked. */
+export function requestLine(r: WebhookRequest, tokens: ReadonlyMap<string, string>): string {
+  const headers = tokens.has(r.endpoint) ? { ...r.headers, authorization: 'Bearer ***' } : r.headers;
+  return JSON.stringify({ endpoint: r.endpoint, method: r.method, url: r.url, headers, body: r.body });
+}
+
+/** Idle calls are closed on the trace's own clock, checked once a minute of trace time. */
+const TICK_MS = 60_000;
+
+/**
+ * Replays a recorded AMI session through the same pipeline the daemon runs live. `onRequest` may
+ * return a promise (sending): replay waits for it only where it must keep its order.
+ */
+export async function replayAmi(
+  path: string,
+  pipeline: Pipeline,
+  onRequest: (r: WebhookRequest) => void,
+): Promise<ReplaySummary> {
+  const framer = new AmiFramer();
+  let requests = 0;
+  let nextTick = 0;
+  const emit = (rs: WebhookRequest[]): void => {
+    for (const r of rs) {
+      requests++;
+      onRequest(r);
+    }
+  };
+  const feed = (frames: ReturnType<AmiFramer['push']>): void => {
+    for (const f of frames) {
+      emit(pipeline.amiFrame(f));
+      const at = pipeline.tracker.lastEventAt;
+      if (at >= nextTick) {
+        if (nextTick !== 0) emit(pipeline.tick(at));
+        nextTick = at + TICK_MS;
+      }
+    }
+  };
+  for await (const chunk of traceStream(path)) feed(framer.push(chunk));
+  feed(framer.end());
+  const fs = framer.stats;
+  const ts = pipeline.tracker.stats;
+  return {
+    frames: fs.frames,
+    events: pipeline.ami.stats.events,
+    requests,
+    callsStarted: ts.callsStarted,
+    callsEnded: ts.callsEnded,
+    callsOpen: pipeline.tracker.liveCalls,
+    framesSkipped: fs.oversizedFrames + fs.malformedLines,
+    unknownEvents: pipeline.ami.stats.unknown,
+  };
+}

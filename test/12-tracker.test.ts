@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { AmiNormaliser } from '../src/ami/normalise.js';
+import type { AmiFrame } from '../src/ami/frame.js';
+import type { PbxEvent } from '../src/core/events.js';
+import { DEFAULT_ROLES, RoleBook } from '../src/core/roles.js';
+import { Tracker } from '../src/core/tracker.js';
+
+const trunk = { kind: 'trunk', id: 'trunk' } as const;
+const ext = (id: string) => ({ kind: 'extension', id }) as const;
+const cid = (num: string) => ({ num, name: num });
+
+function created(channel: string, call: string, party: { kind: 'trunk' | 'extension'; id: string }, at = 0): PbxEvent {
+  return { type: 'channel.created', at, channel, call, name: `PJSIP/${party.id}-${channel}`, party, callerId: cid(party.kind === 'trunk' ? '0555' : party.id), dialed: '0212' };
+}
+
+describe('tracker', () => {
+  it('closes a call that never sees a Hangup after the idle timeout, and forgets it', () => {
+    const t = new Tracker(60_000);
+    t.handle(created('a', 'a', trunk, 1_000));
+    t.handle({ type: 'dial.begin', at: 2_000, from: 'a', to: 'b', target: 'PJSIP/117' });
+    expect(t.liveCalls).toBe(1);
+    expect(t.tick(30_000)).toEqual([]);
+    const out = t.tick(62_000);
+    expect(out.map((e) => e.type)).toEqual(['call.ended']);
+    expect(out[0]!.call.endReason).toBe('idle-timeout');
+    expect(out[0]!.call.disposition).toBe('abandoned');
+    expect(t.liveCalls).toBe(0);
+    expect(t.channels.size).toBe(0);
+    expect(t.stats.callsTimedOut).toBe(1);
+  });
+
+  it('counts events about channels it never saw instead of failing', () => {
+    const t = new Tracker(60_000);
+    expect(t.handle({ type: 'channel.hangup', at: 1, channel: 'ghost', cause: 16 })).toEqual([]);
+    expect(t.handle({ type: 'dial.end', at: 1, from: 'x', to: 'ghost', status: 'answer' })).toEqual([]);
+    expect(t.stats.orphanEvents).toBe(2);
+    expect(t.liveCalls).toBe(0);
+  });
+
+  it('ends a busy leg as busy and the call as busy', () => {
+    const t = new Tracker(60_000);
+    t.handle(created('a', 'a', trunk));
+    t.handle(created('b', 'a', ext('202')));
+    t.handle({ type: 'dial.begin', at: 1, from: 'a', to: 'b', target: '202' });
+    const leg = t.handle({ type: 'dial.end', at: 2, from: 'a', to: 'b', status: 'busy' });
+    expect(leg.map((e) => e.type)).toEqual(['leg.ended']);
+    t.handle({ type: 'channel.hangup', at: 3, channel: 'b', cause: 17 });
+    const end = t.handle({ type: 'channel.hangup', at: 4, channel: 'a', cause: 17 });
+    expect(end.map((e) => e.type)).toEqual(['call.ended']);
+    expect(end[0]!.call.disposition).toBe('busy');
+    expect(end[0]!.call.legs[0]!.disposition).toBe('busy');
+  });
+
+  it('keeps the first DialEnd of a leg (app_queue sends NOANSWER, then CANCEL)', () => {
+    const t = new Tracker(60_000);
+    t.handle(created('a', 'a', trunk));
+    t.handle(created('b', 'a', ext('202')));
+    t.handle({ type: 'dial.begin', at: 1, from: 'a', to: 'b', target: 'PJSIP/202' });
+    t.handle({ type: 'dial.end', at: 2, from: 'a', to: 'b', status: 'noanswer' });
+    t.handle({ type: 'dial.end', at: 2, from: 'a', to: 'b', status: 'cancel' });
+    t.handle({ type: 'channel.hangup', at: 3, channel: 'b', cause: 0 });
+    const end = t.handle({ type: 'channel.hangup', at: 4, channel: 'a', cause: 16 });
+    expect(end.at(-1)!.call.legs[0]!.disposition).toBe('timeout');
+  });
+
+  it('reports a caller who hangs up while a phone rings as abandoned', () => {
+    const t = new Tracker(60_000);
+    t.handle(created('a', 'a', trunk));
+    t.handle(created('b', 'a', ext('117')));
+    t.handle({ type: 'dial.begin', at: 1, from: 'a', to: 'b', target: '117' });
+    t.handle({ type: 'dial.end', at: 5, from: 'a', to: 'b', status: 'cancel' });
+    t.handle({ type: 'channel.hangup', at: 5, channel: 'b', cause: 0 });
+    const end = t.handle({ type: 'channel.hangup', at: 5, channel: 'a', cause: 16 });
+    const ended = end.find((e) => e.type === 'call.ended')!;
+    expect(ended.call.disposition).toBe('abandoned');
+    expect(ended.call.legs[0]!.disposition).toBe('abandoned');
+  });
+});
+
+describe('AMI normaliser on bad input', () => {
+  const n = new AmiNormaliser(new RoleBook(DEFAULT_ROLES), () => 42);
+  const frame = (fields: Record<string, string>): AmiFrame => ({ fields });
+
+  it('counts unknown events and keeps going', () => {
+    expect(n.normalise(frame({ event: 'SomethingNew', uniqueid: '1' }))).toBeUndefined();
+    expect(n.normalise(frame({ event: 'constructor' }))).toBeUndefined();
+    expect(n.stats.unknown).toBe(2);
+  });
+
+  it('turns events with missing fields into harmless values, with the clock as time', () => {
+    const ev = n.normalise(frame({ event: 'Hangup' }));
+    expect(ev).toEqual({ type: 'channel.hangup', at: 42, channel: '', cause: 0 });
+    const t = new Tracker(1000);
+    expect(t.handle(ev!)).toEqual([]);
+    expect(t.stats.orphanEvents).toBe(1);
+  });
+
+  it('ignores responses (no Event header) without counting them as events', () => {
+    const before = n.stats.events;
+    expect(n.normalise(frame({ response: 'Success' }))).toBeUndefined();
+    expect(n.stats.events).toBe(before);
+  });
+});

@@ -27,10 +27,11 @@ describe('golden: Asterisk traces → 3CX webhooks', () => {
     it(name, async () => {
       const { lines, summary } = await replayTrace(trace);
       const text = lines.join('\n') + '\n';
-      if (update || !existsSync(golden)) {
+      if (update) {
         mkdirSync('test/golden/asterisk', { recursive: true });
         writeFileSync(golden, text);
       }
+      expect(existsSync(golden), `${golden} missing: run with UPDATE_GOLDEN=1 and review it`).toBe(true);
       expect(text).toBe(readFileSync(golden, 'utf8'));
       expect(summary.callsOpen).toBe(0);
       expect(summary.framesSkipped).toBe(0);

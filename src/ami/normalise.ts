@@ -70,8 +70,13 @@ function varset(f: AmiFrame, at: number): PbxEvent | undefined {
   return undefined;
 }
 
+/** Channels that never carry a call: the text-message queue channel lives for as long as Asterisk does. */
+function carriesCalls(channel: string): boolean {
+  return !channel.startsWith('Message/');
+}
+
 const HANDLER_TABLE: Record<string, Handler> = {
-  newchannel: (f, at, roles) => ({
+  newchannel: (f, at, roles) => carriesCalls(field(f, 'channel')) ? ({
     type: 'channel.created',
     at,
     channel: field(f, 'uniqueid'),
@@ -80,7 +85,7 @@ const HANDLER_TABLE: Record<string, Handler> = {
     party: partyOfChannel(field(f, 'channel'), roles),
     callerId: { num: clean(field(f, 'calleridnum')), name: clean(field(f, 'calleridname')) },
     dialed: field(f, 'exten'),
-  }),
+  }) : undefined,
   newcallerid: (f, at) => ({
     type: 'channel.callerid',
     at,

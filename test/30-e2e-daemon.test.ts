@@ -331,6 +331,7 @@ describe('pbxhook run: live AMI → webhooks, same bytes as replay', () => {
       expect(auth, `authorization on ${r.path}`).toBe(r.path === JSON_PATH ? `Bearer ${TOKEN}` : undefined);
     }
 
+    expect(daemon.out.stdout, 'the daemon logs on stderr; stdout stays quiet').toBe('');
     const stopped = logs.find((l) => l.msg === 'stopped');
     expect(stopped, 'a "stopped" log line').toMatchObject({ delivered: want.length, failed: 0 });
     expectNoSecrets(daemon, [TOKEN, AMI_SECRET]);

@@ -174,10 +174,10 @@ describe('check-config', () => {
 
   it.each([
     ['an unknown top-level key', yaml([], ['retyr:', '  retries: 2', 'webhooks: ./webhooks.ini']), 'retyr', /unknown key \(did you mean "retry"\?\)/],
-    ['an unknown pbx key', yaml(['hostname: pbx.lan']), 'pbx.hostname', /unknown key; allowed here: type, host, port, username, secret/],
-    ['a port out of range', yaml(['port: 70000']), 'pbx.port', /expected a whole number from 1 to 65535, got 70000/],
-    ['a port that is not a number', yaml(['port: ami']), 'pbx.port', /expected .*number.*"ami"/],
-    ['a missing webhooks ini', yaml([], ['webhooks: ./nope.ini']), 'webhooks', /cannot read ".*nope\.ini" \(no such file\)/],
+    ['an unknown pbx key', yaml(['hostname: pbx.lan']), 'pbx.hostname', /unknown key/],
+    ['a port out of range', yaml(['port: 70000']), 'pbx.port', /1 to 65535.*70000/],
+    ['a port that is not a number', yaml(['port: ami']), 'pbx.port', /number.*"ami"/],
+    ['a missing webhooks ini', yaml([], ['webhooks: ./nope.ini']), 'webhooks', /nope\.ini.*no such file/],
   ])('%s → exit 78, one line naming the file and the key', (_name, text, key, message) => {
     const file = configDir('bad', text);
     const r = cli(['check-config', file]);

@@ -81,6 +81,8 @@ export interface Call {
   /** The call this one is an attended-transfer consultation for (a separate PBX call, e.g. SIP REFER). */
   consultFor: string | undefined;
   lastEventAt: number;
+  /** The channels of this call, so that ending it never scans every channel of the PBX. */
+  channelIds: string[];
   answeredAt: number | undefined;
   endedAt: number | undefined;
   disposition: Disposition | undefined;
@@ -103,15 +105,16 @@ export interface Channel {
 }
 
 /** A frozen, self-contained copy of a call, attached to every lifecycle event. */
-export type CallView = Readonly<Omit<Call, 'legs' | 'segments' | 'routes'>> & {
+export type CallView = Readonly<Omit<Call, 'legs' | 'segments' | 'routes' | 'channelIds'>> & {
   readonly legs: readonly Readonly<Leg>[];
   readonly segments: readonly Readonly<Segment>[];
   readonly routes: readonly RouteVisit[];
 };
 
 export function viewOf(call: Call): CallView {
+  const { channelIds: _, ...rest } = call;
   return {
-    ...call,
+    ...rest,
     legs: call.legs.map((l) => ({ ...l })),
     segments: call.segments.map((s) => ({ ...s, recordings: [...s.recordings] })),
     routes: [...call.routes],

@@ -84,7 +84,7 @@ export class Tracker {
 
   close(call: Call, at: number, reason: 'hangup' | 'idle-timeout'): void {
     endCall(this, call, at, reason);
-    for (const [id, ch] of this.channels) if (ch.call === call.id) this.channels.delete(id);
+    for (const id of call.channelIds) this.channels.delete(id);
     this.calls.delete(call.id);
     this.stats.callsEnded++;
   }
@@ -145,6 +145,7 @@ const HANDLERS: HandlerTable = {
     t.channels.set(ev.channel, channel);
     const existing = t.calls.get(ev.call);
     if (existing) {
+      existing.channelIds.push(ev.channel);
       touch(existing, ev.at);
       return;
     }
@@ -173,6 +174,7 @@ const HANDLERS: HandlerTable = {
       voicemail: undefined,
       consultFor,
       lastEventAt: ev.at,
+      channelIds: [ev.channel],
       answeredAt: undefined,
       endedAt: undefined,
       disposition: undefined,
@@ -367,7 +369,10 @@ const HANDLERS: HandlerTable = {
     }
     const seg = t.openSegment(call);
     if (seg && (seg.channel === ev.channel || ev.channel === call.customer)) endSegment(t, call, seg, ev.at, 'hangup');
-    for (const ch of t.channels.values()) if (ch.call === call.id && ch.hungUpAt === undefined) return;
+    for (const id of call.channelIds) {
+      const ch = t.channels.get(id);
+      if (ch && ch.hungUpAt === undefined) return;
+    }
     t.close(call, ev.at, 'hangup');
   },
 
@@ -399,7 +404,12 @@ function completeAttendedTransfer(t: Tracker, ev: Extract<PbxEvent, { type: 'tra
   const { leg, call: consultCall } = targetLeg;
   if (consultCall !== call) {
     consultCall.legs = consultCall.legs.filter((l) => l !== leg);
-    for (const ch of t.channels.values()) if (ch.id === leg.channel) ch.call = call.id;
+    const moved = t.channels.get(leg.channel);
+    if (moved) {
+      moved.call = call.id;
+      consultCall.channelIds = consultCall.channelIds.filter((id) => id !== moved.id);
+      call.channelIds.push(moved.id);
+    }
     call.legs.push(leg);
   }
   const seg = t.openSegment(call);

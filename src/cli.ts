@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, EX_CONFIG } from './config/errors.js';
@@ -15,6 +15,8 @@ import { replayAmi, requestLine } from './replay.js';
 
 const EX_USAGE = 64;
 const EX_NOINPUT = 66;
+
+const COMMANDS = new Set(['run', 'replay', 'check-config']);
 
 const USAGE = `pbxhook — PBX call events to CRM webhooks
 
@@ -68,13 +70,18 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [command, arg] = positionals;
-  if (values.help || !command) {
+  if (values.help) {
     process.stdout.write(USAGE + '\n');
-    return values.help ? 0 : EX_USAGE;
+    return 0;
+  }
+  if (!command || !COMMANDS.has(command)) {
+    process.stderr.write(`${command ? `pbxhook: unknown command "${command}"\n\n` : ''}${USAGE}\n`);
+    return EX_USAGE;
   }
   const configPath = values.config ?? (command === 'check-config' ? arg : undefined);
   if (!configPath) {
-    process.stderr.write(`pbxhook ${command}: --config FILE is required\n`);
+    const how = command === 'check-config' ? 'pbxhook check-config FILE' : `pbxhook ${command} --config FILE`;
+    process.stderr.write(`pbxhook ${command}: which config? ${how}\n`);
     return EX_USAGE;
   }
   if (/\.ini(\.example)?$/i.test(configPath)) {
@@ -95,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
         return EX_USAGE;
       }
       try {
-        readFileSync(arg, { flag: 'r' }).subarray(0, 0);
+        accessSync(arg, constants.R_OK);
       } catch {
         process.stderr.write(`pbxhook replay: cannot read trace ${arg}\n`);
         return EX_NOINPUT;
@@ -111,7 +118,6 @@ async function main(argv: string[]): Promise<number> {
       return runDaemon(cfg, log, { stop });
     }
     default:
-      process.stderr.write(`pbxhook: unknown command "${command}"\n\n${USAGE}\n`);
       return EX_USAGE;
   }
 }

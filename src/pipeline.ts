@@ -9,7 +9,7 @@ import type { RenderContext } from './emit/context.js';
 import { rendererFor, type Render } from './emit/render.js';
 import type { WebhookRequest } from './emit/request.js';
 
-export type PipelineConfig = Pick<Config, 'roles' | 'calls' | 'endpoints'>;
+export type PipelineConfig = Pick<Config, 'roles' | 'calls' | 'endpoints' | 'directory' | 'environment'>;
 
 /**
  * Frames in, webhook requests out: normaliser → tracker → one renderer per enabled endpoint.
@@ -31,11 +31,17 @@ export class Pipeline {
   }
 
   /** Swaps the endpoint list (SIGHUP) without touching live calls. */
-  setEndpoints(endpoints: readonly EndpointConfig[], cfg: Pick<Config, 'roles' | 'calls'>): void {
+  setEndpoints(endpoints: readonly EndpointConfig[], cfg: Omit<PipelineConfig, 'endpoints'>): void {
     this.targets = endpoints
       .filter((e) => e.enabled)
       .map((endpoint) => ({
-        ctx: { endpoint, timezone: cfg.calls.timezone, names: cfg.roles.names },
+        ctx: {
+          endpoint,
+          timezone: cfg.calls.timezone,
+          names: cfg.roles.names,
+          directory: cfg.directory,
+          environment: cfg.environment,
+        },
         render: rendererFor(endpoint),
       }));
   }

@@ -186,7 +186,7 @@ describe('problems name the file and the key', () => {
     expect(problems(YAML, ini)).toEqual([
       'config/webhooks.ini: line 1: key "stray" is outside any [section]; every key belongs to an endpoint section',
       'config/webhooks.ini: line 19: section name [crm.b] must be letters, digits, "-" or "_" (it names the endpoint)',
-      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: url, schema, variant, method, events, token, enabled, recording_url',
+      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: schema, url, method, events, token, enabled, recording_url, variant',
       'config/webhooks.ini: [legacy] url2: unknown key (did you mean "url"?)',
     ]);
   });
@@ -214,7 +214,7 @@ describe('problems name the file and the key', () => {
 
   it('collects problems from both files into one error', () => {
     const yaml = YAML.replace('Europe/Berlin', 'Nowhere').replace('retries: 3', 'retries: -1');
-    const ini = INI.replace('schema = 3cx', 'schema = voipappz');
+    const ini = INI.replace('schema = 3cx', 'schema = salesforce');
     try {
       parseConfig(yaml, ini, { yamlPath: Y }, {});
       expect.unreachable();

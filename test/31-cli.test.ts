@@ -111,10 +111,8 @@ describe('usage', () => {
     expect(r.stdout).toBe('');
   });
 
-  // Known bug (reported): without --config the command is not checked at all; the user reads
-  // `pbxhook frobnicate: --config FILE is required` and goes looking for a config problem.
-  // Exit code is right (64), the message is not. Drop `.fails` once cli.ts checks the command first.
-  it.fails('an unknown command without --config still says the command is unknown', () => {
+  // The command is checked before the config: a typo must not send the user looking for a config problem.
+  it('an unknown command without --config still says the command is unknown', () => {
     const r = cli(['frobnicate']);
     expect(r.status).toBe(64);
     expect(r.stderr).toContain('unknown command "frobnicate"');

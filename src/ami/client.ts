@@ -90,6 +90,8 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
         new Promise<void>((done) => {
           if (socketClosed) return done();
           closeWaiters.push(done);
+          // Our own close is not a lost connection: no warning, no 'disconnected'.
+          if (phase === 'ready') phase = 'closed';
           mgr.disconnect();
         }),
     };
@@ -131,7 +133,7 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
         phase = 'closed';
         log.warn(where, 'AMI disconnected');
         handlers.onStatus?.('disconnected');
-      } else {
+      } else if (phase !== 'closed') {
         fail(new AmiConnectError(cfg.host, cfg.port, 'connection closed before the login was answered'));
       }
     });

@@ -55,7 +55,7 @@ export function explainConfig(cfg: Config): string {
 function endpoint(e: EndpointConfig): string[] {
   return [
     `  [${e.name}]${e.enabled ? '' : ' (disabled)'}`,
-    `    ${e.schema}/${e.variant}: ${e.method} ${redactUrl(e.url)}`,
+    `    ${e.schema}${e.schema === '3cx' ? `/${e.variant}` : ''}: ${e.method} ${redactUrl(e.url)}`,
     `    events: ${e.events.length === 0 ? 'all' : e.events.join(', ')}`,
     `    token: ${e.token !== undefined ? 'set' : 'not set'}`,
     `    recordings: ${e.recordingUrl}`,

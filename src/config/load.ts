@@ -12,7 +12,8 @@ import { parseDocument } from 'yaml';
 import { type ConfigProblem, ConfigError, iniKey } from './errors.js';
 import { readIniSections } from './ini.js';
 import { IssueWording } from './issues.js';
-import { endpointSchema, fileSchema, type FileConfig } from './schema.js';
+import { endpointSchema, toEndpoint, type ReadIniFile } from './endpoints.js';
+import { fileSchema, type FileConfig } from './schema.js';
 import { type ReadSecretFile, envValue, resolveToken, tokenEnvName } from './tokens.js';
 import type { Config, EndpointConfig } from './types.js';
 
@@ -147,17 +148,20 @@ function parseEndpoints(
       problems.push({ file, key: iniKey(name, 'token'), message: token.problem });
       continue;
     }
-    endpoints.push({
-      name,
-      enabled: s.enabled,
-      schema: s.schema,
-      url: s.url,
-      method: s.method,
-      variant: s.variant,
-      events: s.events,
-      ...(token.token !== undefined ? { token: token.token } : {}),
-      recordingUrl: s.recording_url,
-    });
+    const readFile: ReadIniFile = (ref) => {
+      const abs = path.isAbsolute(ref) ? ref : path.join(tokens.iniDir, ref);
+      try {
+        return { text: tokens.readSecretFile(abs) };
+      } catch (err) {
+        return { problem: `cannot read ${JSON.stringify(abs)} (${readReason(err)})` };
+      }
+    };
+    const endpoint = toEndpoint(name, s, token.token, readFile);
+    if ('problem' in endpoint) {
+      problems.push({ file, key: iniKey(name, endpoint.key), message: endpoint.problem });
+      continue;
+    }
+    endpoints.push(endpoint);
   }
   return { endpoints, problems };
 }
@@ -186,6 +190,8 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
       timeoutMs: f.retry.timeout_ms,
     },
     endpoints,
+    directory: f.directory,
+    environment: f.environment,
     log: { level: f.log.level },
   };
 }

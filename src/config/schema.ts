@@ -16,7 +16,7 @@ function wholeNumber(min: number, max?: number) {
   return max === undefined ? n : n.max(max, words);
 }
 
-const text = z.string().min(1);
+export const text = z.string().min(1);
 const port = wholeNumber(1, 65535);
 
 /** YAML reads `500` as a number; a dialplan target is text, so whole numbers are taken as written. */
@@ -54,9 +54,9 @@ function isHttpUrl(s: string): boolean {
   return (protocol === 'http:' || protocol === 'https:') && hostname !== '';
 }
 
-const httpUrl = z.string().refine(isHttpUrl, 'expected an absolute http:// or https:// URL');
+export const httpUrl = z.string().refine(isHttpUrl, 'expected an absolute http:// or https:// URL');
 
-const recordingUrl = z.string().superRefine((s, ctx) => {
+export const recordingUrl = z.string().superRefine((s, ctx) => {
   // Placeholders are replaced before the URL is used, so check the URL with them filled in.
   if (!isHttpUrl(s.replace(/\{[^}]*\}/g, 'x'))) {
     ctx.addIssue({ code: 'custom', message: 'expected an absolute http:// or https:// URL' });
@@ -123,35 +123,15 @@ export const fileSchema = z.strictObject({
   log: logSchema.prefault({}),
   /** Path of the endpoints ini file, relative to the YAML file's folder. */
   webhooks: text.optional(),
+  /** Extension → person, for schemas that name users. */
+  directory: z
+    .record(z.preprocess(numberAsText, z.string()), z.strictObject({ name: text.optional(), email: z.email().optional(), uid: text.optional() }))
+    .default({}),
+  /** The VoipAppz environment this PBX serves. */
+  environment: text.default('default'),
 });
 
 export type FileConfig = z.output<typeof fileSchema>;
-
-/** ini turns `true`/`false` into booleans; the other usual spellings are taken too. */
-const FLAG_WORDS: Record<string, boolean> = { true: true, yes: true, on: true, '1': true, false: false, no: false, off: false, '0': false };
-
-const flag = z.preprocess(
-  (v) => (typeof v === 'string' ? (FLAG_WORDS[v.trim().toLowerCase()] ?? v) : v),
-  z.boolean(),
-);
-
-/** One `[name]` section of the webhooks ini file. */
-export const endpointSchema = z.strictObject({
-  url: httpUrl,
-  schema: z.enum(['3cx']),
-  variant: z.enum(['json', 'urlencoded']).default('json'),
-  method: z.preprocess((v) => (typeof v === 'string' ? v.trim().toUpperCase() : v), z.enum(['GET', 'POST'])).default('POST'),
-  events: z
-    .string()
-    .default('')
-    .transform((s) => s.split(',').map((e) => e.trim()).filter((e) => e !== '')),
-  /** A literal bearer token, `env:NAME` or `file:/path`; resolved in tokens.ts. */
-  token: text.optional(),
-  enabled: flag.default(true),
-  recording_url: recordingUrl.default(DEFAULT_RECORDING_URL),
-});
-
-export type EndpointSection = z.output<typeof endpointSchema>;
 
 /** Endpoint names become env var suffixes and log fields, so keep them plain. */
 export const ENDPOINT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;

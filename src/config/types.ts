@@ -49,21 +49,82 @@ export interface RetryConfig {
   readonly timeoutMs: number;
 }
 
-/** One endpoint from webhooks.ini. */
-export interface EndpointConfig {
+/** What every endpoint in webhooks.ini has, whatever its schema. */
+export interface EndpointBase {
   readonly name: string;
   readonly enabled: boolean;
-  readonly schema: '3cx';
   readonly url: string;
   readonly method: 'GET' | 'POST';
-  /** 3CX: `json` or the legacy `urlencoded` variant. */
-  readonly variant: 'json' | 'urlencoded';
-  /** Event names this endpoint wants (schema's own names); empty = all. */
+  /** Event names this endpoint wants (the schema's own names); empty = all. */
   readonly events: readonly string[];
   /** Bearer token; never logged. */
   readonly token?: string;
   /** `{file}` (basename), `{path}`, `{id}` (schema call id), `{n}` (1-based file number). */
   readonly recordingUrl: string;
+}
+
+/** 3CX WebhooksApi.ini: the JSON variant or the legacy urlencoded one. */
+export interface ThreeCxEndpoint extends EndpointBase {
+  readonly schema: '3cx';
+  readonly variant: 'json' | 'urlencoded';
+}
+
+export const VOIPAPPZ_EVENTS = ['Call:Ringing', 'Call:Answer', 'Call:Hangup', 'Call:Reporting', 'Ivr:Start', 'Ivr:End'] as const;
+export type VoipAppzEvent = (typeof VOIPAPPZ_EVENTS)[number];
+
+/** A VoipAppz webhook object: one event, a JSON body template, the environments it is subscribed to. */
+export interface VoipAppzEndpoint extends EndpointBase {
+  readonly schema: 'voipappz';
+  readonly uuid: string;
+  readonly event: VoipAppzEvent;
+  /** Environments this webhook is subscribed to; it fires only if `Config.environment` is one. */
+  readonly environments: readonly string[];
+  /** The body template (JSON with `{placeholders}`) from `body_file`; undefined = the doc's full body. */
+  readonly body: string | undefined;
+}
+
+export const PETDESK_TARGETS = ['phoneNumber', 'extension', 'ringGroup', 'queue'] as const;
+export type PetDeskTarget = (typeof PETDESK_TARGETS)[number];
+
+/** PetDesk Phones: configured per target as in the doc's setup sections. */
+export interface PetDeskEndpoint extends EndpointBase {
+  readonly schema: 'petdesk';
+  readonly containerId: string;
+  readonly tenantId: string;
+  readonly target: PetDeskTarget;
+  /** The DIDs / extensions / ring groups / queues this endpoint is set up for; empty = all. */
+  readonly numbers: readonly string[];
+  readonly didGroup: string;
+  readonly cidPrefix: string;
+}
+
+/** VXT callLog / voicemail v3. */
+export interface VxtEndpoint extends EndpointBase {
+  readonly schema: 'vxt';
+  /** ISO 3166-1 alpha-2 country for numbers without a country code (E.164 normalisation). */
+  readonly defaultCountry: string;
+  /** The company number for outbound calls when the trunk does not tell (E.164 or national). */
+  readonly phoneNumber: string;
+  /** Template of the payload's `url`: `{id}` is the message id. */
+  readonly webUrl: string;
+}
+
+/** The CRM-side VoipWebhookRequest (ELMA365/BRIX365 telephony SDK). Wire values are configurable. */
+export interface VoipRequestEndpoint extends EndpointBase {
+  readonly schema: 'voip-request';
+  readonly eventValues: { readonly ringing: string; readonly answered: string; readonly ended: string };
+  readonly dispositionValues: Readonly<Record<'unknown' | 'answered' | 'missed' | 'busy' | 'abandoned' | 'timeout' | 'failed', string>>;
+}
+
+export type EndpointConfig = ThreeCxEndpoint | VoipAppzEndpoint | PetDeskEndpoint | VxtEndpoint | VoipRequestEndpoint;
+export type SchemaName = EndpointConfig['schema'];
+
+/** A person behind an extension, for schemas that name users (VXT user, PetDesk extName, VoipAppz user_fullname). */
+export interface DirectoryEntry {
+  readonly name?: string;
+  readonly email?: string;
+  /** The user's id in the CRM (VXT `uid`). */
+  readonly uid?: string;
 }
 
 export interface Config {
@@ -74,5 +135,9 @@ export interface Config {
   readonly calls: CallsConfig;
   readonly retry: RetryConfig;
   readonly endpoints: readonly EndpointConfig[];
+  /** Extension → person. */
+  readonly directory: Readonly<Record<string, DirectoryEntry>>;
+  /** The VoipAppz environment this PBX serves (`environment_name`). */
+  readonly environment: string;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
 }

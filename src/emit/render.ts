@@ -1,16 +1,24 @@
-import type { EndpointConfig } from '../config/types.js';
+import type { EndpointConfig, SchemaName } from '../config/types.js';
 import type { CallEvent } from '../core/lifecycle.js';
 import type { RenderContext } from './context.js';
 import type { WebhookRequest } from './request.js';
 import { renderThreeCx } from './threecx.js';
 
-export type Render = (ev: CallEvent, ctx: RenderContext) => WebhookRequest[];
+export type Render<E extends EndpointConfig = EndpointConfig> = (ev: CallEvent, ctx: RenderContext<E>) => WebhookRequest[];
+
+type RendererTable = { [S in SchemaName]: Render<Extract<EndpointConfig, { schema: S }>> | undefined };
 
 /** One pure render function per vendor schema. */
-const RENDERERS: Record<EndpointConfig['schema'], Render> = {
+const RENDERERS: RendererTable = {
   '3cx': renderThreeCx,
+  voipappz: undefined,
+  petdesk: undefined,
+  vxt: undefined,
+  'voip-request': undefined,
 };
 
 export function rendererFor(endpoint: EndpointConfig): Render {
-  return RENDERERS[endpoint.schema];
+  const r = RENDERERS[endpoint.schema] as Render | undefined;
+  if (!r) throw new Error(`no renderer for schema ${endpoint.schema} yet`);
+  return r;
 }

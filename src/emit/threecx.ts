@@ -1,8 +1,11 @@
 import type { CallEvent } from '../core/lifecycle.js';
 import type { CallView, Leg, Segment } from '../core/model.js';
-import type { RenderContext } from './context.js';
+import type { ThreeCxEndpoint } from '../config/types.js';
+import type { RenderContext as AnyRenderContext } from './context.js';
 import type { WebhookRequest } from './request.js';
 import { localTime, seconds } from './time.js';
+
+type RenderContext = AnyRenderContext<ThreeCxEndpoint>;
 
 /**
  * 3CX WebhooksApi.ini (../shared/vendor-docs/3cx-webhooksapi-ini.txt): a JSON variant and the

@@ -1,0 +1,149 @@
+/**
+ * The `[section]`s of webhooks.ini: keys every endpoint has, plus each schema's own. Each schema
+ * is one strict object, so a key of another schema is an error naming the key.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { DEFAULT_RECORDING_URL, httpUrl, recordingUrl, text } from './schema.js';
+import {
+  PETDESK_TARGETS,
+  VOIPAPPZ_EVENTS,
+  type EndpointBase,
+  type EndpointConfig,
+} from './types.js';
+
+/** ini turns `true`/`false` into booleans; the other usual spellings are taken too. */
+const FLAG_WORDS: Record<string, boolean> = { true: true, yes: true, on: true, '1': true, false: false, no: false, off: false, '0': false };
+
+const flag = z.preprocess(
+  (v) => (typeof v === 'string' ? (FLAG_WORDS[v.trim().toLowerCase()] ?? v) : v),
+  z.boolean(),
+);
+
+const list = z
+  .string()
+  .default('')
+  .transform((s) => s.split(',').map((e) => e.trim()).filter((e) => e !== ''));
+
+const method = z.preprocess((v) => (typeof v === 'string' ? v.trim().toUpperCase() : v), z.enum(['GET', 'POST'])).default('POST');
+
+const base = {
+  url: httpUrl,
+  method,
+  events: list,
+  /** A literal bearer token, `env:NAME` or `file:/path`; resolved in tokens.ts. */
+  token: text.optional(),
+  enabled: flag.default(true),
+  recording_url: recordingUrl.default(DEFAULT_RECORDING_URL),
+};
+
+const threecx = z.strictObject({
+  schema: z.literal('3cx'),
+  ...base,
+  variant: z.enum(['json', 'urlencoded']).default('json'),
+});
+
+const voipappz = z.strictObject({
+  schema: z.literal('voipappz'),
+  ...base,
+  event: z.enum(VOIPAPPZ_EVENTS),
+  uuid: z.uuid().optional(),
+  environments: list.refine((l) => l.length > 0, 'a VoipAppz webhook fires only in the environments it is subscribed to: list at least one'),
+  /** A JSON template file, relative to the ini file; absent = the doc's full body. */
+  body_file: text.optional(),
+});
+
+const petdesk = z.strictObject({
+  schema: z.literal('petdesk'),
+  ...base,
+  container_id: text,
+  tenant_id: text,
+  target: z.enum(PETDESK_TARGETS),
+  numbers: list,
+  did_group: z.string().default(''),
+  cid_prefix: z.string().default(''),
+});
+
+const vxt = z.strictObject({
+  schema: z.literal('vxt'),
+  ...base,
+  default_country: z.string().regex(/^[A-Z]{2}$/, 'expected a two-letter country code such as "US" or "GB"'),
+  phone_number: z.string().default(''),
+  web_url: recordingUrl.default('https://app.vxt.co/{id}'),
+});
+
+const value = z.string().min(1);
+const voipRequest = z.strictObject({
+  schema: z.literal('voip-request'),
+  ...base,
+  event_ringing: value.default('NotifyStart'),
+  event_answered: value.default('NotifyStart'),
+  event_ended: value.default('NotifyStart'),
+  disposition_unknown: value.default('Unknown'),
+  disposition_answered: value.default('Answered'),
+  disposition_missed: value.default('Unknown'),
+  disposition_busy: value.default('Unknown'),
+  disposition_abandoned: value.default('Unknown'),
+  disposition_timeout: value.default('Unknown'),
+  disposition_failed: value.default('Unknown'),
+});
+
+export const endpointSchema = z.discriminatedUnion('schema', [threecx, voipappz, petdesk, vxt, voipRequest]);
+export type EndpointSection = z.output<typeof endpointSchema>;
+
+/** Reads a file named in the ini (relative to it): `body_file`. Injected so parsing stays testable. */
+export type ReadIniFile = (relativeOrAbsolute: string) => { text: string } | { problem: string };
+
+export function toEndpoint(
+  name: string,
+  s: EndpointSection,
+  token: string | undefined,
+  readFile: ReadIniFile,
+): EndpointConfig | { problem: string; key: string } {
+  const common: EndpointBase = {
+    name,
+    enabled: s.enabled,
+    url: s.url,
+    method: s.method,
+    events: s.events,
+    ...(token !== undefined ? { token } : {}),
+    recordingUrl: s.recording_url,
+  };
+  switch (s.schema) {
+    case '3cx':
+      return { ...common, schema: '3cx', variant: s.variant };
+    case 'voipappz': {
+      let body: string | undefined;
+      if (s.body_file !== undefined) {
+        const read = readFile(s.body_file);
+        if ('problem' in read) return { key: 'body_file', problem: read.problem };
+        body = read.text;
+      }
+      return { ...common, schema: 'voipappz', event: s.event, uuid: s.uuid ?? stableUuid(name), environments: s.environments, body };
+    }
+    case 'petdesk':
+      return {
+        ...common, schema: 'petdesk', containerId: s.container_id, tenantId: s.tenant_id, target: s.target,
+        numbers: s.numbers, didGroup: s.did_group, cidPrefix: s.cid_prefix,
+      };
+    case 'vxt':
+      return { ...common, schema: 'vxt', defaultCountry: s.default_country, phoneNumber: s.phone_number, webUrl: s.web_url };
+    case 'voip-request':
+      return {
+        ...common,
+        schema: 'voip-request',
+        eventValues: { ringing: s.event_ringing, answered: s.event_answered, ended: s.event_ended },
+        dispositionValues: {
+          unknown: s.disposition_unknown, answered: s.disposition_answered, missed: s.disposition_missed,
+          busy: s.disposition_busy, abandoned: s.disposition_abandoned, timeout: s.disposition_timeout,
+          failed: s.disposition_failed,
+        },
+      };
+  }
+}
+
+/** A webhook object's UUID when the ini gives none: derived from its name (UUID v5 style), so it stays the same. */
+function stableUuid(name: string): string {
+  const x = createHash('sha1').update(`pbxhook-webhook:${name}`).digest('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-5${x.slice(13, 16)}-${((parseInt(x[16]!, 16) & 0x3) | 0x8).toString(16)}${x.slice(17, 20)}-${x.slice(20, 32)}`;
+}

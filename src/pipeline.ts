@@ -2,7 +2,7 @@ import type { AmiFrame } from './ami/frame.js';
 import { AmiNormaliser } from './ami/normalise.js';
 import type { Config, EndpointConfig } from './config/types.js';
 import type { PbxEvent } from './core/events.js';
-import type { CallEvent } from './core/lifecycle.js';
+import type { LifecycleEvent } from './core/lifecycle.js';
 import { RoleBook } from './core/roles.js';
 import { Tracker } from './core/tracker.js';
 import type { RenderContext } from './emit/context.js';
@@ -21,7 +21,7 @@ export class Pipeline {
   readonly tracker: Tracker;
   private targets: { ctx: RenderContext; render: Render }[] = [];
   /** Optional tap on lifecycle events (status page, tests). */
-  onCallEvent: ((e: CallEvent) => void) | undefined;
+  onLifecycleEvent: ((e: LifecycleEvent) => void) | undefined;
 
   constructor(cfg: PipelineConfig, now: () => number = Date.now) {
     this.roles = new RoleBook(cfg.roles);
@@ -60,11 +60,11 @@ export class Pipeline {
     return this.render(this.tracker.tick(now));
   }
 
-  private render(events: CallEvent[]): WebhookRequest[] {
+  private render(events: LifecycleEvent[]): WebhookRequest[] {
     if (events.length === 0) return [];
     const out: WebhookRequest[] = [];
     for (const e of events) {
-      this.onCallEvent?.(e);
+      this.onLifecycleEvent?.(e);
       for (const t of this.targets) for (const r of t.render(e, t.ctx)) out.push(r);
     }
     return out;

@@ -23,3 +23,16 @@ export type CallEvent =
   | (Base & { readonly type: 'recording.ready'; readonly segment: Readonly<Segment> });
 
 export type CallEventType = CallEvent['type'];
+
+/** A text message (SMS/SIP MESSAGE) seen by the PBX: not part of any call. */
+export interface MessageEvent {
+  readonly type: 'message';
+  readonly at: number;
+  readonly from: string;
+  readonly to: string;
+  readonly body: string;
+  readonly direction: 'inbound' | 'outbound';
+}
+
+/** Everything the tracker emits and renderers consume. */
+export type LifecycleEvent = CallEvent | MessageEvent;

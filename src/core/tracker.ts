@@ -1,5 +1,5 @@
 import type { PbxEvent } from './events.js';
-import type { CallEvent } from './lifecycle.js';
+import type { LifecycleEvent } from './lifecycle.js';
 import { viewOf, type Call, type Channel, type Leg, type LegKind, type Segment } from './model.js';
 import { endCall, finishLeg, startSegment, endSegment } from './transitions.js';
 
@@ -19,14 +19,14 @@ export class Tracker {
   readonly calls = new Map<string, Call>();
   readonly channels = new Map<string, Channel>();
   readonly stats: TrackerStats = { orphanEvents: 0, callsStarted: 0, callsEnded: 0, callsTimedOut: 0 };
-  private out: CallEvent[] = [];
+  private out: LifecycleEvent[] = [];
   /** The newest event time seen: replay's clock for idle timeouts. */
   lastEventAt = 0;
 
   constructor(private readonly idleTimeoutMs: number) {}
 
   /** Feeds one event; returns the lifecycle events it caused, in order. */
-  handle(ev: PbxEvent): CallEvent[] {
+  handle(ev: PbxEvent): LifecycleEvent[] {
     this.out = [];
     if (ev.at > this.lastEventAt) this.lastEventAt = ev.at;
     HANDLERS[ev.type](this, ev as never);
@@ -34,7 +34,7 @@ export class Tracker {
   }
 
   /** Closes calls that have seen no event for the idle timeout (a lost Hangup, a PBX restart). */
-  tick(now: number): CallEvent[] {
+  tick(now: number): LifecycleEvent[] {
     this.out = [];
     for (const call of [...this.calls.values()]) {
       if (now - call.lastEventAt < this.idleTimeoutMs) continue;
@@ -50,7 +50,7 @@ export class Tracker {
 
   // ---- helpers used by the handlers and transitions ----
 
-  emit(e: CallEvent): void {
+  emit(e: LifecycleEvent): void {
     this.out.push(e);
   }
 
@@ -376,8 +376,8 @@ const HANDLERS: HandlerTable = {
     t.close(call, ev.at, 'hangup');
   },
 
-  message: () => {
-    // Text messages are not calls; the pipeline routes them to renderers directly.
+  message: (t, ev) => {
+    t.emit({ type: 'message', at: ev.at, from: ev.from, to: ev.to, body: ev.body, direction: ev.direction });
   },
 };
 

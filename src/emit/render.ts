@@ -1,10 +1,10 @@
 import type { EndpointConfig, SchemaName } from '../config/types.js';
-import type { CallEvent } from '../core/lifecycle.js';
+import type { LifecycleEvent } from '../core/lifecycle.js';
 import type { RenderContext } from './context.js';
 import type { WebhookRequest } from './request.js';
 import { renderThreeCx } from './threecx.js';
 
-export type Render<E extends EndpointConfig = EndpointConfig> = (ev: CallEvent, ctx: RenderContext<E>) => WebhookRequest[];
+export type Render<E extends EndpointConfig = EndpointConfig> = (ev: LifecycleEvent, ctx: RenderContext<E>) => WebhookRequest[];
 
 type RendererTable = { [S in SchemaName]: Render<Extract<EndpointConfig, { schema: S }>> | undefined };
 
@@ -18,7 +18,5 @@ const RENDERERS: RendererTable = {
 };
 
 export function rendererFor(endpoint: EndpointConfig): Render {
-  const r = RENDERERS[endpoint.schema] as Render | undefined;
-  if (!r) throw new Error(`no renderer for schema ${endpoint.schema} yet`);
-  return r;
+  return (RENDERERS[endpoint.schema] as Render | undefined) ?? (() => []);
 }

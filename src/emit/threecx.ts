@@ -1,4 +1,4 @@
-import type { CallEvent } from '../core/lifecycle.js';
+import type { LifecycleEvent } from '../core/lifecycle.js';
 import type { CallView, Leg, Segment } from '../core/model.js';
 import type { ThreeCxEndpoint } from '../config/types.js';
 import type { RenderContext as AnyRenderContext } from './context.js';
@@ -36,8 +36,8 @@ const mmss = (s: number): string => `${pad2(Math.floor(s / 60))}:${pad2(s % 60)}
 /** The legacy title's "(0:07)". */
 const mss = (s: number): string => `${Math.floor(s / 60)}:${pad2(s % 60)}`;
 
-function did(call: CallView, ctx: RenderContext): string {
-  return call.did ? (ctx.names[call.did] ?? call.did) : '';
+function did(call: CallView, _ctx: RenderContext): string {
+  return call.did;
 }
 
 const outgoing = (call: CallView): boolean => call.direction === 'outbound';
@@ -145,7 +145,8 @@ function recording(call: CallView, seg: Readonly<Segment>, ctx: RenderContext): 
 }
 
 /** Maps one lifecycle event to the 3CX event it stands for, if any. */
-function toThreeCx(ev: CallEvent, ctx: RenderContext): Rendered | undefined {
+function toThreeCx(ev: LifecycleEvent, ctx: RenderContext): Rendered | undefined {
+  if (ev.type === 'message') return undefined; // 3CX webhooks know calls only
   const { call } = ev;
   switch (ev.type) {
     case 'route.entered':
@@ -189,7 +190,7 @@ function wants(ctx: RenderContext, names: readonly string[]): boolean {
   return events.length === 0 || names.some((n) => events.includes(n));
 }
 
-export function renderThreeCx(ev: CallEvent, ctx: RenderContext): WebhookRequest[] {
+export function renderThreeCx(ev: LifecycleEvent, ctx: RenderContext): WebhookRequest[] {
   const r = toThreeCx(ev, ctx);
   if (!r) return [];
   const ep = ctx.endpoint;
@@ -198,7 +199,7 @@ export function renderThreeCx(ev: CallEvent, ctx: RenderContext): WebhookRequest
   if (fields === undefined) return [];
   const legacyName = typeof r.legacy === 'object' ? String(r.legacy[0]?.[1] ?? r.event) : r.event;
   if (!wants(ctx, [r.event, legacyName])) return [];
-  const orderKey = `${ep.name}:${ev.call.id}`;
+  const orderKey = `${ep.name}:${ev.type === 'message' ? 'message' : ev.call.id}`;
   if (typeof fields === 'string') {
     return [{ endpoint: ep.name, method: ep.method, url: ep.url, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: fields, orderKey }];
   }

@@ -1,7 +1,7 @@
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { tokensOf } from '../../src/deliver/auth.js';
-import type { CallEvent } from '../../src/core/lifecycle.js';
+import type { LifecycleEvent } from '../../src/core/lifecycle.js';
 import { Pipeline } from '../../src/pipeline.js';
 import { replayAmi, requestLine, type ReplaySummary } from '../../src/replay.js';
 
@@ -9,7 +9,7 @@ export const LAB_CONFIG = 'config/lab.example.yaml';
 
 export interface Replayed {
   readonly lines: string[];
-  readonly events: CallEvent[];
+  readonly events: LifecycleEvent[];
   readonly summary: ReplaySummary;
   readonly pipeline: Pipeline;
 }
@@ -17,8 +17,8 @@ export interface Replayed {
 /** Replays a trace in-process exactly as `pbxhook replay` does, keeping the lifecycle events too. */
 export async function replayTrace(trace: string, cfg: Config = loadConfig(LAB_CONFIG)): Promise<Replayed> {
   const pipeline = new Pipeline(cfg);
-  const events: CallEvent[] = [];
-  pipeline.onCallEvent = (e) => events.push(e);
+  const events: LifecycleEvent[] = [];
+  pipeline.onLifecycleEvent = (e) => events.push(e);
   const tokens = tokensOf(cfg);
   const lines: string[] = [];
   const summary = await replayAmi(trace, pipeline, (r) => lines.push(requestLine(r, tokens)));

@@ -8,8 +8,8 @@ import { replayTrace } from './support/replayTrace.js';
 /**
  * Every trace → the exact requests `pbxhook replay` prints with every schema enabled
  * (config/all-schemas.example.yaml), one golden file per trace and schema.
- * Goldens change only on purpose: `UPDATE_GOLDEN=1 npx vitest run test/20-golden-asterisk.test.ts`,
- * then review the diff.
+ * Goldens change only on purpose: `UPDATE_GOLDEN=1 npx vitest run test/20-golden-asterisk.test.ts`
+ * (or UPDATE_GOLDEN=<schema> for one schema's files), then review the diff.
  */
 export const ALL_SCHEMAS = 'config/all-schemas.example.yaml';
 const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth'];
@@ -18,7 +18,7 @@ const traces = DIRS.filter((d) => existsSync(d)).flatMap((d) =>
     .filter((f) => f.endsWith('.ami') || f.endsWith('.ami.gz'))
     .map((f) => join(d, f)),
 );
-const update = process.env['UPDATE_GOLDEN'] === '1';
+const update = process.env['UPDATE_GOLDEN'];
 const cfg = loadConfig(ALL_SCHEMAS);
 const schemaOf = new Map<string, SchemaName>(cfg.endpoints.map((e) => [e.name, e.schema]));
 const schemas = [...new Set(schemaOf.values())];
@@ -39,7 +39,7 @@ describe('golden: Asterisk traces → every schema', () => {
         const mine = lines.filter((l) => schemaOf.get((JSON.parse(l) as { endpoint: string }).endpoint) === schema);
         const golden = join('test/golden/asterisk', `${name}.${schema}.jsonl`);
         const text = mine.length === 0 ? '' : mine.join('\n') + '\n';
-        if (update) {
+        if (update === '1' || update === schema) {
           mkdirSync('test/golden/asterisk', { recursive: true });
           writeFileSync(golden, text);
         }

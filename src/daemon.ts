@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { connectAmi, type AmiSession } from './ami/client.js';
 import type { AmiFrame } from './ami/frame.js';
+import { startAmiIngest } from './ami/ingest.js';
 import type { AmiConfig, Config } from './config/types.js';
 import { tokensOf } from './deliver/auth.js';
 import { createOrderedDispatcher, createSender } from './deliver/send.js';
@@ -12,8 +12,6 @@ export const EX_UNAVAILABLE = 69;
 export const EX_NOPERM = 77;
 
 const TICK_MS = 30_000;
-const RECONNECT_MIN_MS = 1_000;
-const RECONNECT_MAX_MS = 30_000;
 const DRAIN_TIMEOUT_MS = 10_000;
 
 export interface DaemonOptions {
@@ -22,8 +20,8 @@ export interface DaemonOptions {
 }
 
 /**
- * `pbxhook run`: live AMI → pipeline → ordered delivery. Returns the exit code. A failed first
- * login ends the run with a clear error; a connection lost later is retried with capped backoff.
+ * `pbxhook run`: live PBX feed → pipeline → ordered delivery. Returns the exit code. A failed
+ * first login ends the run with a clear error; a connection lost later is retried (src/ami/ingest.ts).
  */
 export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): Promise<number> {
   if (cfg.pbx.type !== 'asterisk') {
@@ -54,46 +52,18 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     }
   };
 
-  let stopping = false;
-  let session: AmiSession | undefined;
-  let lost: () => void = () => {};
-  const connect = async () =>
-    connectAmi(pbx, {
-      onFrame,
-      onStatus: (s) => {
-        if (s === 'disconnected' && !stopping) lost();
-      },
-    }, log);
-
-  const first = await connect();
-  if (!first.ok) {
-    log.error({ code: first.error.code, host: pbx.host, port: pbx.port, username: pbx.username }, first.error.message);
-    return first.error.code === 'PBXHOOK_AMI_AUTH' ? EX_NOPERM : EX_UNAVAILABLE;
+  const started = await startAmiIngest(pbx, onFrame, log);
+  if (!started.ok) {
+    log.error({ code: started.code, host: pbx.host, port: pbx.port, username: pbx.username }, started.message);
+    return started.code === 'PBXHOOK_AMI_AUTH' ? EX_NOPERM : EX_UNAVAILABLE;
   }
-  session = first.session;
   log.info({ host: pbx.host, port: pbx.port, endpoints: cfg.endpoints.filter((e) => e.enabled).map((e) => e.name) }, 'connected to Asterisk AMI');
-
   const ticker = setInterval(() => dispatch(pipeline.tick(Date.now())), TICK_MS);
-  const reconnectLoop = async (): Promise<void> => {
-    log.warn({ host: pbx.host, port: pbx.port }, 'AMI connection lost; reconnecting');
-    for (let delay = RECONNECT_MIN_MS; !stopping; delay = Math.min(delay * 2, RECONNECT_MAX_MS)) {
-      await Promise.race([sleep(delay * (0.5 + Math.random() / 2)), opts.stop]);
-      if (stopping) return;
-      const r = await connect();
-      if (r.ok) {
-        session = r.session;
-        log.info({ host: pbx.host, port: pbx.port }, 'AMI connection restored');
-        return;
-      }
-    }
-  };
-  lost = () => void reconnectLoop();
 
   await opts.stop;
-  stopping = true;
   clearInterval(ticker);
   log.info({ queued: dispatcher.queued, inFlight: dispatcher.inFlight, liveCalls: pipeline.tracker.liveCalls }, 'stopping');
-  await session?.close().catch(() => undefined);
+  await started.ingest.close();
   const drained = await Promise.race([dispatcher.drain().then(() => true), sleep(DRAIN_TIMEOUT_MS).then(() => false)]);
   if (!drained) {
     abort.abort();

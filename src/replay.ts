@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { AmiFramer } from './ami/framer.js';
+import { wantsAmiEvent } from './ami/normalise.js';
 import type { Pipeline } from './pipeline.js';
 import type { WebhookRequest } from './emit/request.js';
 
@@ -40,7 +41,7 @@ export async function replayAmi(
   pipeline: Pipeline,
   onRequest: (r: WebhookRequest) => void,
 ): Promise<ReplaySummary> {
-  const framer = new AmiFramer();
+  const framer = new AmiFramer({ filter: wantsAmiEvent });
   let requests = 0;
   let nextTick = 0;
   const emit = (rs: WebhookRequest[]): void => {
@@ -65,7 +66,7 @@ export async function replayAmi(
   const ts = pipeline.tracker.stats;
   return {
     frames: fs.frames,
-    events: pipeline.ami.stats.events,
+    events: pipeline.ami.stats.events + fs.filtered,
     requests,
     callsStarted: ts.callsStarted,
     callsEnded: ts.callsEnded,

@@ -33,7 +33,7 @@ describe('AmiFramer: messages', () => {
       { fields: VARSET_FIELDS },
       { fields: { event: 'Hangup', calleridnum: '117', uniqueid: '1.2' } },
     ]);
-    expect(framer.stats).toEqual({ frames: 2, bannerLines: 0, skippedBytes: 0, oversizedFrames: 0, malformedLines: 0 });
+    expect(framer.stats).toEqual({ frames: 2, bannerLines: 0, skippedBytes: 0, oversizedFrames: 0, malformedLines: 0, filtered: 0 });
   });
 
   it('accepts bare LF and mixed line ends', () => {
@@ -221,7 +221,7 @@ describe('AmiFramer: recorded traces', () => {
     const messages = bytes.toString('latin1').split('\r\n\r\n').length - 1;
     const { frames, stats } = frameAll(bytes);
     expect(frames).toHaveLength(messages);
-    expect(stats).toEqual({ frames: messages, bannerLines: 1, skippedBytes: 0, oversizedFrames: 0, malformedLines: 0 });
+    expect(stats).toEqual({ frames: messages, bannerLines: 1, skippedBytes: 0, oversizedFrames: 0, malformedLines: 0, filtered: 0 });
     expect(frames[0]?.fields).toEqual({ response: 'Success', message: 'Authentication accepted' });
     expect(frames[1]?.fields.event).toBe('FullyBooted');
     expect(frames.slice(1).every((f) => f.fields.event !== undefined)).toBe(true);

@@ -16,7 +16,16 @@ import type { AmiFrame } from './frame.js';
 export interface AmiFramerOptions {
   /** Largest frame kept, in bytes (lines and their line ends, without the blank line). */
   readonly maxFrameBytes?: number;
+  /**
+   * Decides from the event name and the raw bytes whether an `Event:` frame is worth parsing.
+   * Replay skips the noise (VarSet, CEL, RTCP…) this way without building its fields: a pipeline
+   * that only looks at what it needs beats parsing everything (issue #7).
+   */
+  readonly filter?: AmiEventFilter;
 }
+
+/** `(name, bytes, start, end)`: the frame is `bytes[start, end)`; false = skip it, counted. */
+export type AmiEventFilter = (event: string, bytes: Buffer, start: number, end: number) => boolean;
 
 export interface AmiFramerStats {
   /** Frames returned. */
@@ -29,6 +38,8 @@ export interface AmiFramerStats {
   oversizedFrames: number;
   /** Lines without a `Key:` (or with an empty key) inside a frame; skipped. */
   malformedLines: number;
+  /** Event frames the filter turned away unparsed. */
+  filtered: number;
 }
 
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024;
@@ -40,6 +51,7 @@ const BLANK_CRLF = Buffer.from('\n\r\n');
 const BLANK_LF = Buffer.from('\n\n');
 const BANNER = 'Asterisk Call Manager';
 const BANNER_BYTES = Buffer.from(BANNER);
+const EVENT_PREFIX = Buffer.from('Event: ');
 /** `Response: Follows` output ends at these lines (the same two asterisk-manager knows). */
 const END_MARKERS = ['--END COMMAND--', '--END SMS EVENT--'];
 const END_MARKER_BYTES = END_MARKERS.map((m) => Buffer.from(m));
@@ -47,8 +59,9 @@ const END_MARKER_BYTES = END_MARKERS.map((m) => Buffer.from(m));
 export class AmiFramer {
   readonly maxFrameBytes: number;
   private readonly counters: AmiFramerStats = {
-    frames: 0, bannerLines: 0, skippedBytes: 0, oversizedFrames: 0, malformedLines: 0,
+    frames: 0, bannerLines: 0, skippedBytes: 0, oversizedFrames: 0, malformedLines: 0, filtered: 0,
   };
+  private readonly filter: AmiEventFilter | undefined;
   /** Bytes carried between pushes: an unfinished frame (≤ max + 1) or, while discarding, ≤ 2. */
   private store = Buffer.alloc(0);
   private restLen = 0;
@@ -61,6 +74,7 @@ export class AmiFramer {
     const max = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxFrameBytes must be a positive integer, got ${max}`);
     this.maxFrameBytes = max;
+    this.filter = opts.filter;
   }
 
   get stats(): Readonly<AmiFramerStats> {
@@ -145,9 +159,19 @@ export class AmiFramer {
         this.startDiscard();
         continue;
       }
-      this.emitRegion(data, pos, lf, out);
+      if (this.filter !== undefined && this.turnedAway(data, pos, lf)) this.counters.filtered++;
+      else this.emitRegion(data, pos, lf, out);
       pos = afterBlank(data, lf);
     }
+  }
+
+  /** True when the frame is an event the filter does not want. */
+  private turnedAway(data: Buffer, pos: number, lf: number): boolean {
+    if (data.compare(EVENT_PREFIX, 0, EVENT_PREFIX.length, pos, pos + EVENT_PREFIX.length) !== 0) return false;
+    let eol = data.indexOf(LF, pos);
+    if (eol < 0 || eol > lf) eol = lf;
+    const end = data[eol - 1] === CR ? eol - 1 : eol;
+    return !this.filter!(data.toString('latin1', pos + EVENT_PREFIX.length, end), data, pos, lf);
   }
 
   private startDiscard(): void {

@@ -56,6 +56,10 @@ function newexten(f: AmiFrame, at: number, roles: RoleBook): PbxEvent | undefine
   return undefined;
 }
 
+/** The only channel variables the model reads; every other VarSet is noise (half of all AMI events). */
+const USED_VARIABLES = ['MIXMONITOR_FILENAME', 'QUEUESTATUS'];
+const VARSET_NEEDLES = USED_VARIABLES.map((v) => Buffer.from(`Variable: ${v}`));
+
 function varset(f: AmiFrame, at: number): PbxEvent | undefined {
   const name = field(f, 'variable');
   const channel = field(f, 'uniqueid');
@@ -185,6 +189,25 @@ const HANDLER_TABLE: Record<string, Handler> = {
 
 // A Map, not the object: an event named "constructor" must not find Object's prototype.
 const HANDLERS = new Map<string, Handler>(Object.entries(HANDLER_TABLE));
+
+const wanted = new Map<string, boolean>();
+
+/**
+ * The framer filter for replay: skip, unparsed, the documented events the model never reads and
+ * the VarSets of variables it does not use. Unknown names pass, so they are still counted.
+ */
+export function wantsAmiEvent(name: string, bytes: Buffer, start: number, end: number): boolean {
+  if (name === 'VarSet') {
+    const frame = bytes.subarray(start, end);
+    return VARSET_NEEDLES.some((n) => frame.includes(n));
+  }
+  let want = wanted.get(name);
+  if (want === undefined) {
+    want = HANDLERS.has(name.toLowerCase()) || !isKnownAmiEvent(name);
+    if (wanted.size < 1000) wanted.set(name, want);
+  }
+  return want;
+}
 
 /** AMI `Timestamp: 1795301990.760954` (timestampevents=yes) → ms; live AMI without it uses the clock. */
 function timeOf(f: AmiFrame, now: () => number): number {

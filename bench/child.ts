@@ -1,0 +1,40 @@
+import { memory } from './memory.js';
+import { asteriskManager, filtered, floor, live, pipeline, repeatedLoad } from './replay.js';
+
+/** One measurement per process, so memory and JIT state of one never colour another. */
+const [what, arg] = process.argv.slice(2);
+const copies = Number(arg ?? 57);
+
+async function main(): Promise<unknown> {
+  switch (what) {
+    case 'floor':
+      return floor(repeatedLoad(copies));
+    case 'pipeline':
+      return pipeline(repeatedLoad(copies));
+    case 'pipeline-filtered':
+      return pipeline(filtered(repeatedLoad(copies)));
+    case 'asterisk-manager': {
+      const input = repeatedLoad(copies);
+      return asteriskManager(input, floor(input).events);
+    }
+    case 'live': {
+      const input = repeatedLoad(copies);
+      return live(input, floor(input).events);
+    }
+    case 'memory':
+      return memory(10_000, Number(arg ?? 1_000_000));
+    default:
+      throw new Error(`unknown measurement ${what}`);
+  }
+}
+
+main().then(
+  (r) => {
+    process.stdout.write(JSON.stringify(r) + '\n');
+    process.exit(0);
+  },
+  (err: unknown) => {
+    process.stderr.write(String(err instanceof Error ? err.stack : err) + '\n');
+    process.exit(1);
+  },
+);

@@ -41,7 +41,7 @@ export const NEEDED_EVENTS = [
   'AttendedTransfer', 'Hold', 'Unhold', 'MessageWaiting', 'Hangup', 'UserEvent',
 ];
 
-/** Keeps only the frames an Asterisk `eventfilter` whitelist of NEEDED_EVENTS would send. */
+/** Keeps only the frames Asterisk sends with the eventfilter whitelist the README recommends. */
 export function filtered(buffers: readonly Buffer[]): Buffer[] {
   const keep = new Set(NEEDED_EVENTS);
   return buffers.map((b) =>
@@ -51,7 +51,10 @@ export function filtered(buffers: readonly Buffer[]): Buffer[] {
         .split('\r\n\r\n')
         .filter((frame) => {
           const m = /^Event: (\w+)/.exec(frame);
-          return !m || keep.has(m[1]!);
+          if (!m) return true;
+          // The second whitelist line: eventfilter=Variable: (MIXMONITOR_FILENAME|QUEUESTATUS)
+          if (m[1] === 'VarSet') return /\r\nVariable: (MIXMONITOR_FILENAME|QUEUESTATUS)\r\n/.test(frame);
+          return keep.has(m[1]!);
         })
         .join('\r\n\r\n'),
     ),

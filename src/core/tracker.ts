@@ -20,6 +20,8 @@ export class Tracker {
   readonly channels = new Map<string, Channel>();
   readonly stats: TrackerStats = { orphanEvents: 0, callsStarted: 0, callsEnded: 0, callsTimedOut: 0 };
   private out: LifecycleEvent[] = [];
+  /** Extension → the call it last put on hold: finds attended-transfer consultations without a scan. */
+  readonly heldBy = new Map<string, string>();
   /** The newest event time seen: replay's clock for idle timeouts. */
   lastEventAt = 0;
 
@@ -120,10 +122,13 @@ function seqOf(id: string, fallback: number): number {
  * attended transfer. The hold matters: the same extension may have a second phone on another call.
  */
 function heldCallOfExtension(t: Tracker, extension: string): Call | undefined {
-  for (const call of t.calls.values()) {
-    const seg = t.openSegment(call);
-    if (seg && seg.user === extension && t.channels.get(seg.channel)?.held) return call;
-  }
+  const held = t.heldBy.get(extension);
+  if (held === undefined) return undefined;
+  const call = t.calls.get(held);
+  const seg = call && t.openSegment(call);
+  // The index is only a hint: the hold must still stand and still be this extension's.
+  if (seg && seg.user === extension && t.channels.get(seg.channel)?.held) return call;
+  t.heldBy.delete(extension);
   return undefined;
 }
 
@@ -313,6 +318,7 @@ const HANDLERS: HandlerTable = {
     if (!found) return;
     touch(found.call, ev.at);
     found.channel.held = ev.held;
+    if (ev.held && found.channel.party.kind === 'extension') t.heldBy.set(found.channel.party.id, found.call.id);
   },
 
   'bridge.entered': (t, ev) => {

@@ -28,7 +28,25 @@ export interface LocalTime {
   readonly second: string;
 }
 
+/**
+ * Intl's formatToParts is slow (µs per call) and every event of a call formats the same start
+ * second again, so results are remembered per zone and second; the memo is bounded.
+ */
+const memo = new Map<string, LocalTime>();
+const MEMO_MAX = 4096;
+
 export function localTime(ms: number, timezone: string): LocalTime {
+  const key = `${timezone}|${Math.floor(ms / 1000)}`;
+  let t = memo.get(key);
+  if (t === undefined) {
+    t = formatLocal(ms, timezone);
+    if (memo.size >= MEMO_MAX) memo.clear();
+    memo.set(key, t);
+  }
+  return t;
+}
+
+function formatLocal(ms: number, timezone: string): LocalTime {
   const parts: Record<string, string> = {};
   for (const p of formatter(timezone).formatToParts(new Date(ms))) parts[p.type] = p.value;
   return {

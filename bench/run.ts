@@ -1,0 +1,104 @@
+import { spawnSync } from 'node:child_process';
+import { cpus, totalmem, release } from 'node:os';
+import { writeFileSync } from 'node:fs';
+
+/**
+ * `npm run bench`: runs every measurement of issue #7 in its own process (compiled JS, no tsx),
+ * interleaved over several rounds, and writes BENCHMARKS.md. Loopback only, bounded in count.
+ * Figures are ratios against baselines measured in the same run: absolute times drift.
+ */
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const COPIES = Number(process.env['BENCH_COPIES'] ?? 57); // 57 × 17,723 ≈ 1.01 M events
+
+interface Result {
+  ms: number;
+  events: number;
+  calls?: number;
+  requests?: number;
+  [k: string]: unknown;
+}
+
+function measure(what: string, arg: string | number, gc = false): Result {
+  const args = [...(gc ? ['--expose-gc'] : []), 'dist-bench/bench/child.js', what, String(arg)];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20, timeout: 600_000 });
+  if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Result;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+const replayKinds = ['floor', 'pipeline', 'pipeline-filtered', 'asterisk-manager', 'live'] as const;
+const times: Record<string, number[]> = Object.fromEntries(replayKinds.map((k) => [k, []]));
+const sample: Record<string, Result> = {};
+for (let round = 0; round < ROUNDS; round++) {
+  for (const kind of round % 2 === 0 ? replayKinds : [...replayKinds].reverse()) {
+    const r = measure(kind, COPIES);
+    times[kind]!.push(r.ms);
+    sample[kind] = r;
+    process.stderr.write(`round ${round + 1} ${kind}: ${fmt(r.ms)} ms\n`);
+  }
+}
+const ms = Object.fromEntries(replayKinds.map((k) => [k, median(times[k]!)])) as Record<(typeof replayKinds)[number], number>;
+const events = sample['floor']!.events;
+const calls = sample['pipeline']!.calls ?? 0;
+const perSec = (n: number, t: number): number => (n / t) * 1000;
+const mem = measure('memory', 1_000_000, true);
+process.stderr.write(`memory: ${JSON.stringify(mem)}\n`);
+
+const cpu = cpus()[0]?.model ?? 'unknown CPU';
+const rows = [
+  ['floor: split loop building a key/value object per frame', ms.floor, perSec(events, ms.floor), 1],
+  ['asterisk-manager\'s parser over a local socket', ms['asterisk-manager'], perSec(events, ms['asterisk-manager']), ms.floor / ms['asterisk-manager']],
+  ['pbxhook replay: framer → normaliser → tracker → 3CX', ms.pipeline, perSec(events, ms.pipeline), ms.floor / ms.pipeline],
+  ['pbxhook replay of the same calls with the README\'s AMI eventfilter', ms['pipeline-filtered'], perSec(events, ms['pipeline-filtered']), ms.floor / ms['pipeline-filtered']],
+  ['pbxhook live: local socket → asterisk-manager → pipeline (no sending)', ms.live, perSec(events, ms.live), ms.floor / ms.live],
+] as const;
+
+const check = (ok: boolean): string => (ok ? 'met' : '**not met**');
+const md = `# Benchmarks
+
+Written by \`npm run bench\` (bench/run.ts) — do not edit by hand.
+
+- Machine: ${cpu}, ${cpus().length} cores, ${fmt(totalmem() / 2 ** 30, 0)} GiB, Linux ${release()}, Node ${process.version}
+- Date: ${new Date().toISOString().slice(0, 10)}
+- Command: \`npm run bench\` (BENCH_ROUNDS=${ROUNDS}, BENCH_COPIES=${COPIES}); medians of ${ROUNDS} interleaved rounds, one process per measurement
+- Input: test/fixtures/asterisk/load.ami repeated ${COPIES}× with Uniqueids/Linkedids renumbered and times shifted:
+  ${fmt(events)} AMI events, ${fmt(calls)} calls. Loopback only.
+
+## 1. Replay throughput (same bytes, same run)
+
+| pipeline | time (ms) | events/s | × floor |
+|---|---:|---:|---:|
+${rows.map(([name, t, eps, ratio]) => `| ${name} | ${fmt(t)} | ${fmt(eps)} | ${fmt(ratio, 2)} |`).join('\n')}
+
+- Calls/s through the replay pipeline: ${fmt(perSec(calls, ms.pipeline))}.
+- Replay vs the floor: ${fmt(ms.floor / ms.pipeline, 2)}× (target ≥ 1×: ${check(ms.floor / ms.pipeline >= 1)}).
+- Replay vs asterisk-manager: ${fmt(ms['asterisk-manager'] / ms.pipeline, 2)}× (target ≥ 5×: ${check(ms['asterisk-manager'] / ms.pipeline >= 5)}).
+- Live path vs asterisk-manager alone: ${fmt(ms['asterisk-manager'] / ms.live, 2)}× (target ≥ 0.8×: ${check(ms['asterisk-manager'] / ms.live >= 0.8)}).
+- AMI event filter (README, "Asking Asterisk for less"): ${fmt(sample['pipeline-filtered']!.events)} of ${fmt(events)} events
+  are sent (${fmt((100 * sample['pipeline-filtered']!.events) / events, 1)} %); replaying the same calls takes
+  ${fmt((100 * ms['pipeline-filtered']) / ms.pipeline, 0)} % of the unfiltered time, and Asterisk and the socket carry
+  ${fmt(100 - (100 * sample['pipeline-filtered']!.events) / events, 0)} % fewer events.
+
+Replay beats the floor because it does not build fields for frames it does not need: the framer
+reads each event's name from its first line and skips the documented events the model never uses
+(CEL, RTCP, DeviceStateChange, and VarSets of variables other than MIXMONITOR_FILENAME and
+QUEUESTATUS) unparsed (\`wantsAmiEvent\` in src/ami/normalise.ts; test/07 proves the output is
+identical with and without the filter).
+
+## 4. Memory (tracker + renderers, neutral events fed directly)
+
+| state | RSS (MB) |
+|---|---:|
+| baseline (modules loaded, no call) | ${fmt(mem['baseline'] as number, 1)} |
+| 10,000 calls live at once | ${fmt(mem['liveRss'] as number, 1)} |
+| after those 10,000 ended | ${fmt(mem['afterSmall'] as number, 1)} |
+| after 1,000,000 calls (10,000 at a time) | ${fmt(mem['afterLarge'] as number, 1)} |
+
+- 10k live calls: ${fmt(mem['liveRss'] as number, 1)} MB (target < 150 MB: ${check((mem['liveRss'] as number) < 150)}).
+- After 1M calls vs after 10k: ${fmt((mem['afterLarge'] as number) - (mem['afterSmall'] as number), 1)} MB difference (target: flat).
+- 1M calls took ${fmt((mem['ms'] as number) / 1000, 1)} s (${fmt(1e9 / (mem['ms'] as number))} calls/s, ~9 events and ~6 webhooks each).
+`;
+writeFileSync('BENCHMARKS.md', md);
+process.stderr.write('wrote BENCHMARKS.md\n');

@@ -1,0 +1,41 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * The shipped unit must load and be hardened (issue #6): systemd's own checks, offline.
+ * .ci/run installs Debian's systemd package when systemd-analyze is missing.
+ */
+const UNIT = 'systemd/pbxhook.service';
+
+function analyze(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync('systemd-analyze', args, { encoding: 'utf8' });
+  if (r.error) throw new Error(`systemd-analyze is not installed: ${r.error.message}`);
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+describe('systemd unit', () => {
+  it('passes systemd-analyze verify', () => {
+    const r = analyze(['verify', UNIT]);
+    // Only problems that concern the unit itself; the machine has no /opt/pbxhook or node path checks to offer.
+    const problems = r.out.split('\n').filter((l) => l.includes('pbxhook.service') && !/Command .* is not executable|No such file/.test(l));
+    expect(problems).toEqual([]);
+    expect(r.status).toBe(0);
+  });
+
+  it('has an overall exposure rated OK or better', () => {
+    const r = analyze(['security', '--offline=yes', UNIT]);
+    const m = /Overall exposure level for pbxhook\.service: ([\d.]+) (\w+)/.exec(r.out);
+    expect(m, r.out.slice(-500)).not.toBeNull();
+    expect(Number(m![1])).toBeLessThan(2);
+    expect(['PERFECT', 'SAFE', 'OK']).toContain(m![2]);
+  });
+
+  it('runs unprivileged with secrets outside the unit', () => {
+    const r = spawnSync('grep', ['-E', '^(User|NoNewPrivileges|ProtectSystem|CapabilityBoundingSet|EnvironmentFile|Restart)=', UNIT], { encoding: 'utf8' });
+    expect(r.stdout).toContain('User=pbxhook');
+    expect(r.stdout).toContain('NoNewPrivileges=yes');
+    expect(r.stdout).toContain('ProtectSystem=strict');
+    expect(r.stdout).toMatch(/^CapabilityBoundingSet=$/m);
+    expect(r.stdout).toContain('Restart=on-failure');
+  });
+});

@@ -8,6 +8,7 @@ import { DEFAULT_RECORDING_URL, httpUrl, recordingUrl, text } from './schema.js'
 import {
   PETDESK_TARGETS,
   VOIPAPPZ_EVENTS,
+  VOIPAPPZ_FIELDS,
   type EndpointBase,
   type EndpointConfig,
 } from './types.js';
@@ -25,6 +26,11 @@ const list = z
   .default('')
   .transform((s) => s.split(',').map((e) => e.trim()).filter((e) => e !== ''));
 
+/** `404, 409`: client-error statuses only; 408 and 429 are retried anyway, 3xx never. */
+const statusList = list.pipe(
+  z.array(z.string().regex(/^4\d\d$/, 'expected HTTP statuses from 400 to 499, comma-separated').transform(Number)),
+);
+
 const method = z.preprocess((v) => (typeof v === 'string' ? v.trim().toUpperCase() : v), z.enum(['GET', 'POST'])).default('POST');
 
 const base = {
@@ -35,6 +41,10 @@ const base = {
   token: text.optional(),
   enabled: flag.default(true),
   recording_url: recordingUrl.default(DEFAULT_RECORDING_URL),
+  /** `whsec_…`, several comma-separated, `env:NAME` or `file:/path`; resolved in tokens.ts. */
+  signing_secret: text.optional(),
+  /** 4xx statuses to retry like 5xx (issue #4), e.g. `404, 409`. */
+  retry_on: statusList,
 };
 
 const threecx = z.strictObject({
@@ -117,6 +127,8 @@ export function toEndpoint(
       if (s.body_file !== undefined) {
         const read = readFile(s.body_file);
         if ('problem' in read) return { key: 'body_file', problem: read.problem };
+        const problem = voipAppzBodyProblem(read.text, s.method);
+        if (problem !== undefined) return { key: 'body_file', problem: `${JSON.stringify(s.body_file)} ${problem}` };
         body = read.text;
       }
       return { ...common, schema: 'voipappz', event: s.event, uuid: s.uuid ?? stableUuid(name), environments: s.environments, body };
@@ -146,4 +158,31 @@ export function toEndpoint(
 function stableUuid(name: string): string {
   const x = createHash('sha1').update(`pbxhook-webhook:${name}`).digest('hex');
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-5${x.slice(13, 16)}-${((parseInt(x[16]!, 16) & 0x3) | 0x8).toString(16)}${x.slice(17, 20)}-${x.slice(20, 32)}`;
+}
+
+/** The placeholders a VoipAppz body template may use: the doc's field names (src/emit/voipappz-template.ts). */
+export const VOIPAPPZ_PLACEHOLDERS: readonly string[] = VOIPAPPZ_FIELDS;
+
+/** Why a VoipAppz body template cannot be sent, checked at start-up so a typo never reaches a CRM. */
+function voipAppzBodyProblem(text: string, method: 'GET' | 'POST'): string | undefined {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    return `is not valid JSON (${(err as Error).message})`;
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'must hold a JSON object, the webhook body';
+  if (method === 'GET') {
+    const nested = Object.entries(body).find(([, v]) => typeof v === 'object' && v !== null);
+    if (nested) return `has "${nested[0]}" as an object or list, but with method = GET the fields go in the query string`;
+  }
+  const unknown = [...new Set(placeholdersIn(body))].filter((p) => !VOIPAPPZ_PLACEHOLDERS.includes(p));
+  if (unknown.length === 0) return undefined;
+  return `has unknown placeholder ${unknown.map((p) => `{${p}}`).join(', ')}; placeholders are the doc's field names: ${VOIPAPPZ_PLACEHOLDERS.join(', ')}`;
+}
+
+function placeholdersIn(node: unknown): string[] {
+  if (typeof node === 'string') return [...node.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
+  if (typeof node === 'object' && node !== null) return Object.values(node).flatMap(placeholdersIn);
+  return [];
 }

@@ -49,6 +49,33 @@ export interface RetryConfig {
   readonly timeoutMs: number;
 }
 
+/** The durable outbox (src/deliver/outbox-*.ts): its retry schedule, worker and limits. Times in ms. */
+export interface DeliveryConfig {
+  /** Wait after failed attempt 1, 2, …; a failure after the last step makes the webhook dead. */
+  readonly schedule: readonly number[];
+  /** Each wait is scaled by a random factor in [1 - jitter, 1 + jitter]. */
+  readonly jitter: number;
+  /** A Retry-After longer than the scheduled wait is honoured up to this. */
+  readonly retryAfterMaxMs: number;
+  readonly connectTimeoutMs: number;
+  /** The whole exchange: connect, send, response. */
+  readonly timeoutMs: number;
+  /** Webhooks in flight at once per endpoint. */
+  readonly concurrency: number;
+  /** An endpoint whose attempts have all failed for this long is paused. */
+  readonly pauseAfterMs: number;
+  /** While paused, one webhook is tried this often; a success resumes the endpoint. */
+  readonly probeEveryMs: number;
+  /** SIGTERM: how long in-flight attempts may take before they are cut off (and kept for next time). */
+  readonly stopTimeoutMs: number;
+  /** Undelivered webhooks kept at most; beyond, the oldest are dead-lettered (logged). */
+  readonly maxRows: number;
+  /** An undelivered webhook older than this is dead-lettered (logged). */
+  readonly maxAgeMs: number;
+  readonly keepDeliveredMs: number;
+  readonly keepDeadMs: number;
+}
+
 /** What every endpoint in webhooks.ini has, whatever its schema. */
 export interface EndpointBase {
   readonly name: string;
@@ -59,6 +86,10 @@ export interface EndpointBase {
   readonly events: readonly string[];
   /** Bearer token; never logged. */
   readonly token?: string;
+  /** Standard Webhooks secrets (`whsec_…`); each signs every webhook, so a receiver may rotate. Never logged. */
+  readonly signingSecrets?: readonly string[];
+  /** 4xx statuses retried like 5xx (e.g. 404 while a CRM deploys); other 4xx are permanent. */
+  readonly retryOn?: readonly number[];
   /** `{file}` (basename), `{path}`, `{id}` (schema call id), `{n}` (1-based file number). */
   readonly recordingUrl: string;
 }
@@ -71,6 +102,14 @@ export interface ThreeCxEndpoint extends EndpointBase {
 
 export const VOIPAPPZ_EVENTS = ['Call:Ringing', 'Call:Answer', 'Call:Hangup', 'Call:Reporting', 'Ivr:Start', 'Ivr:End'] as const;
 export type VoipAppzEvent = (typeof VOIPAPPZ_EVENTS)[number];
+
+/** Every field of the VoipAppz doc's "Supported field types" body, in the doc's order: the body template's placeholders. */
+export const VOIPAPPZ_FIELDS = [
+  'direction', 'uuid', 'type', 'created_at', 'contact_number', 'caller_id_number', 'duration', 'ring_duration',
+  'destination', 'start_at', 'answer_at', 'environment_name', 'user_fullname', 'user_name', 'extension_username',
+  'cause', 'sip_status', 'recording_url', 'duration_time', 'billing_duration', 'billing_duration_time', 'did_number',
+  'did_name', 'queue_disposition', 'ivr_name', 'call_state', 'queue_name',
+] as const;
 
 /** A VoipAppz webhook object: one event, a JSON body template, the environments it is subscribed to. */
 export interface VoipAppzEndpoint extends EndpointBase {
@@ -134,6 +173,9 @@ export interface Config {
   readonly roles: RoleConfig;
   readonly calls: CallsConfig;
   readonly retry: RetryConfig;
+  readonly delivery: DeliveryConfig;
+  /** Absolute path of the folder holding the outbox database. */
+  readonly stateDir: string;
   readonly endpoints: readonly EndpointConfig[];
   /** Extension → person. */
   readonly directory: Readonly<Record<string, DirectoryEntry>>;

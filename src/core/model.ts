@@ -121,3 +121,14 @@ export function viewOf(call: Call): CallView {
     voicemail: call.voicemail ? { ...call.voicemail } : undefined,
   };
 }
+
+/**
+ * True when this leg rings a phone that already rang for this call since the last answer: a queue
+ * retrying its members (app_queue `retry`). Schemas that announce a phone once per call use it.
+ */
+export function isRering(call: CallView, leg: Readonly<Leg>): boolean {
+  const since = call.segments.at(-1)?.answeredAt ?? -Infinity;
+  return call.legs.some(
+    (l) => l.channel !== leg.channel && l.party.id === leg.party.id && l.ringingAt !== undefined && l.createdAt >= since && l.createdAt <= leg.createdAt,
+  );
+}

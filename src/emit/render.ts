@@ -2,7 +2,11 @@ import type { EndpointConfig, SchemaName } from '../config/types.js';
 import type { LifecycleEvent } from '../core/lifecycle.js';
 import type { RenderContext } from './context.js';
 import type { WebhookRequest } from './request.js';
+import { renderPetDesk } from './petdesk.js';
 import { renderThreeCx } from './threecx.js';
+import { renderVoipRequest } from './voip-request.js';
+import { renderVoipAppz } from './voipappz.js';
+import { renderVxt } from './vxt.js';
 
 export type Render<E extends EndpointConfig = EndpointConfig> = (ev: LifecycleEvent, ctx: RenderContext<E>) => WebhookRequest[];
 
@@ -11,10 +15,10 @@ type RendererTable = { [S in SchemaName]: Render<Extract<EndpointConfig, { schem
 /** One pure render function per vendor schema. */
 const RENDERERS: RendererTable = {
   '3cx': renderThreeCx,
-  voipappz: undefined,
-  petdesk: undefined,
-  vxt: undefined,
-  'voip-request': undefined,
+  voipappz: renderVoipAppz,
+  petdesk: renderPetDesk,
+  vxt: renderVxt,
+  'voip-request': renderVoipRequest,
 };
 
 export function rendererFor(endpoint: EndpointConfig): Render {

@@ -1,8 +1,9 @@
 import type { LifecycleEvent } from '../core/lifecycle.js';
-import type { CallView, Leg, Segment } from '../core/model.js';
+import { isRering, type CallView, type Segment } from '../core/model.js';
 import type { ThreeCxEndpoint } from '../config/types.js';
 import type { RenderContext as AnyRenderContext } from './context.js';
 import type { WebhookRequest } from './request.js';
+import { recordingUrl } from './recording.js';
 import { localTime, seconds } from './time.js';
 
 type RenderContext = AnyRenderContext<ThreeCxEndpoint>;
@@ -51,17 +52,6 @@ function missedUser(call: CallView): { user: string; kind: string } {
   if (lastLeg) return { user: lastLeg.party.id, kind: 'ext' };
   if (lastRoute) return { user: lastRoute.number, kind: lastRoute.role };
   return { user: '', kind: '' };
-}
-
-/**
- * A queue retries its members (app_queue `retry`): 3CX shows a phone ringing once per call Id
- * (doc table 4), so a phone already rung since the last answer is not announced again.
- */
-function rangBefore(call: CallView, leg: Readonly<Leg>): boolean {
-  const since = call.segments.at(-1)?.answeredAt ?? -Infinity;
-  return call.legs.some(
-    (l) => l.channel !== leg.channel && l.party.id === leg.party.id && l.ringingAt !== undefined && l.createdAt >= since && l.createdAt <= leg.createdAt,
-  );
 }
 
 function ringing(call: CallView, user: string, usertype: string, ctx: RenderContext): Rendered {
@@ -124,15 +114,6 @@ function finished(call: CallView, ctx: RenderContext, seg: Readonly<Segment> | u
   };
 }
 
-function recordingUrl(template: string, file: string, id: string, n: number): string {
-  const base = file.slice(file.lastIndexOf('/') + 1);
-  return template
-    .replaceAll('{file}', encodeURIComponent(base))
-    .replaceAll('{path}', file)
-    .replaceAll('{id}', id)
-    .replaceAll('{n}', String(n));
-}
-
 function recording(call: CallView, seg: Readonly<Segment>, ctx: RenderContext): Rendered {
   const id = callId(call, seg.k, ctx.timezone);
   const urls = seg.recordings.map((f, i) => recordingUrl(ctx.endpoint.recordingUrl, f, id, i + 1));
@@ -163,7 +144,7 @@ function toThreeCx(ev: LifecycleEvent, ctx: RenderContext): Rendered | undefined
       };
     case 'leg.ringing':
       if ((ev.leg.kind !== 'agent' && ev.leg.kind !== 'consult') || ev.leg.party.kind !== 'extension') return undefined;
-      if (rangBefore(call, ev.leg)) return undefined;
+      if (isRering(call, ev.leg)) return undefined;
       return ringing(call, ev.leg.party.id, 'ext', ctx);
     case 'leg.answered':
       return started(call, ev.segment, ctx);

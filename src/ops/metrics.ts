@@ -1,0 +1,103 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Where the numbers come from: read at scrape time, so the hot path only bumps plain counters. */
+export interface MetricSources {
+  pbxConnected(): boolean;
+  eventsByType(): ReadonlyMap<string, number>;
+  framesSkipped(): Readonly<Record<string, number>>;
+  calls(): { readonly live: number; readonly started: number; readonly ended: number; readonly timedOut: number };
+  /** Endpoint → outcome → count (delivered, failed, dead, retried…). */
+  webhooks(): ReadonlyMap<string, Readonly<Record<string, number>>>;
+  /** Outbox state → rows. */
+  outbox(): ReadonlyMap<string, number>;
+}
+
+/**
+ * A counter whose value is owned elsewhere (a stats object): each scrape adds the difference
+ * since the last one, so Prometheus sees a monotonic counter without a second bookkeeping.
+ */
+function mirroredCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  read: () => Iterable<readonly [Record<string, string>, number]>,
+): void {
+  const last = new Map<string, number>();
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      for (const [labels, value] of read()) {
+        const key = JSON.stringify(labels);
+        const delta = value - (last.get(key) ?? 0);
+        if (delta > 0) this.inc(labels, delta);
+        last.set(key, value);
+      }
+    },
+  });
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Seconds from a webhook being queued to its 2xx, per endpoint. */
+  readonly deliveryLatency: Histogram<'endpoint'>;
+}
+
+export function createMetrics(src: MetricSources): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'pbxhook_process_' });
+  new Gauge({
+    name: 'pbxhook_pbx_connected',
+    help: '1 while the AMI/ESL connection is up and logged in',
+    registers: [registry],
+    collect() {
+      this.set(src.pbxConnected() ? 1 : 0);
+    },
+  });
+  mirroredCounter(registry, 'pbxhook_pbx_events_total', 'PBX-neutral events in, by type', ['type'], function* () {
+    for (const [type, n] of src.eventsByType()) yield [{ type }, n] as const;
+  });
+  mirroredCounter(registry, 'pbxhook_frames_skipped_total', 'PBX frames not turned into events, by reason', ['reason'], function* () {
+    for (const [reason, n] of Object.entries(src.framesSkipped())) yield [{ reason }, n] as const;
+  });
+  new Gauge({
+    name: 'pbxhook_calls_live',
+    help: 'Calls the tracker is following now',
+    registers: [registry],
+    collect() {
+      this.set(src.calls().live);
+    },
+  });
+  mirroredCounter(registry, 'pbxhook_calls_total', 'Calls seen, by how far they got', ['outcome'], function* () {
+    const c = src.calls();
+    yield [{ outcome: 'started' }, c.started] as const;
+    yield [{ outcome: 'ended' }, c.ended] as const;
+    yield [{ outcome: 'idle_timeout' }, c.timedOut] as const;
+  });
+  mirroredCounter(registry, 'pbxhook_webhooks_total', 'Webhooks by endpoint and outcome', ['endpoint', 'outcome'], function* () {
+    for (const [endpoint, byOutcome] of src.webhooks()) {
+      for (const [outcome, n] of Object.entries(byOutcome)) yield [{ endpoint, outcome }, n] as const;
+    }
+  });
+  new Gauge({
+    name: 'pbxhook_outbox_webhooks',
+    help: 'Webhooks in the durable outbox, by state',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [state, n] of src.outbox()) this.set({ state }, n);
+    },
+  });
+  const deliveryLatency = new Histogram({
+    name: 'pbxhook_delivery_latency_seconds',
+    help: 'Time from a webhook being queued to its successful delivery',
+    labelNames: ['endpoint'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+    registers: [registry],
+  });
+  return { registry, deliveryLatency };
+}

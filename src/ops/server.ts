@@ -1,0 +1,78 @@
+import http from 'node:http';
+import type { Registry } from 'prom-client';
+import { STATUS_PAGE } from './page.js';
+
+export interface Health {
+  /** False makes /healthz answer 503, so a probe or systemd watchdog sees it. */
+  readonly ok: boolean;
+  readonly [detail: string]: unknown;
+}
+
+export interface OpsServerOptions {
+  /** `host:port`; meant for loopback (127.0.0.1 or [::1]). Port 0 picks a free one. */
+  readonly listen: string;
+  readonly registry: Registry;
+  health(): Health;
+  /** The status page's data: plain JSON, read-only. */
+  status(): unknown;
+}
+
+export interface OpsServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** `127.0.0.1:9464`, `[::1]:9464` → host and port. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(listen);
+  if (!m) throw new Error(`expected host:port, got "${listen}"`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+/** /metrics (Prometheus), /healthz, /status.json and a small read-only status page at /. */
+export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
+  const server = http.createServer((req, res) => {
+    void route(req, res, opts).catch((err: unknown) => {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err));
+    });
+  });
+  const { host, port } = parseListen(opts.listen);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  return {
+    port: (server.address() as import('node:net').AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+async function route(req: http.IncomingMessage, res: http.ServerResponse, opts: OpsServerOptions): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    return;
+  }
+  const path = (req.url ?? '/').split('?')[0];
+  switch (path) {
+    case '/metrics':
+      res.writeHead(200, { 'content-type': opts.registry.contentType }).end(await opts.registry.metrics());
+      return;
+    case '/healthz': {
+      const h = opts.health();
+      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h));
+      return;
+    }
+    case '/status.json':
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(opts.status()));
+      return;
+    case '/':
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(STATUS_PAGE);
+      return;
+    default:
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  }
+}

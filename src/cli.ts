@@ -8,23 +8,26 @@ import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { runDaemon } from './daemon.js';
 import { tokensOf } from './deliver/auth.js';
-import { createOrderedDispatcher, createSender } from './deliver/send.js';
 import { createLogger } from './log.js';
+import { openReplayOutbox, runOutboxCommand } from './outbox-cli.js';
 import { Pipeline } from './pipeline.js';
-import { replayAmi, requestLine } from './replay.js';
+import { replayFile, requestLine } from './replay.js';
 
 const EX_USAGE = 64;
 const EX_NOINPUT = 66;
 
-const COMMANDS = new Set(['run', 'replay', 'check-config']);
+const COMMANDS = new Set(['run', 'replay', 'check-config', 'outbox']);
 
 const USAGE = `pbxhook — PBX call events to CRM webhooks
 
 Usage:
-  pbxhook run --config FILE               run the daemon (live Asterisk AMI → webhooks)
-  pbxhook replay TRACE.ami --config FILE  print the webhooks a recorded trace produces,
-          [--send]                         one JSON object per line; --send delivers them
+  pbxhook run --config FILE               run the daemon (live Asterisk AMI / FreeSWITCH ESL → webhooks)
+  pbxhook replay TRACE --config FILE      print the webhooks a recorded trace produces (.ami AMI,
+                                           .esl FreeSWITCH event socket; .gz too),
+          [--send [--state-dir DIR]]       one JSON object per line; --send delivers them
   pbxhook check-config FILE               validate a config and explain it
+  pbxhook outbox stats|list|retry|purge   inspect and manage the delivery outbox
+          --config FILE | --state-dir DIR  (pbxhook outbox --help for the details)
   pbxhook --version | --help
 
 Exit codes: 0 ok, 64 usage, 66 trace not found, 69 PBX unreachable, 77 PBX login refused,
@@ -35,32 +38,31 @@ function version(): string {
   return pkg.version;
 }
 
-async function replay(trace: string, cfg: Config, send: boolean): Promise<number> {
+/** `--send` delivers through an outbox (in --state-dir, or a temporary one) exactly as the daemon does. */
+async function replay(trace: string, cfg: Config, send: boolean, stateDir: string | undefined): Promise<number> {
   const log = createLogger(cfg.log.level);
   const tokens = tokensOf(cfg);
   const pipeline = new Pipeline(cfg);
-  const sender = send ? createSender({ retry: cfg.retry, log, tokens }) : undefined;
-  const dispatcher = sender ? createOrderedDispatcher(sender, { concurrency: 16 }) : undefined;
-  let failed = 0;
-  const summary = await replayAmi(trace, pipeline, (r) => {
+  const outbox = send ? openReplayOutbox(cfg, log, stateDir) : undefined;
+  const summary = await replayFile(trace, pipeline, (r) => {
     process.stdout.write(requestLine(r, tokens) + '\n');
-    void dispatcher?.dispatch(r).then((res) => {
-      if (!res.ok) failed++;
-    });
+    outbox?.enqueue([r]);
   });
-  await dispatcher?.drain();
-  sender?.close();
-  log.info({ trace, ...summary, ...(send ? { delivered: sender?.stats.delivered, failed } : {}) }, 'replay finished');
-  return failed > 0 ? 1 : 0;
+  const sent = await outbox?.finish();
+  log.info({ trace, ...summary, ...sent }, 'replay finished');
+  return sent !== undefined && sent.dead + sent.undelivered > 0 ? 1 : 0;
 }
 
 async function main(argv: string[]): Promise<number> {
+  // The outbox commands have options of their own; they parse them.
+  if (argv[0] === 'outbox') return runOutboxCommand(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
       config: { type: 'string', short: 'c' },
       send: { type: 'boolean', default: false },
+      'state-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', default: false },
     },
@@ -107,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`pbxhook replay: cannot read trace ${arg}\n`);
         return EX_NOINPUT;
       }
-      return replay(arg, cfg, values.send);
+      return replay(arg, cfg, values.send, values['state-dir']);
     }
     case 'run': {
       const log = createLogger(cfg.log.level);
@@ -117,6 +119,9 @@ async function main(argv: string[]): Promise<number> {
       });
       return runDaemon(cfg, log, { stop });
     }
+    case 'outbox':
+      process.stderr.write('pbxhook outbox: put the outbox command first: pbxhook outbox stats --config FILE\n');
+      return EX_USAGE;
     default:
       return EX_USAGE;
   }

@@ -1,18 +1,20 @@
 import type { Logger } from 'pino';
 import type { AmiFrame } from './ami/frame.js';
 import { startAmiIngest } from './ami/ingest.js';
-import type { AmiConfig, Config } from './config/types.js';
-import { tokensOf } from './deliver/auth.js';
-import { createOrderedDispatcher, createSender } from './deliver/send.js';
+import type { Config } from './config/types.js';
+import { type Outbox, openOutbox } from './deliver/outbox.js';
 import type { WebhookRequest } from './emit/request.js';
+import type { EslFrame } from './esl/frame.js';
+import { startEslIngest } from './esl/ingest.js';
 import { Pipeline } from './pipeline.js';
 
 /** sysexits: the PBX could not be reached / refused our credentials. */
 export const EX_UNAVAILABLE = 69;
 export const EX_NOPERM = 77;
+/** sysexits: the outbox database could not be created or opened. */
+export const EX_CANTCREAT = 73;
 
 const TICK_MS = 30_000;
-const DRAIN_TIMEOUT_MS = 10_000;
 
 export interface DaemonOptions {
   /** Resolves when the daemon should stop (SIGTERM in production, a test's signal otherwise). */
@@ -20,26 +22,30 @@ export interface DaemonOptions {
 }
 
 /**
- * `pbxhook run`: live PBX feed → pipeline → ordered delivery. Returns the exit code. A failed
- * first login ends the run with a clear error; a connection lost later is retried (src/ami/ingest.ts).
+ * `pbxhook run`: live PBX feed → pipeline → durable outbox → delivery (src/deliver/outbox-*.ts).
+ * Returns the exit code. A failed first login ends the run with a clear error; a connection lost
+ * later is retried (src/ami/ingest.ts, src/esl/ingest.ts). Webhooks are on disk before any attempt, so a stop or a
+ * crash loses none: the next start resumes them.
  */
 export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): Promise<number> {
-  if (cfg.pbx.type !== 'asterisk') {
-    log.error({ code: 'PBXHOOK_PBX_UNSUPPORTED', type: cfg.pbx.type }, 'FreeSWITCH ESL is not supported yet');
-    return EX_UNAVAILABLE;
+  const pbx = cfg.pbx;
+  let outbox: Outbox;
+  try {
+    outbox = openOutbox(cfg, log);
+    outbox.worker.start();
+  } catch (err) {
+    log.error({ code: 'PBXHOOK_OUTBOX_OPEN', stateDir: cfg.stateDir, err }, 'cannot open the outbox database (state_dir)');
+    return EX_CANTCREAT;
   }
-  const pbx: AmiConfig = cfg.pbx;
-  const abort = new AbortController();
-  const sender = createSender({ retry: cfg.retry, log, tokens: tokensOf(cfg), signal: abort.signal });
-  const dispatcher = createOrderedDispatcher(sender, { concurrency: 16 });
   const pipeline = new Pipeline(cfg);
   let frameErrors = 0;
 
+  // One PBX event's webhooks go to disk in one transaction; a failure to write is loud, never silent.
   const dispatch = (rs: WebhookRequest[]): void => {
-    for (const r of rs) {
-      void dispatcher.dispatch(r).then((res) => {
-        if (!res.ok) log.error({ endpoint: res.endpoint, code: res.error.code, attempts: res.attempts }, 'webhook not delivered');
-      });
+    try {
+      outbox.worker.enqueue(rs);
+    } catch (err) {
+      log.error({ err, code: 'PBXHOOK_OUTBOX_WRITE', webhooks: rs.length }, 'webhooks could not be written to the outbox');
     }
   };
   const onFrame = (f: AmiFrame): void => {
@@ -52,28 +58,32 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     }
   };
 
-  const started = await startAmiIngest(pbx, onFrame, log);
+  const onEslFrame = (f: EslFrame): void => {
+    try {
+      dispatch(pipeline.eslFrame(f));
+    } catch (err) {
+      frameErrors++;
+      log.warn({ err, contentType: f.headers['Content-Type'], frameErrors }, 'ESL event skipped');
+    }
+  };
+
+  const started = pbx.type === 'asterisk' ? await startAmiIngest(pbx, onFrame, log) : await startEslIngest(pbx, onEslFrame, log);
   if (!started.ok) {
-    log.error({ code: started.code, host: pbx.host, port: pbx.port, username: pbx.username }, started.message);
-    return started.code === 'PBXHOOK_AMI_AUTH' ? EX_NOPERM : EX_UNAVAILABLE;
+    const user = pbx.type === 'asterisk' ? { username: pbx.username } : {};
+    log.error({ code: started.code, host: pbx.host, port: pbx.port, ...user }, started.message);
+    await outbox.close();
+    return started.code === 'PBXHOOK_AMI_AUTH' || started.code === 'PBXHOOK_ESL_AUTH' ? EX_NOPERM : EX_UNAVAILABLE;
   }
-  log.info({ host: pbx.host, port: pbx.port, endpoints: cfg.endpoints.filter((e) => e.enabled).map((e) => e.name) }, 'connected to Asterisk AMI');
+  const connected = pbx.type === 'asterisk' ? 'connected to Asterisk AMI' : 'connected to FreeSWITCH ESL';
+  log.info({ host: pbx.host, port: pbx.port, endpoints: cfg.endpoints.filter((e) => e.enabled).map((e) => e.name) }, connected);
   const ticker = setInterval(() => dispatch(pipeline.tick(Date.now())), TICK_MS);
 
   await opts.stop;
   clearInterval(ticker);
-  log.info({ queued: dispatcher.queued, inFlight: dispatcher.inFlight, liveCalls: pipeline.tracker.liveCalls }, 'stopping');
+  log.info({ liveCalls: pipeline.tracker.liveCalls }, 'stopping');
   await started.ingest.close();
-  const drained = await Promise.race([dispatcher.drain().then(() => true), sleep(DRAIN_TIMEOUT_MS).then(() => false)]);
-  if (!drained) {
-    abort.abort();
-    log.warn({ queued: dispatcher.queued, inFlight: dispatcher.inFlight }, 'stopped with webhooks undelivered (no durable outbox yet)');
-  }
-  sender.close();
-  log.info({ delivered: sender.stats.delivered, failed: sender.stats.failed }, 'stopped');
+  await outbox.close();
+  const { stats } = outbox.worker;
+  log.info({ ...stats, undelivered: stats.outboxDepth }, 'stopped'); // undelivered ones wait in the outbox for the next start
   return 0;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -1,6 +1,8 @@
 import type { AmiFrame } from './ami/frame.js';
 import { AmiNormaliser } from './ami/normalise.js';
 import type { Config, EndpointConfig } from './config/types.js';
+import type { EslFrame } from './esl/frame.js';
+import { EslNormaliser } from './esl/normalise.js';
 import type { PbxEvent } from './core/events.js';
 import type { LifecycleEvent } from './core/lifecycle.js';
 import { RoleBook } from './core/roles.js';
@@ -18,6 +20,7 @@ export type PipelineConfig = Pick<Config, 'roles' | 'calls' | 'endpoints' | 'dir
 export class Pipeline {
   readonly roles: RoleBook;
   readonly ami: AmiNormaliser;
+  readonly esl: EslNormaliser;
   readonly tracker: Tracker;
   private targets: { ctx: RenderContext; render: Render }[] = [];
   /** Optional tap on lifecycle events (status page, tests). */
@@ -26,6 +29,7 @@ export class Pipeline {
   constructor(cfg: PipelineConfig, now: () => number = Date.now) {
     this.roles = new RoleBook(cfg.roles);
     this.ami = new AmiNormaliser(this.roles, now);
+    this.esl = new EslNormaliser(this.roles, now);
     this.tracker = new Tracker(cfg.calls.idleTimeoutSeconds * 1000);
     this.setEndpoints(cfg.endpoints, cfg);
   }
@@ -49,6 +53,15 @@ export class Pipeline {
   amiFrame(frame: AmiFrame): WebhookRequest[] {
     const ev = this.ami.normalise(frame);
     return ev ? this.pbxEvent(ev) : [];
+  }
+
+  /** One ESL frame may stand for several neutral events (a transfer, then the hangup it caused). */
+  eslFrame(frame: EslFrame): WebhookRequest[] {
+    const evs = this.esl.normalise(frame);
+    if (evs.length === 1) return this.pbxEvent(evs[0]!);
+    const out: WebhookRequest[] = [];
+    for (const ev of evs) for (const r of this.pbxEvent(ev)) out.push(r);
+    return out;
   }
 
   pbxEvent(ev: PbxEvent): WebhookRequest[] {

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { AmiFramer } from './ami/framer.js';
 import { wantsAmiEvent } from './ami/normalise.js';
+import { EslFramer } from './esl/framer.js';
 import type { Pipeline } from './pipeline.js';
 import type { WebhookRequest } from './emit/request.js';
 
@@ -73,5 +74,57 @@ export async function replayAmi(
     callsOpen: pipeline.tracker.liveCalls,
     framesSkipped: fs.oversizedFrames + fs.malformedLines,
     unknownEvents: pipeline.ami.stats.unknown,
+  };
+}
+
+/** A recorded FreeSWITCH event socket session (`.esl`, `.esl.gz`; plain or json events). */
+export function isEslTrace(path: string): boolean {
+  return /\.esl(\.gz)?$/.test(path);
+}
+
+/** Replays a trace of either PBX, chosen by its file name (`.esl[.gz]` FreeSWITCH, else AMI). */
+export function replayFile(path: string, pipeline: Pipeline, onRequest: (r: WebhookRequest) => void): Promise<ReplaySummary> {
+  return isEslTrace(path) ? replayEsl(path, pipeline, onRequest) : replayAmi(path, pipeline, onRequest);
+}
+
+/** replayAmi for a recorded ESL session: the same pipeline, clock and summary. */
+export async function replayEsl(
+  path: string,
+  pipeline: Pipeline,
+  onRequest: (r: WebhookRequest) => void,
+): Promise<ReplaySummary> {
+  const framer = new EslFramer();
+  let requests = 0;
+  let nextTick = 0;
+  const emit = (rs: WebhookRequest[]): void => {
+    for (const r of rs) {
+      requests++;
+      onRequest(r);
+    }
+  };
+  const feed = (frames: ReturnType<EslFramer['push']>): void => {
+    for (const f of frames) {
+      emit(pipeline.eslFrame(f));
+      const at = pipeline.tracker.lastEventAt;
+      if (at >= nextTick) {
+        if (nextTick !== 0) emit(pipeline.tick(at));
+        nextTick = at + TICK_MS;
+      }
+    }
+  };
+  for await (const chunk of traceStream(path)) feed(framer.push(chunk));
+  feed(framer.end());
+  const fs = framer.stats;
+  const ns = pipeline.esl.stats;
+  const ts = pipeline.tracker.stats;
+  return {
+    frames: fs.frames,
+    events: ns.events,
+    requests,
+    callsStarted: ts.callsStarted,
+    callsEnded: ts.callsEnded,
+    callsOpen: pipeline.tracker.liveCalls,
+    framesSkipped: fs.oversizedFrames + fs.malformedLines + fs.badContentLength + ns.malformedLines + ns.undecodable,
+    unknownEvents: ns.unknown,
   };
 }

@@ -139,7 +139,7 @@ describe('problems name the file and the key', () => {
     const yaml = YAML.replace('ring_groups:', 'ringGroups:').replace('retries: 3', 'retries: 3\n  backoff: 2');
     expect(problems(yaml, INI)).toEqual([
       'config/pbxhook.yaml: roles.ringGroups: unknown key (did you mean "ring_groups"?)',
-      'config/pbxhook.yaml: retry.backoff: unknown key; allowed here: retries, min_timeout_ms, max_timeout_ms, timeout_ms',
+      'config/pbxhook.yaml: retry.backoff: unknown key; allowed here: schedule, retries, min_timeout_ms, max_timeout_ms, jitter, retry_after_max, timeout_ms, connect_timeout_ms',
     ]);
   });
 
@@ -186,7 +186,7 @@ describe('problems name the file and the key', () => {
     expect(problems(YAML, ini)).toEqual([
       'config/webhooks.ini: line 1: key "stray" is outside any [section]; every key belongs to an endpoint section',
       'config/webhooks.ini: line 19: section name [crm.b] must be letters, digits, "-" or "_" (it names the endpoint)',
-      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: schema, url, method, events, token, enabled, recording_url, variant',
+      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: schema, url, method, events, token, enabled, recording_url, signing_secret, retry_on, variant',
       'config/webhooks.ini: [legacy] url2: unknown key (did you mean "url"?)',
     ]);
   });

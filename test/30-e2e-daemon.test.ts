@@ -112,6 +112,7 @@ function writeConfig(s: Setup): string {
       ...Object.entries(FAST_RETRY).map(([k, v]) => `  ${k}: ${v}`),
       'log:',
       '  level: info',
+      `state_dir: ${path.join(folder, 'state')}`, // the outbox (issue #4), never /var/lib here
       'webhooks: ./webhooks.ini',
       '',
     ].join('\n'),
@@ -333,7 +334,7 @@ describe('pbxhook run: live AMI → webhooks, same bytes as replay', () => {
 
     expect(daemon.out.stdout, 'the daemon logs on stderr; stdout stays quiet').toBe('');
     const stopped = logs.find((l) => l.msg === 'stopped');
-    expect(stopped, 'a "stopped" log line').toMatchObject({ delivered: want.length, failed: 0 });
+    expect(stopped, 'a "stopped" log line').toMatchObject({ delivered: want.length, dead: 0 });
     expectNoSecrets(daemon, [TOKEN, AMI_SECRET]);
   });
 });
@@ -400,7 +401,7 @@ describe('pbxhook run: retryable answers', () => {
     const failedAttempts = logs.filter((l) => l.msg === 'webhook attempt failed');
     expect(failedAttempts).toHaveLength(2 * want.length);
     for (const l of failedAttempts) expect(l).toMatchObject({ status: 500, retryable: true, willRetry: true });
-    expect(logs.find((l) => l.msg === 'stopped')).toMatchObject({ delivered: want.length, failed: 0 });
+    expect(logs.find((l) => l.msg === 'stopped')).toMatchObject({ delivered: want.length, dead: 0 });
     expectNoSecrets(daemon, [TOKEN, AMI_SECRET]);
   });
 });

@@ -23,12 +23,13 @@ export function redactConfig(cfg: Config): Config {
     ...e,
     url: redactUrl(e.url),
     ...(e.token !== undefined ? { token: MASK } : {}),
+    ...(e.signingSecrets !== undefined ? { signingSecrets: e.signingSecrets.map(() => MASK) } : {}),
   }));
   return { ...cfg, pbx, endpoints };
 }
 
 export function explainConfig(cfg: Config): string {
-  const { pbx, roles, calls, retry } = cfg;
+  const { pbx, roles, calls, delivery: d } = cfg;
   const user = pbx.type === 'asterisk' ? `user ${pbx.username}, secret ${MASK}` : `password ${MASK}`;
   const enabled = cfg.endpoints.filter((e) => e.enabled).length;
   const lines = [
@@ -42,8 +43,13 @@ export function explainConfig(cfg: Config): string {
     `  trunks match: ${roles.trunkPattern === '' ? '(no pattern)' : `/${roles.trunkPattern}/`}`,
     `  names: ${names(roles.names)}`,
     `calls: closed after ${calls.idleTimeoutSeconds} s without events; local time zone ${calls.timezone}`,
-    `delivery: ${retry.retries} retries, backoff ${retry.minTimeoutMs}-${retry.maxTimeoutMs} ms, ` +
-      `request timeout ${retry.timeoutMs} ms`,
+    `delivery: outbox ${cfg.stateDir}/outbox.sqlite; ${d.concurrency} at once per endpoint; ` +
+      `timeouts: connect ${span(d.connectTimeoutMs)}, whole request ${span(d.timeoutMs)}`,
+    `  retries after ${d.schedule.length === 0 ? '(none)' : d.schedule.map(span).join(', ')} ` +
+      `(±${Math.round(d.jitter * 100)}%; Retry-After up to ${span(d.retryAfterMaxMs)}), then dead`,
+    `  an endpoint failing for ${span(d.pauseAfterMs)} is paused and probed every ${span(d.probeEveryMs)}`,
+    `  outbox limits: ${d.maxRows} undelivered, ${span(d.maxAgeMs)} old; delivered kept ${span(d.keepDeliveredMs)}, ` +
+      `dead kept ${span(d.keepDeadMs)}`,
     `log level: ${cfg.log.level}`,
     `endpoints: ${cfg.endpoints.length} (${enabled} enabled)`,
     ...cfg.endpoints.flatMap(endpoint),
@@ -58,8 +64,24 @@ function endpoint(e: EndpointConfig): string[] {
     `    ${e.schema}${e.schema === '3cx' ? `/${e.variant}` : ''}: ${e.method} ${redactUrl(e.url)}`,
     `    events: ${e.events.length === 0 ? 'all' : e.events.join(', ')}`,
     `    token: ${e.token !== undefined ? 'set' : 'not set'}`,
+    `    signing: ${e.signingSecrets === undefined ? 'off' : `Standard Webhooks, ${e.signingSecrets.length} secret(s)`}`,
+    ...(e.retryOn !== undefined ? [`    also retried: HTTP ${e.retryOn.join(', ')}`] : []),
     `    recordings: ${e.recordingUrl}`,
   ];
+}
+
+/** 90000 → "1m30s": the largest units that fit, as the config is written. */
+export function span(ms: number): string {
+  if (ms === 0) return '0s';
+  const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1_000], ['ms', 1]];
+  let rest = ms;
+  let out = '';
+  for (const [unit, size] of units) {
+    const n = Math.floor(rest / size);
+    if (n > 0) out += `${n}${unit}`;
+    rest -= n * size;
+  }
+  return out;
 }
 
 function targets(list: readonly DialplanTarget[]): string {

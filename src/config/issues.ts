@@ -10,7 +10,7 @@ type RawIssue = z.core.$ZodRawIssue;
 type Issue = z.core.$ZodIssue;
 type Path = readonly PropertyKey[];
 
-const SECRET_KEYS = new Set(['secret', 'password', 'token']);
+const SECRET_KEYS = new Set(['secret', 'password', 'token', 'signing_secret']);
 
 const TYPE_WORDS: Record<string, string> = {
   number: 'a number',

@@ -14,8 +14,8 @@ import { readIniSections } from './ini.js';
 import { IssueWording } from './issues.js';
 import { endpointSchema, toEndpoint, type ReadIniFile } from './endpoints.js';
 import { fileSchema, type FileConfig } from './schema.js';
-import { type ReadSecretFile, envValue, resolveToken, tokenEnvName } from './tokens.js';
-import type { Config, EndpointConfig } from './types.js';
+import { type ReadSecretFile, envValue, resolveSigningSecrets, resolveToken, tokenEnvName } from './tokens.js';
+import type { Config, DeliveryConfig, EndpointConfig, RetryConfig } from './types.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -161,7 +161,16 @@ function parseEndpoints(
       problems.push({ file, key: iniKey(name, endpoint.key), message: endpoint.problem });
       continue;
     }
-    endpoints.push(endpoint);
+    const signing = resolveSigningSecrets(name, s.signing_secret, tokens);
+    if ('problem' in signing) {
+      problems.push({ file, key: iniKey(name, 'signing_secret'), message: signing.problem });
+      continue;
+    }
+    endpoints.push({
+      ...endpoint,
+      ...(signing.secrets !== undefined ? { signingSecrets: signing.secrets } : {}),
+      ...(s.retry_on.length > 0 ? { retryOn: s.retry_on } : {}),
+    });
   }
   return { endpoints, problems };
 }
@@ -183,17 +192,58 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
       names: f.roles.names,
     },
     calls: { idleTimeoutSeconds: f.calls.idle_timeout_seconds, timezone: f.calls.timezone },
-    retry: {
-      retries: f.retry.retries,
-      minTimeoutMs: f.retry.min_timeout_ms,
-      maxTimeoutMs: f.retry.max_timeout_ms,
-      timeoutMs: f.retry.timeout_ms,
-    },
+    ...retryAndDelivery(f),
+    stateDir: path.resolve(path.dirname(yamlPath), f.state_dir),
     endpoints,
     directory: f.directory,
     environment: f.environment,
     log: { level: f.log.level },
   };
+}
+
+/** The durable schedule when `retry.schedule` is not given: seconds first, then minutes, hours; ~24 h in all. */
+export const DEFAULT_SCHEDULE_MS: readonly number[] = [5, 30, 120, 600, 1_800, 3_600, 7_200, 14_400, 28_800, 28_800].map(
+  (s) => s * 1000,
+);
+
+/**
+ * `retry.schedule`, or the older exponential form (`retries`, `min_timeout_ms`, `max_timeout_ms`: wait
+ * n is min · 2^(n-1), capped at max), or the default schedule. `retry` keeps the exponential view for
+ * the in-process sender (send.ts).
+ */
+function retryAndDelivery(f: FileConfig): { retry: RetryConfig; delivery: DeliveryConfig } {
+  const r = f.retry;
+  const exponential = r.retries !== undefined || r.min_timeout_ms !== undefined || r.max_timeout_ms !== undefined;
+  const min = r.min_timeout_ms ?? 1_000;
+  const max = r.max_timeout_ms ?? 300_000;
+  const schedule =
+    r.schedule ?? (exponential ? Array.from({ length: r.retries ?? 8 }, (_, i) => Math.min(max, min * 2 ** i)) : DEFAULT_SCHEDULE_MS);
+  const retry: RetryConfig =
+    r.schedule === undefined && !exponential
+      ? { retries: 8, minTimeoutMs: min, maxTimeoutMs: max, timeoutMs: r.timeout_ms }
+      : {
+          retries: schedule.length,
+          minTimeoutMs: exponential ? min : Math.min(...schedule, min),
+          maxTimeoutMs: exponential ? max : Math.max(...schedule, min),
+          timeoutMs: r.timeout_ms,
+        };
+  const d = f.delivery;
+  const delivery: DeliveryConfig = {
+    schedule,
+    jitter: r.jitter,
+    retryAfterMaxMs: r.retry_after_max,
+    connectTimeoutMs: r.connect_timeout_ms,
+    timeoutMs: r.timeout_ms,
+    concurrency: d.concurrency,
+    pauseAfterMs: d.pause_after,
+    probeEveryMs: d.probe_every,
+    stopTimeoutMs: d.stop_timeout,
+    maxRows: d.max_rows,
+    maxAgeMs: d.max_age,
+    keepDeliveredMs: d.keep_delivered,
+    keepDeadMs: d.keep_dead,
+  };
+  return { retry, delivery };
 }
 
 /** `roles.ivrs[2]`, `pbx.port`. */

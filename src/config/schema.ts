@@ -98,17 +98,62 @@ const callsSchema = z.strictObject({
   timezone: z.string().refine(isTimeZone, 'is not an IANA time zone such as "Europe/Berlin"').default('UTC'),
 });
 
+/** `250ms`, `5s`, `2m`, `1h`, `7d`: the units a delivery setting is written in. */
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+
+/** `"30s"` → 30000; undefined for anything else (a bare number has no unit, so it is refused). */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION.exec(text.trim());
+  return m ? Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!) : undefined;
+}
+
+/** A duration as milliseconds. YAML reads `30` as a number: shown back as text so the message asks for a unit. */
+export const duration = z.preprocess(
+  (v) => (typeof v === 'number' ? String(v) : v),
+  z
+    .string()
+    .refine((s) => parseDuration(s) !== undefined, 'expected a duration such as "500ms", "30s", "2m", "1h" or "7d"')
+    .transform((s) => parseDuration(s)!),
+);
+
+/**
+ * When a failed webhook is tried again (issue #4). `schedule` is the wait after failed attempt 1, 2, …;
+ * after the last one the webhook is dead. `retries` + `min_timeout_ms` + `max_timeout_ms` is the older,
+ * exponential way to write a schedule (min · 2^(n-1), capped at max); the two forms exclude each other.
+ */
 const retrySchema = z
   .strictObject({
-    retries: wholeNumber(0, 100).default(8),
-    min_timeout_ms: wholeNumber(0).default(1_000),
-    max_timeout_ms: wholeNumber(0).default(300_000),
+    schedule: z.array(duration).max(100, 'expected at most 100 steps').optional(),
+    retries: wholeNumber(0, 100).optional(),
+    min_timeout_ms: wholeNumber(0).optional(),
+    max_timeout_ms: wholeNumber(0).optional(),
+    jitter: z.number().min(0).max(1).default(0.2),
+    retry_after_max: duration.prefault('1h'),
     timeout_ms: wholeNumber(1).default(10_000),
+    connect_timeout_ms: wholeNumber(1).default(5_000),
   })
-  .refine((r) => r.min_timeout_ms <= r.max_timeout_ms, {
+  .refine((r) => (r.min_timeout_ms ?? 1_000) <= (r.max_timeout_ms ?? 300_000), {
     path: ['max_timeout_ms'],
     message: 'must not be less than min_timeout_ms',
+  })
+  .refine((r) => r.schedule === undefined || (r.retries ?? r.min_timeout_ms ?? r.max_timeout_ms) === undefined, {
+    path: ['schedule'],
+    message: 'give either schedule or retries/min_timeout_ms/max_timeout_ms, not both',
   });
+
+/** The durable outbox and its worker (issue #4). */
+const deliverySchema = z.strictObject({
+  /** Webhooks in flight at once per endpoint (different calls); endpoints never share slots. */
+  concurrency: wholeNumber(1, 256).default(8),
+  pause_after: duration.prefault('10m'),
+  probe_every: duration.prefault('1m'),
+  stop_timeout: duration.prefault('10s'),
+  max_rows: wholeNumber(1).default(100_000),
+  max_age: duration.prefault('3d'),
+  keep_delivered: duration.prefault('1d'),
+  keep_dead: duration.prefault('30d'),
+});
 
 const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
@@ -120,6 +165,9 @@ export const fileSchema = z.strictObject({
   roles: rolesSchema.prefault({}),
   calls: callsSchema.prefault({}),
   retry: retrySchema.prefault({}),
+  delivery: deliverySchema.prefault({}),
+  /** The outbox database lives here; relative to the YAML file's folder. */
+  state_dir: text.default('/var/lib/pbxhook'),
   log: logSchema.prefault({}),
   /** Path of the endpoints ini file, relative to the YAML file's folder. */
   webhooks: text.optional(),

@@ -2,7 +2,8 @@
  * Bearer tokens for endpoints. Precedence: the PBXHOOK_TOKEN_<NAME> environment variable,
  * then the ini `token` key, which is a literal or a reference — `env:NAME` or
  * `file:/path` (systemd LoadCredential= puts secrets in files) — so the ini file itself
- * can stay free of secrets. Problems never quote the token.
+ * can stay free of secrets. Problems never quote the token. Standard Webhooks signing secrets
+ * (`signing_secret`, PBXHOOK_SIGNING_SECRET_<NAME>) come from the same sources.
  */
 import path from 'node:path';
 
@@ -32,11 +33,20 @@ export function resolveToken(endpoint: string, configured: string | undefined, s
   const fromEnv = envValue(src.env, tokenEnvName(endpoint));
   if (fromEnv !== undefined) return checked(fromEnv, `${tokenEnvName(endpoint)} `);
   if (configured === undefined) return { token: undefined };
+  const ref = readReference(configured, src, 'token');
+  return 'problem' in ref ? ref : checked(ref.value, ref.origin);
+}
 
+/** `env:NAME`, `file:PATH` or the value itself; `origin` prefixes a problem with the value's source. */
+function readReference(
+  configured: string,
+  src: TokenSources,
+  what: string,
+): { value: string; origin: string } | { problem: string } {
   if (configured.startsWith('env:')) {
     const name = configured.slice(4).trim();
     const value = envValue(src.env, name);
-    return value === undefined ? { problem: `environment variable ${name} is not set` } : checked(value, `${name} `);
+    return value === undefined ? { problem: `environment variable ${name} is not set` } : { value, origin: `${name} ` };
   }
   if (configured.startsWith('file:')) {
     const file = path.resolve(src.iniDir, configured.slice(5).trim());
@@ -45,13 +55,46 @@ export function resolveToken(endpoint: string, configured: string | undefined, s
       content = src.readSecretFile(file);
     } catch (err) {
       const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      return { problem: `cannot read token file ${JSON.stringify(file)} (${reason})` };
+      return { problem: `cannot read ${what} file ${JSON.stringify(file)} (${reason})` };
     }
-    // Files written by `echo` or editors end in a newline that is not part of the token.
-    const token = content.replace(/\s+$/, '');
-    return token === '' ? { problem: `token file ${JSON.stringify(file)} is empty` } : checked(token, 'token file ');
+    // Files written by `echo` or editors end in a newline that is not part of the secret.
+    const value = content.replace(/\s+$/, '');
+    return value === '' ? { problem: `${what} file ${JSON.stringify(file)} is empty` } : { value, origin: `${what} file ` };
   }
-  return checked(configured, '');
+  return { value: configured, origin: '' };
+}
+
+/** `crm-prod` → `PBXHOOK_SIGNING_SECRET_CRM_PROD`. */
+export function signingSecretEnvName(endpoint: string): string {
+  return tokenEnvName(endpoint).replace(/^PBXHOOK_TOKEN_/, 'PBXHOOK_SIGNING_SECRET_');
+}
+
+export type SigningSecretsResult = { readonly secrets: readonly string[] | undefined } | { readonly problem: string };
+
+/**
+ * Standard Webhooks secrets for an endpoint: `whsec_` + base64 of 24 to 64 random bytes, several
+ * separated by commas (all sign, so a receiver can rotate). Same sources and precedence as tokens.
+ */
+export function resolveSigningSecrets(endpoint: string, configured: string | undefined, src: TokenSources): SigningSecretsResult {
+  const fromEnv = envValue(src.env, signingSecretEnvName(endpoint));
+  const ref =
+    fromEnv !== undefined
+      ? { value: fromEnv, origin: `${signingSecretEnvName(endpoint)} ` }
+      : configured === undefined
+        ? undefined
+        : readReference(configured, src, 'signing secret');
+  if (ref === undefined) return { secrets: undefined };
+  if ('problem' in ref) return ref;
+  const secrets = ref.value.split(/[\s,]+/).filter((x) => x !== '');
+  if (secrets.length === 0) return { problem: `${ref.origin}value is empty` };
+  for (const [i, secret] of secrets.entries()) {
+    const which = secrets.length > 1 ? `secret ${i + 1} ` : '';
+    const key = /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret) ? Buffer.from(secret.slice(6), 'base64') : undefined;
+    if (key === undefined) return { problem: `${ref.origin}${which}must be "whsec_" followed by base64` };
+    // Standard Webhooks: "secret keys SHOULD be between 24 bytes (192 bits) and 64 bytes".
+    if (key.length < 24 || key.length > 64) return { problem: `${ref.origin}${which}must decode to 24 to 64 bytes, got ${key.length}` };
+  }
+  return { secrets };
 }
 
 /** It goes into an HTTP header: printable ASCII only, no spaces or line breaks. */

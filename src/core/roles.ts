@@ -30,6 +30,11 @@ export class RoleBook {
     return { kind: 'trunk', id: endpoint };
   }
 
+  /** True when `trunk_pattern` claims this endpoint: config overrides what the PBX says it is. */
+  isTrunk(endpoint: string): boolean {
+    return this.trunk?.test(endpoint) ?? false;
+  }
+
   /**
    * The route a dialplan position stands for: configured `exten@context` or bare `exten` first,
    * then FreePBX's context names (ext-queues, ext-group, ivr-N), which need no configuration.

@@ -6,7 +6,7 @@
  * |-------------------------|-----------|---------------------------------------------------|
  * | PBXHOOK_HTTP_STATUS     | 408/429/5xx yes, other 4xx no | the endpoint answered non-2xx |
  * | PBXHOOK_HTTP_REDIRECT   | no        | 3xx: never followed (the body would go elsewhere) |
- * | PBXHOOK_HTTP_TIMEOUT    | yes       | no complete answer within retry.timeout_ms        |
+ * | PBXHOOK_HTTP_TIMEOUT    | yes       | no connection / no complete answer in time        |
  * | PBXHOOK_HTTP_NETWORK    | mostly    | refused, reset, DNS…; no for a malformed request  |
  * | PBXHOOK_HTTP_ABORTED    | yes       | shutdown stopped it before it was delivered       |
  *
@@ -73,10 +73,13 @@ export class HttpTimeoutError extends DeliveryError {
   readonly code = 'PBXHOOK_HTTP_TIMEOUT';
   readonly retryable = true;
   readonly timeoutMs: number;
+  /** `connect`: no TCP/TLS connection (retry.connect_timeout_ms); `response`: no complete answer. */
+  readonly phase: 'connect' | 'response';
 
-  constructor(endpoint: string, timeoutMs: number) {
-    super(endpoint, `${endpoint}: no answer within ${timeoutMs} ms`);
+  constructor(endpoint: string, timeoutMs: number, phase: 'connect' | 'response' = 'response') {
+    super(endpoint, `${endpoint}: ${phase === 'connect' ? 'no connection' : 'no answer'} within ${timeoutMs} ms`);
     this.timeoutMs = timeoutMs;
+    this.phase = phase;
   }
 }
 

@@ -1,5 +1,6 @@
 /**
- * Sends one rendered webhook request, retrying what may succeed later.
+ * Sends one rendered webhook request, retrying in process (p-retry) what may succeed later. The
+ * daemon delivers through the durable outbox instead (outbox-worker.ts); both share attempt.ts.
  *
  *   2xx                       delivered
  *   3xx                       failed for good; never followed (PBXHOOK_HTTP_REDIRECT)
@@ -10,24 +11,16 @@
  * Errors come back as values in DeliveryResult, never as rejections. One log line per
  * attempt; headers are never logged (they hold the bearer token), URLs lose their query.
  */
-import http from 'node:http';
-import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import axios, { type AxiosResponse } from 'axios';
 import pRetry, { AbortError } from 'p-retry';
 import type { Logger } from 'pino';
 import type { RetryConfig } from '../config/types.js';
 import type { WebhookRequest } from '../emit/request.js';
-import { parseRetryAfter, retryDelayMs } from './backoff.js';
-import {
-  DeliveryAbortedError,
-  type DeliveryError,
-  HttpNetworkError,
-  HttpRedirectError,
-  HttpStatusError,
-  HttpTimeoutError,
-} from './errors.js';
+import { createHttpClient, urlForLog } from './attempt.js';
+import { retryDelayMs } from './backoff.js';
+import { DeliveryAbortedError, type DeliveryError, HttpStatusError } from './errors.js';
 
+export { urlForLog } from './attempt.js';
 export { createOrderedDispatcher, type OrderedDispatcher, type SendFn } from './ordered.js';
 
 export type DeliveryResult =
@@ -60,68 +53,25 @@ export interface Sender {
   close(): void;
 }
 
-/** Client-side faults that the same request would hit again. */
-const PERMANENT_NETWORK_CODES = new Set([
-  'ERR_INVALID_URL',
-  'ERR_BAD_OPTION',
-  'ERR_BAD_OPTION_VALUE',
-  'ERR_NOT_SUPPORT',
-  'ERR_INVALID_CHAR',
-  'ERR_INVALID_HTTP_TOKEN',
-  'ERR_UNESCAPED_CHARACTERS',
-]);
-
-type Outcome = { readonly ok: true; readonly status: number } | { readonly ok: false; readonly error: DeliveryError };
-
 export function createSender(opts: SenderOptions): Sender {
   const { retry, log, tokens, signal, random = Math.random } = opts;
   const stats: SenderStats = { attempts: 0, delivered: 0, retried: 0, failed: 0 };
-  const httpAgent = new http.Agent({ keepAlive: true });
-  const httpsAgent = new https.Agent({ keepAlive: true });
-  const client = axios.create({
-    httpAgent,
-    httpsAgent,
-    maxRedirects: 0,
-    validateStatus: () => true,
-    // axios's timeout is a socket idle timer; the AbortSignal per attempt bounds the whole exchange.
-    timeout: retry.timeoutMs,
-    transitional: { clarifyTimeoutError: true },
-    // The body is already the exact wire text; the answer is only logged, never parsed.
-    transformRequest: [(data: unknown) => data],
-    transformResponse: [(data: unknown) => data],
-    responseType: 'text',
-  });
+  const http = createHttpClient({ timeoutMs: retry.timeoutMs, tokens });
 
-  async function attemptOnce(req: WebhookRequest, attempt: number): Promise<Outcome> {
+  async function attemptOnce(req: WebhookRequest, attempt: number) {
     stats.attempts++;
-    const started = performance.now();
-    const deadline = AbortSignal.timeout(retry.timeoutMs);
-    let outcome: Outcome;
-    let response: AxiosResponse<unknown> | undefined;
-    try {
-      const res = await client.request<unknown>({
-        method: req.method,
-        url: req.url,
-        headers: withAuthorization(req, tokens.get(req.endpoint)),
-        data: req.body === '' ? undefined : req.body,
-        signal: deadline,
-      });
-      response = res;
-      outcome = classifyResponse(req.endpoint, res);
-    } catch (err) {
-      outcome = { ok: false, error: classifyFailure(req.endpoint, err, deadline.aborted, retry.timeoutMs) };
-    }
+    const outcome = await http.attempt(req);
     const retryable = !outcome.ok && outcome.error.retryable;
     const fields = {
       endpoint: req.endpoint,
       method: req.method,
       url: urlForLog(req.url),
       attempt,
-      status: response?.status,
-      latencyMs: Math.round(performance.now() - started),
+      status: outcome.status,
+      latencyMs: outcome.latencyMs,
       retryable,
       willRetry: retryable && attempt <= retry.retries && signal?.aborted !== true,
-      ...(outcome.ok ? {} : { code: outcome.error.code, body: bodyForLog(response, req, tokens) }),
+      ...(outcome.ok ? {} : { code: outcome.error.code, body: outcome.body }),
     };
     if (outcome.ok) log.info(fields, 'webhook delivered');
     else log.warn(fields, 'webhook attempt failed');
@@ -166,66 +116,5 @@ export function createSender(opts: SenderOptions): Sender {
     }
   }
 
-  return Object.assign(send, {
-    stats,
-    close() {
-      httpAgent.destroy();
-      httpsAgent.destroy();
-    },
-  });
-}
-
-/** A renderer may have set Authorization itself; then it is left alone. */
-function withAuthorization(req: WebhookRequest, token: string | undefined): Record<string, string> {
-  const headers: Record<string, string> = { ...req.headers };
-  const has = (name: string) => Object.keys(headers).some((k) => k.toLowerCase() === name);
-  if (token !== undefined && !has('authorization')) headers['Authorization'] = `Bearer ${token}`;
-  if (!has('user-agent')) headers['User-Agent'] = 'pbxhook';
-  return headers;
-}
-
-function classifyResponse(endpoint: string, res: AxiosResponse<unknown>): Outcome {
-  const { status } = res;
-  if (status >= 200 && status < 300) return { ok: true, status };
-  if (status >= 300 && status < 400) {
-    const location = header(res, 'location');
-    return { ok: false, error: new HttpRedirectError(endpoint, status, location && urlForLog(location)) };
-  }
-  const retryAfter = parseRetryAfter(header(res, 'retry-after'), Date.now());
-  return { ok: false, error: new HttpStatusError(endpoint, status, retryAfter) };
-}
-
-function classifyFailure(endpoint: string, err: unknown, deadlinePassed: boolean, timeoutMs: number): DeliveryError {
-  const code = (err as { code?: unknown }).code;
-  if (deadlinePassed || code === 'ETIMEDOUT') return new HttpTimeoutError(endpoint, timeoutMs);
-  const name = typeof code === 'string' ? code : 'UNKNOWN';
-  return new HttpNetworkError(endpoint, name, !PERMANENT_NETWORK_CODES.has(name));
-}
-
-function header(res: AxiosResponse<unknown>, name: string): string | undefined {
-  const value: unknown = res.headers[name];
-  return typeof value === 'string' ? value : undefined;
-}
-
-/** Scheme, host and path only: userinfo and query strings may carry credentials. */
-export function urlForLog(url: string): string {
-  if (!URL.canParse(url)) return '(invalid URL)';
-  const u = new URL(url);
-  return `${u.origin}${u.pathname}`;
-}
-
-/** The start of an error answer helps debugging; any token echoed back is masked. */
-function bodyForLog(
-  res: AxiosResponse<unknown> | undefined,
-  req: WebhookRequest,
-  tokens: ReadonlyMap<string, string>,
-): string | undefined {
-  if (typeof res?.data !== 'string' || res.data === '') return undefined;
-  let text = res.data.slice(0, 200);
-  const auth = Object.entries(req.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
-  const secrets = [tokens.get(req.endpoint), auth?.replace(/^\S+\s+/, '')]
-    .filter((x): x is string => x !== undefined && x.length >= 4)
-    .sort((a, b) => b.length - a.length); // longest first, so a prefix cannot leave a tail behind
-  for (const s of secrets) text = text.replaceAll(s, '***');
-  return text;
+  return Object.assign(send, { stats, close: () => http.close() });
 }

@@ -3,7 +3,7 @@ import type { Config } from '../../src/config/types.js';
 import { tokensOf } from '../../src/deliver/auth.js';
 import type { LifecycleEvent } from '../../src/core/lifecycle.js';
 import { Pipeline } from '../../src/pipeline.js';
-import { replayAmi, requestLine, type ReplaySummary } from '../../src/replay.js';
+import { replayFile, requestLine, type ReplaySummary } from '../../src/replay.js';
 
 export const LAB_CONFIG = 'config/lab.example.yaml';
 
@@ -21,7 +21,7 @@ export async function replayTrace(trace: string, cfg: Config = loadConfig(LAB_CO
   pipeline.onLifecycleEvent = (e) => events.push(e);
   const tokens = tokensOf(cfg);
   const lines: string[] = [];
-  const summary = await replayAmi(trace, pipeline, (r) => lines.push(requestLine(r, tokens)));
+  const summary = await replayFile(trace, pipeline, (r) => lines.push(requestLine(r, tokens)));
   return { lines, events, summary, pipeline };
 }
 

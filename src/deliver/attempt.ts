@@ -1,0 +1,208 @@
+/**
+ * One HTTP attempt of one webhook, classified; no retrying and no logging here. The in-process
+ * sender (send.ts) and the durable outbox worker (outbox-worker.ts) both build on it.
+ *
+ *   2xx                       ok
+ *   3xx                       PBXHOOK_HTTP_REDIRECT, never followed (the body would go elsewhere)
+ *   4xx, 5xx                  PBXHOOK_HTTP_STATUS (retryable for 408, 429, 5xx), Retry-After kept
+ *   no answer in time         PBXHOOK_HTTP_TIMEOUT (phase connect or response)
+ *   reset, refused, DNS…      PBXHOOK_HTTP_NETWORK
+ *   shutdown cut it off       PBXHOOK_HTTP_ABORTED
+ *
+ * TLS certificates are always verified (Node's default); add private CAs with NODE_EXTRA_CA_CERTS.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
+import axios, { type AxiosResponse } from 'axios';
+import type { WebhookRequest } from '../emit/request.js';
+import { parseRetryAfter } from './backoff.js';
+import {
+  DeliveryAbortedError,
+  type DeliveryError,
+  HttpNetworkError,
+  HttpRedirectError,
+  HttpStatusError,
+  HttpTimeoutError,
+} from './errors.js';
+
+export interface HttpClientOptions {
+  /** The whole exchange: connect, send, response. */
+  readonly timeoutMs: number;
+  /** TCP (and TLS) connect only; undefined = bounded by timeoutMs alone. */
+  readonly connectTimeoutMs?: number;
+  /** Endpoint name → bearer token. */
+  readonly tokens: ReadonlyMap<string, string>;
+}
+
+export type AttemptResult =
+  | { readonly ok: true; readonly status: number; readonly latencyMs: number }
+  | {
+      readonly ok: false;
+      readonly error: DeliveryError;
+      readonly status: number | undefined;
+      readonly latencyMs: number;
+      /** The start of the answer, tokens masked: safe to log. */
+      readonly body: string | undefined;
+    };
+
+export interface HttpClient {
+  /** `extraHeaders` win over the rendered ones (delivery headers: webhook-id, signature…). */
+  attempt(req: WebhookRequest, extraHeaders?: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<AttemptResult>;
+  /** Closes idle keep-alive sockets. */
+  close(): void;
+}
+
+/** Client-side faults that the same request would hit again. */
+const PERMANENT_NETWORK_CODES = new Set([
+  'ERR_INVALID_URL',
+  'ERR_BAD_OPTION',
+  'ERR_BAD_OPTION_VALUE',
+  'ERR_NOT_SUPPORT',
+  'ERR_INVALID_CHAR',
+  'ERR_INVALID_HTTP_TOKEN',
+  'ERR_UNESCAPED_CHARACTERS',
+]);
+
+const CONNECT_TIMEOUT_CODE = 'PBXHOOK_CONNECT_TIMEOUT';
+
+export function createHttpClient(opts: HttpClientOptions): HttpClient {
+  const { timeoutMs, connectTimeoutMs, tokens } = opts;
+  const httpAgent = new http.Agent({ keepAlive: true });
+  const httpsAgent = new https.Agent({ keepAlive: true });
+  if (connectTimeoutMs !== undefined) {
+    armConnectTimeout(httpAgent, connectTimeoutMs, 'connect');
+    armConnectTimeout(httpsAgent, connectTimeoutMs, 'secureConnect');
+  }
+  const client = axios.create({
+    httpAgent,
+    httpsAgent,
+    maxRedirects: 0,
+    validateStatus: () => true,
+    // axios's timeout is a socket idle timer; the AbortSignal per attempt bounds the whole exchange.
+    timeout: timeoutMs,
+    transitional: { clarifyTimeoutError: true },
+    // The body is already the exact wire text; the answer is only logged, never parsed.
+    transformRequest: [(data: unknown) => data],
+    transformResponse: [(data: unknown) => data],
+    responseType: 'text',
+  });
+
+  async function attempt(
+    req: WebhookRequest,
+    extraHeaders: Readonly<Record<string, string>> = {},
+    signal?: AbortSignal,
+  ): Promise<AttemptResult> {
+    const started = performance.now();
+    const latency = () => Math.round(performance.now() - started);
+    const deadline = AbortSignal.timeout(timeoutMs);
+    if (signal?.aborted) return { ok: false, error: new DeliveryAbortedError(req.endpoint), status: undefined, latencyMs: 0, body: undefined };
+    let res: AxiosResponse<unknown>;
+    try {
+      res = await client.request<unknown>({
+        method: req.method,
+        url: req.url,
+        headers: withAuthorization(req, extraHeaders, tokens.get(req.endpoint)),
+        data: req.body === '' ? undefined : req.body,
+        signal: signal ? AbortSignal.any([deadline, signal]) : deadline,
+      });
+    } catch (err) {
+      const error = signal?.aborted
+        ? new DeliveryAbortedError(req.endpoint)
+        : classifyFailure(req.endpoint, err, deadline.aborted, timeoutMs, connectTimeoutMs);
+      return { ok: false, error, status: undefined, latencyMs: latency(), body: undefined };
+    }
+    const { status } = res;
+    if (status >= 200 && status < 300) return { ok: true, status, latencyMs: latency() };
+    const error =
+      status >= 300 && status < 400
+        ? new HttpRedirectError(req.endpoint, status, locationForLog(res))
+        : new HttpStatusError(req.endpoint, status, parseRetryAfter(header(res, 'retry-after'), Date.now()));
+    return { ok: false, error, status, latencyMs: latency(), body: bodyForLog(res, req, tokens) };
+  }
+
+  return {
+    attempt,
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
+}
+
+/**
+ * Node has no connect timeout of its own: a SYN into a black hole waits for the kernel (minutes).
+ * Only new sockets pass through createConnection, so keep-alive reuse is not affected.
+ */
+function armConnectTimeout(agent: http.Agent, ms: number, connected: 'connect' | 'secureConnect'): void {
+  const create = agent.createConnection.bind(agent);
+  agent.createConnection = (options, callback) => {
+    const socket = create(options, callback) as net.Socket | null | undefined;
+    if (!socket) return socket;
+    const timer = setTimeout(() => {
+      socket.destroy(Object.assign(new Error(`no connection within ${ms} ms`), { code: CONNECT_TIMEOUT_CODE }));
+    }, ms);
+    socket.once(connected, () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+    return socket;
+  };
+}
+
+/** A renderer may have set Authorization itself; then it is left alone. */
+function withAuthorization(
+  req: WebhookRequest,
+  extra: Readonly<Record<string, string>>,
+  token: string | undefined,
+): Record<string, string> {
+  const headers: Record<string, string> = { ...req.headers, ...extra };
+  const has = (name: string) => Object.keys(headers).some((k) => k.toLowerCase() === name);
+  if (token !== undefined && !has('authorization')) headers['Authorization'] = `Bearer ${token}`;
+  if (!has('user-agent')) headers['User-Agent'] = 'pbxhook';
+  return headers;
+}
+
+function classifyFailure(
+  endpoint: string,
+  err: unknown,
+  deadlinePassed: boolean,
+  timeoutMs: number,
+  connectTimeoutMs: number | undefined,
+): DeliveryError {
+  const code = (err as { code?: unknown }).code;
+  const cause = (err as { cause?: { code?: unknown } }).cause?.code;
+  if (code === CONNECT_TIMEOUT_CODE || cause === CONNECT_TIMEOUT_CODE) {
+    return new HttpTimeoutError(endpoint, connectTimeoutMs ?? timeoutMs, 'connect');
+  }
+  if (deadlinePassed || code === 'ETIMEDOUT') return new HttpTimeoutError(endpoint, timeoutMs);
+  const name = typeof code === 'string' ? code : 'UNKNOWN';
+  return new HttpNetworkError(endpoint, name, !PERMANENT_NETWORK_CODES.has(name));
+}
+
+function header(res: AxiosResponse<unknown>, name: string): string | undefined {
+  const value: unknown = res.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function locationForLog(res: AxiosResponse<unknown>): string | undefined {
+  const location = header(res, 'location');
+  return location && urlForLog(location);
+}
+
+/** Scheme, host and path only: userinfo and query strings may carry credentials. */
+export function urlForLog(url: string): string {
+  if (!URL.canParse(url)) return '(invalid URL)';
+  const u = new URL(url);
+  return `${u.origin}${u.pathname}`;
+}
+
+/** The start of an error answer helps debugging; any token echoed back is masked. */
+function bodyForLog(res: AxiosResponse<unknown>, req: WebhookRequest, tokens: ReadonlyMap<string, string>): string | undefined {
+  if (typeof res.data !== 'string' || res.data === '') return undefined;
+  let text = res.data.slice(0, 200);
+  const auth = Object.entries(req.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
+  const secrets = [tokens.get(req.endpoint), auth?.replace(/^\S+\s+/, '')]
+    .filter((x): x is string => x !== undefined && x.length >= 4)
+    .sort((a, b) => b.length - a.length); // longest first, so a prefix cannot leave a tail behind
+  for (const s of secrets) text = text.replaceAll(s, '***');
+  return text;
+}

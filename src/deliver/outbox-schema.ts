@@ -1,0 +1,152 @@
+/**
+ * The outbox's SQLite schema, its migrations, and the mapping between rows and OutboxRow. Tables:
+ * `webhooks` (one row per webhook: the request, its state, schedule step, attempt count),
+ * `attempts` (one row per attempt: start, latency, status, error, outcome), `lanes` (one per call
+ * and endpoint: the sequence counter and when its first undelivered webhook is due) and
+ * `endpoint_health` (failing since, paused, next probe).
+ */
+import type { OutboxState } from './outbox-state.js';
+
+/** Schema versions in order; `PRAGMA user_version` counts how many are applied. */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE webhooks (
+     id INTEGER PRIMARY KEY,
+     webhook_id TEXT NOT NULL UNIQUE,
+     endpoint TEXT NOT NULL,
+     lane TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     call_id TEXT NOT NULL,
+     summary TEXT NOT NULL,
+     method TEXT NOT NULL,
+     url TEXT NOT NULL,
+     headers TEXT NOT NULL,
+     body TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('pending', 'in_flight', 'failed_waiting', 'delivered', 'dead')),
+     step INTEGER NOT NULL DEFAULT 0,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_at INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     last_status INTEGER,
+     last_error TEXT,
+     UNIQUE (lane, seq)
+   );
+   CREATE INDEX webhooks_state ON webhooks (state, updated_at);
+   CREATE TABLE attempts (
+     webhook INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+     n INTEGER NOT NULL,
+     started_at INTEGER NOT NULL,
+     latency_ms INTEGER,
+     status INTEGER,
+     error_code TEXT,
+     error TEXT,
+     outcome TEXT,
+     PRIMARY KEY (webhook, n)
+   ) WITHOUT ROWID;
+   CREATE TABLE lanes (
+     lane TEXT PRIMARY KEY,
+     endpoint TEXT NOT NULL,
+     last_seq INTEGER NOT NULL,
+     head_at INTEGER,
+     updated_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX lanes_due ON lanes (endpoint, head_at);
+   CREATE TABLE endpoint_health (
+     endpoint TEXT PRIMARY KEY,
+     failing_since INTEGER,
+     paused_at INTEGER,
+     next_probe_at INTEGER
+   ) WITHOUT ROWID;`,
+];
+
+export interface OutboxRow {
+  readonly id: number;
+  readonly webhookId: string;
+  readonly endpoint: string;
+  readonly lane: string;
+  readonly seq: number;
+  readonly callId: string;
+  readonly summary: string;
+  readonly method: 'GET' | 'POST';
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+  readonly state: OutboxState;
+  readonly step: number;
+  readonly attempts: number;
+  readonly nextAt: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly lastStatus: number | null;
+  readonly lastError: string | null;
+}
+
+export interface Selection {
+  readonly ids?: readonly string[];
+  readonly endpoint?: string;
+  readonly states?: readonly OutboxState[];
+}
+
+export const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
+
+/** `--id 12 --id msg_01H…`, `--endpoint crm`, states: one WHERE clause with named parameters. */
+export function selectionSql(sel: Selection): { where: string; params: Record<string, unknown> } {
+  const parts: string[] = [];
+  const params: Record<string, unknown> = {};
+  if (sel.ids !== undefined) {
+    parts.push(`(CAST(id AS TEXT) IN (SELECT value FROM json_each(@ids)) OR webhook_id IN (SELECT value FROM json_each(@ids)))`);
+    params['ids'] = JSON.stringify(sel.ids);
+  }
+  if (sel.endpoint !== undefined) {
+    parts.push(`endpoint = @endpoint`);
+    params['endpoint'] = sel.endpoint;
+  }
+  if (sel.states !== undefined) parts.push(`state IN (${inList(sel.states)})`);
+  return { where: parts.length > 0 ? parts.join(' AND ') : '1', params };
+}
+
+export interface RawRow {
+  id: number;
+  webhook_id: string;
+  endpoint: string;
+  lane: string;
+  seq: number;
+  call_id: string;
+  summary: string;
+  method: 'GET' | 'POST';
+  url: string;
+  headers: string;
+  body: string;
+  state: OutboxState;
+  step: number;
+  attempts: number;
+  next_at: number;
+  created_at: number;
+  updated_at: number;
+  last_status: number | null;
+  last_error: string | null;
+}
+
+export function rowOf(r: RawRow): OutboxRow {
+  return {
+    id: r.id,
+    webhookId: r.webhook_id,
+    endpoint: r.endpoint,
+    lane: r.lane,
+    seq: r.seq,
+    callId: r.call_id,
+    summary: r.summary,
+    method: r.method,
+    url: r.url,
+    headers: JSON.parse(r.headers) as Record<string, string>,
+    body: r.body,
+    state: r.state,
+    step: r.step,
+    attempts: r.attempts,
+    nextAt: r.next_at,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    lastStatus: r.last_status,
+    lastError: r.last_error,
+  };
+}

@@ -1,0 +1,296 @@
+/**
+ * Delivers what the outbox holds: per endpoint, claims due lane heads (one call at one endpoint
+ * each, so a call's webhooks go strictly in order) up to `concurrency` at once, makes one attempt
+ * each (attempt.ts), and records the decision (schedule.ts) in the store. Endpoints have their own
+ * slots, so a slow or dead CRM never delays another. An endpoint failing for `pause_after` is paused:
+ * one probe every `probe_every` until one gets an answer, then everything it owes is sent at once.
+ */
+import type { Logger } from 'pino';
+import type { DeliveryConfig, EndpointConfig } from '../config/types.js';
+import type { WebhookRequest } from '../emit/request.js';
+import { type AttemptResult, type HttpClient, urlForLog } from './attempt.js';
+import { type EndpointHealth, HEALTHY, type Verdict, afterAttempt } from './outbox-state.js';
+import type { OutboxRow, OutboxStore } from './outbox-store.js';
+import { type Decision, decide, isRetryable } from './schedule.js';
+import { deliveryHeaders, signingKey } from './signing.js';
+
+/** Every counter in one place, for logs, tests and (later) metrics. */
+export interface DeliveryStats {
+  attempts: number;
+  delivered: number;
+  /** Attempts that failed and were scheduled again. */
+  retried: number;
+  /** Webhooks that became dead: permanent failure or schedule used up. */
+  dead: number;
+  /** Webhooks dead-lettered by the outbox limits (max_rows, max_age). */
+  expired: number;
+  /** Attempts cut off by shutdown, kept for the next start. */
+  requeued: number;
+  /** Attempts that never finished before a crash, sent again at start-up. */
+  recovered: number;
+  pausedEndpoints: number;
+  /** Webhooks not yet delivered or dead. */
+  outboxDepth: number;
+}
+
+export interface WorkerOptions {
+  readonly store: OutboxStore;
+  readonly http: HttpClient;
+  readonly log: Logger;
+  /** Enabled endpoints; webhooks for others wait in the outbox. */
+  readonly endpoints: readonly EndpointConfig[];
+  readonly delivery: DeliveryConfig;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+interface Endpoint {
+  readonly name: string;
+  readonly keys: readonly Buffer[];
+  readonly retryOn: readonly number[];
+  inFlight: number;
+  health: EndpointHealth;
+}
+
+/** Due webhooks are found without this, but `pbxhook outbox retry` from another process is not. */
+const POLL_MS = 1_000;
+const HOUSEKEEPING_MS = 60_000;
+const LANE_IDLE_MS = 86_400_000;
+
+export class OutboxWorker {
+  readonly stats: DeliveryStats = {
+    attempts: 0, delivered: 0, retried: 0, dead: 0, expired: 0, requeued: 0, recovered: 0, pausedEndpoints: 0, outboxDepth: 0,
+  };
+  private readonly endpoints: Map<string, Endpoint>;
+  private readonly abort = new AbortController();
+  private readonly running = new Set<Promise<void>>();
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private housekeeper: NodeJS.Timeout | undefined;
+  private wakeQueued = false;
+  private stopping = false;
+
+  constructor(private readonly o: WorkerOptions) {
+    this.now = o.now ?? Date.now;
+    this.random = o.random ?? Math.random;
+    this.endpoints = new Map(
+      o.endpoints.map((e) => [
+        e.name,
+        { name: e.name, keys: (e.signingSecrets ?? []).map(signingKey), retryOn: e.retryOn ?? [], inFlight: 0, health: HEALTHY },
+      ]),
+    );
+  }
+
+  /** Resumes what a previous run left: in-flight attempts are sent again, pauses carry on. */
+  start(): void {
+    const { store, log } = this.o;
+    this.stats.recovered = store.recover(this.now());
+    for (const [name, h] of store.health()) {
+      const ep = this.endpoints.get(name);
+      if (ep) ep.health = h;
+    }
+    this.countPaused();
+    const orphans = store.counts().filter((c) => !this.endpoints.has(c.endpoint) && c.state !== 'delivered' && c.state !== 'dead');
+    for (const o of orphans) {
+      log.warn({ endpoint: o.endpoint, state: o.state, count: o.count }, 'webhooks for an endpoint that is not configured or not enabled wait in the outbox');
+    }
+    this.housekeeping();
+    log.info({ file: store.file, undelivered: this.stats.outboxDepth, recovered: this.stats.recovered }, 'outbox open');
+    this.housekeeper = setInterval(() => this.housekeeping(), HOUSEKEEPING_MS);
+    this.pump();
+  }
+
+  /** One PBX event's webhooks: on disk in one transaction, then delivered as soon as their lane allows. */
+  enqueue(reqs: readonly WebhookRequest[]): void {
+    if (reqs.length === 0) return;
+    this.o.store.insert(reqs, this.now());
+    this.stats.outboxDepth += reqs.length;
+    if (this.stats.outboxDepth > this.o.delivery.maxRows) this.housekeeping();
+    this.wake();
+  }
+
+  /** Stops claiming; waits stop_timeout for attempts in flight, then cuts them off (they stay pending). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    clearInterval(this.housekeeper);
+    const all = () => Promise.allSettled([...this.running]);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), this.o.delivery.stopTimeoutMs)));
+    const finished = await Promise.race([all().then(() => true), late]);
+    clearTimeout(timer);
+    if (!finished) {
+      this.o.log.warn({ inFlight: this.running.size }, 'stop_timeout reached: cutting off attempts in flight; they stay in the outbox');
+      this.abort.abort();
+      await all();
+    }
+    this.stats.outboxDepth = this.o.store.depth();
+  }
+
+  private wake(): void {
+    if (this.wakeQueued || this.stopping) return;
+    this.wakeQueued = true;
+    setImmediate(() => {
+      this.wakeQueued = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.stopping) return;
+    const now = this.now();
+    try {
+      for (const ep of this.endpoints.values()) this.fill(ep, now);
+    } catch (err) {
+      this.o.log.error({ err }, 'outbox claim failed; trying again shortly');
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.pump(), Math.max(0, this.nextWake(now) - now));
+  }
+
+  private fill(ep: Endpoint, now: number): void {
+    const paused = ep.health.pausedAt !== null;
+    if (paused && (ep.inFlight > 0 || now < (ep.health.nextProbeAt ?? 0))) return;
+    const limit = paused ? 1 : this.o.delivery.concurrency - ep.inFlight;
+    for (const row of this.o.store.claim(ep.name, limit, now)) {
+      ep.inFlight++;
+      const job = this.deliver(ep, row, paused).finally(() => {
+        ep.inFlight--;
+        this.running.delete(job);
+        this.wake();
+      });
+      this.running.add(job);
+    }
+  }
+
+  /** The earliest moment an endpoint with a free slot has something due; at most POLL_MS away. */
+  private nextWake(now: number): number {
+    let next = now + POLL_MS;
+    for (const ep of this.endpoints.values()) {
+      if (ep.health.pausedAt !== null) {
+        // A probe needs both: its time has come and a webhook is due.
+        const due = this.o.store.nextDueAt(ep.name);
+        if (ep.inFlight === 0 && due !== undefined) next = Math.min(next, Math.max(ep.health.nextProbeAt ?? now, due));
+      } else if (ep.inFlight < this.o.delivery.concurrency) {
+        next = Math.min(next, this.o.store.nextDueAt(ep.name) ?? next);
+      }
+    }
+    return next;
+  }
+
+  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean): Promise<void> {
+    const { store, http, delivery } = this.o;
+    const req: WebhookRequest = { endpoint: row.endpoint, method: row.method, url: row.url, headers: row.headers, body: row.body, orderKey: row.lane };
+    this.stats.attempts++;
+    const result = await http.attempt(req, deliveryHeaders(row, this.now(), ep.keys), this.abort.signal);
+    const now = this.now();
+    const decision = decide(result, { step: row.step, probe, retryOn: ep.retryOn }, delivery, now, this.random);
+    try {
+      store.finish(row, recordOf(result), decision, now);
+    } catch (err) {
+      this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'could not record a delivery attempt');
+      return;
+    }
+    this.count(decision);
+    this.logAttempt(row, result, decision, probe, ep.retryOn);
+    this.updateHealth(ep, verdictOf(result, ep.retryOn), now);
+  }
+
+  private count(d: Decision): void {
+    const s = this.stats;
+    if (d.kind === 'delivered') s.delivered++;
+    else if (d.kind === 'retry') s.retried++;
+    else if (d.kind === 'dead') s.dead++;
+    else s.requeued++;
+    if (d.kind !== 'retry') s.outboxDepth = Math.max(0, s.outboxDepth - (d.kind === 'requeue' ? 0 : 1));
+  }
+
+  private updateHealth(ep: Endpoint, verdict: Verdict, now: number): void {
+    const { health, change } = afterAttempt(ep.health, verdict, now, this.o.delivery);
+    if (health === ep.health) return;
+    const before = ep.health;
+    ep.health = health;
+    this.o.store.saveHealth(ep.name, health);
+    if (change === 'paused') {
+      this.o.log.warn(
+        { endpoint: ep.name, failingForMs: now - (health.failingSince ?? now), probeEveryMs: this.o.delivery.probeEveryMs },
+        'endpoint paused: every attempt failed for delivery.pause_after; probing it until it answers',
+      );
+    } else if (change === 'resumed') {
+      const due = this.o.store.resumeEndpoint(ep.name, now);
+      this.o.log.info({ endpoint: ep.name, pausedForMs: now - (before.pausedAt ?? now), due }, 'endpoint resumed: its probe was answered');
+    }
+    this.countPaused();
+  }
+
+  private countPaused(): void {
+    this.stats.pausedEndpoints = [...this.endpoints.values()].filter((e) => e.health.pausedAt !== null).length;
+  }
+
+  private logAttempt(row: OutboxRow, result: AttemptResult, d: Decision, probe: boolean, retryOn: readonly number[]): void {
+    const fields = {
+      endpoint: row.endpoint,
+      method: row.method,
+      url: urlForLog(row.url),
+      webhookId: row.webhookId,
+      call: row.callId,
+      seq: row.seq,
+      attempt: row.attempts,
+      status: result.status,
+      latencyMs: result.latencyMs,
+      ...(probe ? { probe } : {}),
+      ...(result.ok
+        ? {}
+        : {
+            code: result.error.code,
+            body: result.body,
+            retryable: isRetryable(result, retryOn) || d.kind === 'requeue',
+            willRetry: d.kind === 'retry' || d.kind === 'requeue',
+          }),
+      ...(d.kind === 'retry' ? { nextAttemptAt: new Date(d.at).toISOString() } : {}),
+      ...(d.kind === 'dead' ? { reason: d.reason } : {}),
+    };
+    if (d.kind === 'delivered') this.o.log.info(fields, 'webhook delivered');
+    else if (d.kind === 'dead') this.o.log.error(fields, 'webhook dead: not retried again (pbxhook outbox retry sends it again)');
+    else this.o.log.warn(fields, 'webhook attempt failed');
+  }
+
+  /** Outbox limits and clean-up; every webhook a limit touches is logged with its reason. */
+  private housekeeping(): void {
+    const { store, log, delivery: d } = this.o;
+    const now = this.now();
+    try {
+      const aged = store.expireOlderThan(now - d.maxAgeMs, now);
+      const full = store.enforceMaxRows(d.maxRows, now);
+      for (const [what, m] of [['delivery.max_age', aged], ['delivery.max_rows', full]] as const) {
+        for (const [endpoint, count] of m) {
+          this.stats.expired += count;
+          log.error({ endpoint, count, code: what === 'delivery.max_age' ? 'PBXHOOK_OUTBOX_EXPIRED' : 'PBXHOOK_OUTBOX_FULL' },
+            `outbox limit ${what} reached: webhooks moved to dead (pbxhook outbox list --state dead)`);
+        }
+      }
+      const delivered = store.purge('delivered', now - d.keepDeliveredMs);
+      const dead = store.purge('dead', now - d.keepDeadMs);
+      // Calls end within calls.idle_timeout_seconds (hours); a lane idle for a day is finished.
+      store.forgetIdleLanes(now - Math.max(d.keepDeliveredMs, LANE_IDLE_MS));
+      if (delivered + dead > 0) log.info({ delivered, dead }, 'outbox: removed webhooks past keep_delivered / keep_dead');
+      this.stats.outboxDepth = store.depth();
+    } catch (err) {
+      log.error({ err }, 'outbox housekeeping failed');
+    }
+  }
+}
+
+function recordOf(r: AttemptResult) {
+  return r.ok
+    ? { latencyMs: r.latencyMs, status: r.status, errorCode: undefined, error: undefined }
+    : { latencyMs: r.latencyMs, status: r.status, errorCode: r.error.code, error: r.error.message };
+}
+
+/** A 4xx that is not retried means the endpoint is up and answering; only retryable failures count as down. */
+function verdictOf(r: AttemptResult, retryOn: readonly number[]): Verdict {
+  if (r.ok) return 'answered';
+  if (r.error.code === 'PBXHOOK_HTTP_ABORTED') return 'aborted';
+  return isRetryable(r, retryOn) ? 'unreachable' : 'answered';
+}

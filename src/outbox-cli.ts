@@ -1,0 +1,217 @@
+/**
+ * `pbxhook outbox stats|list|retry|purge`: the operator's view of the outbox database, safe to run
+ * beside the daemon (SQLite WAL; writes wait for the daemon's lock). Also `replay --send`, which
+ * delivers through an outbox exactly as the daemon does.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
+import { span } from './config/explain.js';
+import { loadConfig } from './config/load.js';
+import { parseDuration } from './config/schema.js';
+import type { Config } from './config/types.js';
+import { type Outbox, openOutbox, openStore, outboxPath } from './deliver/outbox.js';
+import { type OutboxState, STATES } from './deliver/outbox-state.js';
+import type { OutboxRow, OutboxStore } from './deliver/outbox-store.js';
+
+export const EX_USAGE = 64;
+const EX_NOINPUT = 66;
+
+export const OUTBOX_USAGE = `Usage: pbxhook outbox COMMAND (--config FILE | --state-dir DIR) [options]
+  stats                              webhooks per endpoint and state; paused endpoints
+  list [--state S] [--endpoint E]    newest first (default: all but delivered); --limit N (50),
+       [--id ID]                     --id shows one webhook with every attempt
+  retry (--id ID… | --endpoint E | --all) [--state dead|failed_waiting]
+                                     back to pending with a fresh retry schedule
+  purge --delivered --older-than 1d  delete delivered webhooks
+  purge --dead [--older-than 7d] --yes
+                                     delete dead webhooks (they are gone for good)
+  --json                             stats and list as JSON
+States: ${STATES.join(', ')}. IDs: the row number or the webhook-id (msg_…).`;
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  'state-dir': { type: 'string' },
+  state: { type: 'string' },
+  endpoint: { type: 'string' },
+  id: { type: 'string', multiple: true },
+  all: { type: 'boolean', default: false },
+  limit: { type: 'string', default: '50' },
+  delivered: { type: 'boolean', default: false },
+  dead: { type: 'boolean', default: false },
+  'older-than': { type: 'string' },
+  yes: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+class UsageError extends Error {}
+
+export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableStream = process.stdout): number {
+  const { values, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true });
+  const [command] = positionals;
+  if (values.help) {
+    out.write(`${OUTBOX_USAGE}\n`);
+    return 0;
+  }
+  try {
+    if (!command || !['stats', 'list', 'retry', 'purge'].includes(command)) throw new UsageError(command ? `unknown outbox command "${command}"` : 'which outbox command?');
+    checkUsage(command, values);
+    const stateDir = values['state-dir'] ?? (values.config !== undefined ? loadConfig(values.config).stateDir : undefined);
+    if (stateDir === undefined) throw new UsageError('which outbox? give --config FILE or --state-dir DIR');
+    if (!existsSync(outboxPath(stateDir))) {
+      process.stderr.write(`pbxhook outbox: no outbox at ${outboxPath(stateDir)} (pbxhook run has not used this state_dir yet)\n`);
+      return EX_NOINPUT;
+    }
+    const store = openStore(stateDir);
+    try {
+      out.write(perform(command, store, values));
+    } finally {
+      store.close();
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`pbxhook outbox: ${err.message}\n\n${OUTBOX_USAGE}\n`);
+      return EX_USAGE;
+    }
+    throw err; // ConfigError and the rest: cli.ts reports them as for every command
+  }
+}
+
+function perform(command: string, store: OutboxStore, v: Values): string {
+  const states = v.state === undefined ? undefined : [stateOf(v.state)];
+  const endpoint = v.endpoint;
+  const now = Date.now();
+  switch (command) {
+    case 'stats':
+      return stats(store, v.json, now);
+    case 'list': {
+      const limit = Number(v.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a whole number of at least 1, got ${v.limit}`);
+      const rows = store.list({ ...(v.id ? { ids: v.id } : {}), ...(endpoint ? { endpoint } : {}), states: states ?? (v.id ? undefined : ['pending', 'in_flight', 'failed_waiting', 'dead']) }, limit);
+      if (v.json) return `${JSON.stringify(rows.map((r) => ({ ...withoutPayload(r), attemptsLog: v.id ? store.attemptsOf(r.id) : undefined })))}\n`;
+      return list(store, rows, v.id !== undefined, now);
+    }
+    case 'retry': {
+      const n = store.retry({ ...(v.id ? { ids: v.id } : {}), ...(endpoint ? { endpoint } : {}), ...(states ? { states } : {}) }, now);
+      return `${n} webhook(s) back to pending; a running pbxhook sends them within a second\n`;
+    }
+    default:
+      return purge(store, v, now);
+  }
+}
+
+/** Usage mistakes are reported before any database is opened. */
+function checkUsage(command: string, v: Values): void {
+  if (v.state !== undefined) stateOf(v.state);
+  if (command === 'retry' && !v.id && !v.endpoint && !v.all) throw new UsageError('retry which webhooks? --id ID, --endpoint NAME or --all');
+  if (command !== 'purge') return;
+  if (v.delivered === v.dead) throw new UsageError('purge what? --delivered --older-than AGE, or --dead --yes');
+  if (v['older-than'] !== undefined && parseDuration(v['older-than']) === undefined) {
+    throw new UsageError(`--older-than: expected a duration such as 7d or 12h, got ${v['older-than']}`);
+  }
+  if (v.delivered && v['older-than'] === undefined) throw new UsageError('purge --delivered needs --older-than AGE (e.g. 1d)');
+  if (v.dead && !v.yes) throw new UsageError('dead webhooks were never delivered; deleting them loses them: add --yes');
+}
+
+function purge(store: OutboxStore, v: Values, now: number): string {
+  const age = v['older-than'] === undefined ? 0 : parseDuration(v['older-than'])!;
+  const sel = v.endpoint ? { endpoint: v.endpoint } : {};
+  if (v.delivered) return `${store.purge('delivered', now - age, sel)} delivered webhook(s) deleted\n`;
+  return `${store.purge('dead', now - age + 1, sel)} dead webhook(s) deleted\n`;
+}
+
+function stateOf(s: string): OutboxState {
+  const state = s.replace(/-/g, '_') as OutboxState;
+  if (!STATES.includes(state)) throw new UsageError(`--state: expected one of ${STATES.join(', ')}, got ${s}`);
+  return state;
+}
+
+function stats(store: OutboxStore, json: boolean, now: number): string {
+  const counts = store.counts();
+  const health = [...store.health()];
+  if (json) return `${JSON.stringify({ file: store.file, counts, endpoints: Object.fromEntries(health) })}\n`;
+  const byEndpoint = new Map<string, Record<string, number>>();
+  const oldest = new Map<string, number>();
+  for (const c of counts) {
+    byEndpoint.set(c.endpoint, { ...byEndpoint.get(c.endpoint), [c.state]: c.count });
+    if (c.state !== 'delivered' && c.state !== 'dead') oldest.set(c.endpoint, Math.min(oldest.get(c.endpoint) ?? Infinity, c.oldest));
+  }
+  const head = ['endpoint', ...STATES, 'oldest undelivered'];
+  const rows = [...byEndpoint].map(([e, m]) => [e, ...STATES.map((s) => String(m[s] ?? 0)), oldest.has(e) ? `${span(now - oldest.get(e)!)} ago` : '-']);
+  const lines = [`outbox ${store.file}`, ...table([head, ...rows])];
+  if (rows.length === 0) lines.push('(empty)');
+  for (const [endpoint, h] of health) {
+    if (h.pausedAt !== null) lines.push(`${endpoint}: PAUSED ${span(now - h.pausedAt)} ago; next probe in ${span(Math.max(0, (h.nextProbeAt ?? now) - now))}`);
+    else if (h.failingSince !== null) lines.push(`${endpoint}: failing for ${span(now - h.failingSince)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function list(store: OutboxStore, rows: readonly OutboxRow[], detail: boolean, now: number): string {
+  const head = ['id', 'state', 'endpoint', 'call', 'seq', 'event', 'attempts', 'next', 'last error'];
+  const body = rows.map((r) => [
+    String(r.id), r.state, r.endpoint, r.callId, String(r.seq), r.summary, String(r.attempts),
+    r.state === 'pending' || r.state === 'failed_waiting' ? (r.nextAt <= now ? 'due' : `in ${span(r.nextAt - now)}`) : '-',
+    r.lastError ?? '',
+  ]);
+  const lines = table([head, ...body]);
+  if (detail) {
+    for (const r of rows) {
+      lines.push('', `${r.webhookId}  ${r.method} ${r.url.replace(/\?.*$/, '?…')}`);
+      for (const a of store.attemptsOf(r.id)) {
+        lines.push(`  attempt ${a.n} ${new Date(a.startedAt).toISOString()} ${a.outcome ?? 'in flight'} ${a.status ?? ''} ${a.latencyMs ?? ''}ms ${a.error ?? ''}`.trimEnd());
+      }
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The body and headers may carry personal data and credentials: JSON output leaves them out. */
+function withoutPayload(r: OutboxRow) {
+  const { headers: _h, body: _b, url, ...rest } = r;
+  return { ...rest, url: url.replace(/\?.*$/, '?…') };
+}
+
+function table(rows: readonly string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+// ---------------------------------------------------------------------------------------------
+// `pbxhook replay --send`
+
+export interface ReplayOutbox {
+  readonly enqueue: Outbox['worker']['enqueue'];
+  /** Waits until every webhook is delivered or dead (or SIGINT/SIGTERM), then closes; the counts. */
+  finish(): Promise<{ delivered: number; dead: number; undelivered: number }>;
+}
+
+/** The outbox in `stateDir`, or in a temporary folder removed afterwards. */
+export function openReplayOutbox(cfg: Config, log: Logger, stateDir: string | undefined): ReplayOutbox {
+  const dir = stateDir ?? mkdtempSync(path.join(os.tmpdir(), 'pbxhook-replay-'));
+  const outbox = openOutbox({ ...cfg, stateDir: dir }, log);
+  outbox.worker.start();
+  return {
+    enqueue: (rs) => outbox.worker.enqueue(rs),
+    async finish() {
+      let interrupted = false;
+      const stop = () => (interrupted = true);
+      process.once('SIGINT', stop).once('SIGTERM', stop);
+      while (!interrupted && outbox.store.depth() > 0) await new Promise((r) => setTimeout(r, 50));
+      process.off('SIGINT', stop).off('SIGTERM', stop);
+      await outbox.close();
+      const { delivered, dead, outboxDepth: undelivered } = outbox.worker.stats;
+      if (undelivered > 0) {
+        log.warn({ undelivered, stateDir: stateDir ?? '(temporary, removed)' }, 'replay stopped with webhooks undelivered; keep them with --state-dir');
+      }
+      if (stateDir === undefined) rmSync(dir, { recursive: true, force: true });
+      return { delivered, dead, undelivered };
+    },
+  };
+}

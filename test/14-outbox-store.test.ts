@@ -1,0 +1,351 @@
+/**
+ * The outbox without sockets: the state machine and retry decisions (pure), the SQLite store's
+ * named transitions (a temp file, reopened to prove durability), lane ordering, limits, and the
+ * worker driven by a fake HTTP client and a fake clock (pause, probe, resume).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { DeliveryConfig, EndpointConfig } from '../src/config/types.js';
+import type { AttemptResult, HttpClient } from '../src/deliver/attempt.js';
+import { DeliveryAbortedError, type DeliveryError, HttpNetworkError, HttpRedirectError, HttpStatusError } from '../src/deliver/errors.js';
+import {
+  HEALTHY,
+  IllegalTransitionError,
+  STATES,
+  TRANSITIONS,
+  afterAttempt,
+  callOf,
+  newWebhookId,
+  summarise,
+  transition,
+} from '../src/deliver/outbox-state.js';
+import { OutboxStore } from '../src/deliver/outbox-store.js';
+import { OutboxWorker } from '../src/deliver/outbox-worker.js';
+import { decide, type RetryPolicy, waitMs } from '../src/deliver/schedule.js';
+import type { WebhookRequest } from '../src/emit/request.js';
+
+const T0 = Date.parse('2026-01-01T10:00:00Z');
+const POLICY: RetryPolicy = { schedule: [5_000, 30_000, 120_000], jitter: 0, retryAfterMaxMs: 3_600_000 };
+const half = () => 0.5; // jitter factor 1 exactly
+
+const ok = (status = 200): AttemptResult => ({ ok: true, status, latencyMs: 3 });
+const failed = (error: DeliveryError, status?: number): AttemptResult => ({ ok: false, error, status, latencyMs: 3, body: undefined });
+const http500 = failed(new HttpStatusError('crm', 500), 500);
+const ctx = (step = 0, extra: Partial<{ probe: boolean; retryOn: number[] }> = {}) => ({ step, probe: false, retryOn: [], ...extra });
+
+describe('state machine', () => {
+  it('lists every transition and refuses the rest', () => {
+    expect(transition('pending', 'claim')).toBe('in_flight');
+    expect(transition('failed_waiting', 'claim')).toBe('in_flight');
+    expect(transition('in_flight', 'deliver')).toBe('delivered');
+    expect(transition('in_flight', 'fail')).toBe('failed_waiting');
+    expect(transition('in_flight', 'kill')).toBe('dead');
+    expect(transition('dead', 'retry')).toBe('pending');
+    expect(transition('pending', 'expire')).toBe('dead');
+    // Final states stay final, except an operator's retry of a dead one.
+    for (const name of Object.keys(TRANSITIONS) as Array<keyof typeof TRANSITIONS>) {
+      expect(transition('delivered', name), `delivered -[${name}]->`).toBeUndefined();
+      if (name !== 'retry') expect(transition('dead', name), `dead -[${name}]->`).toBeUndefined();
+    }
+    expect(transition('pending', 'deliver')).toBeUndefined();
+    expect(transition('in_flight', 'claim')).toBeUndefined();
+    for (const t of Object.values(TRANSITIONS)) expect(STATES).toContain(t.to);
+  });
+});
+
+describe('decide: what one attempt leads to', () => {
+  it('2xx delivered; 3xx and other 4xx dead at once; shutdown requeues', () => {
+    expect(decide(ok(), ctx(), POLICY, T0, half)).toEqual({ kind: 'delivered' });
+    expect(decide(failed(new HttpRedirectError('crm', 301)), ctx(), POLICY, T0, half)).toMatchObject({ kind: 'dead', reason: expect.stringContaining('PBXHOOK_HTTP_REDIRECT') });
+    expect(decide(failed(new HttpStatusError('crm', 410), 410), ctx(), POLICY, T0, half)).toMatchObject({ kind: 'dead', reason: expect.stringContaining('410') });
+    expect(decide(failed(new DeliveryAbortedError('crm')), ctx(2), POLICY, T0, half)).toEqual({ kind: 'requeue' });
+  });
+
+  it('408, 429, 5xx and network errors follow the schedule, then dead', () => {
+    for (const r of [http500, failed(new HttpStatusError('crm', 429), 429), failed(new HttpStatusError('crm', 408), 408), failed(new HttpNetworkError('crm', 'ECONNRESET', true))]) {
+      expect(decide(r, ctx(0), POLICY, T0, half)).toEqual({ kind: 'retry', at: T0 + 5_000, step: 1 });
+    }
+    expect(decide(http500, ctx(1), POLICY, T0, half)).toEqual({ kind: 'retry', at: T0 + 30_000, step: 2 });
+    expect(decide(http500, ctx(2), POLICY, T0, half)).toEqual({ kind: 'retry', at: T0 + 120_000, step: 3 });
+    expect(decide(http500, ctx(3), POLICY, T0, half)).toMatchObject({ kind: 'dead', reason: expect.stringContaining('3 retries used up') });
+  });
+
+  it('retry_on makes a 4xx retryable', () => {
+    const notFound = failed(new HttpStatusError('crm', 404), 404);
+    expect(decide(notFound, ctx(0), POLICY, T0, half).kind).toBe('dead');
+    expect(decide(notFound, ctx(0, { retryOn: [404] }), POLICY, T0, half)).toEqual({ kind: 'retry', at: T0 + 5_000, step: 1 });
+  });
+
+  it('honours a longer Retry-After up to retry_after_max, never a shorter one', () => {
+    const after = (ms: number) => failed(new HttpStatusError('crm', 429, ms), 429);
+    expect(decide(after(60_000), ctx(0), POLICY, T0, half)).toMatchObject({ at: T0 + 60_000 });
+    expect(decide(after(1_000), ctx(0), POLICY, T0, half)).toMatchObject({ at: T0 + 5_000 });
+    expect(decide(after(86_400_000), ctx(0), POLICY, T0, half)).toMatchObject({ at: T0 + 3_600_000 });
+  });
+
+  it('a failed probe of a paused endpoint uses up no step', () => {
+    expect(decide(http500, ctx(1, { probe: true }), POLICY, T0, half)).toEqual({ kind: 'retry', at: T0, step: 1 });
+  });
+
+  it('jitter stays within ±jitter of the step', () => {
+    const p = { ...POLICY, jitter: 0.2 };
+    expect(waitMs(0, p, undefined, () => 0)).toBe(4_000);
+    expect(waitMs(0, p, undefined, () => 1)).toBe(6_000);
+    for (let i = 0; i < 100; i++) {
+      const w = waitMs(1, p, undefined, Math.random);
+      expect(w).toBeGreaterThanOrEqual(24_000);
+      expect(w).toBeLessThanOrEqual(36_000);
+    }
+  });
+});
+
+describe('endpoint health', () => {
+  const cfg = { pauseAfterMs: 60_000, probeEveryMs: 10_000 };
+  it('pauses after pause_after of failures, probes, resumes on an answer', () => {
+    let h = afterAttempt(HEALTHY, 'unreachable', T0, cfg).health;
+    expect(h).toEqual({ failingSince: T0, pausedAt: null, nextProbeAt: null });
+    expect(afterAttempt(h, 'unreachable', T0 + 59_999, cfg).change).toBeUndefined();
+    const paused = afterAttempt(h, 'unreachable', T0 + 60_000, cfg);
+    expect(paused).toEqual({ health: { failingSince: T0, pausedAt: T0 + 60_000, nextProbeAt: T0 + 70_000 }, change: 'paused' });
+    h = afterAttempt(paused.health, 'unreachable', T0 + 70_000, cfg).health;
+    expect(h.nextProbeAt).toBe(T0 + 80_000);
+    expect(afterAttempt(h, 'aborted', T0 + 71_000, cfg).health).toBe(h);
+    expect(afterAttempt(h, 'answered', T0 + 80_000, cfg)).toEqual({ health: HEALTHY, change: 'resumed' });
+    // A success before pause_after just clears the failure streak.
+    expect(afterAttempt({ failingSince: T0, pausedAt: null, nextProbeAt: null }, 'answered', T0 + 1, cfg)).toEqual({ health: HEALTHY });
+  });
+});
+
+describe('helpers', () => {
+  it('webhook-ids are msg_ + ULID, unique and sortable by time', () => {
+    const a = newWebhookId(T0);
+    const b = newWebhookId(T0 + 1);
+    expect(a).toMatch(/^msg_[0-9A-HJKMNP-TV-Z]{26}$/);
+    expect(a < b).toBe(true);
+    expect(new Set(Array.from({ length: 1000 }, () => newWebhookId(T0))).size).toBe(1000);
+  });
+
+  it('summarises the event from JSON, form or query; the call from the orderKey', () => {
+    expect(summarise({ method: 'POST', url: 'http://x/', body: '{"Event":"ringing","Id":"1"}' })).toBe('ringing');
+    expect(summarise({ method: 'POST', url: 'http://x/', body: 'event=hangupincoming&id=2' })).toBe('hangupincoming');
+    expect(summarise({ method: 'GET', url: 'http://x/?Event=incoming', body: '' })).toBe('incoming');
+    expect(summarise({ method: 'POST', url: 'http://x/', body: 'plain   text' })).toBe('plain text');
+    expect(callOf({ endpoint: 'crm', orderKey: 'crm:1795301990.9' })).toBe('1795301990.9');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const dirs: string[] = [];
+const stores: OutboxStore[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+afterEach(() => {
+  for (const s of stores.splice(0)) s.close();
+});
+
+function tempFile(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pbxhook-outbox-'));
+  dirs.push(dir);
+  return path.join(dir, 'outbox.sqlite');
+}
+function open(file = tempFile()): OutboxStore {
+  const s = new OutboxStore(file);
+  stores.push(s);
+  return s;
+}
+function req(call: string, body: string, endpoint = 'crm'): WebhookRequest {
+  return { endpoint, method: 'POST', url: 'https://crm.example.com/hook', headers: { 'content-type': 'application/json' }, body, orderKey: `${endpoint}:${call}` };
+}
+const record = { latencyMs: 5, status: 200, errorCode: undefined, error: undefined };
+const failure = { latencyMs: 5, status: 500, errorCode: 'PBXHOOK_HTTP_STATUS', error: 'crm: HTTP 500' };
+
+describe('OutboxStore', () => {
+  it('numbers each call per endpoint 1, 2, 3 and claims only the first undelivered of each', () => {
+    const s = open();
+    const ins = s.insert([req('A', 'a1'), req('A', 'a2'), req('B', 'b1'), req('A', 'a1', 'other')], T0);
+    expect(ins.map((i) => i.seq)).toEqual([1, 2, 1, 1]);
+    expect(new Set(ins.map((i) => i.webhookId)).size).toBe(4);
+    const claimed = s.claim('crm', 10, T0);
+    expect(claimed.map((r) => r.body)).toEqual(['a1', 'b1']);
+    expect(claimed[0]).toMatchObject({ state: 'in_flight', attempts: 1, seq: 1, callId: 'A' });
+    expect(s.claim('crm', 10, T0), 'a2 waits for a1').toEqual([]);
+    s.finish(claimed[0]!, record, { kind: 'delivered' }, T0 + 10);
+    expect(s.claim('crm', 10, T0 + 10).map((r) => r.body)).toEqual(['a2']);
+    expect(s.claim('other', 10, T0).map((r) => r.body)).toEqual(['a1']);
+  });
+
+  it('keeps a later webhook waiting while an earlier one is retried; a dead one no longer blocks', () => {
+    const s = open();
+    s.insert([req('A', 'a1'), req('A', 'a2')], T0);
+    const [a1] = s.claim('crm', 1, T0);
+    s.finish(a1!, failure, { kind: 'retry', at: T0 + 5_000, step: 1 }, T0);
+    expect(s.claim('crm', 10, T0 + 4_999)).toEqual([]);
+    expect(s.nextDueAt('crm')).toBe(T0 + 5_000);
+    const again = s.claim('crm', 10, T0 + 5_000);
+    expect(again.map((r) => [r.body, r.attempts, r.step])).toEqual([['a1', 2, 1]]);
+    s.finish(again[0]!, failure, { kind: 'dead', reason: 'gone' }, T0 + 5_000);
+    expect(s.claim('crm', 10, T0 + 5_000).map((r) => r.body)).toEqual(['a2']);
+    expect(s.attemptsOf(a1!.id).map((a) => [a.n, a.status, a.outcome])).toEqual([[1, 500, 'retry'], [2, 500, 'dead']]);
+  });
+
+  it('bounds a claim by the limit, oldest due first', () => {
+    const s = open();
+    s.insert([req('A', 'a1')], T0 + 2);
+    s.insert([req('B', 'b1')], T0);
+    s.insert([req('C', 'c1')], T0 + 1);
+    expect(s.claim('crm', 2, T0 + 5).map((r) => r.body)).toEqual(['b1', 'c1']);
+  });
+
+  it('refuses an illegal transition and changes nothing', () => {
+    const s = open();
+    s.insert([req('A', 'a1')], T0);
+    const [a1] = s.claim('crm', 1, T0);
+    s.finish(a1!, record, { kind: 'delivered' }, T0);
+    expect(() => s.finish(a1!, record, { kind: 'delivered' }, T0)).toThrow(IllegalTransitionError);
+    expect(s.list({}, 10)[0]).toMatchObject({ state: 'delivered' });
+  });
+
+  it('writes one event’s webhooks all or none', () => {
+    const s = open();
+    const bad = { ...req('A', 'a2'), headers: { x: 1n } as unknown as Record<string, string> }; // JSON cannot hold a bigint
+    expect(() => s.insert([req('A', 'a1'), bad], T0)).toThrow();
+    expect(s.depth()).toBe(0);
+    expect(s.insert([req('A', 'a1')], T0)[0]!.seq).toBe(1);
+  });
+
+  it('survives a crash: reopened, in-flight attempts are pending again with the same webhook-id, the step kept', () => {
+    const file = tempFile();
+    const s = new OutboxStore(file);
+    const [ins] = s.insert([req('A', 'a1'), req('A', 'a2')], T0);
+    const [a1] = s.claim('crm', 1, T0);
+    s.finish(a1!, failure, { kind: 'retry', at: T0 + 5_000, step: 1 }, T0);
+    s.claim('crm', 1, T0 + 5_000); // attempt 2 in flight… and the process dies
+    s.close();
+    const after = open(file);
+    expect(after.recover(T0 + 9_000)).toBe(1);
+    const [row] = after.claim('crm', 5, T0 + 9_000);
+    expect(row).toMatchObject({ webhookId: ins!.webhookId, body: 'a1', step: 1, attempts: 3 });
+    expect(after.attemptsOf(row!.id).map((a) => a.outcome)).toEqual(['retry', 'interrupted', null]);
+  });
+
+  it('operator retry: dead back to pending with a fresh schedule, by id, webhook-id or endpoint', () => {
+    const s = open();
+    const [x, y] = s.insert([req('A', 'a1'), req('B', 'b1')], T0);
+    for (const r of s.claim('crm', 5, T0)) s.finish(r, failure, { kind: 'dead', reason: 'r' }, T0);
+    expect(s.retry({ ids: [String(x!.id)] }, T0 + 1)).toBe(1);
+    expect(s.retry({ ids: [y!.webhookId] }, T0 + 1)).toBe(1);
+    expect(s.retry({ endpoint: 'crm' }, T0 + 1)).toBe(0); // nothing dead or waiting any more
+    expect(s.claim('crm', 5, T0 + 1).map((r) => [r.body, r.step])).toEqual([['a1', 0], ['b1', 0]]);
+  });
+
+  it('limits: max_age and max_rows move the oldest undelivered to dead, per endpoint counts', () => {
+    const s = open();
+    s.insert([req('A', 'a1'), req('B', 'b1')], T0);
+    s.insert([req('C', 'c1'), req('D', 'd1', 'other')], T0 + 1_000);
+    expect([...s.expireOlderThan(T0 + 500, T0 + 2_000)]).toEqual([['crm', 2]]);
+    expect(s.depth()).toBe(2);
+    expect([...s.enforceMaxRows(1, T0 + 2_000)]).toEqual([['crm', 1]]);
+    expect(s.list({ states: ['dead'] }, 10).map((r) => r.lastError)).toEqual([
+      expect.stringContaining('PBXHOOK_OUTBOX_FULL'), expect.stringContaining('PBXHOOK_OUTBOX_EXPIRED'), expect.stringContaining('PBXHOOK_OUTBOX_EXPIRED'),
+    ]);
+    expect(s.claim('other', 5, T0 + 2_000).map((r) => r.body)).toEqual(['d1']);
+  });
+
+  it('purges finished webhooks but keeps numbering a call that goes on', () => {
+    const s = open();
+    s.insert([req('A', 'a1')], T0);
+    const [a1] = s.claim('crm', 1, T0);
+    s.finish(a1!, record, { kind: 'delivered' }, T0);
+    expect(s.purge('delivered', T0 - 1)).toBe(0);
+    expect(s.purge('delivered', T0 + 1)).toBe(1);
+    expect(s.insert([req('A', 'a2')], T0 + 2)[0]!.seq).toBe(2);
+    expect(s.forgetIdleLanes(T0 + 3), 'lane A still has a2').toBe(0);
+    const [a2] = s.claim('crm', 1, T0 + 2);
+    s.finish(a2!, record, { kind: 'delivered' }, T0 + 2);
+    s.purge('delivered', T0 + 3);
+    expect(s.forgetIdleLanes(T0 + 3)).toBe(1);
+  });
+
+  it('keeps endpoint health across a restart', () => {
+    const file = tempFile();
+    const s = new OutboxStore(file);
+    s.saveHealth('crm', { failingSince: T0, pausedAt: T0 + 1, nextProbeAt: T0 + 2 });
+    s.close();
+    expect([...open(file).health()]).toEqual([['crm', { failingSince: T0, pausedAt: T0 + 1, nextProbeAt: T0 + 2 }]]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const DELIVERY: DeliveryConfig = {
+  schedule: Array(10).fill(1_000), jitter: 0, retryAfterMaxMs: 60_000, connectTimeoutMs: 1_000, timeoutMs: 1_000,
+  concurrency: 2, pauseAfterMs: 2_500, probeEveryMs: 10_000, stopTimeoutMs: 1_000, maxRows: 1_000, maxAgeMs: 86_400_000,
+  keepDeliveredMs: 86_400_000, keepDeadMs: 86_400_000,
+};
+const ENDPOINT = { name: 'crm', enabled: true, url: 'https://crm.example.com/hook', method: 'POST', events: [], recordingUrl: 'x', schema: '3cx', variant: 'json' } as EndpointConfig;
+
+function memoryLog() {
+  const lines: Array<Record<string, unknown>> = [];
+  const stream = new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), done()) });
+  return { log: pino({ level: 'info' }, stream), lines };
+}
+
+describe('OutboxWorker (fake HTTP, fake clock)', () => {
+  it('pauses a failing endpoint, probes it, resumes and sends the backlog in order', async () => {
+    let now = T0;
+    let up = false;
+    const sent: string[] = [];
+    const http: HttpClient = {
+      attempt: async (r) => (sent.push(r.body), up ? ok() : failed(new HttpNetworkError('crm', 'ECONNREFUSED', true))),
+      close: () => {},
+    };
+    const store = open();
+    const { log, lines } = memoryLog();
+    const worker = new OutboxWorker({ store, http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => now, random: half });
+    worker.start();
+    worker.enqueue([req('A', 'a1'), req('A', 'a2'), req('B', 'b1')]);
+    const settle = () => new Promise((r) => setTimeout(r, 30));
+    await settle();
+    expect(sent).toEqual(['a1', 'b1']);
+    for (const t of [1_000, 2_000, 3_000]) {
+      now = T0 + t;
+      (worker as unknown as { pump(): void }).pump();
+      await settle();
+    }
+    expect(worker.stats.pausedEndpoints).toBe(1);
+    expect(lines.some((l) => String(l.msg).startsWith('endpoint paused'))).toBe(true);
+    const whilePaused = sent.length;
+    now = T0 + 5_000; // before the probe is due: nothing is sent
+    (worker as unknown as { pump(): void }).pump();
+    await settle();
+    expect(sent.length).toBe(whilePaused);
+    up = true;
+    now = T0 + 13_000; // probe due: one attempt, it is answered, everything owed goes at once
+    (worker as unknown as { pump(): void }).pump();
+    await settle();
+    await settle();
+    expect(lines.find((l) => String(l.msg).startsWith('endpoint resumed'))).toMatchObject({ endpoint: 'crm' });
+    expect(sent.slice(whilePaused)).toEqual(expect.arrayContaining(['a1', 'a2', 'b1']));
+    expect(sent.lastIndexOf('a1')).toBeLessThan(sent.lastIndexOf('a2'));
+    expect(worker.stats).toMatchObject({ delivered: 3, dead: 0, pausedEndpoints: 0, outboxDepth: 0 });
+    await worker.stop();
+  });
+
+  it('logs when max_rows bites, naming the limit; nothing disappears silently', async () => {
+    const store = open();
+    const { log, lines } = memoryLog();
+    const http: HttpClient = { attempt: async () => failed(new HttpNetworkError('crm', 'ECONNREFUSED', true)), close: () => {} };
+    const worker = new OutboxWorker({ store, http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
+    worker.start();
+    worker.enqueue([req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);
+    expect(lines.find((l) => l.code === 'PBXHOOK_OUTBOX_FULL')).toMatchObject({ endpoint: 'crm', count: 1, msg: expect.stringContaining('delivery.max_rows') });
+    expect(worker.stats).toMatchObject({ expired: 1, outboxDepth: 2 });
+    await worker.stop();
+  });
+});

@@ -1,0 +1,180 @@
+/**
+ * A fake FreeSWITCH event socket (inbound mode) for tests: loopback TCP, sends `auth/request`,
+ * checks `auth <password>`, answers every `event …` with +OK, and after the first `event plain …`
+ * streams a recorded trace's event frames exactly as captured — at the trace's
+ * own pace (`Event-Date-Timestamp`) divided by `speed`, or all at once. `exit` is answered like
+ * mod_event_socket does (+OK bye, disconnect notice, close).
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { gunzipSync } from 'node:zlib';
+
+export interface FakeEslOptions {
+  /** Raw trace bytes, or a path to a `.esl` / `.esl.gz` file. */
+  readonly trace: Buffer | string;
+  readonly password: string;
+  /** Replay speed factor: 1 = real time, Infinity (default) = as fast as possible. */
+  readonly speed?: number;
+}
+
+export interface FakeEsl {
+  readonly port: number;
+  /** Resolves once a subscribed client has been sent the whole trace (the first time). */
+  readonly done: Promise<void>;
+  /** Every command line received, in order, all connections together (the password masked). */
+  readonly commands: string[];
+  /** Drops every client connection, keeps listening (a FreeSWITCH restart as a client sees it). */
+  dropClients(): void;
+  /** Drops every connection and stops listening. */
+  close(): Promise<void>;
+}
+
+export function loadTrace(path: string): Buffer {
+  const bytes = readFileSync(path);
+  return path.endsWith('.gz') ? gunzipSync(bytes) : bytes;
+}
+
+export interface TraceFrame {
+  readonly bytes: Buffer;
+  /** Microseconds (`Event-Date-Timestamp`), undefined for frames without one. */
+  readonly at: number | undefined;
+  readonly event: boolean;
+}
+
+/** Cuts a trace into its frames by the same Content-Length rule FreeSWITCH writes them with. */
+export function splitTrace(trace: Buffer): TraceFrame[] {
+  const frames: TraceFrame[] = [];
+  let pos = 0;
+  while (pos < trace.length) {
+    const blank = trace.indexOf('\n\n', pos);
+    if (blank < 0) break;
+    const head = trace.toString('latin1', pos, blank);
+    const len = /(?:^|\n)Content-Length: (\d+)/.exec(head);
+    const end = blank + 2 + (len ? Number(len[1]) : 0);
+    const bytes = trace.subarray(pos, end);
+    const event = /Content-Type: text\/event-(plain|json)/.test(head);
+    const ts = event ? /Event-Date-Timestamp"?:\s*"?(\d+)/.exec(bytes.toString('latin1')) : null;
+    frames.push({ bytes, at: ts ? Number(ts[1]) : undefined, event });
+    pos = end;
+  }
+  return frames;
+}
+
+const AUTH_REQUEST = 'Content-Type: auth/request\n\n';
+const DISCONNECT_TEXT = 'Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n';
+const DISCONNECT = `Content-Type: text/disconnect-notice\nContent-Length: ${Buffer.byteLength(DISCONNECT_TEXT)}\n\n${DISCONNECT_TEXT}`;
+
+function reply(text: string): string {
+  return `Content-Type: command/reply\nReply-Text: ${text}\n\n`;
+}
+
+export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
+  const trace = typeof opts.trace === 'string' ? loadTrace(opts.trace) : opts.trace;
+  // The capture's own auth/request and command replies are not replayed: ours are sent live.
+  const events = splitTrace(trace).filter((f) => f.event);
+  const speed = opts.speed ?? Infinity;
+  const sockets = new Set<net.Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const commands: string[] = [];
+  let markDone!: () => void;
+  const done = new Promise<void>((resolve) => (markDone = resolve));
+
+  const stream = (sock: net.Socket): void => {
+    if (speed === Infinity) {
+      sock.write(Buffer.concat(events.map((f) => f.bytes)), () => markDone());
+      return;
+    }
+    const start = Date.now();
+    const first = events.find((f) => f.at !== undefined)?.at ?? 0;
+    let i = 0;
+    let due = 0;
+    const step = (): void => {
+      const batch: Buffer[] = [];
+      // Events arrive in socket order, which is not quite timestamp order (late COMMAND events).
+      while (i < events.length) {
+        const f = events[i]!;
+        if (f.at !== undefined) due = Math.max(due, (f.at - first) / 1000 / speed);
+        if (due > Date.now() - start) break;
+        batch.push(f.bytes);
+        i++;
+      }
+      const last = i === events.length;
+      if (batch.length > 0 && !sock.destroyed) sock.write(Buffer.concat(batch), last ? () => markDone() : undefined);
+      else if (last) markDone();
+      if (!last) {
+        const t = setTimeout(() => (timers.delete(t), step()), due - (Date.now() - start));
+        timers.add(t);
+      }
+    };
+    step();
+  };
+
+  const answer = (sock: net.Socket, line: string, state: { authed: boolean; streaming: boolean }): void => {
+    const [verb = '', ...rest] = line.split(' ');
+    commands.push(verb === 'auth' ? 'auth ***' : line);
+    if (verb === 'auth') {
+      if (rest.join(' ') === opts.password) {
+        state.authed = true;
+        sock.write(reply('+OK accepted'));
+      } else {
+        // mod_event_socket answers -ERR invalid and hangs up on a wrong password.
+        sock.write(reply('-ERR invalid') + DISCONNECT, () => sock.end());
+      }
+    } else if (!state.authed) {
+      sock.write(reply('-ERR command not found'));
+    } else if (verb === 'event') {
+      const format = rest[0] ?? 'plain';
+      sock.write(reply(`+OK event listener enabled ${format}`));
+      // modesl subscribes `event json BACKGROUND_JOB …` for itself first; the trace follows ours.
+      if (!state.streaming && format === 'plain' && rest.length > 1) {
+        state.streaming = true;
+        stream(sock);
+      }
+    } else if (verb === 'exit') {
+      sock.write(reply('+OK bye') + DISCONNECT, () => sock.end());
+    } else {
+      sock.write(reply('+OK'));
+    }
+  };
+
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {}); // a client vanishing mid-trace is not a test failure here
+    sock.setNoDelay(true);
+    sock.write(AUTH_REQUEST);
+    const state = { authed: false, streaming: false };
+    let pending = '';
+    sock.on('data', (chunk) => {
+      pending += chunk.toString('utf8');
+      // A command is one line (plus optional headers) ended by a blank line.
+      for (let end = pending.indexOf('\n\n'); end >= 0; end = pending.indexOf('\n\n')) {
+        const command = pending.slice(0, end).split('\n')[0]!.trim();
+        pending = pending.slice(end + 2);
+        answer(sock, command, state);
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('fake ESL: no TCP address');
+
+  return {
+    port: address.port,
+    done,
+    commands,
+    dropClients: () => {
+      for (const s of sockets) s.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const t of timers) clearTimeout(t);
+        timers.clear();
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -117,7 +117,7 @@ async function main(argv: string[]): Promise<number> {
         process.once('SIGTERM', () => resolve());
         process.once('SIGINT', () => resolve());
       });
-      return runDaemon(cfg, log, { stop });
+      return runDaemon(cfg, log, { stop, onReload: (reload) => process.on('SIGHUP', reload) });
     }
     case 'outbox':
       process.stderr.write('pbxhook outbox: put the outbox command first: pbxhook outbox stats --config FILE\n');

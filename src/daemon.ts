@@ -1,11 +1,15 @@
 import type { Logger } from 'pino';
 import type { AmiFrame } from './ami/frame.js';
 import { startAmiIngest } from './ami/ingest.js';
+import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { type Outbox, openOutbox } from './deliver/outbox.js';
 import type { WebhookRequest } from './emit/request.js';
 import type { EslFrame } from './esl/frame.js';
 import { startEslIngest } from './esl/ingest.js';
+import { createMetrics } from './ops/metrics.js';
+import { startOpsServer, type OpsServer } from './ops/server.js';
+import { health, metricSources, statusSnapshot, type DaemonParts } from './ops/sources.js';
 import { Pipeline } from './pipeline.js';
 
 /** sysexits: the PBX could not be reached / refused our credentials. */
@@ -19,19 +23,28 @@ const TICK_MS = 30_000;
 export interface DaemonOptions {
   /** Resolves when the daemon should stop (SIGTERM in production, a test's signal otherwise). */
   readonly stop: Promise<void>;
+  /** Called on each reload request (SIGHUP in production). */
+  readonly onReload?: (reload: () => void) => void;
 }
 
 /**
  * `pbxhook run`: live PBX feed → pipeline → durable outbox → delivery (src/deliver/outbox-*.ts).
  * Returns the exit code. A failed first login ends the run with a clear error; a connection lost
- * later is retried (src/ami/ingest.ts, src/esl/ingest.ts). Webhooks are on disk before any attempt, so a stop or a
- * crash loses none: the next start resumes them.
+ * later is retried (src/ingest.ts). Webhooks are on disk before any attempt, so a stop or a crash
+ * loses none: the next start resumes them.
  */
 export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): Promise<number> {
   const pbx = cfg.pbx;
+  const attempts = new Map<string, Record<string, number>>();
+  let observe: (endpoint: string, seconds: number) => void = () => undefined;
   let outbox: Outbox;
   try {
-    outbox = openOutbox(cfg, log);
+    outbox = openOutbox(cfg, log, (endpoint, outcome, sinceQueuedMs) => {
+      const counts = attempts.get(endpoint) ?? {};
+      counts[outcome] = (counts[outcome] ?? 0) + 1;
+      attempts.set(endpoint, counts);
+      if (outcome === 'delivered') observe(endpoint, sinceQueuedMs / 1000);
+    });
     outbox.worker.start();
   } catch (err) {
     log.error({ code: 'PBXHOOK_OUTBOX_OPEN', stateDir: cfg.stateDir, err }, 'cannot open the outbox database (state_dir)');
@@ -48,42 +61,83 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
       log.error({ err, code: 'PBXHOOK_OUTBOX_WRITE', webhooks: rs.length }, 'webhooks could not be written to the outbox');
     }
   };
-  const onFrame = (f: AmiFrame): void => {
-    // Bad PBX input is logged and skipped: one odd event must never take the daemon down.
+  // Bad PBX input is logged and skipped: one odd event must never take the daemon down.
+  const guarded = <F>(toRequests: (f: F) => WebhookRequest[], describe: (f: F) => object) => (f: F): void => {
     try {
-      dispatch(pipeline.amiFrame(f));
+      dispatch(toRequests(f));
     } catch (err) {
       frameErrors++;
-      log.warn({ err, event: f.fields['event'], frameErrors }, 'AMI event skipped');
+      log.warn({ err, ...describe(f), frameErrors }, 'PBX event skipped');
     }
   };
+  const onAmiFrame = guarded<AmiFrame>((f) => pipeline.amiFrame(f), (f) => ({ event: f.fields['event'] }));
+  const onEslFrame = guarded<EslFrame>((f) => pipeline.eslFrame(f), (f) => ({ contentType: f.headers['Content-Type'] }));
 
-  const onEslFrame = (f: EslFrame): void => {
-    try {
-      dispatch(pipeline.eslFrame(f));
-    } catch (err) {
-      frameErrors++;
-      log.warn({ err, contentType: f.headers['Content-Type'], frameErrors }, 'ESL event skipped');
-    }
-  };
-
-  const started = pbx.type === 'asterisk' ? await startAmiIngest(pbx, onFrame, log) : await startEslIngest(pbx, onEslFrame, log);
+  const started = pbx.type === 'asterisk' ? await startAmiIngest(pbx, onAmiFrame, log) : await startEslIngest(pbx, onEslFrame, log);
   if (!started.ok) {
     const user = pbx.type === 'asterisk' ? { username: pbx.username } : {};
     log.error({ code: started.code, host: pbx.host, port: pbx.port, ...user }, started.message);
     await outbox.close();
     return started.code === 'PBXHOOK_AMI_AUTH' || started.code === 'PBXHOOK_ESL_AUTH' ? EX_NOPERM : EX_UNAVAILABLE;
   }
+  const ingest = started.ingest;
   const connected = pbx.type === 'asterisk' ? 'connected to Asterisk AMI' : 'connected to FreeSWITCH ESL';
   log.info({ host: pbx.host, port: pbx.port, endpoints: cfg.endpoints.filter((e) => e.enabled).map((e) => e.name) }, connected);
   const ticker = setInterval(() => dispatch(pipeline.tick(Date.now())), TICK_MS);
 
+  const parts: DaemonParts = { cfg, pipeline, outbox, pbxConnected: () => ingest.connected, frameErrors: () => frameErrors, attempts };
+  const ops = await startOps(cfg, parts, log);
+  if (ops) observe = ops.observe;
+
+  opts.onReload?.(() => reload(cfg.file, pipeline, outbox, log));
+
   await opts.stop;
   clearInterval(ticker);
   log.info({ liveCalls: pipeline.tracker.liveCalls }, 'stopping');
-  await started.ingest.close();
+  await ingest.close();
+  await ops?.server.close();
   await outbox.close();
   const { stats } = outbox.worker;
   log.info({ ...stats, undelivered: stats.outboxDepth }, 'stopped'); // undelivered ones wait in the outbox for the next start
   return 0;
+}
+
+/** /metrics, /healthz and the status page; a busy port is logged, not fatal: webhooks matter more. */
+async function startOps(
+  cfg: Config,
+  parts: DaemonParts,
+  log: Logger,
+): Promise<{ server: OpsServer; observe: (endpoint: string, seconds: number) => void } | undefined> {
+  if (cfg.opsListen === undefined) return undefined;
+  const metrics = createMetrics(metricSources(parts));
+  try {
+    const server = await startOpsServer({
+      listen: cfg.opsListen,
+      registry: metrics.registry,
+      health: () => health(parts),
+      status: () => statusSnapshot(parts, Date.now()),
+    });
+    log.info({ listen: cfg.opsListen, port: server.port }, 'metrics, health and status page listening');
+    return { server, observe: (endpoint, seconds) => metrics.deliveryLatency.observe({ endpoint }, seconds) };
+  } catch (err) {
+    log.error({ err, listen: cfg.opsListen, code: 'PBXHOOK_OPS_LISTEN' }, 'cannot serve metrics and status (ops.listen); running without them');
+    return undefined;
+  }
+}
+
+/**
+ * SIGHUP: re-reads the config and swaps the endpoints (renderers, tokens, signing). Live calls
+ * and the PBX connection are untouched; a bad file is logged and the running config kept.
+ */
+function reload(file: string, pipeline: Pipeline, outbox: Outbox, log: Logger): void {
+  let next: Config;
+  try {
+    next = loadConfig(file);
+  } catch (err) {
+    log.error({ err: err instanceof Error ? err.message : String(err), file }, 'reload refused: the config has problems; keeping the running one');
+    return;
+  }
+  pipeline.setEndpoints(next.endpoints, next);
+  outbox.reload(next);
+  log.info({ file, endpoints: next.endpoints.filter((e) => e.enabled).map((e) => e.name) }, 'config reloaded: endpoints updated');
 }

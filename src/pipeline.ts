@@ -23,6 +23,8 @@ export class Pipeline {
   readonly esl: EslNormaliser;
   readonly tracker: Tracker;
   private targets: { ctx: RenderContext; render: Render }[] = [];
+  /** Neutral events in, by type (metrics). */
+  readonly eventsByType = new Map<string, number>();
   /** Optional tap on lifecycle events (status page, tests). */
   onLifecycleEvent: ((e: LifecycleEvent) => void) | undefined;
 
@@ -65,6 +67,7 @@ export class Pipeline {
   }
 
   pbxEvent(ev: PbxEvent): WebhookRequest[] {
+    this.eventsByType.set(ev.type, (this.eventsByType.get(ev.type) ?? 0) + 1);
     return this.render(this.tracker.handle(ev));
   }
 

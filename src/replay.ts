@@ -33,16 +33,23 @@ export function requestLine(r: WebhookRequest, tokens: ReadonlyMap<string, strin
 /** Idle calls are closed on the trace's own clock, checked once a minute of trace time. */
 const TICK_MS = 60_000;
 
+/** Anything that turns bytes into frames: the AMI and ESL framers. */
+interface Framer<F> {
+  push(chunk: Buffer): F[];
+  end(): F[];
+}
+
 /**
- * Replays a recorded AMI session through the same pipeline the daemon runs live. `onRequest` may
- * return a promise (sending): replay waits for it only where it must keep its order.
+ * Feeds a trace through a framer into the pipeline, closing idle calls on the trace's own clock.
+ * Returns how many requests were made.
  */
-export async function replayAmi(
+async function feedTrace<F>(
   path: string,
+  framer: Framer<F>,
+  toRequests: (f: F) => WebhookRequest[],
   pipeline: Pipeline,
   onRequest: (r: WebhookRequest) => void,
-): Promise<ReplaySummary> {
-  const framer = new AmiFramer({ filter: wantsAmiEvent });
+): Promise<number> {
   let requests = 0;
   let nextTick = 0;
   const emit = (rs: WebhookRequest[]): void => {
@@ -51,9 +58,9 @@ export async function replayAmi(
       onRequest(r);
     }
   };
-  const feed = (frames: ReturnType<AmiFramer['push']>): void => {
+  const feed = (frames: F[]): void => {
     for (const f of frames) {
-      emit(pipeline.amiFrame(f));
+      emit(toRequests(f));
       const at = pipeline.tracker.lastEventAt;
       if (at >= nextTick) {
         if (nextTick !== 0) emit(pipeline.tick(at));
@@ -63,15 +70,24 @@ export async function replayAmi(
   };
   for await (const chunk of traceStream(path)) feed(framer.push(chunk));
   feed(framer.end());
-  const fs = framer.stats;
+  return requests;
+}
+
+function callCounts(pipeline: Pipeline): Pick<ReplaySummary, 'callsStarted' | 'callsEnded' | 'callsOpen'> {
   const ts = pipeline.tracker.stats;
+  return { callsStarted: ts.callsStarted, callsEnded: ts.callsEnded, callsOpen: pipeline.tracker.liveCalls };
+}
+
+/** Replays a recorded AMI session through the same pipeline the daemon runs live. */
+export async function replayAmi(path: string, pipeline: Pipeline, onRequest: (r: WebhookRequest) => void): Promise<ReplaySummary> {
+  const framer = new AmiFramer({ filter: wantsAmiEvent });
+  const requests = await feedTrace(path, framer, (f) => pipeline.amiFrame(f), pipeline, onRequest);
+  const fs = framer.stats;
   return {
     frames: fs.frames,
     events: pipeline.ami.stats.events + fs.filtered,
     requests,
-    callsStarted: ts.callsStarted,
-    callsEnded: ts.callsEnded,
-    callsOpen: pipeline.tracker.liveCalls,
+    ...callCounts(pipeline),
     framesSkipped: fs.oversizedFrames + fs.malformedLines,
     unknownEvents: pipeline.ami.stats.unknown,
   };
@@ -88,42 +104,16 @@ export function replayFile(path: string, pipeline: Pipeline, onRequest: (r: Webh
 }
 
 /** replayAmi for a recorded ESL session: the same pipeline, clock and summary. */
-export async function replayEsl(
-  path: string,
-  pipeline: Pipeline,
-  onRequest: (r: WebhookRequest) => void,
-): Promise<ReplaySummary> {
+export async function replayEsl(path: string, pipeline: Pipeline, onRequest: (r: WebhookRequest) => void): Promise<ReplaySummary> {
   const framer = new EslFramer();
-  let requests = 0;
-  let nextTick = 0;
-  const emit = (rs: WebhookRequest[]): void => {
-    for (const r of rs) {
-      requests++;
-      onRequest(r);
-    }
-  };
-  const feed = (frames: ReturnType<EslFramer['push']>): void => {
-    for (const f of frames) {
-      emit(pipeline.eslFrame(f));
-      const at = pipeline.tracker.lastEventAt;
-      if (at >= nextTick) {
-        if (nextTick !== 0) emit(pipeline.tick(at));
-        nextTick = at + TICK_MS;
-      }
-    }
-  };
-  for await (const chunk of traceStream(path)) feed(framer.push(chunk));
-  feed(framer.end());
+  const requests = await feedTrace(path, framer, (f) => pipeline.eslFrame(f), pipeline, onRequest);
   const fs = framer.stats;
   const ns = pipeline.esl.stats;
-  const ts = pipeline.tracker.stats;
   return {
     frames: fs.frames,
     events: ns.events,
     requests,
-    callsStarted: ts.callsStarted,
-    callsEnded: ts.callsEnded,
-    callsOpen: pipeline.tracker.liveCalls,
+    ...callCounts(pipeline),
     framesSkipped: fs.oversizedFrames + fs.malformedLines + fs.badContentLength + ns.malformedLines + ns.undecodable,
     unknownEvents: ns.unknown,
   };

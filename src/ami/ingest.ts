@@ -1,62 +1,21 @@
 import type { Logger } from 'pino';
 import type { AmiConfig } from '../config/types.js';
+import { startIngest, type IngestStart } from '../ingest.js';
 import { connectAmi, type AmiSession } from './client.js';
 import type { AmiFrame } from './frame.js';
 
-const RECONNECT_MIN_MS = 1_000;
-const RECONNECT_MAX_MS = 30_000;
-
-export interface Ingest {
-  /** Stops reading and closes the connection. */
-  close(): Promise<void>;
-}
-
-export type IngestStart =
-  | { readonly ok: true; readonly ingest: Ingest }
-  | { readonly ok: false; readonly code: string; readonly message: string };
-
-/**
- * The live AMI feed: connects, hands every frame to `onFrame`, and after a lost connection
- * reconnects with capped, jittered backoff, logging once per state change. A failed first login
- * is returned, not retried: wrong credentials must stop the daemon with a clear error.
- */
-export async function startAmiIngest(pbx: AmiConfig, onFrame: (f: AmiFrame) => void, log: Logger): Promise<IngestStart> {
-  let stopping = false;
-  let session: AmiSession | undefined;
-  let wake: () => void = () => {};
-  const onStatus = (s: 'connected' | 'disconnected'): void => {
-    if (s === 'disconnected' && !stopping) void reconnect();
-  };
-  const connect = () => connectAmi(pbx, { onFrame, onStatus }, log);
-
-  const reconnect = async (): Promise<void> => {
-    log.warn({ host: pbx.host, port: pbx.port }, 'AMI connection lost; reconnecting');
-    for (let delay = RECONNECT_MIN_MS; !stopping; delay = Math.min(delay * 2, RECONNECT_MAX_MS)) {
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, delay * (0.5 + Math.random() / 2)).unref();
-      });
-      if (stopping) return;
-      const r = await connect();
-      if (r.ok) {
-        session = r.session;
-        log.info({ host: pbx.host, port: pbx.port }, 'AMI connection restored');
-        return;
-      }
-    }
-  };
-
-  const first = await connect();
-  if (!first.ok) return { ok: false, code: first.error.code, message: first.error.message };
-  session = first.session;
-  return {
-    ok: true,
-    ingest: {
-      close: async () => {
-        stopping = true;
-        wake();
-        await session?.close().catch(() => undefined);
-      },
-    },
-  };
+/** The live AMI feed: every frame to `onFrame`, reconnecting as src/ingest.ts does. */
+export function startAmiIngest(
+  pbx: AmiConfig,
+  onFrame: (f: AmiFrame) => void,
+  log: Logger,
+  onRestored?: (s: AmiSession) => void,
+): Promise<IngestStart<AmiSession>> {
+  return startIngest<AmiSession>({
+    label: 'AMI',
+    where: { host: pbx.host, port: pbx.port },
+    connect: (onLost) => connectAmi(pbx, { onFrame, onStatus: (s) => { if (s === 'disconnected') onLost(); } }, log),
+    ...(onRestored ? { onRestored } : {}),
+    log,
+  });
 }

@@ -51,6 +51,7 @@ export function explainConfig(cfg: Config): string {
     `  outbox limits: ${d.maxRows} undelivered, ${span(d.maxAgeMs)} old; delivered kept ${span(d.keepDeliveredMs)}, ` +
       `dead kept ${span(d.keepDeadMs)}`,
     `log level: ${cfg.log.level}`,
+    `metrics, health and status page: ${cfg.opsListen === undefined ? 'off' : `http://${cfg.opsListen}/`}`,
     `endpoints: ${cfg.endpoints.length} (${enabled} enabled)`,
     ...cfg.endpoints.flatMap(endpoint),
   ];

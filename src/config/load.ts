@@ -194,6 +194,7 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
     calls: { idleTimeoutSeconds: f.calls.idle_timeout_seconds, timezone: f.calls.timezone },
     ...retryAndDelivery(f),
     stateDir: path.resolve(path.dirname(yamlPath), f.state_dir),
+    opsListen: f.ops.enabled ? f.ops.listen : undefined,
     endpoints,
     directory: f.directory,
     environment: f.environment,

@@ -168,6 +168,16 @@ export const fileSchema = z.strictObject({
   delivery: deliverySchema.prefault({}),
   /** The outbox database lives here; relative to the YAML file's folder. */
   state_dir: text.default('/var/lib/pbxhook'),
+  /** /metrics, /healthz and the status page. */
+  ops: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      listen: z
+        .string()
+        .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. "127.0.0.1:9464" or "[::1]:9464"')
+        .default('127.0.0.1:9464'),
+    })
+    .prefault({}),
   log: logSchema.prefault({}),
   /** Path of the endpoints ini file, relative to the YAML file's folder. */
   webhooks: text.optional(),

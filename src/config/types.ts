@@ -176,6 +176,8 @@ export interface Config {
   readonly delivery: DeliveryConfig;
   /** Absolute path of the folder holding the outbox database. */
   readonly stateDir: string;
+  /** Where /metrics, /healthz and the status page listen (loopback); undefined = off. */
+  readonly opsListen: string | undefined;
   readonly endpoints: readonly EndpointConfig[];
   /** Extension → person. */
   readonly directory: Readonly<Record<string, DirectoryEntry>>;

@@ -42,6 +42,8 @@ export interface WorkerOptions {
   readonly delivery: DeliveryConfig;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** Told of every finished attempt (metrics): the outcome and how long the webhook waited in all. */
+  readonly onAttempt?: (endpoint: string, outcome: Decision['kind'], sinceQueuedMs: number) => void;
 }
 
 interface Endpoint {
@@ -50,6 +52,16 @@ interface Endpoint {
   readonly retryOn: readonly number[];
   inFlight: number;
   health: EndpointHealth;
+}
+
+function endpointsOf(configs: readonly EndpointConfig[], previous: ReadonlyMap<string, Endpoint>): Map<string, Endpoint> {
+  return new Map(
+    configs.map((e) => {
+      const before = previous.get(e.name);
+      const keys = (e.signingSecrets ?? []).map(signingKey);
+      return [e.name, { name: e.name, keys, retryOn: e.retryOn ?? [], inFlight: before?.inFlight ?? 0, health: before?.health ?? HEALTHY }];
+    }),
+  );
 }
 
 /** Due webhooks are found without this, but `pbxhook outbox retry` from another process is not. */
@@ -61,7 +73,7 @@ export class OutboxWorker {
   readonly stats: DeliveryStats = {
     attempts: 0, delivered: 0, retried: 0, dead: 0, expired: 0, requeued: 0, recovered: 0, pausedEndpoints: 0, outboxDepth: 0,
   };
-  private readonly endpoints: Map<string, Endpoint>;
+  private endpoints: Map<string, Endpoint>;
   private readonly abort = new AbortController();
   private readonly running = new Set<Promise<void>>();
   private readonly now: () => number;
@@ -74,12 +86,17 @@ export class OutboxWorker {
   constructor(private readonly o: WorkerOptions) {
     this.now = o.now ?? Date.now;
     this.random = o.random ?? Math.random;
-    this.endpoints = new Map(
-      o.endpoints.map((e) => [
-        e.name,
-        { name: e.name, keys: (e.signingSecrets ?? []).map(signingKey), retryOn: e.retryOn ?? [], inFlight: 0, health: HEALTHY },
-      ]),
-    );
+    this.endpoints = endpointsOf(o.endpoints, new Map());
+  }
+
+  /**
+   * SIGHUP: the new endpoint list takes effect for the next attempt. Endpoints that stay keep their
+   * in-flight count and health; webhooks of a removed or disabled endpoint wait in the outbox.
+   */
+  setEndpoints(endpoints: readonly EndpointConfig[]): void {
+    this.endpoints = endpointsOf(endpoints, this.endpoints);
+    this.countPaused();
+    this.wake();
   }
 
   /** Resumes what a previous run left: in-flight attempts are sent again, pauses carry on. */
@@ -193,6 +210,7 @@ export class OutboxWorker {
       return;
     }
     this.count(decision);
+    this.o.onAttempt?.(ep.name, decision.kind, now - row.createdAt);
     this.logAttempt(row, result, decision, probe, ep.retryOn);
     this.updateHealth(ep, verdictOf(result, ep.retryOn), now);
   }

@@ -6,7 +6,7 @@ import type { Config } from '../config/types.js';
 import { createHttpClient } from './attempt.js';
 import { tokensOf } from './auth.js';
 import { OutboxStore } from './outbox-store.js';
-import { OutboxWorker } from './outbox-worker.js';
+import { OutboxWorker, type WorkerOptions } from './outbox-worker.js';
 
 export const OUTBOX_FILE = 'outbox.sqlite';
 
@@ -23,21 +23,31 @@ export function openStore(stateDir: string): OutboxStore {
 export interface Outbox {
   readonly store: OutboxStore;
   readonly worker: OutboxWorker;
+  /** SIGHUP: new endpoints, tokens and signing secrets; queued webhooks keep their URL and body. */
+  reload(cfg: Pick<Config, 'endpoints'>): void;
   /** Stops the worker (in-flight attempts get delivery.stop_timeout), then closes sockets and the database. */
   close(): Promise<void>;
 }
 
-export function openOutbox(cfg: Pick<Config, 'stateDir' | 'delivery' | 'endpoints'>, log: Logger): Outbox {
+export function openOutbox(
+  cfg: Pick<Config, 'stateDir' | 'delivery' | 'endpoints'>,
+  log: Logger,
+  onAttempt?: WorkerOptions['onAttempt'],
+): Outbox {
   const store = openStore(cfg.stateDir);
-  const http = createHttpClient({
-    timeoutMs: cfg.delivery.timeoutMs,
-    connectTimeoutMs: cfg.delivery.connectTimeoutMs,
-    tokens: tokensOf(cfg),
-  });
-  const worker = new OutboxWorker({ store, http, log, endpoints: cfg.endpoints.filter((e) => e.enabled), delivery: cfg.delivery });
+  // The client reads this map on every request, so a reload updates it in place.
+  const tokens = tokensOf(cfg);
+  const http = createHttpClient({ timeoutMs: cfg.delivery.timeoutMs, connectTimeoutMs: cfg.delivery.connectTimeoutMs, tokens });
+  const enabled = (c: Pick<Config, 'endpoints'>) => c.endpoints.filter((e) => e.enabled);
+  const worker = new OutboxWorker({ store, http, log, endpoints: enabled(cfg), delivery: cfg.delivery, ...(onAttempt ? { onAttempt } : {}) });
   return {
     store,
     worker,
+    reload(next) {
+      tokens.clear();
+      for (const [name, token] of tokensOf(next)) tokens.set(name, token);
+      worker.setEndpoints(enabled(next));
+    },
     async close() {
       await worker.stop();
       http.close();

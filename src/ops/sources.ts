@@ -1,0 +1,88 @@
+import type { Config } from '../config/types.js';
+import type { Outbox } from '../deliver/outbox.js';
+import type { Pipeline } from '../pipeline.js';
+import { viewOf } from '../core/model.js';
+import type { Health } from './server.js';
+import type { MetricSources } from './metrics.js';
+
+/** What the daemon's parts are, for the ops endpoints to read. */
+export interface DaemonParts {
+  readonly cfg: Pick<Config, 'pbx'>;
+  readonly pipeline: Pipeline;
+  readonly outbox: Outbox;
+  pbxConnected(): boolean;
+  /** Frames whose handling threw, logged and skipped. */
+  frameErrors(): number;
+  /** Endpoint → outcome → attempts (filled by the outbox worker's onAttempt). */
+  readonly attempts: ReadonlyMap<string, Readonly<Record<string, number>>>;
+}
+
+function outboxByState(outbox: Outbox): Map<string, number> {
+  const byState = new Map<string, number>();
+  for (const c of outbox.store.counts()) byState.set(c.state, (byState.get(c.state) ?? 0) + c.count);
+  return byState;
+}
+
+export function metricSources(d: DaemonParts): MetricSources {
+  return {
+    pbxConnected: () => d.pbxConnected(),
+    eventsByType: () => d.pipeline.eventsByType,
+    framesSkipped: () => ({
+      unknown: d.pipeline.ami.stats.unknown + d.pipeline.esl.stats.unknown,
+      failed: d.frameErrors(),
+      orphan: d.pipeline.tracker.stats.orphanEvents,
+    }),
+    calls: () => {
+      const t = d.pipeline.tracker;
+      return { live: t.liveCalls, started: t.stats.callsStarted, ended: t.stats.callsEnded, timedOut: t.stats.callsTimedOut };
+    },
+    webhooks: () => d.attempts,
+    outbox: () => outboxByState(d.outbox),
+  };
+}
+
+export function health(d: DaemonParts): Health {
+  const s = d.outbox.worker.stats;
+  const connected = d.pbxConnected();
+  return {
+    ok: connected,
+    pbx: connected ? 'connected' : 'disconnected',
+    liveCalls: d.pipeline.tracker.liveCalls,
+    outboxDepth: s.outboxDepth,
+    pausedEndpoints: s.pausedEndpoints,
+  };
+}
+
+const LIMIT = 50;
+
+/** The status page's JSON: live calls with their legs, recent webhooks, dead letters. */
+export function statusSnapshot(d: DaemonParts, now: number): unknown {
+  const pbx = d.cfg.pbx;
+  const calls = [...d.pipeline.tracker.calls.values()].slice(0, 200).map((c) => {
+    const v = viewOf(c);
+    return {
+      id: v.id,
+      direction: v.direction,
+      customer: v.customerNumber,
+      startedAt: v.startedAt,
+      legs: v.legs.map((l) => ({ party: l.party.id, kind: l.kind, answeredAt: l.answeredAt, disposition: l.disposition })),
+    };
+  });
+  const row = (r: ReturnType<Outbox['store']['list']>[number]) => ({
+    at: r.updatedAt,
+    endpoint: r.endpoint,
+    call: r.callId,
+    event: r.summary,
+    state: r.state,
+    attempts: r.attempts,
+    error: r.lastError,
+  });
+  return {
+    now,
+    pbx: { type: pbx.type, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected() },
+    calls,
+    outbox: Object.fromEntries(outboxByState(d.outbox)),
+    webhooks: d.outbox.store.list({}, LIMIT).map(row),
+    dead: d.outbox.store.list({ states: ['dead'] }, LIMIT).map(row),
+  };
+}

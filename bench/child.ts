@@ -1,3 +1,5 @@
+import { backlog, bareAxios, autocannon, outbox, startReceiver } from './delivery.js';
+import { latency } from './latency.js';
 import { memory } from './memory.js';
 import { asteriskManager, filtered, floor, live, pipeline, repeatedLoad } from './replay.js';
 
@@ -21,6 +23,23 @@ async function main(): Promise<unknown> {
       const input = repeatedLoad(copies);
       return live(input, floor(input).events);
     }
+    case 'axios':
+    case 'outbox':
+    case 'autocannon':
+    case 'backlog': {
+      const receiver = await startReceiver();
+      const n = Number(arg ?? 20_000);
+      try {
+        if (what === 'axios') return await bareAxios(n, receiver.url, 16);
+        if (what === 'outbox') return await outbox(n, receiver.url);
+        if (what === 'backlog') return await backlog(n, receiver.url);
+        return await autocannon(receiver.url, 16, 5);
+      } finally {
+        receiver.stop();
+      }
+    }
+    case 'latency':
+      return latency(300, Number(arg ?? 10));
     case 'memory':
       return memory(10_000, Number(arg ?? 1_000_000));
     default:

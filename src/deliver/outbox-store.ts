@@ -1,5 +1,5 @@
 /**
- * The durable outbox: SQLite (WAL, synchronous=FULL) in the state directory. Every rendered webhook
+ * The durable outbox: SQLite (WAL, synchronous=NORMAL) in the state directory. Every rendered webhook
  * is a row here before any attempt is made; every attempt is a row in `attempts`. Each method is one
  * named transition (outbox-state.ts) in one transaction, guarded by `WHERE state IN (from)`.
  *
@@ -62,8 +62,10 @@ export class OutboxStore {
     this.file = file;
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    // A commit is on disk before we go on: a webhook once rendered survives power loss too.
-    this.db.pragma('synchronous = FULL');
+    // WAL + NORMAL: a commit survives a crash or kill -9 of the daemon (it is in the WAL the OS
+    // holds); only an OS crash or power loss can lose the last commits. FULL syncs the disk on
+    // every commit, which capped delivery at a few hundred webhooks/s (BENCHMARKS.md).
+    this.db.pragma('synchronous = NORMAL');
     // `pbxhook outbox …` may write while the daemon runs; wait for the lock instead of failing.
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
@@ -135,6 +137,11 @@ export class OutboxStore {
   }
 
   /** Up to `limit` due lane heads of `endpoint`, oldest due first, moved to in_flight with an open attempt row. */
+  /** Runs several named transitions as one transaction (each stays atomic as a savepoint). */
+  inTransaction(fn: () => void): void {
+    this.db.transaction(fn)();
+  }
+
   claim(endpoint: string, limit: number, now: number): OutboxRow[] {
     if (limit <= 0) return [];
     return this.db.transaction(() => {

@@ -1,0 +1,132 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import axios from 'axios';
+import pino from 'pino';
+import type { DeliveryConfig, EndpointConfig } from '../src/config/types.js';
+import { openOutbox } from '../src/deliver/outbox.js';
+import type { WebhookRequest } from '../src/emit/request.js';
+
+/** Issue #7 §2: delivery throughput with the durable outbox, against bare axios and autocannon. */
+
+export async function startReceiver(): Promise<{ url: string; proc: ChildProcess; stop(): void }> {
+  const proc = spawn(process.execPath, ['dist-bench/bench/receiver.js'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve) => proc.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+  return { url: `http://127.0.0.1:${port}/hook`, proc, stop: () => proc.kill() };
+}
+
+const BODY = JSON.stringify({ Event: 'incoming', Callerid: '05552221133', User: '202', Finishtype: 'Ok', Transfer: 'False', Did: '02125550800', Duration: '00:06', Id: '261121225950_9-1' });
+
+/** N webhooks spread over calls of 6 webhooks each, like a real call's lifecycle. */
+export function webhooks(n: number, url: string, prefix = 'c'): WebhookRequest[] {
+  return Array.from({ length: n }, (_, i) => ({
+    endpoint: 'crm',
+    method: 'POST' as const,
+    url,
+    headers: { 'content-type': 'application/json' },
+    body: BODY,
+    orderKey: `crm:${prefix}${Math.floor(i / 6)}`,
+  }));
+}
+
+export async function bareAxios(n: number, url: string, connections: number): Promise<{ ms: number }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const client = axios.create({ httpAgent: agent, maxRedirects: 0, validateStatus: () => true });
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (next < n) {
+        next++;
+        await client.post(url, BODY, { headers: { 'content-type': 'application/json' } });
+      }
+    }),
+  );
+  const ms = performance.now() - t0;
+  agent.destroy();
+  return { ms };
+}
+
+export async function autocannon(url: string, connections: number, seconds: number): Promise<{ rps: number }> {
+  const run = createRequire(import.meta.url)('autocannon') as (o: object) => Promise<{ requests: { average: number } }>;
+  const r = await run({ url, connections, duration: seconds, method: 'POST', body: BODY, headers: { 'content-type': 'application/json' } });
+  return { rps: r.requests.average };
+}
+
+const DELIVERY: DeliveryConfig = {
+  schedule: [100, 1000], jitter: 0, retryAfterMaxMs: 1000, connectTimeoutMs: 5000, timeoutMs: 10_000, concurrency: 16,
+  pauseAfterMs: 600_000, probeEveryMs: 60_000, stopTimeoutMs: 5000, maxRows: 1_000_000, maxAgeMs: 86_400_000,
+  keepDeliveredMs: 86_400_000, keepDeadMs: 86_400_000,
+};
+
+function endpoint(url: string): EndpointConfig {
+  return { name: 'crm', enabled: true, schema: '3cx', variant: 'json', url, method: 'POST', events: [], recordingUrl: 'x/{file}' } as EndpointConfig;
+}
+
+/**
+ * The daemon's delivery path: insert into the SQLite outbox (one transaction per 6 webhooks, as per
+ * PBX event in the daemon), the worker claims and sends with `concurrency` in flight.
+ */
+export async function outbox(n: number, url: string): Promise<{ ms: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pbxhook-bench-'));
+  let delivered = 0;
+  let done: () => void = () => undefined;
+  const all = new Promise<void>((r) => (done = r));
+  const box = openOutbox({ stateDir: dir, delivery: DELIVERY, endpoints: [endpoint(url)] }, pino({ level: 'silent' }), (_e, outcome) => {
+    if (outcome === 'delivered' && ++delivered === n) done();
+  });
+  box.worker.start();
+  const reqs = webhooks(n, url);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += 6) box.worker.enqueue(reqs.slice(i, i + 6));
+  await all;
+  const ms = performance.now() - t0;
+  await box.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { ms };
+}
+
+/**
+ * A CRM outage left `backlog` webhooks; the endpoint answers again. How fast does it drain, and how
+ * long do a live call's webhooks wait meanwhile (one every 20 ms)?
+ */
+export async function backlog(n: number, url: string): Promise<{ ms: number; liveP50: number; liveP99: number; live: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pbxhook-bench-'));
+  const log = pino({ level: 'silent' });
+  const seed = openOutbox({ stateDir: dir, delivery: DELIVERY, endpoints: [] }, log); // no endpoint: rows just wait
+  const reqs = webhooks(n, url, 'old');
+  for (let i = 0; i < n; i += 600) seed.worker.enqueue(reqs.slice(i, i + 600));
+  await seed.close();
+
+  const liveWaits: number[] = [];
+  let delivered = 0;
+  let done: () => void = () => undefined;
+  const all = new Promise<void>((r) => (done = r));
+  let total = n;
+  const box = openOutbox({ stateDir: dir, delivery: DELIVERY, endpoints: [endpoint(url)] }, log, (_e, outcome, sinceQueuedMs) => {
+    if (outcome !== 'delivered') return;
+    delivered++;
+    // A backlog row was queued before the drain began; a live one during it.
+    if (sinceQueuedMs <= Date.now() - startedWall) liveWaits.push(sinceQueuedMs);
+    if (delivered === total) done();
+  });
+  const t0 = performance.now();
+  const startedWall = Date.now();
+  box.worker.start();
+  let live = 0;
+  const ticker = setInterval(() => {
+    total++;
+    box.worker.enqueue(webhooks(1, url, `live${live++}`));
+  }, 20);
+  await all;
+  clearInterval(ticker);
+  const ms = performance.now() - t0;
+  await box.close();
+  rmSync(dir, { recursive: true, force: true });
+  liveWaits.sort((a, b) => a - b);
+  const q = (p: number): number => liveWaits[Math.min(liveWaits.length - 1, Math.floor(p * liveWaits.length))] ?? NaN;
+  return { ms, liveP50: q(0.5), liveP99: q(0.99), live };
+}

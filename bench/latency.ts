@@ -1,0 +1,88 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * Issue #7 §3: end-to-end latency. A fake AMI server streams calls at a steady rate into the real
+ * daemon (dist/cli.js run, durable outbox on) which posts to a receiver in this process; latency is
+ * from the moment the server wrote the event that ends a call to the arrival of its webhook.
+ */
+function call(seq: number): { start: string; end: string } {
+  const id = `1800000000.${seq}`;
+  const chan = `PJSIP/trunk-${seq.toString(16).padStart(8, '0')}`;
+  const common = `Channel: ${chan}\r\nCallerIDNum: 05552221133\r\nCallerIDName: 05552221133\r\nContext: from-trunk\r\nExten: 02125550117\r\nUniqueid: ${id}\r\nLinkedid: ${id}\r\n`;
+  return {
+    start: `Event: Newchannel\r\nChannelState: 4\r\nChannelStateDesc: Ring\r\n${common}\r\n`,
+    end: `Event: Hangup\r\nCause: 16\r\n${common}\r\n`,
+  };
+}
+
+export async function latency(callsPerSecond: number, seconds: number): Promise<{ p50: number; p99: number; max: number; calls: number; received: number }> {
+  const total = callsPerSecond * seconds;
+  const endSentAt = new Map<number, number>();
+  const arrivals = new Map<number, number>();
+  let allIn: () => void = () => undefined;
+  const received = new Promise<void>((r) => (allIn = r));
+
+  const receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      const seq = Number(/_(\d+)-\d+"/.exec(body)?.[1]);
+      if (!Number.isNaN(seq) && !arrivals.has(seq)) arrivals.set(seq, performance.now());
+      res.writeHead(200, { 'content-length': '0' }).end();
+      if (arrivals.size >= total) allIn();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const receiverPort = (receiver.address() as net.AddressInfo).port;
+
+  let streaming: Promise<void> = Promise.resolve();
+  const ami = net.createServer((sock) => {
+    sock.setNoDelay(true);
+    sock.write('Asterisk Call Manager/11.0.0\r\n');
+    sock.once('data', (d: Buffer) => {
+      const id = /ActionID: (.*)\r\n/i.exec(String(d))?.[1];
+      sock.write(`Response: Success\r\n${id ? `ActionID: ${id}\r\n` : ''}Message: Authentication accepted\r\n\r\n`);
+      streaming = (async () => {
+        const t0 = performance.now();
+        for (let i = 0; i < total; i++) {
+          const due = t0 + (i * 1000) / callsPerSecond;
+          const wait = due - performance.now();
+          if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+          const c = call(i + 1);
+          sock.write(c.start);
+          sock.write(c.end);
+          endSentAt.set(i + 1, performance.now());
+        }
+      })();
+    });
+    sock.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => ami.listen(0, '127.0.0.1', r));
+  const amiPort = (ami.address() as net.AddressInfo).port;
+
+  const dir = mkdtempSync(join(tmpdir(), 'pbxhook-latency-'));
+  writeFileSync(join(dir, 'webhooks.ini'), `[crm]\nschema = 3cx\nurl = http://127.0.0.1:${receiverPort}/3cx\n`);
+  writeFileSync(
+    join(dir, 'pbxhook.yaml'),
+    `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\nstate_dir: ./state\nops:\n  enabled: false\nlog:\n  level: warn\nwebhooks: ./webhooks.ini\n`,
+  );
+  const daemon = spawn(process.execPath, ['dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const timeout = setTimeout(() => allIn(), (seconds + 30) * 1000);
+  await received;
+  clearTimeout(timeout);
+  await streaming;
+  daemon.kill('SIGTERM');
+  await new Promise((r) => daemon.once('exit', r));
+  ami.close();
+  receiver.close();
+  rmSync(dir, { recursive: true, force: true });
+
+  const lat = [...arrivals].map(([seq, at]) => at - (endSentAt.get(seq) ?? at)).sort((a, b) => a - b);
+  const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
+  return { p50: q(0.5), p99: q(0.99), max: lat.at(-1) ?? NaN, calls: total, received: arrivals.size };
+}

@@ -20,6 +20,7 @@ interface Result {
 
 function measure(what: string, arg: string | number, gc = false): Result {
   const args = [...(gc ? ['--expose-gc'] : []), 'dist-bench/bench/child.js', what, String(arg)];
+  // The latency run spawns the real daemon (dist/cli.js): `npm run bench` builds both.
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20, timeout: 600_000 });
   if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Result;
@@ -45,6 +46,27 @@ const calls = sample['pipeline']!.calls ?? 0;
 const perSec = (n: number, t: number): number => (n / t) * 1000;
 const mem = measure('memory', 1_000_000, true);
 process.stderr.write(`memory: ${JSON.stringify(mem)}\n`);
+
+// §2 delivery: the same N webhooks through bare axios and through the outbox, interleaved.
+const N = Number(process.env['BENCH_WEBHOOKS'] ?? 20_000);
+const deliveryTimes: Record<'axios' | 'outbox', number[]> = { axios: [], outbox: [] };
+for (let round = 0; round < ROUNDS; round++) {
+  for (const kind of round % 2 === 0 ? (['axios', 'outbox'] as const) : (['outbox', 'axios'] as const)) {
+    const r = measure(kind, N);
+    deliveryTimes[kind].push(r.ms);
+    process.stderr.write(`round ${round + 1} ${kind}: ${fmt(r.ms)} ms\n`);
+  }
+}
+const cannon = measure('autocannon', 0) as unknown as { rps: number };
+const BACKLOG = Number(process.env['BENCH_BACKLOG'] ?? 100_000);
+const drain = measure('backlog', BACKLOG) as unknown as { ms: number; liveP50: number; liveP99: number; live: number };
+process.stderr.write(`autocannon ${JSON.stringify(cannon)} backlog ${JSON.stringify(drain)}\n`);
+const axiosRps = perSec(N, median(deliveryTimes.axios));
+const outboxRps = perSec(N, median(deliveryTimes.outbox));
+
+// §3 end-to-end latency through the real daemon.
+const lat = measure('latency', 10) as unknown as { p50: number; p99: number; max: number; calls: number; received: number };
+process.stderr.write(`latency ${JSON.stringify(lat)}\n`);
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const rows = [
@@ -86,6 +108,25 @@ reads each event's name from its first line and skips the documented events the 
 (CEL, RTCP, DeviceStateChange, and VarSets of variables other than MIXMONITOR_FILENAME and
 QUEUESTATUS) unparsed (\`wantsAmiEvent\` in src/ami/normalise.ts; test/07 proves the output is
 identical with and without the filter).
+
+## 2. Delivery throughput (minimal keep-alive receiver in another process, 16 connections)
+
+| sender | webhooks/s | × bare axios |
+|---|---:|---:|
+| autocannon, 5 s (the machine's limit) | ${fmt(cannon.rps)} | ${fmt(cannon.rps / axiosRps, 2)} |
+| bare axios, ${fmt(N)} POSTs | ${fmt(axiosRps)} | 1.00 |
+| pbxhook: SQLite outbox insert → ordered lanes → axios, ${fmt(N)} webhooks | ${fmt(outboxRps)} | ${fmt(outboxRps / axiosRps, 2)} |
+
+- Outbox vs bare axios: ${fmt(outboxRps / axiosRps, 2)}× (target ≥ 0.7×: ${check(outboxRps / axiosRps >= 0.7)}).
+- A backlog of ${fmt(BACKLOG)} webhooks left by a CRM outage drained in ${fmt(drain.ms / 1000, 1)} s
+  (${fmt(perSec(BACKLOG, drain.ms))} webhooks/s, ${fmt(perSec(BACKLOG, drain.ms) / axiosRps, 2)}× bare axios) while a live
+  call's webhook arrived every 20 ms (${fmt(drain.live)} of them): they waited p50 ${fmt(drain.liveP50)} ms, p99 ${fmt(drain.liveP99)} ms.
+
+## 3. End-to-end latency (fake AMI server → \`pbxhook run\` → receiver)
+
+300 new calls/s for 10 s (${fmt(lat.calls)} calls, ${fmt(lat.received)} webhooks received), durable outbox on; from the
+moment the server wrote a call's Hangup to the arrival of its webhook:
+p50 ${fmt(lat.p50, 1)} ms, p99 ${fmt(lat.p99, 1)} ms, max ${fmt(lat.max, 1)} ms (target p99 < 10 ms: ${check(lat.p99 < 10)}).
 
 ## 4. Memory (tracker + renderers, neutral events fed directly)
 

@@ -140,6 +140,15 @@ p50 ${fmt(lat.p50, 1)} ms, p99 ${fmt(lat.p99, 1)} ms, max ${fmt(lat.max, 1)} ms 
 - 10k live calls: ${fmt(mem['liveRss'] as number, 1)} MB (target < 150 MB: ${check((mem['liveRss'] as number) < 150)}).
 - After 1M calls vs after 10k: ${fmt((mem['afterLarge'] as number) - (mem['afterSmall'] as number), 1)} MB difference (target: flat).
 - 1M calls took ${fmt((mem['ms'] as number) / 1000, 1)} s (${fmt(1e9 / (mem['ms'] as number))} calls/s, ~9 events and ~6 webhooks each).
+
+## Profiled and fixed (issue #7; before → after, one run each, same machine)
+
+| what fell short | profile said | fix | before → after |
+|---|---|---|---|
+| replay at 0.76× the floor | the framer built fields for every frame; 88 % of frames are events the model never reads | framer filter: read the event name from the first line, skip unused events unparsed (\`wantsAmiEvent\`, test/07 proves identical output) | 1.01 M events: 5,029 ms → 2,554 ms |
+| 1M calls in 60 s (memory run) | 37 % in Intl \`formatToParts\` (3CX Id's local time, once per event) | memo per zone and second (src/emit/time.ts) | 100k calls: 6,956 ms → 3,256 ms |
+| consult-call lookup | a scan of every live call for every new extension channel | index of held extensions (tracker \`heldBy\`) | O(live calls) → O(1) per channel |
+| outbox at ~0.2× bare axios | one disk sync per commit (synchronous=FULL), one commit per attempt | WAL + synchronous=NORMAL; attempts that finish together recorded in one transaction | 20k webhooks: 23,148 ms → ~10,000 ms |
 `;
 writeFileSync('BENCHMARKS.md', md);
 process.stderr.write('wrote BENCHMARKS.md\n');

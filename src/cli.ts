@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, EX_CONFIG } from './config/errors.js';
@@ -11,12 +11,14 @@ import { tokensOf } from './deliver/auth.js';
 import { createLogger } from './log.js';
 import { openReplayOutbox, runOutboxCommand } from './outbox-cli.js';
 import { Pipeline } from './pipeline.js';
+import { replayProgressBar } from './progress.js';
+import { runRecordCommand } from './record-cli.js';
 import { replayFile, requestLine } from './replay.js';
 
 const EX_USAGE = 64;
 const EX_NOINPUT = 66;
 
-const COMMANDS = new Set(['run', 'replay', 'check-config', 'outbox']);
+const COMMANDS = new Set(['run', 'replay', 'record', 'check-config', 'outbox']);
 
 const USAGE = `pbxhook — PBX call events to CRM webhooks
 
@@ -25,6 +27,8 @@ Usage:
   pbxhook replay TRACE --config FILE      print the webhooks a recorded trace produces (.ami AMI,
                                            .esl FreeSWITCH event socket; .gz too),
           [--send [--state-dir DIR]]       one JSON object per line; --send delivers them
+  pbxhook record --config FILE -o OUT     save a live PBX session as a trace (OUT .ami or .esl;
+          [--seconds N]                    no secret saved); Ctrl-C or N seconds stop it
   pbxhook check-config FILE               validate a config and explain it
   pbxhook outbox stats|list|retry|purge   inspect and manage the delivery outbox
           --config FILE | --state-dir DIR  (pbxhook outbox --help for the details)
@@ -44,18 +48,28 @@ async function replay(trace: string, cfg: Config, send: boolean, stateDir: strin
   const tokens = tokensOf(cfg);
   const pipeline = new Pipeline(cfg);
   const outbox = send ? openReplayOutbox(cfg, log, stateDir) : undefined;
-  const summary = await replayFile(trace, pipeline, (r) => {
-    process.stdout.write(requestLine(r, tokens) + '\n');
-    outbox?.enqueue([r]);
-  });
+  // With --send the worker logs each delivery on stderr, which would run through the bar's line.
+  const bar = send ? undefined : replayProgressBar(statSync(trace).size);
+  const summary = await replayFile(
+    trace,
+    pipeline,
+    (r) => {
+      bar?.clear();
+      process.stdout.write(requestLine(r, tokens) + '\n');
+      outbox?.enqueue([r]);
+    },
+    bar?.update,
+  );
+  bar?.clear();
   const sent = await outbox?.finish();
   log.info({ trace, ...summary, ...sent }, 'replay finished');
   return sent !== undefined && sent.dead + sent.undelivered > 0 ? 1 : 0;
 }
 
 async function main(argv: string[]): Promise<number> {
-  // The outbox commands have options of their own; they parse them.
+  // The outbox and record commands have options of their own; they parse them.
   if (argv[0] === 'outbox') return runOutboxCommand(argv.slice(1));
+  if (argv[0] === 'record') return runRecordCommand(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -121,6 +135,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'outbox':
       process.stderr.write('pbxhook outbox: put the outbox command first: pbxhook outbox stats --config FILE\n');
+      return EX_USAGE;
+    case 'record':
+      process.stderr.write('pbxhook record: put the command first: pbxhook record --config FILE -o trace.ami\n');
       return EX_USAGE;
     default:
       return EX_USAGE;

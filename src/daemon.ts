@@ -11,6 +11,7 @@ import { createMetrics } from './ops/metrics.js';
 import { startOpsServer, type OpsServer } from './ops/server.js';
 import { health, metricSources, statusSnapshot, type DaemonParts } from './ops/sources.js';
 import { Pipeline } from './pipeline.js';
+import { amiResync, eslResync } from './resync.js';
 
 /** sysexits: the PBX could not be reached / refused our credentials. */
 export const EX_UNAVAILABLE = 69;
@@ -70,10 +71,19 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
       log.warn({ err, ...describe(f), frameErrors }, 'PBX event skipped');
     }
   };
-  const onAmiFrame = guarded<AmiFrame>((f) => pipeline.amiFrame(f), (f) => ({ event: f.fields['event'] }));
+  const amiFrame = guarded<AmiFrame>((f) => pipeline.amiFrame(f), (f) => ({ event: f.fields['event'] }));
   const onEslFrame = guarded<EslFrame>((f) => pipeline.eslFrame(f), (f) => ({ contentType: f.headers['Content-Type'] }));
+  // After a reconnect, calls that ended meanwhile are closed from the PBX's channel list.
+  const amiSync = amiResync(pipeline, dispatch, log);
+  const onAmiFrame = (f: AmiFrame): void => {
+    amiFrame(f);
+    amiSync.onFrame(f);
+  };
 
-  const started = pbx.type === 'asterisk' ? await startAmiIngest(pbx, onAmiFrame, log) : await startEslIngest(pbx, onEslFrame, log);
+  const started =
+    pbx.type === 'asterisk'
+      ? await startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s))
+      : await startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log));
   if (!started.ok) {
     const user = pbx.type === 'asterisk' ? { username: pbx.username } : {};
     log.error({ code: started.code, host: pbx.host, port: pbx.port, ...user }, started.message);

@@ -53,6 +53,7 @@ export async function startIngest<S extends Session>(opts: IngestOptions<S>): Pr
   };
   const reconnect = async (): Promise<void> => {
     log.warn(where, `${label} connection lost; reconnecting`);
+    let lastFailure = '';
     for (let delay = RECONNECT_MIN_MS; !stopping; delay = Math.min(delay * 2, RECONNECT_MAX_MS)) {
       await new Promise<void>((r) => {
         wake = r;
@@ -66,6 +67,11 @@ export async function startIngest<S extends Session>(opts: IngestOptions<S>): Pr
         log.info(where, `${label} connection restored`);
         opts.onRestored?.(r.session);
         return;
+      }
+      // Why it fails is logged when it changes (refused → auth failed), not at every attempt.
+      if (r.error.message !== lastFailure) {
+        lastFailure = r.error.message;
+        log.warn({ ...where, code: r.error.code, err: r.error.message }, `${label} reconnect failed; still trying`);
       }
     }
   };

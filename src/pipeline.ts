@@ -27,6 +27,8 @@ export class Pipeline {
   readonly eventsByType = new Map<string, number>();
   /** Optional tap on lifecycle events (status page, tests). */
   onLifecycleEvent: ((e: LifecycleEvent) => void) | undefined;
+  /** Channels created since a resync asked the PBX for its channel list, which may predate them. */
+  private createdDuringResync: Set<string> | undefined;
 
   constructor(cfg: PipelineConfig, now: () => number = Date.now) {
     this.roles = new RoleBook(cfg.roles);
@@ -68,7 +70,27 @@ export class Pipeline {
 
   pbxEvent(ev: PbxEvent): WebhookRequest[] {
     this.eventsByType.set(ev.type, (this.eventsByType.get(ev.type) ?? 0) + 1);
+    if (ev.type === 'channel.created') this.createdDuringResync?.add(ev.channel);
+    else if (ev.type === 'channels.snapshot') ev = this.completeResync(ev);
     return this.render(this.tracker.handle(ev));
+  }
+
+  /** A reconnect asked the PBX which channels are up; the answer comes as a `channels.snapshot`. */
+  beginResync(): void {
+    this.createdDuringResync = new Set();
+  }
+
+  /** The list never came (refused, or the connection dropped again). */
+  cancelResync(): void {
+    this.createdDuringResync = undefined;
+  }
+
+  /** Channels that appeared while the list was on its way are alive too; gone ones are forgotten. */
+  private completeResync(ev: Extract<PbxEvent, { type: 'channels.snapshot' }>): PbxEvent {
+    const alive = new Set([...ev.channels, ...(this.createdDuringResync ?? [])]);
+    this.createdDuringResync = undefined;
+    this.esl.legs.keepOnly(alive);
+    return { ...ev, channels: [...alive] };
   }
 
   /** Closes idle calls; call it on a timer (live) or from event time (replay). */

@@ -112,7 +112,13 @@ export async function recordTrace(pbx: PbxConfig, opts: RecordOptions): Promise<
       if (timer) clearTimeout(timer);
       resolve(r);
     };
-    void opts.stop.then(() => sock.end());
+    // Still connecting (a black-holed host can take minutes): give up now rather than after.
+    void opts.stop.then(() => (sock.connecting ? sock.destroy() : sock.end()));
+    // A full disk or a vanished folder ends the recording with a reason instead of an uncaught error.
+    file.once('error', (err: NodeJS.ErrnoException) => {
+      finish({ ok: false, code: 'PBXHOOK_RECORD_WRITE', message: `cannot write ${opts.out}: ${err.code ?? err.message}` });
+      sock.destroy();
+    });
     sock.once('error', (err: NodeJS.ErrnoException) =>
       finish({ ok: false, code: 'PBXHOOK_RECORD_CONNECT', message: `cannot record from ${where}: ${err.code ?? err.message}` }));
     sock.once('close', () => finish({ ok: true, progress: progress() }));

@@ -18,10 +18,24 @@ export interface ReplaySummary {
   readonly unknownEvents: number;
 }
 
+/** Where a replay is, for a progress bar: file bytes read (compressed for .gz), events, calls. */
+export interface ReplayProgress {
+  readonly bytesRead: number;
+  readonly events: number;
+  readonly calls: number;
+}
+
+export type OnReplayProgress = (p: ReplayProgress) => void;
+
+/** The bytes of a trace file, gunzipped when it ends in .gz; `bytesRead` counts the file's own bytes. */
+function openTrace(path: string): { chunks: AsyncIterable<Buffer>; bytesRead: () => number } {
+  const raw = createReadStream(path, { highWaterMark: 256 * 1024 });
+  return { chunks: path.endsWith('.gz') ? raw.pipe(createGunzip()) : raw, bytesRead: () => raw.bytesRead };
+}
+
 /** The bytes of a trace file, gunzipped when it ends in .gz. */
 export function traceStream(path: string): AsyncIterable<Buffer> {
-  const raw = createReadStream(path, { highWaterMark: 256 * 1024 });
-  return path.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+  return openTrace(path).chunks;
 }
 
 /** The line `replay` prints: what goes on the wire, with the bearer token masked. */
@@ -49,6 +63,7 @@ async function feedTrace<F>(
   toRequests: (f: F) => WebhookRequest[],
   pipeline: Pipeline,
   onRequest: (r: WebhookRequest) => void,
+  onChunk?: (bytesRead: number) => void,
 ): Promise<number> {
   let requests = 0;
   let nextTick = 0;
@@ -68,8 +83,13 @@ async function feedTrace<F>(
       }
     }
   };
-  for await (const chunk of traceStream(path)) feed(framer.push(chunk));
+  const trace = openTrace(path);
+  for await (const chunk of trace.chunks) {
+    feed(framer.push(chunk));
+    onChunk?.(trace.bytesRead());
+  }
   feed(framer.end());
+  onChunk?.(trace.bytesRead());
   return requests;
 }
 
@@ -79,9 +99,16 @@ function callCounts(pipeline: Pipeline): Pick<ReplaySummary, 'callsStarted' | 'c
 }
 
 /** Replays a recorded AMI session through the same pipeline the daemon runs live. */
-export async function replayAmi(path: string, pipeline: Pipeline, onRequest: (r: WebhookRequest) => void): Promise<ReplaySummary> {
+export async function replayAmi(
+  path: string,
+  pipeline: Pipeline,
+  onRequest: (r: WebhookRequest) => void,
+  onProgress?: OnReplayProgress,
+): Promise<ReplaySummary> {
   const framer = new AmiFramer({ filter: wantsAmiEvent });
-  const requests = await feedTrace(path, framer, (f) => pipeline.amiFrame(f), pipeline, onRequest);
+  const progress = onProgress && ((bytesRead: number) =>
+    onProgress({ bytesRead, events: pipeline.ami.stats.events + framer.stats.filtered, calls: pipeline.tracker.stats.callsStarted }));
+  const requests = await feedTrace(path, framer, (f) => pipeline.amiFrame(f), pipeline, onRequest, progress);
   const fs = framer.stats;
   return {
     frames: fs.frames,
@@ -99,14 +126,26 @@ export function isEslTrace(path: string): boolean {
 }
 
 /** Replays a trace of either PBX, chosen by its file name (`.esl[.gz]` FreeSWITCH, else AMI). */
-export function replayFile(path: string, pipeline: Pipeline, onRequest: (r: WebhookRequest) => void): Promise<ReplaySummary> {
-  return isEslTrace(path) ? replayEsl(path, pipeline, onRequest) : replayAmi(path, pipeline, onRequest);
+export function replayFile(
+  path: string,
+  pipeline: Pipeline,
+  onRequest: (r: WebhookRequest) => void,
+  onProgress?: OnReplayProgress,
+): Promise<ReplaySummary> {
+  return (isEslTrace(path) ? replayEsl : replayAmi)(path, pipeline, onRequest, onProgress);
 }
 
 /** replayAmi for a recorded ESL session: the same pipeline, clock and summary. */
-export async function replayEsl(path: string, pipeline: Pipeline, onRequest: (r: WebhookRequest) => void): Promise<ReplaySummary> {
+export async function replayEsl(
+  path: string,
+  pipeline: Pipeline,
+  onRequest: (r: WebhookRequest) => void,
+  onProgress?: OnReplayProgress,
+): Promise<ReplaySummary> {
   const framer = new EslFramer();
-  const requests = await feedTrace(path, framer, (f) => pipeline.eslFrame(f), pipeline, onRequest);
+  const progress = onProgress && ((bytesRead: number) =>
+    onProgress({ bytesRead, events: pipeline.esl.stats.events, calls: pipeline.tracker.stats.callsStarted }));
+  const requests = await feedTrace(path, framer, (f) => pipeline.eslFrame(f), pipeline, onRequest, progress);
   const fs = framer.stats;
   const ns = pipeline.esl.stats;
   return {

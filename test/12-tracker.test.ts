@@ -101,3 +101,57 @@ describe('AMI normaliser on bad input', () => {
     expect(n.stats.events).toBe(before);
   });
 });
+
+describe('tracker: channels.snapshot after a reconnect (issue #6)', () => {
+  /** An inbound call: trunk 'a' answered by extension 202 on 'b'. */
+  function answeredCall(t: Tracker, call = 'a', a = 'a', b = 'b'): void {
+    t.handle(created(a, call, trunk, 1_000));
+    t.handle(created(b, call, ext('202'), 1_100));
+    t.handle({ type: 'dial.begin', at: 1_100, from: a, to: b, target: 'PJSIP/202' });
+    t.handle({ type: 'dial.end', at: 2_000, from: a, to: b, status: 'answer' });
+  }
+
+  it('closes a call whose channels are all gone, with its usual end events and endReason resync', () => {
+    const t = new Tracker(3_600_000);
+    answeredCall(t);
+    const out = t.handle({ type: 'channels.snapshot', at: 9_000, channels: [] });
+    expect(out.map((e) => e.type)).toEqual(['segment.ended', 'call.ended']); // as for a Hangup: the answered leg ended at its answer
+    const ended = out.at(-1)!;
+    expect(ended.type === 'call.ended' && ended.call).toMatchObject({ endReason: 'resync', disposition: 'answered', endedAt: 9_000 });
+    expect(ended.type === 'call.ended' && ended.call.legs[0]).toMatchObject({ disposition: 'answered', cause: 0 });
+    expect(t.liveCalls).toBe(0);
+    expect(t.channels.size).toBe(0);
+    expect(t.stats).toMatchObject({ callsEnded: 1, callsResynced: 1, orphanEvents: 0 });
+  });
+
+  it('keeps a call whose channels are still up, and later events continue it', () => {
+    const t = new Tracker(3_600_000);
+    answeredCall(t);
+    expect(t.handle({ type: 'channels.snapshot', at: 9_000, channels: ['a', 'b', 'unknown-to-us'] })).toEqual([]);
+    expect(t.liveCalls).toBe(1);
+    expect(t.channels.has('unknown-to-us'), 'a channel the tracker never saw is not invented').toBe(false);
+    t.handle({ type: 'channel.hangup', at: 10_000, channel: 'b', cause: 16 });
+    const end = t.handle({ type: 'channel.hangup', at: 10_001, channel: 'a', cause: 16 });
+    const ended = end.find((e) => e.type === 'call.ended');
+    expect(ended?.call.endReason).toBe('hangup');
+    expect(t.stats.callsResynced).toBe(0);
+  });
+
+  it('hangs up only the missing channel when one leg of a call is still up', () => {
+    const t = new Tracker(3_600_000);
+    answeredCall(t);
+    const out = t.handle({ type: 'channels.snapshot', at: 9_000, channels: ['a'] });
+    expect(out.map((e) => e.type)).toEqual(['segment.ended']);
+    expect(t.liveCalls).toBe(1);
+    expect(t.channels.get('b')?.hungUpAt).toBe(9_000);
+  });
+
+  it('closes each gone call and leaves the others alone', () => {
+    const t = new Tracker(3_600_000);
+    answeredCall(t, 'a', 'a', 'b');
+    answeredCall(t, 'c', 'c', 'd');
+    const out = t.handle({ type: 'channels.snapshot', at: 9_000, channels: ['c', 'd'] });
+    expect(out.filter((e) => e.type === 'call.ended').map((e) => e.call.id)).toEqual(['a']);
+    expect([...t.calls.keys()]).toEqual(['c']);
+  });
+});

@@ -112,6 +112,8 @@ function writeConfig(s: Setup): string {
       ...Object.entries(FAST_RETRY).map(([k, v]) => `  ${k}: ${v}`),
       'log:',
       '  level: info',
+      'ops:',
+      '  listen: 127.0.0.1:0', // any free port: test files run in parallel
       `state_dir: ${path.join(folder, 'state')}`, // the outbox (issue #4), never /var/lib here
       'webhooks: ./webhooks.ini',
       '',

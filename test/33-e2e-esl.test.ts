@@ -75,6 +75,8 @@ function writeConfig(eslPort: number, receiverPort: number, password = PASSWORD)
       '  min_timeout_ms: 5',
       '  max_timeout_ms: 20',
       '  timeout_ms: 2000',
+      'ops:',
+      '  listen: 127.0.0.1:0', // any free port: test files run in parallel
       `state_dir: ${path.join(folder, 'state')}`,
       'webhooks: ./webhooks.ini',
       '',

@@ -36,6 +36,8 @@ export interface AmiLog {
 }
 
 export interface AmiSession {
+  /** Sends an action (`{Action: 'CoreShowChannels', ActionID: …}`); its answer arrives as frames. */
+  action(fields: Readonly<Record<string, string>>): void;
   /** Ends the connection; resolves once the socket is closed. */
   close(): Promise<void>;
 }
@@ -51,6 +53,7 @@ interface Manager {
   on(event: 'close', fn: () => void): void;
   connect(port: number, host: string, onConnect: () => void): void;
   login(done: () => void): void;
+  action(fields: Record<string, string>): string;
   disconnect(): void;
 }
 type ManagerFactory = (
@@ -76,7 +79,6 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
       if (phase === 'login') mgr.disconnect();
       phase = 'closed';
       clearTimeout(timer);
-      log.warn({ ...where, code: error.code }, error.message);
       resolve({ ok: false, error });
     };
     const timeoutMs = cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -86,6 +88,10 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
     );
 
     const session: AmiSession = {
+      // asterisk-manager expects lower-case keys (it capitalises them) and takes ActionID as `actionid`.
+      action: (fields) => {
+        if (phase === 'ready') mgr.action(Object.fromEntries(Object.entries(fields).map(([k, v]) => [k.toLowerCase(), v])));
+      },
       close: () =>
         new Promise<void>((done) => {
           if (socketClosed) return done();

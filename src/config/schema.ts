@@ -22,10 +22,10 @@ const port = wholeNumber(1, 65535);
 /** YAML reads `500` as a number; a dialplan target is text, so whole numbers are taken as written. */
 const numberAsText = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) ? String(v) : v);
 
-const dialplanTarget = z.preprocess(
-  numberAsText,
-  z.string().regex(/^[^@\s]+(@[^@\s]+)?$/, 'expected "exten" or "exten@context"'),
-);
+const dialplanTarget = z
+  .preprocess(numberAsText, z.string().regex(/^[^@\s]+(@[^@\s]+)?$/, 'expected "exten" or "exten@context"'))
+  // The published JSON Schema takes `800` as the loader does (the pattern only binds strings).
+  .meta({ type: ['string', 'integer'] });
 
 function compiles(source: string): boolean {
   try {
@@ -70,32 +70,36 @@ export const recordingUrl = z.string().superRefine((s, ctx) => {
 });
 
 const asteriskSchema = z.strictObject({
-  type: z.literal('asterisk'),
-  host: text.default('127.0.0.1'),
-  port: port.default(5038),
-  username: text,
-  secret: text,
+  type: z.literal('asterisk').describe('Asterisk, through the Manager Interface (AMI)'),
+  host: text.default('127.0.0.1').describe('AMI host name or address'),
+  port: port.default(5038).describe('AMI TCP port (manager.conf `port`)'),
+  username: text.describe('manager.conf user, e.g. [pbxhook] with read = call,dialplan,agent,user'),
+  secret: text.describe('that user\'s secret; PBXHOOK_AMI_SECRET in the environment overrides it'),
 });
 
 const freeswitchSchema = z.strictObject({
-  type: z.literal('freeswitch'),
-  host: text.default('127.0.0.1'),
-  port: port.default(8021),
-  password: text,
+  type: z.literal('freeswitch').describe('FreeSWITCH, through mod_event_socket (ESL, inbound mode)'),
+  host: text.default('127.0.0.1').describe('event socket host name or address'),
+  port: port.default(8021).describe('event_socket.conf.xml listen-port'),
+  password: text.describe('event_socket.conf.xml password; PBXHOOK_ESL_PASSWORD in the environment overrides it'),
 });
 
 const rolesSchema = z.strictObject({
-  ivrs: z.array(dialplanTarget).default([]),
-  queues: z.array(dialplanTarget).default([]),
-  ring_groups: z.array(dialplanTarget).default([]),
-  extension_pattern: regexSource.min(1).default('^[0-9]{2,6}$'),
-  trunk_pattern: regexSource.default(''),
-  names: z.record(z.string(), text).default({}),
+  ivrs: z.array(dialplanTarget).default([]).describe('IVR numbers ("exten" or "exten@context") that detection misses'),
+  queues: z.array(dialplanTarget).default([]).describe('queue numbers ("exten" or "exten@context") that detection misses'),
+  ring_groups: z.array(dialplanTarget).default([]).describe('ring group numbers; needed for one that rings a single phone'),
+  extension_pattern: regexSource.min(1).default('^[0-9]{2,6}$').describe('regex over an endpoint name (PJSIP/117-0001 → "117") that marks a phone; the rest are trunks'),
+  trunk_pattern: regexSource.default('').describe('regex over an endpoint name that marks a trunk even if it looks like a phone; "" = none'),
+  names: z.record(z.string(), text).default({}).describe('number → display name for IVRs, queues, ring groups and DIDs'),
 });
 
 const callsSchema = z.strictObject({
-  idle_timeout_seconds: wholeNumber(1).default(14_400),
-  timezone: z.string().refine(isTimeZone, 'is not an IANA time zone such as "Europe/Berlin"').default('UTC'),
+  idle_timeout_seconds: wholeNumber(1).default(14_400).describe('seconds without an event after which a call is closed (lost Hangup, PBX restart)'),
+  timezone: z
+    .string()
+    .refine(isTimeZone, 'is not an IANA time zone such as "Europe/Berlin"')
+    .default('UTC')
+    .describe('IANA time zone of local times in payloads (3CX Id, VoipAppz start_at)'),
 });
 
 /** `250ms`, `5s`, `2m`, `1h`, `7d`: the units a delivery setting is written in. */
@@ -109,13 +113,15 @@ export function parseDuration(text: string): number | undefined {
 }
 
 /** A duration as milliseconds. YAML reads `30` as a number: shown back as text so the message asks for a unit. */
-export const duration = z.preprocess(
-  (v) => (typeof v === 'number' ? String(v) : v),
-  z
-    .string()
-    .refine((s) => parseDuration(s) !== undefined, 'expected a duration such as "500ms", "30s", "2m", "1h" or "7d"')
-    .transform((s) => parseDuration(s)!),
-);
+export const duration = z
+  .preprocess(
+    (v) => (typeof v === 'number' ? String(v) : v),
+    z
+      .string()
+      .refine((s) => parseDuration(s) !== undefined, 'expected a duration such as "500ms", "30s", "2m", "1h" or "7d"')
+      .transform((s) => parseDuration(s)!),
+  )
+  .meta({ pattern: DURATION.source }); // a refine is invisible to JSON Schema; editors check this instead
 
 /**
  * When a failed webhook is tried again (issue #4). `schedule` is the wait after failed attempt 1, 2, …;
@@ -124,14 +130,18 @@ export const duration = z.preprocess(
  */
 const retrySchema = z
   .strictObject({
-    schedule: z.array(duration).max(100, 'expected at most 100 steps').optional(),
-    retries: wholeNumber(0, 100).optional(),
-    min_timeout_ms: wholeNumber(0).optional(),
-    max_timeout_ms: wholeNumber(0).optional(),
-    jitter: z.number().min(0).max(1).default(0.2),
-    retry_after_max: duration.prefault('1h'),
-    timeout_ms: wholeNumber(1).default(10_000),
-    connect_timeout_ms: wholeNumber(1).default(5_000),
+    schedule: z
+      .array(duration)
+      .max(100, 'expected at most 100 steps')
+      .optional()
+      .describe('wait after failed attempt 1, 2, …; then the webhook is dead. Default 5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h, 8h, 8h'),
+    retries: wholeNumber(0, 100).optional().describe('older form, instead of schedule: number of retries (default 8)'),
+    min_timeout_ms: wholeNumber(0).optional().describe('older form: first wait in ms (default 1000), doubled each retry'),
+    max_timeout_ms: wholeNumber(0).optional().describe('older form: longest wait in ms (default 300000)'),
+    jitter: z.number().min(0).max(1).default(0.2).describe('each wait is scaled by a random factor in [1 - jitter, 1 + jitter]'),
+    retry_after_max: duration.prefault('1h').describe('a Retry-After longer than the scheduled wait is honoured up to this'),
+    timeout_ms: wholeNumber(1).default(10_000).describe('ms for the whole request: connect, send, answer'),
+    connect_timeout_ms: wholeNumber(1).default(5_000).describe('ms to open the connection'),
   })
   .refine((r) => (r.min_timeout_ms ?? 1_000) <= (r.max_timeout_ms ?? 300_000), {
     path: ['max_timeout_ms'],
@@ -145,48 +155,58 @@ const retrySchema = z
 /** The durable outbox and its worker (issue #4). */
 const deliverySchema = z.strictObject({
   /** Webhooks in flight at once per endpoint (different calls); endpoints never share slots. */
-  concurrency: wholeNumber(1, 256).default(8),
-  pause_after: duration.prefault('10m'),
-  probe_every: duration.prefault('1m'),
-  stop_timeout: duration.prefault('10s'),
-  max_rows: wholeNumber(1).default(100_000),
-  max_age: duration.prefault('3d'),
-  keep_delivered: duration.prefault('1d'),
-  keep_dead: duration.prefault('30d'),
+  concurrency: wholeNumber(1, 256).default(8).describe('webhooks in flight at once per endpoint (different calls)'),
+  pause_after: duration.prefault('10m').describe('an endpoint whose every attempt failed for this long is paused'),
+  probe_every: duration.prefault('1m').describe('a paused endpoint gets one probe this often until it answers'),
+  stop_timeout: duration.prefault('10s').describe('on SIGTERM, how long attempts in flight may finish'),
+  max_rows: wholeNumber(1).default(100_000).describe('undelivered webhooks kept at most; beyond, the oldest become dead'),
+  max_age: duration.prefault('3d').describe('an undelivered webhook older than this becomes dead'),
+  keep_delivered: duration.prefault('1d').describe('delivered webhooks are deleted after this'),
+  keep_dead: duration.prefault('30d').describe('dead webhooks are deleted after this'),
 });
 
 const logSchema = z.strictObject({
-  level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('least severe log level written (JSON lines on stderr)'),
 });
 
 /** The YAML file. `prefault({})` runs an absent section through its schema so its defaults apply. */
 export const fileSchema = z.strictObject({
-  pbx: z.discriminatedUnion('type', [asteriskSchema, freeswitchSchema]),
-  roles: rolesSchema.prefault({}),
-  calls: callsSchema.prefault({}),
-  retry: retrySchema.prefault({}),
-  delivery: deliverySchema.prefault({}),
+  pbx: z.discriminatedUnion('type', [asteriskSchema, freeswitchSchema]).describe('the PBX to follow: type asterisk or freeswitch'),
+  roles: rolesSchema.prefault({}).describe('which dialplan steps are IVRs, queues, ring groups; which endpoints are phones'),
+  calls: callsSchema.prefault({}).describe('how calls are followed and timed'),
+  retry: retrySchema.prefault({}).describe('when a failed webhook is tried again; durations like 500ms, 30s, 2m, 1h, 7d'),
+  delivery: deliverySchema.prefault({}).describe('the durable outbox and its worker'),
   /** The outbox database lives here; relative to the YAML file's folder. */
-  state_dir: text.default('/var/lib/pbxhook'),
+  state_dir: text.default('/var/lib/pbxhook').describe('folder of the outbox database (outbox.sqlite); relative to this file'),
   /** /metrics, /healthz and the status page. */
   ops: z
     .strictObject({
-      enabled: z.boolean().default(true),
+      enabled: z.boolean().default(true).describe('serve /metrics, /healthz and the status page'),
       listen: z
         .string()
         .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. "127.0.0.1:9464" or "[::1]:9464"')
-        .default('127.0.0.1:9464'),
+        .default('127.0.0.1:9464')
+        .describe('host:port they listen on; keep it on loopback'),
     })
-    .prefault({}),
-  log: logSchema.prefault({}),
+    .prefault({})
+    .describe('/metrics (Prometheus), /healthz and the status page'),
+  log: logSchema.prefault({}).describe('logging'),
   /** Path of the endpoints ini file, relative to the YAML file's folder. */
-  webhooks: text.optional(),
+  webhooks: text.optional().describe('the endpoints ini file (webhooks.ini.example), relative to this file; absent = no endpoints'),
   /** Extension → person, for schemas that name users. */
   directory: z
-    .record(z.preprocess(numberAsText, z.string()), z.strictObject({ name: text.optional(), email: z.email().optional(), uid: text.optional() }))
-    .default({}),
+    .record(
+      z.preprocess(numberAsText, z.string()),
+      z.strictObject({
+        name: text.optional().describe('full name (VXT user, PetDesk extName, VoipAppz user_fullname)'),
+        email: z.email().optional().describe('e-mail address (VXT user email)'),
+        uid: text.optional().describe("the user's id in the CRM (VXT uid)"),
+      }),
+    )
+    .default({})
+    .describe('extension → person, for schemas that name users'),
   /** The VoipAppz environment this PBX serves. */
-  environment: text.default('default'),
+  environment: text.default('default').describe('the VoipAppz environment this PBX serves (environment_name)'),
 });
 
 export type FileConfig = z.output<typeof fileSchema>;

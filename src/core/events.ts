@@ -145,6 +145,15 @@ export interface MessageReceived extends Base {
   readonly direction: 'inbound' | 'outbound';
 }
 
+/**
+ * Every channel alive on the PBX now, listed after a reconnect (AMI CoreShowChannels, ESL `show
+ * channels`): a tracked channel missing from it ended while we were not listening.
+ */
+export interface ChannelsSnapshot extends Base {
+  readonly type: 'channels.snapshot';
+  readonly channels: readonly string[];
+}
+
 export type PbxEvent =
   | ChannelCreated
   | ChannelCallerId
@@ -162,6 +171,7 @@ export type PbxEvent =
   | AttendedTransfer
   | VoicemailLeft
   | RecordingStarted
-  | MessageReceived;
+  | MessageReceived
+  | ChannelsSnapshot;
 
 export type PbxEventType = PbxEvent['type'];

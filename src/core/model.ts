@@ -5,6 +5,8 @@ import type { Route } from './roles.js';
 export type Disposition = 'answered' | 'missed' | 'busy' | 'abandoned' | 'timeout' | 'failed';
 export type Direction = 'inbound' | 'outbound' | 'internal';
 export type TransferKind = 'none' | 'blind' | 'attended';
+/** Why the tracker closed a call: its last Hangup, silence, or a reconnect's channel list without it. */
+export type EndReason = 'hangup' | 'idle-timeout' | 'resync';
 
 /**
  * What a leg is for:
@@ -86,7 +88,7 @@ export interface Call {
   answeredAt: number | undefined;
   endedAt: number | undefined;
   disposition: Disposition | undefined;
-  endReason: 'hangup' | 'idle-timeout' | undefined;
+  endReason: EndReason | undefined;
 }
 
 export interface Channel {

@@ -1,6 +1,6 @@
 import type { PbxEvent } from './events.js';
 import type { LifecycleEvent } from './lifecycle.js';
-import { viewOf, type Call, type Channel, type Leg, type LegKind, type Segment } from './model.js';
+import { viewOf, type Call, type Channel, type EndReason, type Leg, type LegKind, type Segment } from './model.js';
 import { endCall, finishLeg, startSegment, endSegment } from './transitions.js';
 
 export interface TrackerStats {
@@ -9,6 +9,8 @@ export interface TrackerStats {
   callsStarted: number;
   callsEnded: number;
   callsTimedOut: number;
+  /** Calls closed because a reconnect's channel list no longer had them (ended while disconnected). */
+  callsResynced: number;
 }
 
 /**
@@ -18,7 +20,7 @@ export interface TrackerStats {
 export class Tracker {
   readonly calls = new Map<string, Call>();
   readonly channels = new Map<string, Channel>();
-  readonly stats: TrackerStats = { orphanEvents: 0, callsStarted: 0, callsEnded: 0, callsTimedOut: 0 };
+  readonly stats: TrackerStats = { orphanEvents: 0, callsStarted: 0, callsEnded: 0, callsTimedOut: 0, callsResynced: 0 };
   private out: LifecycleEvent[] = [];
   /** Extension → the call it last put on hold: finds attended-transfer consultations without a scan. */
   readonly heldBy = new Map<string, string>();
@@ -84,8 +86,9 @@ export class Tracker {
     return last && last.endedAt === undefined ? last : undefined;
   }
 
-  close(call: Call, at: number, reason: 'hangup' | 'idle-timeout'): void {
+  close(call: Call, at: number, reason: EndReason): void {
     endCall(this, call, at, reason);
+    if (reason === 'resync') this.stats.callsResynced++;
     for (const id of call.channelIds) this.channels.delete(id);
     this.calls.delete(call.id);
     this.stats.callsEnded++;
@@ -358,34 +361,48 @@ const HANDLERS: HandlerTable = {
     if (!found.channel.recordings.includes(ev.file)) found.channel.recordings.push(ev.file);
   },
 
-  'channel.hangup': (t, ev) => {
-    const found = t.callOf(ev.channel);
-    if (!found) return;
-    const { call, channel } = found;
-    touch(call, ev.at);
-    channel.hungUpAt = ev.at;
-    const leg = t.legOf(call, ev.channel);
-    if (leg) {
-      leg.cause = ev.cause;
-      if (leg.disposition === undefined && leg.dialStatus !== 'cancel') {
-        finishLeg(t, call, leg, ev.at, ev.cause === 17 ? 'busy' : leg.answeredAt ? 'answered' : 'failed');
-      } else if (leg.endedAt === undefined || leg.disposition === 'answered') {
-        leg.endedAt = leg.endedAt ?? ev.at;
-      }
+  'channel.hangup': (t, ev) => hangUp(t, ev, 'hangup'),
+
+  // Only channels we track can end here: one the PBX lists but we never saw is not invented.
+  'channels.snapshot': (t, ev) => {
+    const alive = new Set(ev.channels);
+    for (const ch of [...t.channels.values()]) {
+      // Skipped: still up, already hung up, or gone with a call an earlier channel closed.
+      if (alive.has(ch.id) || ch.hungUpAt !== undefined || !t.channels.has(ch.id)) continue;
+      // Cause 0: the PBX never told us why (Q.850 has no "unknown"; Asterisk uses 0 the same way).
+      hangUp(t, { type: 'channel.hangup', at: ev.at, channel: ch.id, cause: 0 }, 'resync');
     }
-    const seg = t.openSegment(call);
-    if (seg && (seg.channel === ev.channel || ev.channel === call.customer)) endSegment(t, call, seg, ev.at, 'hangup');
-    for (const id of call.channelIds) {
-      const ch = t.channels.get(id);
-      if (ch && ch.hungUpAt === undefined) return;
-    }
-    t.close(call, ev.at, 'hangup');
   },
 
   message: (t, ev) => {
     t.emit({ type: 'message', at: ev.at, from: ev.from, to: ev.to, body: ev.body, direction: ev.direction });
   },
 };
+
+/** A channel's Hangup; the call ends with its last channel, for `reason`. */
+function hangUp(t: Tracker, ev: Extract<PbxEvent, { type: 'channel.hangup' }>, reason: EndReason): void {
+  const found = t.callOf(ev.channel);
+  if (!found) return;
+  const { call, channel } = found;
+  touch(call, ev.at);
+  channel.hungUpAt = ev.at;
+  const leg = t.legOf(call, ev.channel);
+  if (leg) {
+    leg.cause = ev.cause;
+    if (leg.disposition === undefined && leg.dialStatus !== 'cancel') {
+      finishLeg(t, call, leg, ev.at, ev.cause === 17 ? 'busy' : leg.answeredAt ? 'answered' : 'failed');
+    } else if (leg.endedAt === undefined || leg.disposition === 'answered') {
+      leg.endedAt = leg.endedAt ?? ev.at;
+    }
+  }
+  const seg = t.openSegment(call);
+  if (seg && (seg.channel === ev.channel || ev.channel === call.customer)) endSegment(t, call, seg, ev.at, 'hangup');
+  for (const id of call.channelIds) {
+    const ch = t.channels.get(id);
+    if (ch && ch.hungUpAt === undefined) return;
+  }
+  t.close(call, ev.at, reason);
+}
 
 /** "05552221133@trunk" → "05552221133"; "PJSIP/117" → "117". */
 function numberOf(dialString: string): string {

@@ -1,5 +1,5 @@
 import type { Tracker } from './tracker.js';
-import { viewOf, type Call, type Disposition, type Leg, type Segment } from './model.js';
+import { viewOf, type Call, type Disposition, type EndReason, type Leg, type Segment } from './model.js';
 
 /** The state changes that emit lifecycle events, shared by several handlers. */
 
@@ -75,7 +75,7 @@ function attachRecordings(t: Tracker, call: Call): void {
   }
 }
 
-export function endCall(t: Tracker, call: Call, at: number, reason: 'hangup' | 'idle-timeout'): void {
+export function endCall(t: Tracker, call: Call, at: number, reason: EndReason): void {
   call.endedAt = at;
   call.endReason = reason;
   // An unfinished consultation that never became a transfer says nothing of its own.

@@ -38,6 +38,8 @@ export interface EslLog {
 }
 
 export interface EslSession {
+  /** `api <command>`: FreeSWITCH's answer (the api/response body), or an Error after a timeout. */
+  api(command: string, timeoutMs?: number): Promise<string>;
   /** Ends the connection (`exit`); resolves once the socket is closed. */
   close(): Promise<void>;
 }
@@ -49,6 +51,7 @@ export type EslConnectResult =
 /** The slice of modesl's untyped CommonJS API used here. */
 interface ModeslEvent {
   getHeader(name: string): string | null;
+  getBody(): string | undefined;
 }
 interface ModeslParser {
   _parseHeaderText(text: string): Record<string, string | number>;
@@ -59,6 +62,7 @@ interface ModeslConnection {
   on(event: string, fn: (...args: never[]) => void): void;
   once(event: string, fn: (...args: never[]) => void): void;
   sendRecv(command: string, cb: (reply: ModeslEvent) => void): void;
+  api(command: string, cb: (reply: ModeslEvent) => void): void;
   disconnect(): void;
 }
 interface Modesl {
@@ -112,7 +116,6 @@ export function connectEsl(cfg: EslConnectConfig, handlers: EslHandlers, log: Es
       phase = 'closed';
       clearTimeout(timer);
       socket?.destroy();
-      log.warn({ ...where, code: error.code }, error.message);
       resolve({ ok: false, error });
     };
     const timeoutMs = cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -122,6 +125,17 @@ export function connectEsl(cfg: EslConnectConfig, handlers: EslHandlers, log: Es
     );
 
     const session: EslSession = {
+      api: (command, apiTimeoutMs = DEFAULT_TIMEOUT_MS) =>
+        new Promise<string>((done, failed) => {
+          if (phase !== 'ready') return failed(new Error('ESL session is not ready'));
+          // A connection lost mid-command never answers: the timeout settles the promise instead.
+          const t = setTimeout(() => failed(new Error(`no answer to "api ${command}" within ${apiTimeoutMs} ms`)), apiTimeoutMs);
+          t.unref();
+          conn.api(command, (reply) => {
+            clearTimeout(t);
+            done(reply.getBody() ?? '');
+          });
+        }),
       close: () =>
         new Promise<void>((done) => {
           if (socketClosed || !socket) return done();

@@ -80,4 +80,9 @@ export class LegBook {
   delete(uuid: string): void {
     this.legs.delete(uuid);
   }
+
+  /** After a reconnect: channels FreeSWITCH no longer has sent their CHANNEL_DESTROY to nobody. */
+  keepOnly(alive: ReadonlySet<string>): void {
+    for (const uuid of [...this.legs.keys()]) if (!alive.has(uuid)) this.legs.delete(uuid);
+  }
 }

@@ -5,11 +5,13 @@ export interface MetricSources {
   pbxConnected(): boolean;
   eventsByType(): ReadonlyMap<string, number>;
   framesSkipped(): Readonly<Record<string, number>>;
-  calls(): { readonly live: number; readonly started: number; readonly ended: number; readonly timedOut: number };
+  calls(): { readonly live: number; readonly started: number; readonly ended: number; readonly timedOut: number; readonly resynced: number };
   /** Endpoint → outcome → count (delivered, failed, dead, retried…). */
   webhooks(): ReadonlyMap<string, Readonly<Record<string, number>>>;
   /** Outbox state → rows. */
   outbox(): ReadonlyMap<string, number>;
+  /** Webhooks not yet delivered nor dead (pending, in flight, waiting to retry). */
+  outboxDepth(): number;
 }
 
 /**
@@ -33,7 +35,8 @@ function mirroredCounter(
       for (const [labels, value] of read()) {
         const key = JSON.stringify(labels);
         const delta = value - (last.get(key) ?? 0);
-        if (delta > 0) this.inc(labels, delta);
+        // A zero still creates the series: an alert on `failed` must see 0, not nothing.
+        if (delta > 0 || !last.has(key)) this.inc(labels, Math.max(delta, 0));
         last.set(key, value);
       }
     },
@@ -48,7 +51,7 @@ export interface Metrics {
 
 export function createMetrics(src: MetricSources): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'pbxhook_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'pbxhook_' }); // pbxhook_process_cpu_seconds_total, pbxhook_nodejs_…
   new Gauge({
     name: 'pbxhook_pbx_connected',
     help: '1 while the AMI/ESL connection is up and logged in',
@@ -76,6 +79,7 @@ export function createMetrics(src: MetricSources): Metrics {
     yield [{ outcome: 'started' }, c.started] as const;
     yield [{ outcome: 'ended' }, c.ended] as const;
     yield [{ outcome: 'idle_timeout' }, c.timedOut] as const;
+    yield [{ outcome: 'resync' }, c.resynced] as const;
   });
   mirroredCounter(registry, 'pbxhook_webhooks_total', 'Webhooks by endpoint and outcome', ['endpoint', 'outcome'], function* () {
     for (const [endpoint, byOutcome] of src.webhooks()) {
@@ -90,6 +94,23 @@ export function createMetrics(src: MetricSources): Metrics {
     collect() {
       this.reset();
       for (const [state, n] of src.outbox()) this.set({ state }, n);
+    },
+  });
+  // Depth and dead letters on their own: the two numbers an alert rule wants without a sum().
+  new Gauge({
+    name: 'pbxhook_outbox_depth',
+    help: 'Webhooks waiting to be delivered (pending, in flight, retrying)',
+    registers: [registry],
+    collect() {
+      this.set(src.outboxDepth());
+    },
+  });
+  new Gauge({
+    name: 'pbxhook_dead_letters',
+    help: 'Webhooks given up on, kept in the outbox for `pbxhook outbox retry`',
+    registers: [registry],
+    collect() {
+      this.set(src.outbox().get('dead') ?? 0);
     },
   });
   const deliveryLatency = new Histogram({

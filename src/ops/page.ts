@@ -49,7 +49,7 @@ async function refresh() {
     document.getElementById('pbx').textContent = s.pbx.type + ' ' + s.pbx.address + ' — ' + (s.pbx.connected ? 'connected' : 'DISCONNECTED');
     document.getElementById('pbx').className = s.pbx.connected ? 'ok' : 'bad';
     document.getElementById('summary').textContent =
-      s.calls.length + ' live calls · outbox ' + Object.entries(s.outbox).map(([k, v]) => k + ' ' + v).join(', ') + ' · updated ' + time(s.now);
+      s.calls.length + (s.calls.length === 1 ? ' live call' : ' live calls') + ' · outbox ' + Object.entries(s.outbox).map(([k, v]) => k + ' ' + v).join(', ') + ' · updated ' + time(s.now);
     fill('calls', s.calls.map((c) => [c.id, c.direction, c.customer, time(c.startedAt),
       c.legs.map((l) => l.party + ' ' + (l.disposition ?? (l.answeredAt ? 'talking' : 'ringing'))).join(', ')]), 'no live call');
     fill('webhooks', s.webhooks.map((w) => [time(w.at), w.endpoint, w.call, w.event,

@@ -34,10 +34,11 @@ export function metricSources(d: DaemonParts): MetricSources {
     }),
     calls: () => {
       const t = d.pipeline.tracker;
-      return { live: t.liveCalls, started: t.stats.callsStarted, ended: t.stats.callsEnded, timedOut: t.stats.callsTimedOut };
+      return { live: t.liveCalls, started: t.stats.callsStarted, ended: t.stats.callsEnded, timedOut: t.stats.callsTimedOut, resynced: t.stats.callsResynced };
     },
     webhooks: () => d.attempts,
     outbox: () => outboxByState(d.outbox),
+    outboxDepth: () => d.outbox.worker.stats.outboxDepth,
   };
 }
 

@@ -126,6 +126,8 @@ export function writeConfig(
       'log:', '  level: info',
       `state_dir: ${stateDir}`,
       'webhooks: ./webhooks.ini',
+      // Metrics on any free port (test files run in parallel), unless the test chooses its own.
+      ...(yamlExtra.some((l) => l.startsWith('ops:')) ? [] : ['ops:', '  listen: 127.0.0.1:0']),
       ...yamlExtra,
       '',
     ].join('\n'),

@@ -2,6 +2,8 @@
  * A fake Asterisk AMI server for tests: loopback TCP, sends the banner, answers Login (and
  * echoes other actions), then replays a recorded trace's bytes exactly as captured — at the
  * trace's own pace (its `Timestamp:` headers) divided by `speed`, or all at once.
+ * For reconnect tests (issue #6) it can drop its clients, stop and start listening, answer
+ * CoreShowChannels with the channels a test says are up, and stream something else next time.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -22,6 +24,20 @@ export interface FakeAmi {
   readonly port: number;
   /** Resolves once a logged-in client has been sent the whole trace. */
   readonly done: Promise<void>;
+  /** Every action received (lower-case), all connections together. */
+  readonly actions: string[];
+  /** The Uniqueids CoreShowChannels lists from now on (none by default). */
+  setChannels(uniqueids: readonly string[]): void;
+  /** What a client logging in from now on is streamed instead of the trace (e.g. nothing). */
+  setTrace(trace: Buffer): void;
+  /** Writes raw AMI messages to every logged-in client now. */
+  send(bytes: Buffer | string): void;
+  /** Drops every client connection, keeps listening. */
+  dropClients(): void;
+  /** Drops every connection and refuses new ones until `up()`: Asterisk stopped. */
+  down(): Promise<void>;
+  /** Listens again, on the same port. */
+  up(): Promise<void>;
   /** Drops every connection and stops listening. */
   close(): Promise<void>;
 }
@@ -71,7 +87,12 @@ export function splitTrace(trace: Buffer): { banner: Buffer; messages: TraceMess
 
 export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
   const trace = typeof opts.trace === 'string' ? loadTrace(opts.trace) : opts.trace;
-  const { banner, messages } = splitTrace(trace);
+  const split = splitTrace(trace);
+  const banner = split.banner;
+  let messages = split.messages;
+  let channels: readonly string[] = [];
+  const actions: string[] = [];
+  const loggedIn = new Set<net.Socket>();
   const speed = opts.speed ?? Infinity;
   const sockets = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -79,25 +100,26 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
   const done = new Promise<void>((resolve) => (markDone = resolve));
 
   const stream = (sock: net.Socket): void => {
+    const list = messages; // this connection's stream, whatever setTrace does meanwhile
     if (speed === Infinity) {
-      sock.write(Buffer.concat(messages.map((m) => m.bytes)), () => markDone());
+      sock.write(Buffer.concat(list.map((m) => m.bytes)), () => markDone());
       return;
     }
     const start = Date.now();
-    const first = messages.find((m) => m.at !== undefined)?.at ?? 0;
+    const first = list.find((m) => m.at !== undefined)?.at ?? 0;
     let i = 0;
     let due = 0;
     const step = (): void => {
       const batch: Buffer[] = [];
       // Write every message that is due; messages without a Timestamp go with the previous one.
-      while (i < messages.length) {
-        const m = messages[i]!;
+      while (i < list.length) {
+        const m = list[i]!;
         if (m.at !== undefined) due = Math.max(due, ((m.at - first) * 1000) / speed);
         if (due > Date.now() - start) break;
         batch.push(m.bytes);
         i++;
       }
-      const last = i === messages.length;
+      const last = i === list.length;
       if (batch.length > 0 && !sock.destroyed) sock.write(Buffer.concat(batch), last ? () => markDone() : undefined);
       else if (last) markDone();
       if (!last) {
@@ -110,6 +132,7 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
 
   const answer = (sock: net.Socket, f: AmiFrame, state: { loggedIn: boolean }): void => {
     const action = (f.fields.action ?? '').toLowerCase();
+    actions.push(action);
     const id = f.fields.actionid;
     const reply = (lines: string[]): void => {
       if (id !== undefined) lines.splice(1, 0, `ActionID: ${id}`);
@@ -119,6 +142,7 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
       if (f.fields.username === opts.username && f.fields.secret === opts.secret) {
         reply(['Response: Success', 'Message: Authentication accepted']);
         state.loggedIn = true;
+        loggedIn.add(sock);
         stream(sock);
       } else {
         reply(['Response: Error', 'Message: Authentication failed']);
@@ -129,6 +153,11 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
     } else if (action === 'logoff') {
       reply(['Response: Goodbye', 'Message: Thanks for all the fish.']);
       sock.end();
+    } else if (action === 'coreshowchannels') {
+      // As Asterisk lists them: a Response, one event per channel, then the Complete event.
+      reply(['Response: Success', 'EventList: start', 'Message: Channels will follow']);
+      for (const u of channels) reply(['Event: CoreShowChannel', `Channel: PJSIP/fake-${u}`, `Uniqueid: ${u}`, `Linkedid: ${u}`]);
+      reply(['Event: CoreShowChannelsComplete', 'EventList: Complete', `ListItems: ${channels.length}`]);
     } else {
       reply(['Response: Success']);
     }
@@ -136,7 +165,7 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
 
   const server = net.createServer((sock) => {
     sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
+    sock.on('close', () => (sockets.delete(sock), loggedIn.delete(sock)));
     sock.on('error', () => {}); // a client vanishing mid-trace is not a test failure here
     sock.setNoDelay(true);
     sock.write(banner);
@@ -146,16 +175,34 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
       for (const f of framer.push(chunk)) answer(sock, f, state);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => (server.off('error', reject), resolve()));
+    });
+  await listen(0);
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('fake AMI: no TCP address');
+  const dropClients = (): void => {
+    for (const s of sockets) s.destroy();
+  };
 
   return {
     port: address.port,
     done,
+    actions,
+    setChannels: (ids) => void (channels = [...ids]),
+    setTrace: (bytes) => void (messages = splitTrace(bytes).messages),
+    send: (bytes) => {
+      for (const s of loggedIn) s.write(bytes);
+    },
+    dropClients,
+    down: () =>
+      new Promise<void>((resolve) => {
+        dropClients();
+        server.close(() => resolve());
+      }),
+    up: () => listen(address.port),
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);

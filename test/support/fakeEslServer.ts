@@ -3,7 +3,9 @@
  * checks `auth <password>`, answers every `event …` with +OK, and after the first `event plain …`
  * streams a recorded trace's event frames exactly as captured — at the trace's
  * own pace (`Event-Date-Timestamp`) divided by `speed`, or all at once. `exit` is answered like
- * mod_event_socket does (+OK bye, disconnect notice, close).
+ * mod_event_socket does (+OK bye, disconnect notice, close). For reconnect tests (issue #6) it can
+ * stop and start listening, answer `api show channels as json` with the channels a test says are
+ * up, and stream something else to the next subscriber.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -25,6 +27,16 @@ export interface FakeEsl {
   readonly commands: string[];
   /** Drops every client connection, keeps listening (a FreeSWITCH restart as a client sees it). */
   dropClients(): void;
+  /** The Unique-IDs `api show channels as json` lists from now on (none by default). */
+  setChannels(uuids: readonly string[]): void;
+  /** What a client subscribing from now on is streamed instead of the trace (e.g. nothing). */
+  setTrace(trace: Buffer): void;
+  /** Writes raw ESL frames to every subscribed client now. */
+  send(bytes: Buffer | string): void;
+  /** Drops every connection and refuses new ones until `up()`: FreeSWITCH stopped. */
+  down(): Promise<void>;
+  /** Listens again, on the same port. */
+  up(): Promise<void>;
   /** Drops every connection and stops listening. */
   close(): Promise<void>;
 }
@@ -71,7 +83,9 @@ function reply(text: string): string {
 export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
   const trace = typeof opts.trace === 'string' ? loadTrace(opts.trace) : opts.trace;
   // The capture's own auth/request and command replies are not replayed: ours are sent live.
-  const events = splitTrace(trace).filter((f) => f.event);
+  let events = splitTrace(trace).filter((f) => f.event);
+  let channels: readonly string[] = [];
+  const subscribed = new Set<net.Socket>();
   const speed = opts.speed ?? Infinity;
   const sockets = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -80,25 +94,26 @@ export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
   const done = new Promise<void>((resolve) => (markDone = resolve));
 
   const stream = (sock: net.Socket): void => {
+    const list = events; // this connection's stream, whatever setTrace does meanwhile
     if (speed === Infinity) {
-      sock.write(Buffer.concat(events.map((f) => f.bytes)), () => markDone());
+      sock.write(Buffer.concat(list.map((f) => f.bytes)), () => markDone());
       return;
     }
     const start = Date.now();
-    const first = events.find((f) => f.at !== undefined)?.at ?? 0;
+    const first = list.find((f) => f.at !== undefined)?.at ?? 0;
     let i = 0;
     let due = 0;
     const step = (): void => {
       const batch: Buffer[] = [];
       // Events arrive in socket order, which is not quite timestamp order (late COMMAND events).
-      while (i < events.length) {
-        const f = events[i]!;
+      while (i < list.length) {
+        const f = list[i]!;
         if (f.at !== undefined) due = Math.max(due, (f.at - first) / 1000 / speed);
         if (due > Date.now() - start) break;
         batch.push(f.bytes);
         i++;
       }
-      const last = i === events.length;
+      const last = i === list.length;
       if (batch.length > 0 && !sock.destroyed) sock.write(Buffer.concat(batch), last ? () => markDone() : undefined);
       else if (last) markDone();
       if (!last) {
@@ -128,8 +143,15 @@ export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
       // modesl subscribes `event json BACKGROUND_JOB …` for itself first; the trace follows ours.
       if (!state.streaming && format === 'plain' && rest.length > 1) {
         state.streaming = true;
+        subscribed.add(sock);
         stream(sock);
       }
+    } else if (verb === 'api') {
+      // `show channels as json` as FreeSWITCH prints it; `{"row_count":0}` alone when there are none.
+      const body = rest.join(' ') === 'show channels as json'
+        ? JSON.stringify(channels.length === 0 ? { row_count: 0 } : { row_count: channels.length, rows: channels.map((uuid) => ({ uuid, direction: 'inbound' })) })
+        : '-ERR no such command\n';
+      sock.write(`Content-Type: api/response\nContent-Length: ${Buffer.byteLength(body)}\n\n${body}`);
     } else if (verb === 'exit') {
       sock.write(reply('+OK bye') + DISCONNECT, () => sock.end());
     } else {
@@ -139,7 +161,7 @@ export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
 
   const server = net.createServer((sock) => {
     sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
+    sock.on('close', () => (sockets.delete(sock), subscribed.delete(sock)));
     sock.on('error', () => {}); // a client vanishing mid-trace is not a test failure here
     sock.setNoDelay(true);
     sock.write(AUTH_REQUEST);
@@ -155,20 +177,34 @@ export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
       }
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => (server.off('error', reject), resolve()));
+    });
+  await listen(0);
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('fake ESL: no TCP address');
+  const dropClients = (): void => {
+    for (const s of sockets) s.destroy();
+  };
 
   return {
     port: address.port,
     done,
     commands,
-    dropClients: () => {
-      for (const s of sockets) s.destroy();
+    dropClients,
+    setChannels: (uuids) => void (channels = [...uuids]),
+    setTrace: (bytes) => void (events = splitTrace(bytes).filter((f) => f.event)),
+    send: (bytes) => {
+      for (const s of subscribed) s.write(bytes);
     },
+    down: () =>
+      new Promise<void>((resolve) => {
+        dropClients();
+        server.close(() => resolve());
+      }),
+    up: () => listen(address.port),
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);

@@ -1,0 +1,110 @@
+/**
+ * `pbxhook replay`'s progress bar (issue #6): drawn on stderr only for a person at a terminal,
+ * at most ~10 times a second, and erased so that what stays on screen is exactly the webhook
+ * lines. Pipes and files must get the same bytes as ever.
+ */
+import { spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { BAR_MIN_BYTES, formatBytes, formatElapsed, progressBar, StatusLine, wantsProgressBar } from '../src/progress.js';
+import { ptyAvailable, runInPty } from './support/pty.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = path.join(ROOT, 'dist/cli.js');
+/** The one bundled trace above BAR_MIN_BYTES. */
+const BIG = 'test/fixtures/freeswitch/load.esl.gz';
+const SMALL = 'test/fixtures/freeswitch/in-queue-answered.esl';
+const CONFIG = 'config/freeswitch-lab.example.yaml';
+const ERASE = '\r\x1b[K';
+
+function env(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PBXHOOK_')));
+}
+
+describe('the texts', () => {
+  it('sizes in decimal units, durations in the largest units', () => {
+    expect([999, 1_000, 12_345, 1_234_567, 38_302_599, 5e12].map(formatBytes)).toEqual(['999 B', '1.0 kB', '12 kB', '1.2 MB', '38 MB', '5.0 TB']);
+    expect([0, 4_000, 312_000, 3_720_000].map(formatElapsed)).toEqual(['0s', '4s', '5m12s', '1h02m']);
+  });
+
+  it('the bar: fraction of the file, bytes, events, calls, within the width', () => {
+    const bar = progressBar({ bytes: 19_000_000, total: 38_000_000, events: 1234, calls: 1 }, 80);
+    expect(bar).toBe('[###############...............]   50%  19 MB / 38 MB  1,234 events  1 call');
+    expect(bar.length).toBeLessThan(80);
+    expect(progressBar({ bytes: 0, total: 2e6, events: 0, calls: 0 }, 80)).toMatch(/^\[\.{30}\]    0%/);
+    expect(progressBar({ bytes: 3e6, total: 2e6, events: 0, calls: 0 }, 80)).toMatch(/^\[#{30}\]  100%/);
+    // Too narrow for a bar: the numbers alone, cut to fit.
+    const narrow = progressBar({ bytes: 1e6, total: 2e6, events: 5, calls: 2 }, 30);
+    expect(narrow.length).toBeLessThan(30);
+    expect(narrow.startsWith(' 50%')).toBe(true);
+  });
+});
+
+describe('when there is a bar', () => {
+  it.each([
+    [true, true, BAR_MIN_BYTES + 1, true],
+    [false, true, BAR_MIN_BYTES + 1, false], // stdout piped or redirected: the bytes must not change
+    [true, false, BAR_MIN_BYTES + 1, false], // stderr to a log file: no \r and escape codes in it
+    [true, true, BAR_MIN_BYTES, false], // a small trace is done before a bar could say anything
+  ])('stdout TTY %s, stderr TTY %s, %i bytes → %s', (stdoutTTY, stderrTTY, traceBytes, want) => {
+    expect(wantsProgressBar({ stdoutTTY, stderrTTY, traceBytes })).toBe(want);
+  });
+
+  it('redraws at most once per interval, never before the first one, and erases only what it drew', () => {
+    let t = 1_000;
+    const written: string[] = [];
+    const out = { columns: 40, write: (s: string) => written.push(s) } as unknown as NodeJS.WriteStream;
+    const line = new StatusLine(out, 100, () => t);
+    line.clear(); // nothing drawn: nothing to erase
+    line.update(() => 'a');
+    t += 99;
+    line.update(() => 'b');
+    expect(written).toEqual([]);
+    t += 1;
+    line.update(() => 'c');
+    t += 50;
+    line.update(() => 'd');
+    line.update(() => 'x'.repeat(100), true);
+    line.clear();
+    line.clear();
+    expect(written).toEqual([`${ERASE}c`, `${ERASE}${'x'.repeat(39)}`, ERASE]);
+  });
+});
+
+describe.skipIf(!ptyAvailable())('pbxhook replay on a terminal', () => {
+  const replay = (trace: string, pipeTo?: string) =>
+    runInPty([process.execPath, CLI, 'replay', trace, '--config', CONFIG], env(), pipeTo === undefined ? {} : { pipeTo });
+  const plain = (trace: string) => spawnSync(process.execPath, [CLI, 'replay', trace, '--config', CONFIG], { cwd: ROOT, env: env(), encoding: 'utf8' });
+
+  it(`shows a bar for a trace over ${BAR_MIN_BYTES} bytes and erases it: what stays is the webhook lines`, async () => {
+    expect(statSync(path.join(ROOT, BIG)).size).toBeGreaterThan(BAR_MIN_BYTES);
+    const r = await replay(BIG);
+    expect(r.status).toBe(0);
+    const bars = [...r.output.matchAll(/\r\x1b\[K(\[[#.]+\][^\r]*)/g)].map((m) => m[1]!);
+    expect(bars.length).toBeGreaterThan(0);
+    for (const bar of bars) expect(bar).toMatch(/^\[[#.]{30}\] +\d+%  [\d.]+ [kM]B \/ 1\.3 MB  [\d,]+ events?  [\d,]+ calls?$/);
+    // Every bar is followed by its erasure before anything else is written.
+    const screen = r.output.replace(/\r\x1b\[K\[[^\r]*\r\x1b\[K/g, '').replace(/\r\n/g, '\n');
+    expect(screen).not.toContain('\x1b');
+    const want = plain(BIG);
+    expect(want.status).toBe(0);
+    const lines = screen.split('\n').filter((l) => l !== '');
+    expect(lines.at(-1)).toContain('"msg":"replay finished"'); // the log line, after the bar is gone
+    expect(lines.slice(0, -1).join('\n') + '\n').toBe(want.stdout);
+  });
+
+  it('shows no bar when stdout is piped, even with stderr on the terminal', async () => {
+    const r = await replay(BIG, 'wc -c');
+    expect(r.status).toBe(0);
+    expect(r.output).not.toContain('\x1b');
+    expect(r.output).toContain(`${Buffer.byteLength(plain(BIG).stdout)}\r\n`);
+  });
+
+  it('shows no bar for a small trace', async () => {
+    const r = await replay(SMALL);
+    expect(r.status).toBe(0);
+    expect(r.output).not.toContain('\x1b');
+  });
+});

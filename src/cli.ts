@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, EX_CONFIG } from './config/errors.js';
 import { explainConfig } from './config/explain.js';
@@ -99,13 +98,6 @@ async function main(argv: string[]): Promise<number> {
     const how = command === 'check-config' ? 'pbxhook check-config FILE' : `pbxhook ${command} --config FILE`;
     process.stderr.write(`pbxhook ${command}: which config? ${how}\n`);
     return EX_USAGE;
-  }
-  if (/\.ini(\.example)?$/i.test(configPath)) {
-    // Handed to the YAML parser, an ini file yields one error per line and no hint of the mix-up.
-    const message =
-      `this is a webhooks ini file; pbxhook ${command} takes the YAML config that references it ` +
-      `(webhooks: ./${path.basename(configPath)})`;
-    throw new ConfigError([{ file: configPath, key: '', message }]);
   }
   const cfg = loadConfig(configPath);
   switch (command) {

@@ -81,7 +81,7 @@ describe('EslFramer fuzz', () => {
       fc.property(fc.array(event, { maxLength: 6 }), cuts, (events, at) => {
         const text = events
           .map((e) => {
-            const lines = [['Event-Name', 'CUSTOM'], ...e.headers].map(([k, v]) => `${k}: ${encodeURIComponent(v)}\n`).join('');
+            const lines = [['Event-Name', 'CUSTOM'], ...e.headers].map(([k, v]) => `${k}: ${encodeURIComponent(v ?? '')}\n`).join('');
             const inner = e.body ? `${lines}Content-Length: ${Buffer.byteLength(e.body)}\n\n${e.body}` : `${lines}\n`;
             return `Content-Length: ${Buffer.byteLength(inner)}\nContent-Type: text/event-plain\n\n${inner}`;
           })

@@ -86,7 +86,9 @@ describe('loadConfig', () => {
       names: { '100': 'Reception' },
     });
     expect(cfg.calls).toEqual({ idleTimeoutSeconds: 14400, timezone: 'Europe/Berlin' });
-    expect(cfg.retry).toEqual({ retries: 3, minTimeoutMs: 1000, maxTimeoutMs: 300000, timeoutMs: 10000 });
+    // retries: 3 in the file is the older exponential form of the schedule: 1 s doubling, capped at 300 s.
+    expect(cfg.delivery.schedule).toEqual([1000, 2000, 4000]);
+    expect(cfg.delivery.timeoutMs).toBe(10000);
     expect(cfg.log).toEqual({ level: 'info' });
     expect(cfg.endpoints).toEqual([
       {

@@ -4,6 +4,13 @@ import type { AmiFrame } from '../src/ami/frame.js';
 import type { PbxEvent } from '../src/core/events.js';
 import { DEFAULT_ROLES, RoleBook } from '../src/core/roles.js';
 import { Tracker } from '../src/core/tracker.js';
+import type { CallEvent, LifecycleEvent } from '../src/core/lifecycle.js';
+
+/** The call of a lifecycle event (these tests see no text messages). */
+function callOf(e: LifecycleEvent | undefined): CallEvent['call'] {
+  if (!e || e.type === 'message') throw new Error(`expected a call event, got ${e?.type}`);
+  return e.call;
+}
 
 const trunk = { kind: 'trunk', id: 'trunk' } as const;
 const ext = (id: string) => ({ kind: 'extension', id }) as const;
@@ -22,8 +29,8 @@ describe('tracker', () => {
     expect(t.tick(30_000)).toEqual([]);
     const out = t.tick(62_000);
     expect(out.map((e) => e.type)).toEqual(['call.ended']);
-    expect(out[0]!.call.endReason).toBe('idle-timeout');
-    expect(out[0]!.call.disposition).toBe('abandoned');
+    expect(callOf(out[0]).endReason).toBe('idle-timeout');
+    expect(callOf(out[0]).disposition).toBe('abandoned');
     expect(t.liveCalls).toBe(0);
     expect(t.channels.size).toBe(0);
     expect(t.stats.callsTimedOut).toBe(1);
@@ -47,8 +54,8 @@ describe('tracker', () => {
     t.handle({ type: 'channel.hangup', at: 3, channel: 'b', cause: 17 });
     const end = t.handle({ type: 'channel.hangup', at: 4, channel: 'a', cause: 17 });
     expect(end.map((e) => e.type)).toEqual(['call.ended']);
-    expect(end[0]!.call.disposition).toBe('busy');
-    expect(end[0]!.call.legs[0]!.disposition).toBe('busy');
+    expect(callOf(end[0]).disposition).toBe('busy');
+    expect(callOf(end[0]).legs[0]!.disposition).toBe('busy');
   });
 
   it('keeps the first DialEnd of a leg (app_queue sends NOANSWER, then CANCEL)', () => {
@@ -60,7 +67,7 @@ describe('tracker', () => {
     t.handle({ type: 'dial.end', at: 2, from: 'a', to: 'b', status: 'cancel' });
     t.handle({ type: 'channel.hangup', at: 3, channel: 'b', cause: 0 });
     const end = t.handle({ type: 'channel.hangup', at: 4, channel: 'a', cause: 16 });
-    expect(end.at(-1)!.call.legs[0]!.disposition).toBe('timeout');
+    expect(callOf(end.at(-1)).legs[0]!.disposition).toBe('timeout');
   });
 
   it('reports a caller who hangs up while a phone rings as abandoned', () => {
@@ -72,8 +79,8 @@ describe('tracker', () => {
     t.handle({ type: 'channel.hangup', at: 5, channel: 'b', cause: 0 });
     const end = t.handle({ type: 'channel.hangup', at: 5, channel: 'a', cause: 16 });
     const ended = end.find((e) => e.type === 'call.ended')!;
-    expect(ended.call.disposition).toBe('abandoned');
-    expect(ended.call.legs[0]!.disposition).toBe('abandoned');
+    expect(callOf(ended).disposition).toBe('abandoned');
+    expect(callOf(ended).legs[0]!.disposition).toBe('abandoned');
   });
 });
 
@@ -118,7 +125,7 @@ describe('tracker: channels.snapshot after a reconnect (issue #6)', () => {
     expect(out.map((e) => e.type)).toEqual(['segment.ended', 'call.ended']); // as for a Hangup: the answered leg ended at its answer
     const ended = out.at(-1)!;
     expect(ended.type === 'call.ended' && ended.call).toMatchObject({ endReason: 'resync', disposition: 'answered', endedAt: 9_000 });
-    expect(ended.type === 'call.ended' && ended.call.legs[0]).toMatchObject({ disposition: 'answered', cause: 0 });
+    expect(ended.type === 'call.ended' && callOf(ended).legs[0]).toMatchObject({ disposition: 'answered', cause: 0 });
     expect(t.liveCalls).toBe(0);
     expect(t.channels.size).toBe(0);
     expect(t.stats).toMatchObject({ callsEnded: 1, callsResynced: 1, orphanEvents: 0 });

@@ -87,7 +87,6 @@ delivery:
       concurrency: 2, pauseAfterMs: 300_000, probeEveryMs: 30_000, stopTimeoutMs: 3_000, maxRows: 5_000,
       maxAgeMs: 2 * 86_400_000, keepDeliveredMs: 43_200_000, keepDeadMs: 7 * 86_400_000,
     });
-    expect(cfg.retry).toEqual({ retries: 3, minTimeoutMs: 1_000, maxTimeoutMs: 60_000, timeoutMs: 4_000 });
   });
 
   it('turns the older exponential retry keys into a schedule', () => {

@@ -2,14 +2,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import type { DirectoryEntry, VxtEndpoint } from '../src/config/types.js';
 import type { LifecycleEvent } from '../src/core/lifecycle.js';
 import { tokensOf } from '../src/deliver/auth.js';
-import { createSender } from '../src/deliver/send.js';
+import { createHttpClient } from '../src/deliver/attempt.js';
 import type { RenderContext } from '../src/emit/context.js';
 import { toE164 } from '../src/emit/e164.js';
 import type { WebhookRequest } from '../src/emit/request.js';
@@ -243,14 +242,14 @@ describe('VXT delivery', () => {
   beforeAll(() => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)));
   afterAll(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
 
-  function send(req: WebhookRequest) {
-    const sender = createSender({
-      retry: { retries: 2, minTimeoutMs: 1, maxTimeoutMs: 5, timeoutMs: 2000 },
-      log: pino({ level: 'silent' }),
-      tokens: tokensOf(cfg),
-      random: () => 0,
-    });
-    return sender(req).finally(() => sender.close());
+  /** One attempt through the daemon's HTTP client, which adds the bearer token at delivery. */
+  async function send(req: WebhookRequest) {
+    const client = createHttpClient({ timeoutMs: 2000, tokens: tokensOf(cfg) });
+    try {
+      return await client.attempt(req);
+    } finally {
+      client.close();
+    }
   }
 
   it('sends the rendered body with "Authorization: Bearer {token}" from the endpoint config', async () => {
@@ -258,7 +257,7 @@ describe('VXT delivery', () => {
     const [req] = render('in-queue-answered', ctxFor({ url }));
     seen.length = 0;
     status = 200;
-    expect(await send(req!)).toMatchObject({ ok: true, status: 200, attempts: 1 });
+    expect(await send(req!)).toMatchObject({ ok: true, status: 200 });
     expect(seen).toHaveLength(1);
     expect(seen[0]!.headers.authorization).toBe('Bearer vxt-lab-token');
     expect(seen[0]!.headers['content-type']).toBe('application/json');

@@ -27,6 +27,7 @@ import {
   startReceiver,
   waitFor,
   writeConfig,
+  type Answer,
 } from './support/e2e.js';
 
 const FIXTURES = path.join(ROOT, 'test/fixtures/asterisk');
@@ -212,7 +213,7 @@ describe('kill -9 mid-stream, restart', () => {
 describe('what the endpoint answers', () => {
   it('500, 429 + Retry-After, slow, reset: retried and delivered in order; 301 and 410: dead after one try; a slow endpoint delays no other', async () => {
     const crm = await receiver();
-    crm.handle((req, n) => {
+    crm.handle((req, n): Answer => {
       const first = n === 1;
       switch (req.path) {
         case '/500': return { status: n <= 2 ? 500 : 200 };

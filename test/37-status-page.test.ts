@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
 /**
  * The status page (issue #6) in a real browser: Debian's headless Chromium, driven by
  * playwright-core, against the real daemon while the fake AMI server plays a call at the trace's

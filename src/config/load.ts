@@ -15,7 +15,7 @@ import { IssueWording } from './issues.js';
 import { endpointSchema, toEndpoint, type ReadIniFile } from './endpoints.js';
 import { fileSchema, type FileConfig } from './schema.js';
 import { type ReadSecretFile, envValue, resolveSigningSecrets, resolveToken, tokenEnvName } from './tokens.js';
-import type { Config, DeliveryConfig, EndpointConfig, RetryConfig } from './types.js';
+import type { Config, DeliveryConfig, EndpointConfig } from './types.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -30,6 +30,11 @@ export interface ConfigSource {
 
 /** Reads both files and validates them; throws ConfigError listing every problem. */
 export function loadConfig(yamlPath: string, env: Env = process.env): Config {
+  if (/\.ini(\.example)?$/i.test(yamlPath)) {
+    // Handed to the YAML parser, an ini file yields one error per line and no hint of the mix-up.
+    const message = `this is a webhooks ini file; pbxhook takes the YAML config that references it (webhooks: ./${path.basename(yamlPath)})`;
+    throw new ConfigError([{ file: yamlPath, key: '', message }]);
+  }
   let yamlText: string;
   try {
     yamlText = readFileSync(yamlPath, 'utf8');
@@ -192,7 +197,7 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
       names: f.roles.names,
     },
     calls: { idleTimeoutSeconds: f.calls.idle_timeout_seconds, timezone: f.calls.timezone },
-    ...retryAndDelivery(f),
+    delivery: deliveryOf(f),
     stateDir: path.resolve(path.dirname(yamlPath), f.state_dir),
     opsListen: f.ops.enabled ? f.ops.listen : undefined,
     endpoints,
@@ -209,25 +214,15 @@ export const DEFAULT_SCHEDULE_MS: readonly number[] = [5, 30, 120, 600, 1_800, 3
 
 /**
  * `retry.schedule`, or the older exponential form (`retries`, `min_timeout_ms`, `max_timeout_ms`: wait
- * n is min · 2^(n-1), capped at max), or the default schedule. `retry` keeps the exponential view for
- * the in-process sender (send.ts).
+ * n is min · 2^(n-1), capped at max), or the default schedule.
  */
-function retryAndDelivery(f: FileConfig): { retry: RetryConfig; delivery: DeliveryConfig } {
+function deliveryOf(f: FileConfig): DeliveryConfig {
   const r = f.retry;
   const exponential = r.retries !== undefined || r.min_timeout_ms !== undefined || r.max_timeout_ms !== undefined;
   const min = r.min_timeout_ms ?? 1_000;
   const max = r.max_timeout_ms ?? 300_000;
   const schedule =
     r.schedule ?? (exponential ? Array.from({ length: r.retries ?? 8 }, (_, i) => Math.min(max, min * 2 ** i)) : DEFAULT_SCHEDULE_MS);
-  const retry: RetryConfig =
-    r.schedule === undefined && !exponential
-      ? { retries: 8, minTimeoutMs: min, maxTimeoutMs: max, timeoutMs: r.timeout_ms }
-      : {
-          retries: schedule.length,
-          minTimeoutMs: exponential ? min : Math.min(...schedule, min),
-          maxTimeoutMs: exponential ? max : Math.max(...schedule, min),
-          timeoutMs: r.timeout_ms,
-        };
   const d = f.delivery;
   const delivery: DeliveryConfig = {
     schedule,
@@ -244,7 +239,7 @@ function retryAndDelivery(f: FileConfig): { retry: RetryConfig; delivery: Delive
     keepDeliveredMs: d.keep_delivered,
     keepDeadMs: d.keep_dead,
   };
-  return { retry, delivery };
+  return delivery;
 }
 
 /** `roles.ivrs[2]`, `pbx.port`. */

@@ -42,13 +42,6 @@ export interface CallsConfig {
   readonly timezone: string;
 }
 
-export interface RetryConfig {
-  readonly retries: number;
-  readonly minTimeoutMs: number;
-  readonly maxTimeoutMs: number;
-  readonly timeoutMs: number;
-}
-
 /** The durable outbox (src/deliver/outbox-*.ts): its retry schedule, worker and limits. Times in ms. */
 export interface DeliveryConfig {
   /** Wait after failed attempt 1, 2, …; a failure after the last step makes the webhook dead. */
@@ -172,7 +165,6 @@ export interface Config {
   readonly pbx: PbxConfig;
   readonly roles: RoleConfig;
   readonly calls: CallsConfig;
-  readonly retry: RetryConfig;
   readonly delivery: DeliveryConfig;
   /** Absolute path of the folder holding the outbox database. */
   readonly stateDir: string;

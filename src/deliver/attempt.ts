@@ -1,6 +1,6 @@
 /**
- * One HTTP attempt of one webhook, classified; no retrying and no logging here. The in-process
- * sender (send.ts) and the durable outbox worker (outbox-worker.ts) both build on it.
+ * One HTTP attempt of one webhook, classified; no retrying and no logging here. The durable
+ * outbox worker (outbox-worker.ts) decides what follows (schedule.ts).
  *
  *   2xx                       ok
  *   3xx                       PBXHOOK_HTTP_REDIRECT, never followed (the body would go elsewhere)

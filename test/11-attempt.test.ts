@@ -1,0 +1,193 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHttpClient, type AttemptResult, type HttpClient } from '../src/deliver/attempt.js';
+import { parseRetryAfter } from '../src/deliver/backoff.js';
+import type { WebhookRequest } from '../src/emit/request.js';
+
+const TOKEN = 'tok-9f8e7d6c5b4a';
+
+interface Seen {
+  readonly url: string;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: string;
+  readonly at: number;
+}
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse, seen: Seen, n: number) => void;
+
+/** A real HTTP server on 127.0.0.1 whose behaviour each test sets. */
+function testServer() {
+  const seen: Seen[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let handler: Handler = (_req, res) => res.end('ok');
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      const s = { url: req.url ?? '', headers: req.headers, body, at: Date.now() };
+      seen.push(s);
+      handler(req, res, s, seen.length);
+    });
+  });
+  return {
+    seen,
+    server,
+    url: (p = '/hook') => `http://127.0.0.1:${(server.address() as AddressInfo).port}${p}`,
+    handle(h: Handler) {
+      handler = h;
+    },
+    later(ms: number, fn: () => void) {
+      const t = setTimeout(() => (timers.delete(t), fn()), ms);
+      timers.add(t);
+    },
+    reset() {
+      seen.length = 0;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      handler = (_req, res) => res.end('ok');
+    },
+    listen: () => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)),
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const crm = testServer();
+const target = testServer();
+
+/**
+ * One delivery attempt (src/deliver/attempt.ts) against real servers on 127.0.0.1: what each answer
+ * means. Retrying is the outbox's job (schedule.ts, test/14, test/32); here, one request each.
+ */
+let clients: HttpClient[] = [];
+function client(timeoutMs = 1000): HttpClient {
+  const c = createHttpClient({ timeoutMs, connectTimeoutMs: 1000, tokens: new Map([['crm', TOKEN]]) });
+  clients.push(c);
+  return c;
+}
+
+function request(over: Partial<WebhookRequest> = {}): WebhookRequest {
+  return {
+    endpoint: 'crm',
+    method: 'POST',
+    url: crm.url('/hook?apikey=query-secret'),
+    headers: { 'Content-Type': 'application/json' },
+    body: '{"event":"call-start"}',
+    orderKey: 'call-1',
+    ...over,
+  };
+}
+
+function failure(r: AttemptResult) {
+  if (r.ok) throw new Error(`expected a failure, got HTTP ${r.status}`);
+  return r;
+}
+
+beforeAll(async () => {
+  await crm.listen();
+  await target.listen();
+});
+afterAll(async () => {
+  await crm.close();
+  await target.close();
+});
+beforeEach(() => {
+  crm.reset();
+  target.reset();
+});
+afterEach(() => {
+  for (const c of clients) c.close();
+  clients = [];
+});
+
+describe('one delivery attempt', () => {
+  it('delivers a 200 with the bearer token, the exact body and the delivery headers', async () => {
+    const r = await client().attempt(request(), { 'webhook-id': 'msg_1' });
+    expect(r).toMatchObject({ ok: true, status: 200 });
+    expect(crm.seen).toHaveLength(1);
+    const [s] = crm.seen;
+    expect(s?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(s?.headers['content-type']).toBe('application/json');
+    expect(s?.headers['webhook-id']).toBe('msg_1');
+    expect(s?.body).toBe('{"event":"call-start"}');
+    expect(s?.url).toBe('/hook?apikey=query-secret');
+  });
+
+  it('leaves an Authorization header the renderer set, and sends GET without a body', async () => {
+    await client().attempt(request({ method: 'GET', body: '', headers: { authorization: 'Basic abc' } }));
+    expect(crm.seen[0]?.headers.authorization).toBe('Basic abc');
+    expect(crm.seen[0]?.body).toBe('');
+  });
+
+  it('reads a 500 as retryable and a 429 with its Retry-After', async () => {
+    crm.handle((_req, res, _s, n) => {
+      if (n === 1) res.writeHead(500).end('oops');
+      else res.writeHead(429, { 'Retry-After': '7' }).end();
+    });
+    expect(failure(await client().attempt(request())).error).toMatchObject({ code: 'PBXHOOK_HTTP_STATUS', status: 500, retryable: true });
+    expect(failure(await client().attempt(request())).error).toMatchObject({ status: 429, retryable: true, retryAfterMs: 7000 });
+  });
+
+  it('does not follow a 301: one request, a permanent failure, the target sees nothing', async () => {
+    crm.handle((_req, res) => res.writeHead(301, { Location: target.url('/moved?sig=abc') }).end());
+    const r = failure(await client().attempt(request()));
+    expect(r.error).toMatchObject({ code: 'PBXHOOK_HTTP_REDIRECT', retryable: false, status: 301, location: target.url('/moved') });
+    expect(crm.seen).toHaveLength(1);
+    expect(target.seen).toHaveLength(0);
+  });
+
+  it('reads a 410 as permanent, keeping the start of the answer for the log', async () => {
+    crm.handle((_req, res) => res.writeHead(410).end('gone'));
+    const r = failure(await client().attempt(request()));
+    expect(r.error).toMatchObject({ code: 'PBXHOOK_HTTP_STATUS', status: 410, retryable: false });
+    expect(r.body).toBe('gone');
+  });
+
+  it('gives up on an answer slower than the timeout: PBXHOOK_HTTP_TIMEOUT, retryable', async () => {
+    crm.handle((_req, res) => crm.later(600, () => res.destroyed || res.end('late')));
+    const started = Date.now();
+    const r = failure(await client(100).attempt(request()));
+    expect(r.error).toMatchObject({ code: 'PBXHOOK_HTTP_TIMEOUT', retryable: true });
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
+  it('reads a reset connection and a refused one as retryable network errors', async () => {
+    crm.handle((req) => req.socket.destroy());
+    expect(failure(await client().attempt(request())).error).toMatchObject({ code: 'PBXHOOK_HTTP_NETWORK', retryable: true });
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const refused = failure(await client().attempt(request({ url: `http://127.0.0.1:${port}/hook` })));
+    expect(refused.error).toMatchObject({ code: 'PBXHOOK_HTTP_NETWORK', retryable: true });
+  });
+
+  it('stops at once when the shutdown signal has fired', async () => {
+    const abort = new AbortController();
+    abort.abort();
+    const r = failure(await client().attempt(request(), {}, abort.signal));
+    expect(r.error).toMatchObject({ code: 'PBXHOOK_HTTP_ABORTED', retryable: true });
+    expect(crm.seen).toHaveLength(0);
+  });
+
+  it('masks the token in an answer that echoes it, for the log', async () => {
+    crm.handle((req, res) => res.writeHead(401).end(`bad auth: ${req.headers.authorization ?? ''}`));
+    const r = failure(await client().attempt(request()));
+    expect(r.body).toBe('bad auth: Bearer ***');
+    expect(JSON.stringify(r)).not.toContain(TOKEN);
+  });
+});
+
+describe('Retry-After', () => {
+  it('is read as seconds or an HTTP date', () => {
+    const now = Date.parse('2024-05-01T10:00:00Z');
+    expect(parseRetryAfter('120', now)).toBe(120_000);
+    expect(parseRetryAfter('Wed, 01 May 2024 10:00:30 GMT', now)).toBe(30_000);
+    expect(parseRetryAfter('Wed, 01 May 2024 09:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+});

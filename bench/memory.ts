@@ -25,12 +25,20 @@ function* callEvents(n: number, at: number, phase: 'open' | 'close'): Generator<
   }
 }
 
+function heapMb(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return Math.round((process.memoryUsage().heapUsed / 1024 / 1024) * 10) / 10;
+}
+
 function rssMb(): number {
   (globalThis as { gc?: () => void }).gc?.();
   return Math.round((process.memoryUsage().rss / 1024 / 1024) * 10) / 10;
 }
 
-export function memory(live: number, total: number): { baseline: number; liveRss: number; afterSmall: number; afterLarge: number; ms: number } {
+export function memory(
+  live: number,
+  total: number,
+): { baseline: number; liveRss: number; afterSmall: number; afterLarge: number; heapLive: number; heapSmall: number; heapLarge: number; ms: number } {
   const baseline = rssMb();
   const p = new Pipeline({
     roles: DEFAULT_ROLES,
@@ -45,9 +53,11 @@ export function memory(live: number, total: number): { baseline: number; liveRss
   let at = 1_800_000_000_000;
   for (let i = 0; i < live; i++) for (const e of callEvents(i, at, 'open')) handle(e);
   const liveRss = rssMb();
+  const heapLive = heapMb();
   if (t.liveCalls !== live) throw new Error(`expected ${live} live calls, have ${t.liveCalls}`);
   for (let i = 0; i < live; i++) for (const e of callEvents(i, at + 10_000, 'close')) handle(e);
   const afterSmall = rssMb();
+  const heapSmall = heapMb();
   const t0 = performance.now();
   // Then `total` calls through, `live` at a time, on an advancing clock.
   for (let base = live; base < total; base += live) {
@@ -57,5 +67,5 @@ export function memory(live: number, total: number): { baseline: number; liveRss
   }
   const ms = performance.now() - t0;
   if (t.liveCalls !== 0 || t.channels.size !== 0) throw new Error('calls left in the tracker');
-  return { baseline, liveRss, afterSmall, afterLarge: rssMb(), ms };
+  return { baseline, liveRss, afterSmall, afterLarge: rssMb(), heapLive, heapSmall, heapLarge: heapMb(), ms };
 }

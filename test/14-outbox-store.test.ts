@@ -202,6 +202,15 @@ describe('OutboxStore', () => {
     expect(s.claim('crm', 2, T0 + 5).map((r) => r.body)).toEqual(['b1', 'c1']);
   });
 
+  it('serves lanes that just became due before an old backlog, without reordering a lane', () => {
+    const s = open();
+    s.insert([req('old1', 'o1'), req('old2', 'o2'), req('old1', 'o1-next')], T0);
+    const later = T0 + 3_600_000; // the CRM was down for an hour
+    s.insert([req('live', 'l1')], later);
+    expect(s.claim('crm', 1, later).map((r) => r.body), 'the live call first').toEqual(['l1']);
+    expect(s.claim('crm', 10, later).map((r) => r.body), 'then the backlog, oldest first').toEqual(['o1', 'o2']);
+  });
+
   it('refuses an illegal transition and changes nothing', () => {
     const s = open();
     s.insert([req('A', 'a1')], T0);

@@ -52,6 +52,9 @@ export interface StateCount {
 /** Per endpoint, how many webhooks a limit moved to dead. */
 export type Expired = Map<string, number>;
 
+/** Lanes due this recently are live traffic; see claim(). */
+const FRESH_MS = 5_000;
+
 export class OutboxStore {
   readonly file: string;
   private readonly db: Database.Database;
@@ -142,11 +145,23 @@ export class OutboxStore {
     this.db.transaction(fn)();
   }
 
+  /**
+   * Due lanes, in order of due time, except that lanes that became due in the last FRESH_MS go
+   * first: after a CRM outage the backlog must not hold up the webhooks of calls happening now.
+   * Within a lane order never changes; only which lane is served first.
+   */
   claim(endpoint: string, limit: number, now: number): OutboxRow[] {
     if (limit <= 0) return [];
     return this.db.transaction(() => {
-      const lanes = this.sql(`SELECT lane FROM lanes WHERE endpoint = ? AND head_at <= ? ORDER BY head_at LIMIT ?`)
-        .all(endpoint, now, limit) as Array<{ lane: string }>;
+      const fresh = this.sql(`SELECT lane FROM lanes WHERE endpoint = ? AND head_at <= ? AND head_at > ? ORDER BY head_at LIMIT ?`)
+        .all(endpoint, now, now - FRESH_MS, limit) as Array<{ lane: string }>;
+      const lanes =
+        fresh.length >= limit
+          ? fresh
+          : fresh.concat(
+              this.sql(`SELECT lane FROM lanes WHERE endpoint = ? AND head_at <= ? ORDER BY head_at LIMIT ?`)
+                .all(endpoint, now - FRESH_MS, limit - fresh.length) as Array<{ lane: string }>,
+            );
       const claimed: OutboxRow[] = [];
       for (const { lane } of lanes) {
         const raw = this.sql(

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { connectAmi } from '../src/ami/client.js';
 import { AmiFramer } from '../src/ami/framer.js';
-import { wantsAmiEvent } from '../src/ami/normalise.js';
+import { wantsAmiEvent, wantsAmiEventNamed } from '../src/ami/normalise.js';
 import type { Config } from '../src/config/types.js';
 import { DEFAULT_ROLES } from '../src/core/roles.js';
 import { Pipeline } from '../src/pipeline.js';
@@ -90,6 +90,12 @@ export async function live(buffers: readonly Buffer[], expected: number): Promis
       onFrame: (f) => {
         requests += p.amiFrame(f).length;
         if (f.fields['event'] !== undefined && ++events >= expected) done();
+      },
+      // As the daemon does: noise is dropped by name before it becomes a frame; counted to know the end.
+      accept: (event, variable) => {
+        const keep = wantsAmiEventNamed(event, variable);
+        if (!keep && ++events >= expected) done();
+        return keep;
       },
     },
     quiet,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AmiFrame } from './ami/frame.js';
 import { startAmiIngest } from './ami/ingest.js';
+import { wantsAmiEventNamed } from './ami/normalise.js';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { type Outbox, openOutbox } from './deliver/outbox.js';
@@ -12,6 +13,11 @@ import { startOpsServer, type OpsServer } from './ops/server.js';
 import { health, metricSources, statusSnapshot, type DaemonParts } from './ops/sources.js';
 import { Pipeline } from './pipeline.js';
 import { amiResync, eslResync } from './resync.js';
+
+/** Live AMI events worth a frame: what the model reads, plus the answer to a resync. */
+function acceptAmi(event: string, variable: string | undefined): boolean {
+  return wantsAmiEventNamed(event, variable) || event === 'CoreShowChannel' || event === 'CoreShowChannelsComplete';
+}
 
 /** sysexits: the PBX could not be reached / refused our credentials. */
 export const EX_UNAVAILABLE = 69;
@@ -82,7 +88,7 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
 
   const started =
     pbx.type === 'asterisk'
-      ? await startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s))
+      ? await startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s), acceptAmi)
       : await startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log));
   if (!started.ok) {
     const user = pbx.type === 'asterisk' ? { username: pbx.username } : {};

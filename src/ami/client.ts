@@ -27,6 +27,11 @@ export interface AmiHandlers {
   /** Called synchronously from the socket's data handler: it must not throw. */
   onFrame(frame: AmiFrame): void;
   onStatus?(status: AmiStatus): void;
+  /**
+   * Decides from the event's name (and a VarSet's variable) whether to build a frame at all: the
+   * live twin of the replay framer's filter, so noise costs no conversion and no normalising.
+   */
+  accept?(event: string, variable: string | undefined): boolean;
 }
 
 /** The part of a pino logger used here. */
@@ -103,6 +108,11 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
     };
 
     mgr.on('rawevent', (item) => {
+      if (phase === 'ready' && handlers.accept && typeof item['event'] === 'string') {
+        const v = item['variable'];
+        const variable = v !== null && typeof v === 'object' ? Object.keys(v)[0] : typeof v === 'string' ? v : undefined;
+        if (!handlers.accept(item['event'], variable)) return;
+      }
       const frame = fromManagerEvent(item);
       if (phase === 'login') {
         // Asterisk sends nothing before the Login answer; it is consumed here, not a frame.

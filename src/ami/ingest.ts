@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AmiConfig } from '../config/types.js';
 import { startIngest, type IngestStart } from '../ingest.js';
-import { connectAmi, type AmiSession } from './client.js';
+import { connectAmi, type AmiHandlers, type AmiSession } from './client.js';
 import type { AmiFrame } from './frame.js';
 
 /** The live AMI feed: every frame to `onFrame`, reconnecting as src/ingest.ts does. */
@@ -10,11 +10,12 @@ export function startAmiIngest(
   onFrame: (f: AmiFrame) => void,
   log: Logger,
   onRestored?: (s: AmiSession) => void,
+  accept?: AmiHandlers['accept'],
 ): Promise<IngestStart<AmiSession>> {
   return startIngest<AmiSession>({
     label: 'AMI',
     where: { host: pbx.host, port: pbx.port },
-    connect: (onLost) => connectAmi(pbx, { onFrame, onStatus: (s) => { if (s === 'disconnected') onLost(); } }, log),
+    connect: (onLost) => connectAmi(pbx, { onFrame, onStatus: (s) => { if (s === 'disconnected') onLost(); }, ...(accept ? { accept } : {}) }, log),
     ...(onRestored ? { onRestored } : {}),
     log,
   });

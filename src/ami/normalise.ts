@@ -201,6 +201,12 @@ export function wantsAmiEvent(name: string, bytes: Buffer, start: number, end: n
     const frame = bytes.subarray(start, end);
     return VARSET_NEEDLES.some((n) => frame.includes(n));
   }
+  return wantsAmiEventNamed(name, undefined);
+}
+
+/** The same decision from an event's name (and a VarSet's variable): the live client's filter. */
+export function wantsAmiEventNamed(name: string, variable: string | undefined): boolean {
+  if (name === 'VarSet') return variable !== undefined && USED_VARIABLES.includes(variable);
   let want = wanted.get(name);
   if (want === undefined) {
     want = HANDLERS.has(name.toLowerCase()) || !isKnownAmiEvent(name);

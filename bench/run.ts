@@ -151,7 +151,9 @@ p50 ${fmt(lat.p50, 1)} ms, p99 ${fmt(lat.p99, 1)} ms, max ${fmt(lat.max, 1)} ms 
 | replay at 0.76× the floor | the framer built fields for every frame; 88 % of frames are events the model never reads | framer filter: read the event name from the first line, skip unused events unparsed (\`wantsAmiEvent\`, test/07 proves identical output) | 1.01 M events: 5,029 ms → 2,554 ms |
 | 1M calls in 60 s (memory run) | 37 % in Intl \`formatToParts\` (3CX Id's local time, once per event) | memo per zone and second (src/emit/time.ts) | 100k calls: 6,956 ms → 3,256 ms |
 | consult-call lookup | a scan of every live call for every new extension channel | index of held extensions (tracker \`heldBy\`) | O(live calls) → O(1) per channel |
-| outbox at ~0.2× bare axios | one disk sync per commit (synchronous=FULL), one commit per attempt | WAL + synchronous=NORMAL; attempts that finish together recorded in one transaction | 20k webhooks: 23,148 ms → ~10,000 ms |
+| live path at 0.61× asterisk-manager alone | every event became a frame and was normalised, 88 % only to be dropped | the client drops those by name before building a frame (\`acceptAmi\` in src/daemon.ts, same rule as replay) | 1.01 M events: 29,526 ms → 22,567 ms (0.61× → 0.80×) |
+| live calls' webhooks starved behind a 100k backlog | lanes were claimed strictly by due time, so a live call queued behind an hour of outage | lanes that became due in the last 5 s are claimed first (outbox-store \`claim\`; test/14) | live webhooks p50 18,639 ms → 3 ms, p99 36,922 ms → 4,470 ms |
+| outbox at ~0.2× bare axios | one disk sync per commit (synchronous=FULL), one commit per attempt | WAL + synchronous=NORMAL; attempts that finish together recorded in one transaction | 20k webhooks: 23,148 ms → 8,137 ms (still 0.56× bare axios: target not met) |
 `;
 writeFileSync('BENCHMARKS.md', md);
 process.stderr.write('wrote BENCHMARKS.md\n');

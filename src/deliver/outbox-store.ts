@@ -108,8 +108,8 @@ export class OutboxStore {
 
   /** One PBX event's webhooks, in one transaction: all of them are on disk, or none. */
   insert(reqs: readonly WebhookRequest[], now: number): Array<{ id: number; webhookId: string; seq: number }> {
-    return this.db.transaction(() =>
-      reqs.map((r) => {
+    return this.db.transaction(() => {
+      const added = reqs.map((r) => {
         const { last_seq: seq } = this.sql(
           `INSERT INTO lanes (lane, endpoint, last_seq, head_at, updated_at) VALUES (@lane, @endpoint, 1, NULL, @now)
            ON CONFLICT (lane) DO UPDATE SET last_seq = last_seq + 1, updated_at = @now RETURNING last_seq`,
@@ -133,10 +133,12 @@ export class OutboxStore {
           body: r.body,
           now,
         });
-        this.refreshLane(r.orderKey, now);
         return { id: Number(lastInsertRowid), webhookId, seq };
-      }),
-    )();
+      });
+      // One PBX event often adds several webhooks to a lane: its head is computed once.
+      for (const lane of new Set(reqs.map((r) => r.orderKey))) this.refreshLane(lane, now);
+      return added;
+    })();
   }
 
   /** Up to `limit` due lane heads of `endpoint`, oldest due first, moved to in_flight with an open attempt row. */
@@ -175,7 +177,8 @@ export class OutboxStore {
           continue;
         }
         this.sql(`INSERT INTO attempts (webhook, n, started_at) VALUES (?, ?, ?)`).run(raw.id, raw.attempts, now);
-        this.refreshLane(lane, now);
+        // Its head is now in flight, which is what a NULL head_at says: no need to recompute it.
+        this.sql(`UPDATE lanes SET head_at = NULL, updated_at = ? WHERE lane = ?`).run(now, lane);
         claimed.push(rowOf(raw));
       }
       return claimed;

@@ -5,22 +5,18 @@
  * 410; SIGTERM with an attempt in flight; signatures checked by the standardwebhooks package; the
  * outbox CLI on the database the daemon used.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
 import {
   type Daemon,
   type Receiver,
   type ReplayLine,
   ROOT,
-  ensureBuilt,
   exitWithin,
   freePort,
-  killAll,
   outboxCli,
   replay,
   startDaemon,
@@ -28,6 +24,7 @@ import {
   waitFor,
   writeConfig,
   type Answer,
+  e2eSandbox,
 } from './support/e2e.js';
 
 const FIXTURES = path.join(ROOT, 'test/fixtures/asterisk');
@@ -38,32 +35,17 @@ const SECRET_OLD = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const SECRET_NEW = 'whsec_dGhpcy1pcy1hLW5ldy0zMi1ieXRlLXNlY3JldCE=';
 const TOKEN = 'e2e-outbox-tok-5Vq';
 
-let tmp: string;
-let cleanup: Array<() => Promise<void>> = [];
-
-beforeAll(() => {
-  ensureBuilt();
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'pbxhook-e2e-outbox-'));
-});
-afterEach(async () => {
-  killAll();
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
-afterAll(() => {
-  killAll();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+const sandbox = e2eSandbox('pbxhook-e2e-outbox-');
 
 async function receiver(port?: number): Promise<Receiver> {
   const r = await startReceiver(port);
-  cleanup.push(() => r.close());
+  sandbox.defer(() => r.close());
   return r;
 }
 
 async function fakeAmi(trace: string | Buffer, speed = 100): Promise<FakeAmi> {
   const s = await startFakeAmi({ trace, username: 'admin', secret: 'labsecret', speed });
-  cleanup.push(() => s.close());
+  sandbox.defer(() => s.close());
   return s;
 }
 
@@ -126,7 +108,7 @@ describe('receiver down, then up', () => {
     const ini =
       section('crm-json', port, '/3cx', [`token = ${TOKEN}`, `signing_secret = ${SECRET_OLD}, ${SECRET_NEW}`]) +
       section('crm-legacy', port, '/3cx-legacy', ['variant = urlencoded']);
-    const { yaml, stateDir } = writeConfig(tmp, ami.port, [
+    const { yaml, stateDir } = writeConfig(sandbox.tmp, ami.port, [
       'retry:', `  schedule: [${Array(40).fill('100ms').join(', ')}]`,
       'delivery:', '  pause_after: 300ms', '  probe_every: 100ms',
     ], ini);
@@ -175,7 +157,7 @@ describe('kill -9 mid-stream, restart', () => {
     crm.handle(() => ({ status: 200, delayMs: 250 }));
     const ami = await fakeAmi(ANSWERED);
     const ini = section('crm-json', crm.port, '/3cx') + section('crm-legacy', crm.port, '/3cx-legacy', ['variant = urlencoded']);
-    const first = writeConfig(tmp, ami.port, FAST, ini);
+    const first = writeConfig(sandbox.tmp, ami.port, FAST, ini);
     const want = replay(ANSWERED, first.yaml);
 
     const d1 = startDaemon(first.yaml);
@@ -191,7 +173,7 @@ describe('kill -9 mid-stream, restart', () => {
     expect(crm.ok().length, 'the kill came before everything was delivered').toBeLessThan(want.length);
 
     const quiet = await quietAmi();
-    const second = writeConfig(tmp, quiet.port, FAST, ini, first.stateDir);
+    const second = writeConfig(sandbox.tmp, quiet.port, FAST, ini, first.stateDir);
     const d2 = startDaemon(second.yaml);
     const distinct = () => new Set(crm.ok().map((r) => r.headers['webhook-id'])).size;
     await waitFor(() => distinct() >= want.length, () => `${want.length} distinct deliveries (have ${distinct()})`, 20_000);
@@ -228,7 +210,7 @@ describe('what the endpoint answers', () => {
     const ami = await fakeAmi(ANSWERED);
     const names = ['500', '429', '301', 'slow', 'reset', '410', 'ok'];
     const ini = names.map((n) => section(`e${n}`, crm.port, `/${n}`)).join('');
-    const { yaml, stateDir } = writeConfig(tmp, ami.port, [...FAST, '  timeout_ms: 400'], ini);
+    const { yaml, stateDir } = writeConfig(sandbox.tmp, ami.port, [...FAST, '  timeout_ms: 400'], ini);
     const want = replay(ANSWERED, yaml);
     const per = want.filter((w) => w.endpoint === 'eok').length;
     expect(per).toBeGreaterThan(3);
@@ -278,7 +260,7 @@ describe('what the endpoint answers', () => {
     expect(outboxCli(['retry', '--endpoint', 'e410'], stateDir).stdout).toContain(`${per} webhook(s) back to pending`);
     crm.handle(() => ({ status: 200 }));
     const quiet = await quietAmi();
-    const again = startDaemon(writeConfig(tmp, quiet.port, FAST, ini, stateDir).yaml);
+    const again = startDaemon(writeConfig(sandbox.tmp, quiet.port, FAST, ini, stateDir).yaml);
     await waitFor(() => crm.ok('/410').length === per, () => `e410 redelivered (${crm.ok('/410').length})`, 20_000);
     await sigterm(again);
     expect(crm.ok('/410').map((r) => r.body)).toEqual(wantBodies);
@@ -297,7 +279,7 @@ describe('SIGTERM with an attempt in flight', () => {
     crm.handle(() => (crm.requests.length === 1 ? { status: 200, delayMs: 5_000 } : { status: 200 }));
     const ami = await fakeAmi(ANSWERED);
     const ini = section('crm-json', crm.port, '/3cx');
-    const first = writeConfig(tmp, ami.port, [...FAST, 'delivery:', '  stop_timeout: 300ms'], ini);
+    const first = writeConfig(sandbox.tmp, ami.port, [...FAST, 'delivery:', '  stop_timeout: 300ms'], ini);
     const want = replay(ANSWERED, first.yaml);
     const d1 = startDaemon(first.yaml);
     await ami.done;
@@ -309,7 +291,7 @@ describe('SIGTERM with an attempt in flight', () => {
     expect(outboxCli(['stats'], first.stateDir).stdout).toMatch(new RegExp(`crm-json +${want.length} +0 +0 +0 +0`));
 
     const quiet = await quietAmi();
-    const d2 = startDaemon(writeConfig(tmp, quiet.port, FAST, ini, first.stateDir).yaml);
+    const d2 = startDaemon(writeConfig(sandbox.tmp, quiet.port, FAST, ini, first.stateDir).yaml);
     await waitFor(() => crm.ok().length >= want.length, () => `${want.length} deliveries (have ${crm.ok().length})\n${d2.out.stderr.slice(-3000)}`, 20_000);
     await sigterm(d2);
     expect(crm.requests[1]!.headers['webhook-id']).toBe(crm.requests[0]!.headers['webhook-id']);
@@ -319,15 +301,15 @@ describe('SIGTERM with an attempt in flight', () => {
 
 describe('pbxhook outbox: usage', () => {
   it('explains itself, refuses to guess the outbox, and says when there is none', () => {
-    const help = outboxCli(['--help'], tmp);
+    const help = outboxCli(['--help'], sandbox.tmp);
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('pbxhook outbox COMMAND');
-    const none = outboxCli(['stats'], path.join(tmp, 'no-such-state'));
+    const none = outboxCli(['stats'], path.join(sandbox.tmp, 'no-such-state'));
     expect(none.status).toBe(66);
     expect(none.stderr).toContain('no outbox at');
-    const unknown = outboxCli(['frobnicate'], tmp);
+    const unknown = outboxCli(['frobnicate'], sandbox.tmp);
     expect(unknown.status).toBe(64);
     expect(unknown.stderr).toContain('unknown outbox command "frobnicate"');
-    expect(outboxCli(['retry'], tmp).status).toBe(64);
+    expect(outboxCli(['retry'], sandbox.tmp).status).toBe(64);
   });
 });

@@ -4,14 +4,13 @@
  * the endpoints (or refuses a broken config and keeps running); and no log line ever holds the
  * AMI secret, a bearer token or a signing secret. The logger's own redaction is checked first.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.js';
 import { splitTrace, startFakeAmi } from './support/fakeAmiServer.js';
-import { type Daemon, ROOT, ensureBuilt, exitWithin, freePort, killAll, replay, startDaemon, startReceiver, waitFor, writeConfig } from './support/e2e.js';
+import { type Daemon, ROOT, exitWithin, freePort, replay, startDaemon, startReceiver, waitFor, writeConfig, e2eSandbox } from './support/e2e.js';
 
 const FIXTURES = path.join(ROOT, 'test/fixtures/asterisk');
 const AMI_SECRET = 'labsecret'; // what support/e2e.ts writes
@@ -19,22 +18,7 @@ const TOKEN = 'ops-Bearer-tok-3Qw8';
 const SIGNING = 'whsec_dGhpcy1pcy1hLW5ldy0zMi1ieXRlLXNlY3JldCE=';
 const FAST = ['retry:', '  schedule: [20ms, 20ms, 20ms]'];
 
-let tmp: string;
-let cleanup: Array<() => Promise<void>> = [];
-
-beforeAll(() => {
-  ensureBuilt();
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'pbxhook-ops-'));
-});
-afterEach(async () => {
-  killAll();
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
-afterAll(() => {
-  killAll();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+const sandbox = e2eSandbox('pbxhook-ops-');
 
 describe('logs', () => {
   it('redacts secrets, tokens and Authorization headers wherever they are logged', () => {
@@ -86,11 +70,11 @@ describe('pbxhook run: /healthz, /metrics, /status.json, SIGHUP', () => {
   it('reports a trace in its metrics and status, reloads on SIGHUP, refuses a broken config, and 503s without a PBX', async () => {
     const first = path.join(FIXTURES, 'in-queue-answered.ami');
     const crm = await startReceiver(0, (r, n) => (r.path === '/gone' ? { status: 410 } : r.path === '/3cx' && n === 1 ? { status: 500 } : { status: 200 }));
-    cleanup.push(() => crm.close());
+    sandbox.defer(() => crm.close());
     const ami = await startFakeAmi({ trace: first, username: 'admin', secret: AMI_SECRET });
-    cleanup.push(() => ami.close());
+    sandbox.defer(() => ami.close());
     const opsPort = await freePort();
-    const { yaml } = writeConfig(tmp, ami.port, [...FAST, 'ops:', `  listen: 127.0.0.1:${opsPort}`], ini(crm.port));
+    const { yaml } = writeConfig(sandbox.tmp, ami.port, [...FAST, 'ops:', `  listen: 127.0.0.1:${opsPort}`], ini(crm.port));
     const want = replay(first, yaml).filter((l) => l.endpoint === 'crm-json').length;
     expect(want).toBeGreaterThan(0);
 

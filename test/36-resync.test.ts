@@ -5,10 +5,9 @@
  * bytes a replay of the uninterrupted trace gives. The connection's state changes are logged once
  * each, not once per reconnect attempt.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AmiChannelList } from '../src/ami/resync.js';
 import { loadConfig } from '../src/config/load.js';
 import { channelsFromShowJson } from '../src/esl/resync.js';
@@ -16,7 +15,7 @@ import { Pipeline } from '../src/pipeline.js';
 import { splitTrace as splitAmi, startFakeAmi } from './support/fakeAmiServer.js';
 import { splitTrace as splitEsl, startFakeEsl } from './support/fakeEslServer.js';
 import { LAB_CONFIG } from './support/replayTrace.js';
-import { type Daemon, type Receiver, ROOT, ensureBuilt, exitWithin, killAll, replay, startDaemon, startReceiver, waitFor } from './support/e2e.js';
+import { type Daemon, type Receiver, ROOT, exitWithin, replay, startDaemon, startReceiver, waitFor, e2eSandbox } from './support/e2e.js';
 
 const SECRET = 'resync-Secret-4Kp';
 const TOKEN = 'resync-tok-8Hd2';
@@ -137,25 +136,10 @@ describe('channel lists', () => {
   });
 });
 
-let tmp: string;
-let cleanup: Array<() => Promise<void>> = [];
-
-beforeAll(() => {
-  ensureBuilt();
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'pbxhook-resync-'));
-});
-afterEach(async () => {
-  killAll();
-  for (const step of cleanup.reverse()) await step();
-  cleanup = [];
-});
-afterAll(() => {
-  killAll();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+const sandbox = e2eSandbox('pbxhook-resync-');
 
 function writeConfig(s: Scenario, pbxPort: number, crmPort: number): string {
-  const folder = mkdtempSync(path.join(tmp, 'case-'));
+  const folder = mkdtempSync(path.join(sandbox.tmp, 'case-'));
   const yaml = path.join(folder, 'pbxhook.yaml');
   const [type, ...rest] = s.yaml(pbxPort);
   const lines = ['pbx:', type!, '  host: 127.0.0.1', ...rest, 'calls:', '  timezone: UTC', 'ops:', '  listen: 127.0.0.1:0', `state_dir: ${path.join(folder, 'state')}`, 'webhooks: ./webhooks.ini', ''];
@@ -169,11 +153,11 @@ async function dropMidCall(s: Scenario, alive: (cut: ReturnType<Scenario['cut']>
   const cut = s.cut(readFileSync(s.trace));
   expect(cut.alive.length, 'channels up at the cut').toBeGreaterThan(0);
   const pbx = await s.start(cut.first);
-  cleanup.push(() => pbx.close());
+  sandbox.defer(() => pbx.close());
   const crm: Receiver = await startReceiver();
-  cleanup.push(() => crm.close());
+  sandbox.defer(() => crm.close());
   const yaml = writeConfig(s, pbx.port, crm.port);
-  const trace = path.join(tmp, `first${path.extname(s.trace)}`);
+  const trace = path.join(sandbox.tmp, `first${path.extname(s.trace)}`);
   writeFileSync(trace, cut.first);
   const before = replay(trace, yaml);
   expect(before.length, 'webhooks before the drop').toBeGreaterThan(0);

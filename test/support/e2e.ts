@@ -4,11 +4,13 @@
  * (always SIGKILLed by killAll in afterEach) and bounded waits.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, statSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = path.join(ROOT, 'dist/cli.js');
@@ -212,4 +214,34 @@ export function replay(trace: string, yaml: string): ReplayLine[] {
 export function outboxCli(args: readonly string[], stateDir: string): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, 'outbox', ...args, '--state-dir', stateDir], { cwd: ROOT, env: cleanEnv(), encoding: 'utf8', timeout: 30_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * The hooks every daemon e2e file needs: a build, a temp folder, and after each test every child
+ * killed and every server closed (`defer`), even when the test failed.
+ */
+export function e2eSandbox(prefix: string): { readonly tmp: string; defer(step: () => Promise<void>): void } {
+  let tmp = '';
+  let steps: Array<() => Promise<void>> = [];
+  beforeAll(() => {
+    ensureBuilt();
+    tmp = mkdtempSync(path.join(os.tmpdir(), prefix));
+  });
+  afterEach(async () => {
+    killAll();
+    for (const step of steps.reverse()) await step();
+    steps = [];
+  });
+  afterAll(() => {
+    killAll();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+  return {
+    get tmp() {
+      return tmp;
+    },
+    defer(step) {
+      steps.push(step);
+    },
+  };
 }

@@ -60,14 +60,8 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   const pipeline = new Pipeline(cfg);
   let frameErrors = 0;
 
-  // One PBX event's webhooks go to disk in one transaction; a failure to write is loud, never silent.
-  const dispatch = (rs: WebhookRequest[]): void => {
-    try {
-      outbox.worker.enqueue(rs);
-    } catch (err) {
-      log.error({ err, code: 'PBXHOOK_OUTBOX_WRITE', webhooks: rs.length }, 'webhooks could not be written to the outbox');
-    }
-  };
+  // One PBX event's webhooks go to disk all or none; the worker logs a failure to write (PBXHOOK_OUTBOX_WRITE).
+  const dispatch = (rs: WebhookRequest[]): void => outbox.worker.enqueue(rs);
   // Bad PBX input is logged and skipped: one odd event must never take the daemon down.
   const guarded = <F>(toRequests: (f: F) => WebhookRequest[], describe: (f: F) => object) => (f: F): void => {
     try {

@@ -203,7 +203,8 @@ export function openReplayOutbox(cfg: Config, log: Logger, stateDir: string | un
       let interrupted = false;
       const stop = () => (interrupted = true);
       process.once('SIGINT', stop).once('SIGTERM', stop);
-      while (!interrupted && outbox.store.depth() > 0) await new Promise((r) => setTimeout(r, 50));
+      // The worker's count includes webhooks enqueued but not yet committed.
+      while (!interrupted && outbox.worker.stats.outboxDepth > 0) await new Promise((r) => setTimeout(r, 50));
       process.off('SIGINT', stop).off('SIGTERM', stop);
       await outbox.close();
       const { delivered, dead, outboxDepth: undelivered } = outbox.worker.stats;

@@ -129,6 +129,15 @@ describe('helpers', () => {
     expect(new Set(Array.from({ length: 1000 }, () => newWebhookId(T0))).size).toBe(1000);
   });
 
+  it('webhook-ids carry the 80 random bits in Crockford base32, most significant first', () => {
+    const bytes = Uint8Array.from([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc]);
+    let n = 0n;
+    for (const b of bytes) n = (n << 8n) | BigInt(b);
+    const want = n.toString(32).padStart(16, '0').toUpperCase().replace(/[I-V]/g, (c) => '0123456789ABCDEFGHJKMNPQRSTVWXYZ'[parseInt(c, 32)]!);
+    expect(newWebhookId(0, () => bytes)).toBe(`msg_0000000000${want}`);
+    expect(newWebhookId(0, () => new Uint8Array(10).fill(255))).toBe(`msg_0000000000${'Z'.repeat(16)}`);
+  });
+
   it('summarises the event from JSON, form or query; the call from the orderKey', () => {
     expect(summarise({ method: 'POST', url: 'http://x/', body: '{"Event":"ringing","Id":"1"}' })).toBe('ringing');
     expect(summarise({ method: 'POST', url: 'http://x/', body: 'event=hangupincoming&id=2' })).toBe('hangupincoming');
@@ -353,6 +362,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     const worker = new OutboxWorker({ store, http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
     worker.start();
     worker.enqueue([req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);
+    expect(store.depth(), 'committed when this turn of the event loop ends').toBe(0);
+    await new Promise((r) => setImmediate(r));
     expect(lines.find((l) => l.code === 'PBXHOOK_OUTBOX_FULL')).toMatchObject({ endpoint: 'crm', count: 1, msg: expect.stringContaining('delivery.max_rows') });
     expect(worker.stats).toMatchObject({ expired: 1, outboxDepth: 2 });
     await worker.stop();

@@ -1,9 +1,9 @@
 /**
  * The outbox's SQLite schema, its migrations, and the mapping between rows and OutboxRow. Tables:
  * `webhooks` (one row per webhook: the request, its state, schedule step, attempt count),
- * `attempts` (one row per attempt: start, latency, status, error, outcome), `lanes` (one per call
- * and endpoint: the sequence counter and when its first undelivered webhook is due) and
- * `endpoint_health` (failing since, paused, next probe).
+ * `attempts` (one row per finished or interrupted attempt: start, latency, status, error, outcome),
+ * `lanes` (one per call and endpoint: its webhook-sequence counter) and `endpoint_health` (failing
+ * since, paused, next probe).
  */
 import type { OutboxState } from './outbox-state.js';
 
@@ -57,6 +57,12 @@ export const MIGRATIONS: readonly string[] = [
      paused_at INTEGER,
      next_probe_at INTEGER
    ) WITHOUT ROWID;`,
+  // Issue #7: which lane heads are due is kept in memory (lane-heads.ts), not updated per transition;
+  // the state index covers only finished webhooks (purge), so a claim or an insert does not touch it.
+  `DROP INDEX lanes_due;
+   ALTER TABLE lanes DROP COLUMN head_at;
+   DROP INDEX webhooks_state;
+   CREATE INDEX webhooks_finished ON webhooks (state, updated_at) WHERE state IN ('delivered', 'dead');`,
 ];
 
 export interface OutboxRow {

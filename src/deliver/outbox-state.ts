@@ -11,7 +11,7 @@
  *      │  └────────────┘  └─────────▶ dead ◀─────┘ expire (outbox limits)
  *      └──────────── retry (operator) ─┘
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { WebhookRequest } from '../emit/request.js';
 
 export const STATES = ['pending', 'in_flight', 'failed_waiting', 'delivered', 'dead'] as const;
@@ -100,7 +100,7 @@ export function afterAttempt(
  * coordination and sortable by creation, so a wiped state dir can never reuse an id a receiver
  * has already seen and would drop as a duplicate.
  */
-export function newWebhookId(nowMs: number, random: (n: number) => Buffer = randomBytes): string {
+export function newWebhookId(nowMs: number, random: (n: number) => Uint8Array = pooledRandom): string {
   const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
   let time = '';
   let t = nowMs;
@@ -108,15 +108,32 @@ export function newWebhookId(nowMs: number, random: (n: number) => Buffer = rand
     time = ALPHABET[t % 32]! + time;
     t = Math.floor(t / 32);
   }
-  const bytes = random(10);
-  let bits = 0n;
-  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
+  // 80 bits, most significant first, 5 at a time.
   let rand = '';
-  for (let i = 0; i < 16; i++) {
-    rand = ALPHABET[Number(bits & 31n)]! + rand;
-    bits >>= 5n;
+  let acc = 0;
+  let bits = 0;
+  for (const b of random(10)) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      rand += ALPHABET[(acc >> bits) & 31]!;
+    }
+    acc &= (1 << bits) - 1;
   }
   return `msg_${time}${rand}`;
+}
+
+/** One getrandom call per 409 ids instead of one each (issue #7: it showed in the outbox profile). */
+const POOL = new Uint8Array(4096);
+let poolAt = POOL.length;
+function pooledRandom(n: number): Uint8Array {
+  if (poolAt + n > POOL.length) {
+    randomFillSync(POOL);
+    poolAt = 0;
+  }
+  poolAt += n;
+  return POOL.subarray(poolAt - n, poolAt);
 }
 
 /** The call a request belongs to: its orderKey is `endpoint:call` (src/emit/request.ts). */

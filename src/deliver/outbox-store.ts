@@ -3,9 +3,10 @@
  * is a row here before any attempt is made; every attempt is a row in `attempts`. Each method is one
  * named transition (outbox-state.ts) in one transaction, guarded by `WHERE state IN (from)`.
  *
- * Order: a lane is one call at one endpoint (WebhookRequest.orderKey). `lanes.head_at` is when the
- * lane's first undelivered webhook may be tried, NULL while it is in flight or the lane is idle, so
- * claiming is one index range scan and a later webhook can never overtake an earlier one.
+ * Order: a lane is one call at one endpoint (WebhookRequest.orderKey); only its first undelivered
+ * webhook (its head) is ever claimed. Which heads are due is kept in memory (lane-heads.ts), rebuilt
+ * from the rows at start-up and whenever another connection (`pbxhook outbox retry`) committed.
+ * `lanes` keeps each lane's sequence counter, so webhook-sequence never starts over for a call.
  */
 import Database from 'better-sqlite3';
 import type { WebhookRequest } from '../emit/request.js';
@@ -22,6 +23,7 @@ import {
 } from './outbox-state.js';
 import { MIGRATIONS, type OutboxRow, type RawRow, type Selection, inList, rowOf, selectionSql } from './outbox-schema.js';
 import type { Decision } from './schedule.js';
+import { LaneHeads } from './lane-heads.js';
 
 export type { OutboxRow, Selection } from './outbox-schema.js';
 
@@ -59,6 +61,11 @@ export class OutboxStore {
   readonly file: string;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  /** Built on first use; undefined again after a failed transaction, so memory never outlives a rollback. */
+  private lanes: LaneHeads | undefined;
+  private dataVersion = -1;
+  /** One transaction function for all: better-sqlite3 builds a wrapper per db.transaction() call. */
+  private readonly runInTransaction: (fn: () => unknown) => unknown;
 
   /** Opens (creating if needed) and migrates the outbox; throws if the file is from a newer pbxhook. */
   constructor(file: string) {
@@ -69,10 +76,14 @@ export class OutboxStore {
     // holds); only an OS crash or power loss can lose the last commits. FULL syncs the disk on
     // every commit, which capped delivery at a few hundred webhooks/s (BENCHMARKS.md).
     this.db.pragma('synchronous = NORMAL');
+    // RETURNING collects its rows in a temporary table; on a temporary file (the default) that
+    // tripled the cost of a claim (issue #7).
+    this.db.pragma('temp_store = MEMORY');
     // `pbxhook outbox …` may write while the daemon runs; wait for the lock instead of failing.
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
+    this.runInTransaction = this.db.transaction((fn: () => unknown) => fn());
   }
 
   private migrate(): void {
@@ -95,25 +106,76 @@ export class OutboxStore {
     return s;
   }
 
-  /** The lane's head_at from its rows: NULL while one is in flight, else its first undelivered one's next_at. */
+  /**
+   * The lane index, rebuilt when another connection committed since it was last checked
+   * (PRAGMA data_version changes only for other connections' commits).
+   */
+  private heads(checkOthers: boolean): LaneHeads {
+    if (checkOthers || this.lanes === undefined) {
+      const version = this.sql('PRAGMA data_version').pluck().get() as number;
+      if (version !== this.dataVersion || this.lanes === undefined) {
+        this.dataVersion = version;
+        this.lanes = this.loadHeads();
+      }
+    }
+    return this.lanes;
+  }
+
+  private loadHeads(): LaneHeads {
+    const heads = new LaneHeads(FRESH_MS);
+    const now = Date.now();
+    // SQLite gives the bare columns of the row that holds min(seq): each lane's head.
+    const rows = this.sql(
+      `SELECT lane, endpoint, id, state, next_at AS at, min(seq) FROM webhooks WHERE state IN (${inList(UNDELIVERED)}) GROUP BY lane`,
+    ).all() as HeadRow[];
+    for (const r of rows) this.setHead(heads, r.lane, r, now);
+    return heads;
+  }
+
+  private setHead(heads: LaneHeads, lane: string, r: Omit<HeadRow, 'lane'> | undefined, now: number): void {
+    if (r === undefined) heads.idle(lane);
+    else heads.fromRow(lane, r.endpoint, r.id, r.at, r.state === 'in_flight', now);
+  }
+
+  /** Reads the lane's head from its rows; a no-op until the index is needed. */
   private refreshLane(lane: string, now: number): void {
-    this.sql(
-      `UPDATE lanes SET updated_at = @now, head_at = CASE
-         WHEN EXISTS (SELECT 1 FROM webhooks w WHERE w.lane = lanes.lane AND w.state = 'in_flight') THEN NULL
-         ELSE (SELECT w.next_at FROM webhooks w WHERE w.lane = lanes.lane AND w.state IN (${inList(TRANSITIONS.claim.from)})
-               ORDER BY w.seq LIMIT 1) END
-       WHERE lane = @lane`,
-    ).run({ lane, now });
+    if (this.lanes === undefined) return;
+    const r = this.sql(
+      `SELECT endpoint, id, state, next_at AS at FROM webhooks WHERE lane = ? AND state IN (${inList(UNDELIVERED)}) ORDER BY seq LIMIT 1`,
+    ).get(lane) as Omit<HeadRow, 'lane'> | undefined;
+    this.setHead(this.lanes, lane, r, now);
+  }
+
+  /** A transaction whose failure also drops the lane index (it may hold changes that were rolled back). */
+  private tx<T>(fn: () => T): T {
+    try {
+      return this.runInTransaction(fn) as T;
+    } catch (err) {
+      this.lanes = undefined;
+      throw err;
+    }
   }
 
   /** One PBX event's webhooks, in one transaction: all of them are on disk, or none. */
   insert(reqs: readonly WebhookRequest[], now: number): Array<{ id: number; webhookId: string; seq: number }> {
-    return this.db.transaction(() => {
+    const heads = this.heads(false);
+    return this.tx(() => {
+      // One counter update per lane: one PBX event often adds several webhooks to the same call.
+      const perLane = new Map<string, { endpoint: string; n: number; next: number }>();
+      for (const r of reqs) {
+        const l = perLane.get(r.orderKey);
+        if (l) l.n++;
+        else perLane.set(r.orderKey, { endpoint: r.endpoint, n: 1, next: 0 });
+      }
+      for (const [lane, l] of perLane) {
+        const { last_seq: last } = this.sql(
+          `INSERT INTO lanes (lane, endpoint, last_seq, updated_at) VALUES (@lane, @endpoint, @n, @now)
+           ON CONFLICT (lane) DO UPDATE SET last_seq = last_seq + @n, updated_at = @now RETURNING last_seq`,
+        ).get({ lane, endpoint: l.endpoint, n: l.n, now }) as { last_seq: number };
+        l.next = last - l.n + 1;
+      }
       const added = reqs.map((r) => {
-        const { last_seq: seq } = this.sql(
-          `INSERT INTO lanes (lane, endpoint, last_seq, head_at, updated_at) VALUES (@lane, @endpoint, 1, NULL, @now)
-           ON CONFLICT (lane) DO UPDATE SET last_seq = last_seq + 1, updated_at = @now RETURNING last_seq`,
-        ).get({ lane: r.orderKey, endpoint: r.endpoint, now }) as { last_seq: number };
+        const seq = perLane.get(r.orderKey)!.next++;
         const webhookId = newWebhookId(now);
         const { lastInsertRowid } = this.sql(
           `INSERT INTO webhooks (webhook_id, endpoint, lane, seq, call_id, summary, method, url, headers, body, state,
@@ -133,84 +195,82 @@ export class OutboxStore {
           body: r.body,
           now,
         });
-        return { id: Number(lastInsertRowid), webhookId, seq };
+        const id = Number(lastInsertRowid);
+        heads.append(r.orderKey, r.endpoint, id, now, now);
+        return { id, webhookId, seq };
       });
-      // One PBX event often adds several webhooks to a lane: its head is computed once.
-      for (const lane of new Set(reqs.map((r) => r.orderKey))) this.refreshLane(lane, now);
       return added;
-    })();
+    });
   }
 
-  /** Up to `limit` due lane heads of `endpoint`, oldest due first, moved to in_flight with an open attempt row. */
   /** Runs several named transitions as one transaction (each stays atomic as a savepoint). */
-  inTransaction(fn: () => void): void {
-    this.db.transaction(fn)();
+  inTransaction<T>(fn: () => T): T {
+    return this.tx(fn);
   }
 
   /**
-   * Due lanes, in order of due time, except that lanes that became due in the last FRESH_MS go
-   * first: after a CRM outage the backlog must not hold up the webhooks of calls happening now.
-   * Within a lane order never changes; only which lane is served first.
+   * Up to `limit` due lane heads of `endpoint`, moved to in_flight: lanes that became due in the
+   * last FRESH_MS first, then the rest, each oldest due first (lane-heads.ts). Within a lane order
+   * never changes; only which lane is served first. `updated_at` becomes the attempt's start.
    */
   claim(endpoint: string, limit: number, now: number): OutboxRow[] {
     if (limit <= 0) return [];
-    return this.db.transaction(() => {
-      const fresh = this.sql(`SELECT lane FROM lanes WHERE endpoint = ? AND head_at <= ? AND head_at > ? ORDER BY head_at LIMIT ?`)
-        .all(endpoint, now, now - FRESH_MS, limit) as Array<{ lane: string }>;
-      const lanes =
-        fresh.length >= limit
-          ? fresh
-          : fresh.concat(
-              this.sql(`SELECT lane FROM lanes WHERE endpoint = ? AND head_at <= ? ORDER BY head_at LIMIT ?`)
-                .all(endpoint, now - FRESH_MS, limit - fresh.length) as Array<{ lane: string }>,
-            );
+    const heads = this.heads(true);
+    return this.tx(() => {
       const claimed: OutboxRow[] = [];
-      for (const { lane } of lanes) {
+      for (const head of heads.due(endpoint, now, limit)) {
         const raw = this.sql(
           `UPDATE webhooks SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1, updated_at = @now
-           WHERE id = (SELECT id FROM webhooks WHERE lane = @lane AND state IN (${inList(UNDELIVERED)}) ORDER BY seq LIMIT 1)
-             AND state IN (${inList(TRANSITIONS.claim.from)})
-           RETURNING *`,
-        ).get({ lane, now }) as RawRow | undefined;
+           WHERE id = @id AND state IN (${inList(TRANSITIONS.claim.from)}) RETURNING *`,
+        ).get({ id: head.id, now }) as RawRow | undefined;
         if (raw === undefined) {
-          this.refreshLane(lane, now); // head_at was stale: recompute it rather than claim out of order
+          this.refreshLane(head.lane, now); // the index was stale: read the lane again rather than guess
           continue;
         }
-        this.sql(`INSERT INTO attempts (webhook, n, started_at) VALUES (?, ?, ?)`).run(raw.id, raw.attempts, now);
-        // Its head is now in flight, which is what a NULL head_at says: no need to recompute it.
-        this.sql(`UPDATE lanes SET head_at = NULL, updated_at = ? WHERE lane = ?`).run(now, lane);
+        heads.claimed(head.lane);
         claimed.push(rowOf(raw));
       }
       return claimed;
-    })();
+    });
   }
 
   /** Records the attempt and applies the decision: deliver, fail (wait), kill (dead) or requeue. */
-  finish(row: Pick<OutboxRow, 'id' | 'lane' | 'attempts' | 'step'>, attempt: AttemptRecord, decision: Decision, now: number): void {
+  finish(
+    row: Pick<OutboxRow, 'id' | 'lane' | 'attempts' | 'step' | 'updatedAt'>,
+    attempt: AttemptRecord,
+    decision: Decision,
+    now: number,
+  ): void {
     const name: TransitionName = { delivered: 'deliver', retry: 'fail', dead: 'kill', requeue: 'requeue' }[decision.kind] as TransitionName;
     const error = decision.kind === 'dead' ? decision.reason : (attempt.error ?? null);
-    this.db.transaction(() => {
+    const nextAt = decision.kind === 'retry' ? decision.at : now;
+    this.tx(() => {
       this.move(name, row.id, {
         step: decision.kind === 'retry' ? decision.step : row.step,
-        nextAt: decision.kind === 'retry' ? decision.at : now,
+        nextAt,
         status: attempt.status ?? null,
         error: decision.kind === 'delivered' ? null : error,
         now,
       });
       this.sql(
-        `UPDATE attempts SET latency_ms = @latencyMs, status = @status, error_code = @errorCode, error = @error, outcome = @outcome
-         WHERE webhook = @id AND n = @n`,
+        `INSERT INTO attempts (webhook, n, started_at, latency_ms, status, error_code, error, outcome)
+         VALUES (@id, @n, @startedAt, @latencyMs, @status, @errorCode, @error, @outcome)`,
       ).run({
         id: row.id,
         n: row.attempts,
+        startedAt: row.updatedAt,
         latencyMs: attempt.latencyMs,
         status: attempt.status ?? null,
         errorCode: attempt.errorCode ?? null,
         error: attempt.error ?? null,
         outcome: decision.kind,
       });
-      this.refreshLane(row.lane, now);
-    })();
+      // Waiting or requeued, the webhook is still its lane's head; otherwise the next one is.
+      if (this.lanes === undefined) return;
+      const stays = decision.kind === 'retry' || decision.kind === 'requeue';
+      const known = stays ? this.lanes.retryAt(row.lane, nextAt, now) : this.lanes.advance(row.lane, now);
+      if (!known) this.refreshLane(row.lane, now);
+    });
   }
 
   private move(name: TransitionName, id: number, set: { step: number; nextAt: number; status: number | null; error: string | null; now: number }): void {
@@ -228,38 +288,45 @@ export class OutboxStore {
 
   /** Start-up: attempts that never finished (kill -9, power loss) are sent again, same webhook-id. */
   recover(now: number): number {
-    return this.db.transaction(() => {
+    return this.tx(() => {
+      // An attempt's row is written when it finishes; one that never did is recorded here.
+      this.sql(
+        `INSERT OR IGNORE INTO attempts (webhook, n, started_at, error_code, error, outcome)
+         SELECT id, attempts, updated_at, 'PBXHOOK_INTERRUPTED', 'pbxhook stopped before the answer came', 'interrupted'
+         FROM webhooks WHERE state = 'in_flight'`,
+      ).run();
+      // Open attempt rows written by an older pbxhook (outbox schema 1 wrote them at claim).
       this.sql(
         `UPDATE attempts SET outcome = 'interrupted', error_code = 'PBXHOOK_INTERRUPTED',
                 error = 'pbxhook stopped before the answer came' WHERE outcome IS NULL`,
       ).run();
       return count(this.bulk('recover', `1`, {}, now, { next_at: '@now' }));
-    })();
+    });
   }
 
   /** `pbxhook outbox retry`: dead or waiting webhooks back to pending with a fresh schedule. */
   retry(sel: Selection, now: number): number {
     const states = (sel.states ?? TRANSITIONS.retry.from).filter((s) => (TRANSITIONS.retry.from as readonly string[]).includes(s));
     const { where, params } = selectionSql({ ...sel, states });
-    return this.db.transaction(() => count(this.bulk('retry', where, params, now, { next_at: '@now', step: '0', last_error: 'NULL' })))();
+    return this.tx(() => count(this.bulk('retry', where, params, now, { next_at: '@now', step: '0', last_error: 'NULL' })));
   }
 
   /** A paused endpoint answered its probe: everything it owes is due now, in order. */
   resumeEndpoint(endpoint: string, now: number): number {
-    return this.db.transaction(() => {
+    return this.tx(() => {
       const lanes = this.sql(
         `UPDATE webhooks SET next_at = @now WHERE endpoint = @endpoint AND state = 'failed_waiting' AND next_at > @now RETURNING lane`,
       ).all({ endpoint, now }) as Array<{ lane: string }>;
       const unique = new Set(lanes.map((l) => l.lane));
       for (const lane of unique) this.refreshLane(lane, now);
       return lanes.length;
-    })();
+    });
   }
 
   /** max_age: undelivered webhooks created before `cutoff` are dead (the caller logs it). */
   expireOlderThan(cutoff: number, now: number): Expired {
     const reason = 'PBXHOOK_OUTBOX_EXPIRED: older than delivery.max_age';
-    return this.db.transaction(() => this.bulk('expire', `created_at < @cutoff`, { cutoff }, now, { last_error: `'${reason}'` }))();
+    return this.tx(() => this.bulk('expire', `created_at < @cutoff`, { cutoff }, now, { last_error: `'${reason}'` }));
   }
 
   /** max_rows: beyond it, the oldest undelivered webhooks are dead (the caller logs it). */
@@ -267,7 +334,7 @@ export class OutboxStore {
     const over = this.depth() - maxRows;
     if (over <= 0) return new Map();
     const reason = 'PBXHOOK_OUTBOX_FULL: more than delivery.max_rows undelivered';
-    return this.db.transaction(() =>
+    return this.tx(() =>
       this.bulk(
         'expire',
         `id IN (SELECT id FROM webhooks WHERE state IN (${inList(TRANSITIONS.expire.from)}) ORDER BY id LIMIT @over)`,
@@ -275,7 +342,7 @@ export class OutboxStore {
         now,
         { last_error: `'${reason}'` },
       ),
-    )();
+    );
   }
 
   /** Applies a transition to every row matching `where`; refreshes their lanes; counts per endpoint. */
@@ -304,7 +371,7 @@ export class OutboxStore {
    */
   forgetIdleLanes(before: number): number {
     return this.sql(
-      `DELETE FROM lanes WHERE head_at IS NULL AND updated_at < ? AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.lane = lanes.lane)`,
+      `DELETE FROM lanes WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.lane = lanes.lane)`,
     ).run(before).changes;
   }
 
@@ -315,8 +382,7 @@ export class OutboxStore {
 
   /** When the endpoint's next lane head is due; undefined when it owes nothing claimable. */
   nextDueAt(endpoint: string): number | undefined {
-    const r = this.sql(`SELECT min(head_at) AS at FROM lanes WHERE endpoint = ?`).get(endpoint) as { at: number | null };
-    return r.at ?? undefined;
+    return this.heads(true).nextDueAt(endpoint);
   }
 
   counts(): StateCount[] {
@@ -331,11 +397,16 @@ export class OutboxStore {
     return raws.map(rowOf);
   }
 
+  /** Every attempt of a webhook, with the one in flight (outcome null) last. */
   attemptsOf(id: number): AttemptRow[] {
     return this.sql(
       `SELECT n, started_at AS startedAt, latency_ms AS latencyMs, status, error_code AS errorCode, error, outcome
-       FROM attempts WHERE webhook = ? ORDER BY n`,
-    ).all(id) as AttemptRow[];
+       FROM attempts WHERE webhook = @id
+       UNION ALL
+       SELECT attempts, updated_at, NULL, NULL, NULL, NULL, NULL FROM webhooks
+       WHERE id = @id AND state = 'in_flight' AND NOT EXISTS (SELECT 1 FROM attempts WHERE webhook = @id AND n = webhooks.attempts)
+       ORDER BY n`,
+    ).all({ id }) as AttemptRow[];
   }
 
   health(): Map<string, EndpointHealth> {
@@ -363,6 +434,14 @@ export class OutboxStore {
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+interface HeadRow {
+  readonly lane: string;
+  readonly endpoint: string;
+  readonly id: number;
+  readonly state: OutboxState;
+  readonly at: number;
 }
 
 function count(m: Expired): number {

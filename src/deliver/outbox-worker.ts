@@ -5,6 +5,7 @@
  * slots, so a slow or dead CRM never delays another. An endpoint failing for `pause_after` is paused:
  * one probe every `probe_every` until one gets an answer, then everything it owes is sent at once.
  */
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { DeliveryConfig, EndpointConfig } from '../config/types.js';
 import type { WebhookRequest } from '../emit/request.js';
@@ -81,14 +82,17 @@ export class OutboxWorker {
   private timer: NodeJS.Timeout | undefined;
   private housekeeper: NodeJS.Timeout | undefined;
   private wakeQueued = false;
-  private pendingWrites: Array<() => void> = [];
-  private flush: Promise<void> | undefined;
+  private pendingWrites: PendingWrite[] = [];
+  /** PBX events' webhooks not yet committed (one array per event). */
+  private pendingInserts: Array<readonly WebhookRequest[]> = [];
   private stopping = false;
 
   constructor(private readonly o: WorkerOptions) {
     this.now = o.now ?? Date.now;
     this.random = o.random ?? Math.random;
     this.endpoints = endpointsOf(o.endpoints, new Map());
+    // Every attempt in flight listens for shutdown: as many as concurrency × endpoints, not a leak.
+    setMaxListeners(0, this.abort.signal);
   }
 
   /**
@@ -120,20 +124,24 @@ export class OutboxWorker {
     this.pump();
   }
 
-  /** One PBX event's webhooks: on disk in one transaction, then delivered as soon as their lane allows. */
+  /**
+   * One PBX event's webhooks: on disk, all or none, when this turn of the event loop ends (with
+   * every other event of the turn: one commit, not one each), then delivered as soon as their lane
+   * allows. A kill -9 can only lose what the daemon was reading at that moment, as before.
+   */
   enqueue(reqs: readonly WebhookRequest[]): void {
     if (reqs.length === 0) return;
-    this.o.store.insert(reqs, this.now());
+    this.pendingInserts.push(reqs);
     this.stats.outboxDepth += reqs.length;
-    if (this.stats.outboxDepth > this.o.delivery.maxRows) this.housekeeping();
     this.wake();
   }
 
-  /** Stops claiming; waits stop_timeout for attempts in flight, then cuts them off (they stay pending). */
+  /** Commits what was enqueued; stops claiming; waits stop_timeout for attempts in flight, then cuts them off (they stay pending). */
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timer);
     clearInterval(this.housekeeper);
+    this.pump();
     const all = () => Promise.allSettled([...this.running]);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), this.o.delivery.stopTimeoutMs)));
@@ -144,11 +152,16 @@ export class OutboxWorker {
       this.abort.abort();
       await all();
     }
+    const lost = count(this.pendingInserts);
+    if (lost > 0) {
+      this.o.log.error({ code: 'PBXHOOK_OUTBOX_WRITE', webhooks: lost }, 'stopping: webhooks could not be written to the outbox and are lost');
+    }
     this.stats.outboxDepth = this.o.store.depth();
   }
 
+  /** Runs pump soon; while stopping, only to record attempts that finish. */
   private wake(): void {
-    if (this.wakeQueued || this.stopping) return;
+    if (this.wakeQueued) return;
     this.wakeQueued = true;
     setImmediate(() => {
       this.wakeQueued = false;
@@ -156,31 +169,72 @@ export class OutboxWorker {
     });
   }
 
+  /**
+   * One transaction per turn of the event loop: the PBX events enqueued and the attempts finished
+   * since the last pump are written, then free slots are filled. One commit for many webhooks, not
+   * one per step (issue #7, BENCHMARKS.md). Requests start only once their claims are committed.
+   */
   private pump(): void {
-    if (this.stopping) return;
+    const inserts = this.pendingInserts;
+    const writes = this.pendingWrites;
+    this.pendingInserts = [];
+    this.pendingWrites = [];
+    if (this.stopping && writes.length === 0 && inserts.length === 0) return;
     const now = this.now();
+    let claimed: Array<[Endpoint, OutboxRow, boolean]> = [];
+    let failure: unknown;
     try {
-      for (const ep of this.endpoints.values()) this.fill(ep, now);
+      this.o.store.inTransaction(() => {
+        for (const reqs of inserts) this.insert(reqs, now);
+        for (const w of writes) w.run();
+        if (!this.stopping) for (const ep of this.endpoints.values()) this.fill(ep, now, claimed);
+      });
     } catch (err) {
-      this.o.log.error({ err }, 'outbox claim failed; trying again shortly');
+      failure = err;
+      claimed = [];
+      // The commit itself failed (disk full, I/O error): keep the events for the next try.
+      this.pendingInserts = inserts.concat(this.pendingInserts);
+      this.o.log.error({ err, code: 'PBXHOOK_OUTBOX_WRITE', webhooks: count(inserts) }, 'outbox commit failed; trying again shortly');
     }
+    for (const w of writes) w.settle(failure);
+    for (const [ep, row, probe] of claimed) this.launch(ep, row, probe);
+    if (this.stopping) return;
+    if (this.stats.outboxDepth > this.o.delivery.maxRows) this.housekeeping();
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.pump(), Math.max(0, this.nextWake(now) - now));
   }
 
-  private fill(ep: Endpoint, now: number): void {
+  /** One event's webhooks as a savepoint: all or none. One that cannot be stored (never expected) is logged, not retried. */
+  private insert(reqs: readonly WebhookRequest[], now: number): void {
+    try {
+      this.o.store.insert(reqs, now);
+    } catch (err) {
+      this.stats.outboxDepth -= reqs.length;
+      this.o.log.error({ err, code: 'PBXHOOK_OUTBOX_WRITE', webhooks: reqs.length }, 'webhooks could not be written to the outbox');
+    }
+  }
+
+  private fill(ep: Endpoint, now: number, into: Array<[Endpoint, OutboxRow, boolean]>): void {
     const paused = ep.health.pausedAt !== null;
     if (paused && (ep.inFlight > 0 || now < (ep.health.nextProbeAt ?? 0))) return;
     const limit = paused ? 1 : this.o.delivery.concurrency - ep.inFlight;
-    for (const row of this.o.store.claim(ep.name, limit, now)) {
-      ep.inFlight++;
-      const job = this.deliver(ep, row, paused).finally(() => {
-        ep.inFlight--;
-        this.running.delete(job);
-        this.wake();
-      });
-      this.running.add(job);
+    try {
+      for (const row of this.o.store.claim(ep.name, limit, now)) {
+        ep.inFlight++;
+        into.push([ep, row, paused]);
+      }
+    } catch (err) {
+      this.o.log.error({ err, endpoint: ep.name }, 'outbox claim failed; trying again shortly');
     }
+  }
+
+  private launch(ep: Endpoint, row: OutboxRow, probe: boolean): void {
+    const job = this.deliver(ep, row, probe).finally(() => {
+      ep.inFlight--;
+      this.running.delete(job);
+      this.wake();
+    });
+    this.running.add(job);
   }
 
   /** The earliest moment an endpoint with a free slot has something due; at most POLL_MS away. */
@@ -217,28 +271,25 @@ export class OutboxWorker {
     this.updateHealth(ep, verdictOf(result, ep.retryOn), now);
   }
 
-  /**
-   * Attempts that finish in the same turn of the event loop are written in one transaction: one
-   * disk sync for many webhooks instead of one each (BENCHMARKS.md, delivery throughput).
-   */
+  /** Queues a finished attempt's write for the next pump; settles once it is committed (or not). */
   private record(write: () => void): Promise<void> {
-    this.pendingWrites.push(write);
-    this.flush ??= new Promise<void>((resolve, reject) => {
-      setImmediate(() => {
-        const writes = this.pendingWrites;
-        this.pendingWrites = [];
-        this.flush = undefined;
-        try {
-          this.o.store.inTransaction(() => {
-            for (const w of writes) w();
-          });
-          resolve();
-        } catch (err) {
-          reject(err);
-        }
+    return new Promise<void>((resolve, reject) => {
+      let error: unknown;
+      this.pendingWrites.push({
+        run() {
+          try {
+            write(); // a savepoint: a failed write undoes only itself
+          } catch (err) {
+            error = err;
+          }
+        },
+        settle(failure) {
+          if (failure ?? error) reject(failure ?? error);
+          else resolve();
+        },
       });
+      this.wake();
     });
-    return this.flush;
   }
 
   private count(d: Decision): void {
@@ -324,6 +375,13 @@ export class OutboxWorker {
       log.error({ err }, 'outbox housekeeping failed');
     }
   }
+}
+
+const count = (events: ReadonlyArray<readonly WebhookRequest[]>) => events.reduce((n, reqs) => n + reqs.length, 0);
+
+interface PendingWrite {
+  run(): void;
+  settle(failure: unknown): void;
 }
 
 function recordOf(r: AttemptResult) {

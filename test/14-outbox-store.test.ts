@@ -355,6 +355,29 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     await worker.stop();
   });
 
+  it('one turn, one commit: a write that fails is logged alone and undoes nothing else', async () => {
+    const store = open();
+    const finish = store.finish.bind(store);
+    store.finish = (row, attempt, decision, now) => {
+      if (row.lane === 'crm:B') throw new Error('disk says no');
+      finish(row, attempt, decision, now);
+    };
+    const { log, lines } = memoryLog();
+    const http: HttpClient = { attempt: async () => ok(), close: () => {} };
+    const worker = new OutboxWorker({ store, http, log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 5 }, now: () => T0 });
+    worker.start();
+    const unstorable = { ...req('C', 'c1'), headers: { x: 1n } as unknown as Record<string, string> }; // JSON cannot hold a bigint
+    worker.enqueue([req('A', 'a1')]);
+    worker.enqueue([unstorable]);
+    worker.enqueue([req('B', 'b1'), req('A', 'a2')]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(lines.filter((l) => l.code === 'PBXHOOK_OUTBOX_WRITE')).toMatchObject([{ webhooks: 1, msg: expect.stringContaining('could not be written') }]);
+    expect(lines.filter((l) => l.msg === 'could not record a delivery attempt')).toMatchObject([{ endpoint: 'crm' }]);
+    expect(lines.filter((l) => l.msg === 'webhook delivered').map((l) => l.call)).toEqual(['A', 'A']);
+    expect(store.list({ states: ['in_flight'] }, 10).map((r) => r.body), 'left for recovery at the next start').toEqual(['b1']);
+    await worker.stop();
+  });
+
   it('logs when max_rows bites, naming the limit; nothing disappears silently', async () => {
     const store = open();
     const { log, lines } = memoryLog();
@@ -362,8 +385,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     const worker = new OutboxWorker({ store, http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
     worker.start();
     worker.enqueue([req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);
-    expect(store.depth(), 'committed when this turn of the event loop ends').toBe(0);
-    await new Promise((r) => setImmediate(r));
+    expect(store.depth(), 'committed by the next pump, not at once').toBe(0);
+    await new Promise((r) => setTimeout(r, 20));
     expect(lines.find((l) => l.code === 'PBXHOOK_OUTBOX_FULL')).toMatchObject({ endpoint: 'crm', count: 1, msg: expect.stringContaining('delivery.max_rows') });
     expect(worker.stats).toMatchObject({ expired: 1, outboxDepth: 2 });
     await worker.stop();

@@ -167,9 +167,15 @@ function withAuthorization(
   token: string | undefined,
 ): Record<string, string> {
   const headers: Record<string, string> = { ...req.headers, ...extra };
-  const has = (name: string) => Object.keys(headers).some((k) => k.toLowerCase() === name);
-  if (token !== undefined && !has('authorization')) headers['Authorization'] = `Bearer ${token}`;
-  if (!has('user-agent')) headers['User-Agent'] = 'pbxhook';
+  let authorization = false;
+  let userAgent = false;
+  for (const k in headers) {
+    const name = k.toLowerCase();
+    authorization ||= name === 'authorization';
+    userAgent ||= name === 'user-agent';
+  }
+  if (token !== undefined && !authorization) headers['Authorization'] = `Bearer ${token}`;
+  if (!userAgent) headers['User-Agent'] = 'pbxhook';
   return headers;
 }
 

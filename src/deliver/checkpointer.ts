@@ -3,10 +3,12 @@
  * SQLite's automatic checkpoint runs inside a commit every 1000 pages: under load it held the
  * daemon ~6 ms every ~130 commits, 5 % of delivery throughput and most of the end-to-end p99.
  *
- * Here PASSIVE checkpoints, which never wait for the daemon nor block it, copy the log as it grows.
- * Under constant writes the log never empties at a moment when it could start over, so once it
- * passes `restartPages` one RESTART checkpoint holds the daemon's next commit for the little that
- * is left to copy, and the log starts over: the file stays bounded.
+ * The thread runs PASSIVE checkpoints, which never wait for the daemon nor block it. Under constant
+ * writes the log never empties at a moment when it could start over, so once it passes
+ * `restartPages` the thread says so and the store checkpoints once itself, between two commits:
+ * the thread has already copied nearly all of it, and the next commit starts the log over. (A
+ * RESTART checkpoint from the thread would make the daemon's commit sleep in SQLite's busy handler,
+ * milliseconds at a time: that cost the end-to-end p99 more than it saved.)
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -14,22 +16,31 @@ import { Worker } from 'node:worker_threads';
 export interface CheckpointerOptions {
   readonly everyMs?: number;
   readonly restartPages?: number;
-  /** A checkpoint failed, or the thread stopped: the store falls back to checkpoints in its commits. */
+  /** A checkpoint failed, or the thread stopped: reported once, and the thread is stopped. */
   readonly onError: (err: Error) => void;
+  /** The log passed `restartPages`: checkpoint once on the writing connection so that it starts over. */
+  readonly onLongLog: () => void;
 }
 
 /** Plain CommonJS run by the worker, so it loads the same from src (tests) and dist. */
 const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.driver);
-const db = new Database(workerData.file, { fileMustExist: true });
-db.pragma('busy_timeout = 5000');
+// A SqliteError crosses threads without its message: send the words instead.
+const describe = (err) => (err && err.message ? err.message : String(err)) + (err && err.code ? ' (' + err.code + ')' : '');
+let db;
+try {
+  db = new (require(workerData.driver))(workerData.file, { fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+} catch (err) {
+  parentPort.postMessage({ error: describe(err) });
+  process.exit(1);
+}
 const timer = setInterval(() => {
   try {
     const [{ log }] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (log > workerData.restartPages) db.pragma('wal_checkpoint(RESTART)');
+    if (log > workerData.restartPages) parentPort.postMessage({ longLog: log });
   } catch (err) {
-    parentPort.postMessage(err instanceof Error ? err.message : String(err));
+    parentPort.postMessage({ error: describe(err) });
   }
 }, workerData.everyMs);
 parentPort.once('message', () => {
@@ -49,11 +60,15 @@ export class Checkpointer {
       eval: true,
       workerData: { file, driver, everyMs: o.everyMs ?? 100, restartPages: o.restartPages ?? 4096 },
     });
-    this.worker.on('message', (message: string) => o.onError(new Error(`outbox checkpoint: ${message}`)));
-    this.worker.on('error', (err) => o.onError(err));
-    this.worker.on('exit', (code) => {
-      if (!this.stopped) o.onError(new Error(`outbox checkpoint thread exited (${code})`));
-    });
+    // The first failure is reported; the store then stops this thread and checkpoints itself.
+    const fail = (message: string): void => {
+      if (this.stopped) return;
+      this.stop();
+      o.onError(new Error(`outbox checkpoint thread (${file}): ${message}`));
+    };
+    this.worker.on('message', (m: { error?: string; longLog?: number }) => (m.error !== undefined ? fail(m.error) : o.onLongLog()));
+    this.worker.on('error', (err: unknown) => fail(err instanceof Error ? err.message : String(err)));
+    this.worker.on('exit', (code) => fail(`exited (${code})`));
     // A checkpoint thread alone never keeps the daemon alive.
     this.worker.unref();
   }

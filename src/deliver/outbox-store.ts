@@ -24,6 +24,7 @@ import {
 import { MIGRATIONS, type OutboxRow, type RawRow, type Selection, inList, rowOf, selectionSql } from './outbox-schema.js';
 import type { Decision } from './schedule.js';
 import { LaneHeads } from './lane-heads.js';
+import { Checkpointer, type CheckpointerOptions } from './checkpointer.js';
 
 export type { OutboxRow, Selection } from './outbox-schema.js';
 
@@ -64,11 +65,21 @@ export class OutboxStore {
   /** Built on first use; undefined again after a failed transaction, so memory never outlives a rollback. */
   private lanes: LaneHeads | undefined;
   private dataVersion = -1;
+  /** Inside atomically(): named transitions run without a savepoint of their own. */
+  private grouped = false;
   /** One transaction function for all: better-sqlite3 builds a wrapper per db.transaction() call. */
   private readonly runInTransaction: (fn: () => unknown) => unknown;
 
-  /** Opens (creating if needed) and migrates the outbox; throws if the file is from a newer pbxhook. */
-  constructor(file: string) {
+  private checkpointer: Checkpointer | undefined;
+  /** Set by the checkpoint thread when the log keeps growing; done after the next commit. */
+  private checkpointDue = false;
+
+  /**
+   * Opens (creating if needed) and migrates the outbox; throws if the file is from a newer pbxhook.
+   * With `backgroundCheckpoints` (the daemon) the WAL is copied on a thread of its own
+   * (checkpointer.ts); otherwise SQLite does it inside commits, as usual.
+   */
+  constructor(file: string, opts: { backgroundCheckpoints?: Omit<CheckpointerOptions, 'onLongLog'> } = {}) {
     this.file = file;
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
@@ -84,6 +95,20 @@ export class OutboxStore {
     this.db.pragma('foreign_keys = ON');
     this.migrate();
     this.runInTransaction = this.db.transaction((fn: () => unknown) => fn());
+    const bg = opts.backgroundCheckpoints;
+    if (bg !== undefined) {
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new Checkpointer(file, {
+        ...bg,
+        onLongLog: () => (this.checkpointDue = true),
+        onError: (err) => {
+          // Never let the log grow unchecked: back to checkpoints inside commits.
+          this.checkpointer = undefined;
+          if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+          bg.onError(err);
+        },
+      });
+    }
   }
 
   private migrate(): void {
@@ -146,14 +171,44 @@ export class OutboxStore {
     this.setHead(this.lanes, lane, r, now);
   }
 
-  /** A transaction whose failure also drops the lane index (it may hold changes that were rolled back). */
+  /**
+   * A transaction (a savepoint when nested) whose failure also drops the lane index, which may hold
+   * changes that were rolled back. Inside atomically() the enclosing savepoint is enough.
+   */
   private tx<T>(fn: () => T): T {
+    if (this.grouped) return fn();
+    const outermost = !this.db.inTransaction;
+    let result: T;
     try {
-      return this.runInTransaction(fn) as T;
+      result = this.runInTransaction(fn) as T;
     } catch (err) {
       this.lanes = undefined;
       throw err;
     }
+    if (outermost && this.checkpointDue) {
+      this.checkpointDue = false;
+      try {
+        this.db.pragma('wal_checkpoint(PASSIVE)');
+      } catch {
+        // Committed all the same; the thread will ask again.
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Several named transitions as one savepoint, without one savepoint each: if any throws, all of
+   * them are undone (the caller then retries them one by one). Saves two statements per webhook.
+   */
+  atomically(fn: () => void): void {
+    this.tx(() => {
+      this.grouped = true;
+      try {
+        fn();
+      } finally {
+        this.grouped = false;
+      }
+    });
   }
 
   /** One PBX event's webhooks, in one transaction: all of them are on disk, or none. */
@@ -432,6 +487,8 @@ export class OutboxStore {
   }
 
   close(): void {
+    this.checkpointer?.stop();
+    this.checkpointer = undefined;
     if (this.db.open) this.db.close();
   }
 }

@@ -125,9 +125,10 @@ export class OutboxWorker {
   }
 
   /**
-   * One PBX event's webhooks: on disk, all or none, when this turn of the event loop ends (with
-   * every other event of the turn: one commit, not one each), then delivered as soon as their lane
-   * allows. A kill -9 can only lose what the daemon was reading at that moment, as before.
+   * One PBX event's webhooks: on disk, all or none, at the next pump (a turn or two of the event
+   * loop later, with every other event read meanwhile: one commit, not one each), then delivered as
+   * soon as their lane allows. A kill -9 in between loses them, as it loses the PBX events the
+   * daemon was reading at that moment either way.
    */
   enqueue(reqs: readonly WebhookRequest[]): void {
     if (reqs.length === 0) return;
@@ -159,19 +160,25 @@ export class OutboxWorker {
     this.stats.outboxDepth = this.o.store.depth();
   }
 
-  /** Runs pump soon; while stopping, only to record attempts that finish. */
+  /**
+   * Runs pump one turn of the event loop later (while stopping, only to record attempts that
+   * finish): the answers and PBX events read in that turn join the same commit. An idle loop turns
+   * in microseconds; a busy one gets fewer, larger commits (issue #7: 13 % fewer, 8 % faster).
+   */
   private wake(): void {
     if (this.wakeQueued) return;
     this.wakeQueued = true;
-    setImmediate(() => {
-      this.wakeQueued = false;
-      this.pump();
-    });
+    setImmediate(() =>
+      setImmediate(() => {
+        this.wakeQueued = false;
+        this.pump();
+      }),
+    );
   }
 
   /**
-   * One transaction per turn of the event loop: the PBX events enqueued and the attempts finished
-   * since the last pump are written, then free slots are filled. One commit for many webhooks, not
+   * One transaction per pump: the PBX events enqueued and the attempts finished since the last
+   * pump are written, then free slots are filled. One commit for many webhooks, not
    * one per step (issue #7, BENCHMARKS.md). Requests start only once their claims are committed.
    */
   private pump(): void {
@@ -185,8 +192,8 @@ export class OutboxWorker {
     let failure: unknown;
     try {
       this.o.store.inTransaction(() => {
-        for (const reqs of inserts) this.insert(reqs, now);
-        for (const w of writes) w.run();
+        this.each(inserts, (reqs) => this.o.store.insert(reqs, now), (reqs, err) => this.lost(reqs, err));
+        this.each(writes, (w) => w.write(), (w, err) => (w.error = err));
         if (!this.stopping) for (const ep of this.endpoints.values()) this.fill(ep, now, claimed);
       });
     } catch (err) {
@@ -204,14 +211,30 @@ export class OutboxWorker {
     this.timer = setTimeout(() => this.pump(), Math.max(0, this.nextWake(now) - now));
   }
 
-  /** One event's webhooks as a savepoint: all or none. One that cannot be stored (never expected) is logged, not retried. */
-  private insert(reqs: readonly WebhookRequest[], now: number): void {
+  /** All in one savepoint; only if that fails, each in its own, so one bad item cannot undo the others. */
+  private each<T>(items: readonly T[], run: (item: T) => void, failed: (item: T, err: unknown) => void): void {
+    if (items.length === 0) return;
     try {
-      this.o.store.insert(reqs, now);
-    } catch (err) {
-      this.stats.outboxDepth -= reqs.length;
-      this.o.log.error({ err, code: 'PBXHOOK_OUTBOX_WRITE', webhooks: reqs.length }, 'webhooks could not be written to the outbox');
+      this.o.store.atomically(() => {
+        for (const item of items) run(item);
+      });
+      return;
+    } catch {
+      // Which one? Each again on its own.
     }
+    for (const item of items) {
+      try {
+        this.o.store.inTransaction(() => run(item));
+      } catch (err) {
+        failed(item, err);
+      }
+    }
+  }
+
+  /** One event's webhooks that cannot be stored (never expected): logged, not retried. */
+  private lost(reqs: readonly WebhookRequest[], err: unknown): void {
+    this.stats.outboxDepth -= reqs.length;
+    this.o.log.error({ err, code: 'PBXHOOK_OUTBOX_WRITE', webhooks: reqs.length }, 'webhooks could not be written to the outbox');
   }
 
   private fill(ep: Endpoint, now: number, into: Array<[Endpoint, OutboxRow, boolean]>): void {
@@ -274,20 +297,15 @@ export class OutboxWorker {
   /** Queues a finished attempt's write for the next pump; settles once it is committed (or not). */
   private record(write: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      let error: unknown;
-      this.pendingWrites.push({
-        run() {
-          try {
-            write(); // a savepoint: a failed write undoes only itself
-          } catch (err) {
-            error = err;
-          }
-        },
+      const pending: PendingWrite = {
+        write,
+        error: undefined,
         settle(failure) {
-          if (failure ?? error) reject(failure ?? error);
+          if (failure ?? pending.error) reject(failure ?? pending.error);
           else resolve();
         },
-      });
+      };
+      this.pendingWrites.push(pending);
       this.wake();
     });
   }
@@ -324,6 +342,8 @@ export class OutboxWorker {
   }
 
   private logAttempt(row: OutboxRow, result: AttemptResult, d: Decision, probe: boolean, retryOn: readonly number[]): void {
+    // At log level warn and above a busy daemon skips building a line per delivered webhook.
+    if (d.kind === 'delivered' && !this.o.log.isLevelEnabled('info')) return;
     const fields = {
       endpoint: row.endpoint,
       method: row.method,
@@ -380,7 +400,8 @@ export class OutboxWorker {
 const count = (events: ReadonlyArray<readonly WebhookRequest[]>) => events.reduce((n, reqs) => n + reqs.length, 0);
 
 interface PendingWrite {
-  run(): void;
+  readonly write: () => void;
+  error: unknown;
   settle(failure: unknown): void;
 }
 

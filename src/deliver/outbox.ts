@@ -15,9 +15,9 @@ export function outboxPath(stateDir: string): string {
 }
 
 /** Opens the database only (the `pbxhook outbox` commands); creates the folder if needed. */
-export function openStore(stateDir: string): OutboxStore {
+export function openStore(stateDir: string, opts?: ConstructorParameters<typeof OutboxStore>[1]): OutboxStore {
   mkdirSync(stateDir, { recursive: true, mode: 0o750 });
-  return new OutboxStore(outboxPath(stateDir));
+  return new OutboxStore(outboxPath(stateDir), opts);
 }
 
 export interface Outbox {
@@ -34,7 +34,11 @@ export function openOutbox(
   log: Logger,
   onAttempt?: WorkerOptions['onAttempt'],
 ): Outbox {
-  const store = openStore(cfg.stateDir);
+  const store = openStore(cfg.stateDir, {
+    backgroundCheckpoints: {
+      onError: (err) => log.error({ err, code: 'PBXHOOK_OUTBOX_CHECKPOINT' }, 'outbox checkpoint thread failed; SQLite checkpoints inside commits again'),
+    },
+  });
   // The client reads this map on every request, so a reload updates it in place.
   const tokens = tokensOf(cfg);
   const http = createHttpClient({ timeoutMs: cfg.delivery.timeoutMs, connectTimeoutMs: cfg.delivery.connectTimeoutMs, tokens });

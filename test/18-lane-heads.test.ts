@@ -68,6 +68,20 @@ describe('LaneHeads', () => {
     expect(heads.due('other', T0, 10).map((h) => h.id)).toEqual([3]);
   });
 
+  it('serves a lane thousands long (3CX messages share one) in order, to the end', () => {
+    const heads = new LaneHeads(FRESH);
+    for (let id = 1; id <= 5_000; id++) heads.append('crm:message', 'crm', id, T0 + id, T0 + id);
+    const served: number[] = [];
+    for (let now = T0; served.length < 5_000; now++) {
+      const [head] = heads.due('crm', now + 10_000, 1);
+      served.push(head!.id);
+      heads.claimed(head!.lane);
+      expect(heads.advance(head!.lane, now)).toBe(true);
+    }
+    expect(served).toEqual(Array.from({ length: 5_000 }, (_, i) => i + 1));
+    expect(heads.get('crm:message')).toBeUndefined();
+  });
+
   it('a retried head waits for its time; one read from the database has no known queue', () => {
     const heads = new LaneHeads(FRESH);
     heads.append('A', 'crm', 1, T0, T0);
@@ -134,6 +148,32 @@ describe('the store keeps the lane index true to the database', () => {
     expect(cli.retry({ ids: [String(a1!.id)] }, T0 + 2)).toBe(1);
     expect(daemon.nextDueAt('crm')).toBe(T0 + 2);
     expect(daemon.claim('crm', 10, T0 + 2).map((r) => r.body)).toEqual(['a1']);
+  });
+
+  it('keeps its count of undelivered webhooks true through every transition and another writer', () => {
+    const file = tempFile();
+    const s = open(file);
+    const cli = open(file);
+    const reader = new Database(file, { readonly: true });
+    const counted = () => (reader.prepare(`SELECT count(*) AS n FROM webhooks WHERE state NOT IN ('delivered', 'dead')`).get() as { n: number }).n;
+    let now = T0;
+    const check = (what: string) => expect(s.depth(), what).toBe(counted());
+    check('empty');
+    for (let round = 0; round < 30; round++) {
+      now += 1_000;
+      s.insert([req(`c${round}`, 'x'), req(`c${round}`, 'y'), req(`c${round % 4}`, 'z')], now);
+      check('after insert');
+      const claimed = s.claim('crm', 4, now);
+      claimed.forEach((row, i) => {
+        const decision = [{ kind: 'delivered' as const }, { kind: 'dead' as const, reason: 'gone' }, { kind: 'retry' as const, at: now + 500, step: 1 }, { kind: 'requeue' as const }][(i + round) % 4]!;
+        s.finish(row, delivered, decision, now);
+      });
+      check('after finish');
+      if (round % 7 === 3) cli.retry({ states: ['dead'] }, now);
+      if (round % 9 === 5) s.expireOlderThan(now - 5_000, now);
+      check('after retry/expire');
+    }
+    reader.close();
   });
 
   it('forgets what a failed transition changed in memory: a rollback leaves the index as the rows are', () => {

@@ -26,6 +26,8 @@ export interface LaneHead {
    * Saves a query per delivered webhook (issue #7).
    */
   later: number[] | undefined;
+  /** Where the unread part of `later` starts (a shared lane, e.g. 3CX messages, can queue thousands). */
+  laterFrom: number;
   /** Bumped on every change, so queue entries of an older head are recognised and dropped. */
   version: number;
 }
@@ -72,6 +74,7 @@ export class LaneHeads {
     const head = this.headOf(lane, endpoint);
     head.id = id;
     head.later = undefined;
+    head.laterFrom = 0;
     if (inFlight) this.setInFlight(head);
     else this.setDue(head, at, now);
   }
@@ -83,6 +86,7 @@ export class LaneHeads {
       const created = this.headOf(lane, endpoint);
       created.id = id;
       created.later = [];
+      created.laterFrom = 0;
       this.setDue(created, at, now);
     } else {
       head.later?.push(id, at);
@@ -107,12 +111,18 @@ export class LaneHeads {
   advance(lane: string, now: number): boolean {
     const head = this.heads.get(lane);
     if (head === undefined || head.later === undefined) return false;
-    if (head.later.length === 0) {
+    const { later } = head;
+    if (head.laterFrom >= later.length) {
       this.idle(lane);
       return true;
     }
-    const [id, at] = head.later.splice(0, 2) as [number, number];
-    head.id = id;
+    head.id = later[head.laterFrom]!;
+    const at = later[head.laterFrom + 1]!;
+    head.laterFrom += 2;
+    if (head.laterFrom >= 1024 && head.laterFrom * 2 >= later.length) {
+      head.later = later.slice(head.laterFrom);
+      head.laterFrom = 0;
+    }
     this.setDue(head, at, now);
     return true;
   }
@@ -167,7 +177,7 @@ export class LaneHeads {
   private headOf(lane: string, endpoint: string): LaneHead {
     let head = this.heads.get(lane);
     if (head === undefined) {
-      head = { lane, endpoint, id: 0, at: 0, inFlight: false, later: undefined, version: 0 };
+      head = { lane, endpoint, id: 0, at: 0, inFlight: false, later: undefined, laterFrom: 0, version: 0 };
       this.heads.set(lane, head);
     }
     return head;

@@ -62,8 +62,13 @@ export class OutboxStore {
   readonly file: string;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
-  /** Built on first use; undefined again after a failed transaction, so memory never outlives a rollback. */
+  /**
+   * What memory knows of the rows: the lane index and the number of undelivered webhooks. Built on
+   * first use; forgotten after a failed transaction (memory never outlives a rollback) and when
+   * another connection committed.
+   */
   private lanes: LaneHeads | undefined;
+  private owed: number | undefined;
   private dataVersion = -1;
   /** Inside atomically(): named transitions run without a savepoint of their own. */
   private grouped = false;
@@ -135,20 +140,27 @@ export class OutboxStore {
    * The lane index, rebuilt when another connection committed since it was last checked
    * (PRAGMA data_version changes only for other connections' commits).
    */
-  private heads(checkOthers: boolean): LaneHeads {
-    if (checkOthers || this.lanes === undefined) {
-      const version = this.sql('PRAGMA data_version').pluck().get() as number;
-      if (version !== this.dataVersion || this.lanes === undefined) {
-        this.dataVersion = version;
-        this.lanes = this.loadHeads();
-      }
-    }
+  private heads(checkOthers: boolean, now = Date.now()): LaneHeads {
+    if (checkOthers) this.forgetIfOthersWrote();
+    this.lanes ??= this.loadHeads(now);
     return this.lanes;
   }
 
-  private loadHeads(): LaneHeads {
+  /** PRAGMA data_version changes only when another connection (`pbxhook outbox retry`) committed. */
+  private forgetIfOthersWrote(): void {
+    const version = this.sql('PRAGMA data_version').pluck().get() as number;
+    if (version === this.dataVersion) return;
+    this.dataVersion = version;
+    this.forget();
+  }
+
+  private forget(): void {
+    this.lanes = undefined;
+    this.owed = undefined;
+  }
+
+  private loadHeads(now: number): LaneHeads {
     const heads = new LaneHeads(FRESH_MS);
-    const now = Date.now();
     // SQLite gives the bare columns of the row that holds min(seq): each lane's head.
     const rows = this.sql(
       `SELECT lane, endpoint, id, state, next_at AS at, min(seq) FROM webhooks WHERE state IN (${inList(UNDELIVERED)}) GROUP BY lane`,
@@ -182,7 +194,7 @@ export class OutboxStore {
     try {
       result = this.runInTransaction(fn) as T;
     } catch (err) {
-      this.lanes = undefined;
+      this.forget();
       throw err;
     }
     if (outermost && this.checkpointDue) {
@@ -213,7 +225,7 @@ export class OutboxStore {
 
   /** One PBX event's webhooks, in one transaction: all of them are on disk, or none. */
   insert(reqs: readonly WebhookRequest[], now: number): Array<{ id: number; webhookId: string; seq: number }> {
-    const heads = this.heads(false);
+    const heads = this.heads(false, now);
     return this.tx(() => {
       // One counter update per lane: one PBX event often adds several webhooks to the same call.
       const perLane = new Map<string, { endpoint: string; n: number; next: number }>();
@@ -254,6 +266,7 @@ export class OutboxStore {
         heads.append(r.orderKey, r.endpoint, id, now, now);
         return { id, webhookId, seq };
       });
+      if (this.owed !== undefined) this.owed += reqs.length;
       return added;
     });
   }
@@ -270,7 +283,7 @@ export class OutboxStore {
    */
   claim(endpoint: string, limit: number, now: number): OutboxRow[] {
     if (limit <= 0) return [];
-    const heads = this.heads(true);
+    const heads = this.heads(true, now);
     return this.tx(() => {
       const claimed: OutboxRow[] = [];
       for (const head of heads.due(endpoint, now, limit)) {
@@ -320,6 +333,7 @@ export class OutboxStore {
         error: attempt.error ?? null,
         outcome: decision.kind,
       });
+      if (this.owed !== undefined && (decision.kind === 'delivered' || decision.kind === 'dead')) this.owed--;
       // Waiting or requeued, the webhook is still its lane's head; otherwise the next one is.
       if (this.lanes === undefined) return;
       const stays = decision.kind === 'retry' || decision.kind === 'requeue';
@@ -409,6 +423,7 @@ export class OutboxStore {
        WHERE state IN (${inList(t.from)}) AND (${where}) RETURNING lane, endpoint`,
     ).all({ ...params, now }) as Array<{ lane: string; endpoint: string }>;
     const byEndpoint: Expired = new Map();
+    if (rows.length > 0) this.owed = undefined; // counted again when next asked
     for (const r of rows) byEndpoint.set(r.endpoint, (byEndpoint.get(r.endpoint) ?? 0) + 1);
     for (const lane of new Set(rows.map((r) => r.lane))) this.refreshLane(lane, now);
     return byEndpoint;
@@ -430,9 +445,11 @@ export class OutboxStore {
     ).run(before).changes;
   }
 
-  /** Webhooks not yet delivered or dead. */
+  /** Webhooks not yet delivered or dead: counted once (a scan of the table), then kept up to date. */
   depth(): number {
-    return (this.sql(`SELECT count(*) AS n FROM webhooks WHERE state IN (${inList(UNDELIVERED)})`).get() as { n: number }).n;
+    this.forgetIfOthersWrote();
+    this.owed ??= (this.sql(`SELECT count(*) AS n FROM webhooks WHERE state IN (${inList(UNDELIVERED)})`).get() as { n: number }).n;
+    return this.owed;
   }
 
   /** When the endpoint's next lane head is due; undefined when it owes nothing claimable. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import axios from 'axios';
 import pino from 'pino';
 import type { DeliveryConfig, EndpointConfig } from '../src/config/types.js';
-import { openOutbox } from '../src/deliver/outbox.js';
+import { openOutbox, openStore } from '../src/deliver/outbox.js';
 import type { WebhookRequest } from '../src/emit/request.js';
 
 /** Issue #7 §2: delivery throughput with the durable outbox, against bare axios and autocannon. */
@@ -99,16 +99,18 @@ export async function outbox(n: number, url: string): Promise<{ ms: number }> {
 }
 
 /**
- * A CRM outage left `backlog` webhooks; the endpoint answers again. How fast does it drain, and how
- * long do a live call's webhooks wait meanwhile (one every 20 ms)?
+ * An hour-long CRM outage left `backlog` webhooks; the endpoint answers again. How fast does it
+ * drain, and how long do a live call's webhooks wait meanwhile (one every 20 ms)?
  */
 export async function backlog(n: number, url: string): Promise<{ ms: number; liveP50: number; liveP99: number; live: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'pbxhook-bench-'));
   const log = pino({ level: 'silent' });
-  const seed = openOutbox({ stateDir: dir, delivery: DELIVERY, endpoints: [] }, log); // no endpoint: rows just wait
+  // The CRM was down for the last hour: the backlog's webhooks were written over that hour.
+  const seed = openStore(dir);
   const reqs = webhooks(n, url, 'old');
-  for (let i = 0; i < n; i += 600) seed.worker.enqueue(reqs.slice(i, i + 600));
-  await seed.close();
+  const outageStart = Date.now() - 3_600_000;
+  for (let i = 0; i < n; i += 6) seed.insert(reqs.slice(i, i + 6), outageStart + Math.floor((i / n) * 3_600_000));
+  seed.close();
 
   const liveWaits: number[] = [];
   let delivered = 0;

@@ -1,0 +1,143 @@
+/**
+ * The outbox database: opens, tunes and migrates the SQLite file, and answers what operators ask
+ * (counts, lists, attempts, endpoint health) and clean-up. The named transitions and what memory
+ * knows of the rows are in outbox-store.ts, which builds on this.
+ */
+import Database from 'better-sqlite3';
+import type { EndpointHealth, OutboxState } from './outbox-state.js';
+import { MIGRATIONS, type OutboxRow, type RawRow, type Selection, rowOf, selectionSql } from './outbox-schema.js';
+
+export interface AttemptRecord {
+  readonly latencyMs: number;
+  readonly status: number | undefined;
+  readonly errorCode: string | undefined;
+  readonly error: string | undefined;
+}
+
+export interface AttemptRow extends Omit<AttemptRecord, 'status' | 'errorCode' | 'error'> {
+  readonly n: number;
+  readonly startedAt: number;
+  readonly status: number | null;
+  readonly errorCode: string | null;
+  readonly error: string | null;
+  readonly outcome: string | null;
+}
+
+/** Which webhooks an operator means: ids (row numbers or webhook-ids), an endpoint, states. */
+export interface StateCount {
+  readonly endpoint: string;
+  readonly state: OutboxState;
+  readonly count: number;
+  readonly oldest: number;
+}
+
+export class OutboxDatabase {
+  readonly file: string;
+  protected readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Opens (creating if needed) and migrates the outbox; throws if the file is from a newer pbxhook. */
+  constructor(file: string) {
+    this.file = file;
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // WAL + NORMAL: a commit survives a crash or kill -9 of the daemon (it is in the WAL the OS
+    // holds); only an OS crash or power loss can lose the last commits. FULL syncs the disk on
+    // every commit, which capped delivery at a few hundred webhooks/s (BENCHMARKS.md).
+    this.db.pragma('synchronous = NORMAL');
+    // RETURNING collects its rows in a temporary table; on a temporary file (the default) that
+    // tripled the cost of a claim (issue #7).
+    this.db.pragma('temp_store = MEMORY');
+    // `pbxhook outbox …` may write while the daemon runs; wait for the lock instead of failing.
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new Error(`${this.file}: outbox schema version ${version} is newer than this pbxhook knows (${MIGRATIONS.length})`);
+    }
+    this.db.transaction(() => {
+      for (let v = version; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v]!);
+      this.db.pragma(`user_version = ${MIGRATIONS.length}`);
+    })();
+  }
+
+  /** Prepared once per text. */
+  protected sql(text: string): Database.Statement {
+    let s = this.statements.get(text);
+    if (s === undefined) {
+      s = this.db.prepare(text);
+      this.statements.set(text, s);
+    }
+    return s;
+  }
+
+  /** Deletes delivered or dead webhooks (and their attempts) last changed before `before`. */
+  purge(state: 'delivered' | 'dead', before: number, sel: Omit<Selection, 'states'> = {}): number {
+    const { where, params } = selectionSql({ ...sel, states: [state] });
+    return this.sql(`DELETE FROM webhooks WHERE updated_at < @before AND ${where}`).run({ ...params, before }).changes;
+  }
+
+  /**
+   * Forgets lanes with no webhooks left and no activity since `before`. A lane outlives its rows
+   * while its call may still send, so webhook-sequence never starts over for a call.
+   */
+  forgetIdleLanes(before: number): number {
+    return this.sql(
+      `DELETE FROM lanes WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.lane = lanes.lane)`,
+    ).run(before).changes;
+  }
+
+  counts(): StateCount[] {
+    return this.sql(
+      `SELECT endpoint, state, count(*) AS count, min(created_at) AS oldest FROM webhooks GROUP BY endpoint, state ORDER BY endpoint, state`,
+    ).all() as StateCount[];
+  }
+
+  list(sel: Selection, limit: number): OutboxRow[] {
+    const { where, params } = selectionSql(sel);
+    const raws = this.sql(`SELECT * FROM webhooks WHERE ${where} ORDER BY id DESC LIMIT @limit`).all({ ...params, limit }) as RawRow[];
+    return raws.map(rowOf);
+  }
+
+  /** Every attempt of a webhook, with the one in flight (outcome null) last. */
+  attemptsOf(id: number): AttemptRow[] {
+    return this.sql(
+      `SELECT n, started_at AS startedAt, latency_ms AS latencyMs, status, error_code AS errorCode, error, outcome
+       FROM attempts WHERE webhook = @id
+       UNION ALL
+       SELECT attempts, updated_at, NULL, NULL, NULL, NULL, NULL FROM webhooks
+       WHERE id = @id AND state = 'in_flight' AND NOT EXISTS (SELECT 1 FROM attempts WHERE webhook = @id AND n = webhooks.attempts)
+       ORDER BY n`,
+    ).all({ id }) as AttemptRow[];
+  }
+
+  health(): Map<string, EndpointHealth> {
+    const rows = this.sql(`SELECT * FROM endpoint_health`).all() as Array<{
+      endpoint: string;
+      failing_since: number | null;
+      paused_at: number | null;
+      next_probe_at: number | null;
+    }>;
+    return new Map(rows.map((r) => [r.endpoint, { failingSince: r.failing_since, pausedAt: r.paused_at, nextProbeAt: r.next_probe_at }]));
+  }
+
+  saveHealth(endpoint: string, h: EndpointHealth): void {
+    if (h.failingSince === null && h.pausedAt === null) {
+      this.sql(`DELETE FROM endpoint_health WHERE endpoint = ?`).run(endpoint);
+      return;
+    }
+    this.sql(
+      `INSERT INTO endpoint_health (endpoint, failing_since, paused_at, next_probe_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (endpoint) DO UPDATE SET failing_since = excluded.failing_since, paused_at = excluded.paused_at,
+         next_probe_at = excluded.next_probe_at`,
+    ).run(endpoint, h.failingSince, h.pausedAt, h.nextProbeAt);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

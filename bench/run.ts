@@ -64,9 +64,14 @@ process.stderr.write(`autocannon ${JSON.stringify(cannon)} backlog ${JSON.string
 const axiosRps = perSec(N, median(deliveryTimes.axios));
 const outboxRps = perSec(N, median(deliveryTimes.outbox));
 
-// §3 end-to-end latency through the real daemon.
-const lat = measure('latency', 10) as unknown as { p50: number; p99: number; max: number; calls: number; received: number };
-process.stderr.write(`latency ${JSON.stringify(lat)}\n`);
+// §3 end-to-end latency through the real daemon: a tail on a shared machine is noisy, so one run per round.
+type Latency = { p50: number; p99: number; max: number; calls: number; received: number };
+const latencies: Latency[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  latencies.push(measure('latency', 10) as unknown as Latency);
+  process.stderr.write(`round ${round + 1} latency ${JSON.stringify(latencies.at(-1))}\n`);
+}
+const lat = [...latencies].sort((a, b) => a.p99 - b.p99)[Math.floor(latencies.length / 2)]!;
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const rows = [
@@ -131,8 +136,10 @@ for the other senders).
 ## 3. End-to-end latency (fake AMI server → \`pbxhook run\` → receiver)
 
 300 new calls/s for 10 s (${fmt(lat.calls)} calls, ${fmt(lat.received)} webhooks received), durable outbox on; from the
-moment the server wrote a call's Hangup to the arrival of its webhook:
+moment the server wrote a call's Hangup to the arrival of its webhook, the run with the median p99 of ${ROUNDS}:
 p50 ${fmt(lat.p50, 1)} ms, p99 ${fmt(lat.p99, 1)} ms, max ${fmt(lat.max, 1)} ms (target p99 < 10 ms: ${check(lat.p99 < 10)}).
+Every run's p99: ${latencies.map((l) => `${fmt(l.p99, 1)} ms`).join(', ')} (on a shared 2-core machine the tail
+of a 10-second run moves with the neighbours' load from run to run; the spread shows how much).
 
 ## 4. Memory (tracker + renderers, neutral events fed directly)
 

@@ -44,7 +44,7 @@ describe('checkpoints on a thread of their own', () => {
   it('keep the log bounded while the store writes, and lose nothing', async () => {
     const file = tempFile();
     const errors: Error[] = [];
-    const store = new OutboxStore(file, { backgroundCheckpoints: { everyMs: 5, restartPages: 40, onError: (e) => errors.push(e) } });
+    const store = new OutboxStore(file, { backgroundCheckpoints: { everyCommits: 10, restartPages: 40, onError: (e) => errors.push(e) } });
     expect((store as unknown as { db: Database.Database }).db.pragma('wal_autocheckpoint', { simple: true }), 'none inside commits').toBe(0);
     await new Promise((r) => setTimeout(r, 300)); // the thread is up
     const { maxWal } = await writeMany(store, file);

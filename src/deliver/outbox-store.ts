@@ -138,6 +138,7 @@ export class OutboxStore extends OutboxDatabase {
       this.forget();
       throw err;
     }
+    if (outermost) this.checkpointer?.committed();
     if (outermost && this.checkpointDue) {
       this.checkpointDue = false;
       try {

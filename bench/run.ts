@@ -101,9 +101,9 @@ Written by \`npm run bench\` (bench/run.ts) — do not edit by hand.
 ${rows.map(([name, t, eps, ratio]) => `| ${name} | ${fmt(t)} | ${fmt(eps)} | ${fmt(ratio, 2)} |`).join('\n')}
 
 - Calls/s through the replay pipeline: ${fmt(perSec(calls, ms.pipeline))}.
-- Replay vs the floor: ${fmt(ms.floor / ms.pipeline, 2)}× (target ≥ 1×: ${check(ms.floor / ms.pipeline >= 1)}).
-- Replay vs asterisk-manager: ${fmt(ms['asterisk-manager'] / ms.pipeline, 2)}× (target ≥ 5×: ${check(ms['asterisk-manager'] / ms.pipeline >= 5)}).
-- Live path vs asterisk-manager alone: ${fmt(ms['asterisk-manager'] / ms.live, 2)}× (target ≥ 0.8×: ${check(ms['asterisk-manager'] / ms.live >= 0.8)}).
+- Replay vs the floor: ${fmt(ms.floor / ms.pipeline, 3)}× (target ≥ 1×: ${check(ms.floor / ms.pipeline >= 1)}).
+- Replay vs asterisk-manager: ${fmt(ms['asterisk-manager'] / ms.pipeline, 3)}× (target ≥ 5×: ${check(ms['asterisk-manager'] / ms.pipeline >= 5)}).
+- Live path vs asterisk-manager alone: ${fmt(ms['asterisk-manager'] / ms.live, 3)}× (target ≥ 0.8×: ${check(ms['asterisk-manager'] / ms.live >= 0.8)}).
 - AMI event filter (README, "Asking Asterisk for less"): ${fmt(sample['pipeline-filtered']!.events)} of ${fmt(events)} events
   are sent (${fmt((100 * sample['pipeline-filtered']!.events) / events, 1)} %); replaying the same calls takes
   ${fmt((100 * ms['pipeline-filtered']) / ms.pipeline, 0)} % of the unfiltered time, and Asterisk and the socket carry
@@ -128,7 +128,7 @@ worst case for the outbox, which commits everything read in a turn or two at onc
 socket hands over several events per read under load), with logging off (\`level: silent\`, as
 for the other senders).
 
-- Outbox vs bare axios: ${fmt(outboxRps / axiosRps, 2)}× (target ≥ 0.7×: ${check(outboxRps / axiosRps >= 0.7)}).
+- Outbox vs bare axios: ${fmt(outboxRps / axiosRps, 3)}× (target ≥ 0.7×: ${check(outboxRps / axiosRps >= 0.7)}).
 - A backlog of ${fmt(BACKLOG)} webhooks left by an hour-long CRM outage (written over that hour) drained in ${fmt(drain.ms / 1000, 1)} s
   (${fmt(perSec(BACKLOG, drain.ms))} webhooks/s, ${fmt(perSec(BACKLOG, drain.ms) / axiosRps, 2)}× bare axios) while a live
   call's webhook arrived every 20 ms (${fmt(drain.live)} of them): they waited p50 ${fmt(drain.liveP50)} ms, p99 ${fmt(drain.liveP99)} ms.

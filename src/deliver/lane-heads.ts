@@ -61,10 +61,6 @@ export class LaneHeads {
 
   constructor(private readonly freshMs: number) {}
 
-  get size(): number {
-    return this.heads.size;
-  }
-
   get(lane: string): LaneHead | undefined {
     return this.heads.get(lane);
   }

@@ -35,6 +35,19 @@ export type Expired = Map<string, number>;
 /** Lanes due this recently are live traffic; see claim(). */
 const FRESH_MS = 5_000;
 
+// Statements run per webhook, built once: a template literal makes a new string (hashed again by
+// the statement cache) on every call.
+const HEAD_OF_LANE = `SELECT endpoint, id, state, next_at AS at FROM webhooks WHERE lane = ? AND state IN (${inList(UNDELIVERED)}) ORDER BY seq LIMIT 1`;
+const CLAIM = `UPDATE webhooks SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1, updated_at = @now
+   WHERE id = @id AND state IN (${inList(TRANSITIONS.claim.from)}) RETURNING *`;
+const MOVE = Object.fromEntries(
+  Object.entries(TRANSITIONS).map(([name, t]) => [
+    name,
+    `UPDATE webhooks SET state = '${t.to}', step = @step, next_at = @nextAt, last_status = @status, last_error = @error, updated_at = @now
+     WHERE id = @id AND state IN (${inList(t.from)})`,
+  ]),
+) as Record<TransitionName, string>;
+
 export class OutboxStore extends OutboxDatabase {
   /**
    * What memory knows of the rows: the lane index and the number of undelivered webhooks. Built on
@@ -118,9 +131,7 @@ export class OutboxStore extends OutboxDatabase {
   /** Reads the lane's head from its rows; a no-op until the index is needed. */
   private refreshLane(lane: string, now: number): void {
     if (this.lanes === undefined) return;
-    const r = this.sql(
-      `SELECT endpoint, id, state, next_at AS at FROM webhooks WHERE lane = ? AND state IN (${inList(UNDELIVERED)}) ORDER BY seq LIMIT 1`,
-    ).get(lane) as Omit<HeadRow, 'lane'> | undefined;
+    const r = this.sql(HEAD_OF_LANE).get(lane) as Omit<HeadRow, 'lane'> | undefined;
     this.setHead(this.lanes, lane, r, now);
   }
 
@@ -229,10 +240,7 @@ export class OutboxStore extends OutboxDatabase {
     return this.tx(() => {
       const claimed: OutboxRow[] = [];
       for (const head of heads.due(endpoint, now, limit)) {
-        const raw = this.sql(
-          `UPDATE webhooks SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1, updated_at = @now
-           WHERE id = @id AND state IN (${inList(TRANSITIONS.claim.from)}) RETURNING *`,
-        ).get({ id: head.id, now }) as RawRow | undefined;
+        const raw = this.sql(CLAIM).get({ id: head.id, now }) as RawRow | undefined;
         if (raw === undefined) {
           this.refreshLane(head.lane, now); // the index was stale: read the lane again rather than guess
           continue;
@@ -285,12 +293,7 @@ export class OutboxStore extends OutboxDatabase {
   }
 
   private move(name: TransitionName, id: number, set: { step: number; nextAt: number; status: number | null; error: string | null; now: number }): void {
-    const t = TRANSITIONS[name];
-    const info = this.sql(
-      `UPDATE webhooks SET state = '${t.to}', step = @step, next_at = @nextAt, last_status = @status, last_error = @error,
-              updated_at = @now
-       WHERE id = @id AND state IN (${inList(t.from)})`,
-    ).run({ id, ...set });
+    const info = this.sql(MOVE[name]).run({ id, ...set });
     if (info.changes !== 1) {
       const found = this.sql(`SELECT state FROM webhooks WHERE id = ?`).get(id) as { state: string } | undefined;
       throw new IllegalTransitionError(id, name, found?.state);

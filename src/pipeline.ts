@@ -9,6 +9,7 @@ import { RoleBook } from './core/roles.js';
 import { Tracker } from './core/tracker.js';
 import type { RenderContext } from './emit/context.js';
 import { rendererFor, type Render } from './emit/render.js';
+import { prepareZone } from './emit/time.js';
 import type { WebhookRequest } from './emit/request.js';
 
 export type PipelineConfig = Pick<Config, 'roles' | 'calls' | 'endpoints' | 'directory' | 'environment'>;
@@ -40,6 +41,7 @@ export class Pipeline {
 
   /** Swaps the endpoint list (SIGHUP) without touching live calls. */
   setEndpoints(endpoints: readonly EndpointConfig[], cfg: Omit<PipelineConfig, 'endpoints'>): void {
+    prepareZone(cfg.calls.timezone);
     this.targets = endpoints
       .filter((e) => e.enabled)
       .map((endpoint) => ({

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LaneHeads } from '../src/deliver/lane-heads.js';
 import { MIGRATIONS } from '../src/deliver/outbox-schema.js';
 import { OutboxStore } from '../src/deliver/outbox-store.js';
+import { STATES } from '../src/deliver/outbox-state.js';
 import type { WebhookRequest } from '../src/emit/request.js';
 
 const T0 = Date.parse('2026-01-01T10:00:00Z');
@@ -126,6 +127,7 @@ describe('the store keeps the lane index true to the database', () => {
 
     const s = open(file);
     expect(new Database(file, { readonly: true }).pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(Object.fromEntries(s.stateCounts()), 'counted from the rows at migration').toEqual({ pending: 1, in_flight: 1, failed_waiting: 1, delivered: 1, dead: 0 });
     expect(s.claim('crm', 10, T0 + 1).map((r) => r.body), 'a2 is in flight, b1 waits').toEqual([]);
     expect(s.recover(T0 + 10)).toBe(1);
     expect(s.attemptsOf(2).map((a) => [a.n, a.startedAt, a.outcome])).toEqual([[1, T0 + 5, 'interrupted']]);
@@ -150,14 +152,22 @@ describe('the store keeps the lane index true to the database', () => {
     expect(daemon.claim('crm', 10, T0 + 2).map((r) => r.body)).toEqual(['a1']);
   });
 
-  it('keeps its count of undelivered webhooks true through every transition and another writer', () => {
+  it('keeps its counts (undelivered, and per state) true through every transition, a purge and another writer', () => {
     const file = tempFile();
     const s = open(file);
     const cli = open(file);
     const reader = new Database(file, { readonly: true });
     const counted = () => (reader.prepare(`SELECT count(*) AS n FROM webhooks WHERE state NOT IN ('delivered', 'dead')`).get() as { n: number }).n;
+    const perState = () => {
+      const byState = Object.fromEntries(STATES.map((st) => [st, 0]));
+      for (const r of reader.prepare(`SELECT state, count(*) AS n FROM webhooks GROUP BY state`).all() as Array<{ state: string; n: number }>) byState[r.state] = r.n;
+      return byState;
+    };
     let now = T0;
-    const check = (what: string) => expect(s.depth(), what).toBe(counted());
+    const check = (what: string) => {
+      expect(s.depth(), what).toBe(counted());
+      expect(Object.fromEntries(s.stateCounts()), what).toEqual(perState());
+    };
     check('empty');
     for (let round = 0; round < 30; round++) {
       now += 1_000;
@@ -172,6 +182,8 @@ describe('the store keeps the lane index true to the database', () => {
       if (round % 7 === 3) cli.retry({ states: ['dead'] }, now);
       if (round % 9 === 5) s.expireOlderThan(now - 5_000, now);
       check('after retry/expire');
+      if (round % 5 === 4) cli.purge(round % 10 === 4 ? 'delivered' : 'dead', now - 3_000);
+      check('after purge');
     }
     reader.close();
   });

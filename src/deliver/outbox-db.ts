@@ -91,6 +91,13 @@ export class OutboxDatabase {
     ).run(before).changes;
   }
 
+  /** Webhooks per state, every state present: a read of five rows the triggers keep (schema 3). */
+  stateCounts(): Map<OutboxState, number> {
+    const rows = this.sql(`SELECT state, n FROM state_counts`).all() as Array<{ state: OutboxState; n: number }>;
+    return new Map(rows.map((r) => [r.state, r.n]));
+  }
+
+  /** Per endpoint and state, with the oldest: a scan of the table, for operators (`pbxhook outbox status`). */
   counts(): StateCount[] {
     return this.sql(
       `SELECT endpoint, state, count(*) AS count, min(created_at) AS oldest FROM webhooks GROUP BY endpoint, state ORDER BY endpoint, state`,

@@ -2,8 +2,8 @@
  * The outbox's SQLite schema, its migrations, and the mapping between rows and OutboxRow. Tables:
  * `webhooks` (one row per webhook: the request, its state, schedule step, attempt count),
  * `attempts` (one row per finished or interrupted attempt: start, latency, status, error, outcome),
- * `lanes` (one per call and endpoint: its webhook-sequence counter) and `endpoint_health` (failing
- * since, paused, next probe).
+ * `lanes` (one per call and endpoint: its webhook-sequence counter), `endpoint_health` (failing
+ * since, paused, next probe) and `state_counts` (webhooks per state, kept by triggers).
  */
 import type { OutboxState } from './outbox-state.js';
 
@@ -63,6 +63,24 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE lanes DROP COLUMN head_at;
    DROP INDEX webhooks_state;
    CREATE INDEX webhooks_finished ON webhooks (state, updated_at) WHERE state IN ('delivered', 'dead');`,
+  // Issue #7: /metrics asks how many webhooks are in each state on every scrape; counting the table
+  // took ~225 ms at 500k rows, on the daemon's event loop. Triggers keep the count with the rows,
+  // in the same transaction, whichever process writes.
+  `CREATE TABLE state_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+   INSERT INTO state_counts (state, n)
+     SELECT s.state, (SELECT count(*) FROM webhooks w WHERE w.state = s.state)
+     FROM (SELECT 'pending' AS state UNION ALL SELECT 'in_flight' UNION ALL SELECT 'failed_waiting'
+           UNION ALL SELECT 'delivered' UNION ALL SELECT 'dead') s;
+   CREATE TRIGGER webhooks_count_insert AFTER INSERT ON webhooks BEGIN
+     UPDATE state_counts SET n = n + 1 WHERE state = new.state;
+   END;
+   CREATE TRIGGER webhooks_count_delete AFTER DELETE ON webhooks BEGIN
+     UPDATE state_counts SET n = n - 1 WHERE state = old.state;
+   END;
+   CREATE TRIGGER webhooks_count_move AFTER UPDATE OF state ON webhooks WHEN old.state <> new.state BEGIN
+     UPDATE state_counts SET n = n - 1 WHERE state = old.state;
+     UPDATE state_counts SET n = n + 1 WHERE state = new.state;
+   END;`,
 ];
 
 export interface OutboxRow {

@@ -374,10 +374,10 @@ export class OutboxStore extends OutboxDatabase {
     return byEndpoint;
   }
 
-  /** Webhooks not yet delivered or dead: counted once (a scan of the table), then kept up to date. */
+  /** Webhooks not yet delivered or dead: read from state_counts once, then kept up to date in memory. */
   depth(): number {
     this.forgetIfOthersWrote();
-    this.owed ??= (this.sql(`SELECT count(*) AS n FROM webhooks WHERE state IN (${inList(UNDELIVERED)})`).get() as { n: number }).n;
+    this.owed ??= this.sql(`SELECT coalesce(sum(n), 0) FROM state_counts WHERE state IN (${inList(UNDELIVERED)})`).pluck().get() as number;
     return this.owed;
   }
 

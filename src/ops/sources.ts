@@ -17,12 +17,6 @@ export interface DaemonParts {
   readonly attempts: ReadonlyMap<string, Readonly<Record<string, number>>>;
 }
 
-function outboxByState(outbox: Outbox): Map<string, number> {
-  const byState = new Map<string, number>();
-  for (const c of outbox.store.counts()) byState.set(c.state, (byState.get(c.state) ?? 0) + c.count);
-  return byState;
-}
-
 export function metricSources(d: DaemonParts): MetricSources {
   return {
     pbxConnected: () => d.pbxConnected(),
@@ -37,7 +31,7 @@ export function metricSources(d: DaemonParts): MetricSources {
       return { live: t.liveCalls, started: t.stats.callsStarted, ended: t.stats.callsEnded, timedOut: t.stats.callsTimedOut, resynced: t.stats.callsResynced };
     },
     webhooks: () => d.attempts,
-    outbox: () => outboxByState(d.outbox),
+    outbox: () => d.outbox.store.stateCounts(),
     outboxDepth: () => d.outbox.worker.stats.outboxDepth,
   };
 }
@@ -82,7 +76,7 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
     now,
     pbx: { type: pbx.type, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected() },
     calls,
-    outbox: Object.fromEntries(outboxByState(d.outbox)),
+    outbox: Object.fromEntries([...d.outbox.store.stateCounts()].filter(([, n]) => n > 0)),
     webhooks: d.outbox.store.list({}, LIMIT).map(row),
     dead: d.outbox.store.list({ states: ['dead'] }, LIMIT).map(row),
   };

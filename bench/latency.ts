@@ -32,6 +32,12 @@ export interface LatencyResult {
   readonly received: number;
   /** The warm-up second: the first call's latency and that second's p99. */
   readonly startup: { readonly first: number; readonly p99: number; readonly calls: number };
+  /**
+   * The longest time this measuring process's own event loop stood still while calls streamed:
+   * a stall here (the machine's neighbours) delays the stream and the arrival stamps alike, so a
+   * tail that comes with one is the machine's, not the daemon's.
+   */
+  readonly benchStallMs: number;
 }
 
 export async function latency(callsPerSecond: number, seconds: number, warmupSeconds = 1): Promise<LatencyResult> {
@@ -56,6 +62,7 @@ export async function latency(callsPerSecond: number, seconds: number, warmupSec
   const receiverPort = (receiver.address() as net.AddressInfo).port;
 
   let streaming: Promise<void> = Promise.resolve();
+  let benchStallMs = 0;
   const ami = net.createServer((sock) => {
     sock.setNoDelay(true);
     sock.write('Asterisk Call Manager/11.0.0\r\n');
@@ -64,6 +71,12 @@ export async function latency(callsPerSecond: number, seconds: number, warmupSec
       sock.write(`Response: Success\r\n${id ? `ActionID: ${id}\r\n` : ''}Message: Authentication accepted\r\n\r\n`);
       streaming = (async () => {
         const t0 = performance.now();
+        let tick = t0;
+        const probe = setInterval(() => {
+          const now = performance.now();
+          if (now - tick > benchStallMs) benchStallMs = now - tick;
+          tick = now;
+        }, 1);
         for (let i = 0; i < total; i++) {
           const due = t0 + (i * 1000) / callsPerSecond;
           const wait = due - performance.now();
@@ -73,6 +86,8 @@ export async function latency(callsPerSecond: number, seconds: number, warmupSec
           sock.write(c.end);
           endSentAt.set(i + 1, performance.now());
         }
+        await received;
+        clearInterval(probe);
       })();
     });
     sock.on('error', () => undefined);
@@ -113,5 +128,6 @@ export async function latency(callsPerSecond: number, seconds: number, warmupSec
     calls: total - warmup,
     received: steady.length,
     startup: { first: first === undefined ? NaN : first - (endSentAt.get(1) ?? first), p99: q(cold, 0.99), calls: warmup },
+    benchStallMs,
   };
 }

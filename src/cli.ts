@@ -5,8 +5,9 @@ import { ConfigError, EX_CONFIG } from './config/errors.js';
 import { explainConfig } from './config/explain.js';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
-import { runDaemon } from './daemon.js';
+import { EX_TEMPFAIL, runDaemon } from './daemon.js';
 import { tokensOf } from './deliver/auth.js';
+import { StateDirBusyError } from './deliver/state-lock.js';
 import { createLogger } from './log.js';
 import { openReplayOutbox, runOutboxCommand } from './outbox-cli.js';
 import { Pipeline } from './pipeline.js';
@@ -34,7 +35,7 @@ Usage:
   pbxhook --version | --help
 
 Exit codes: 0 ok, 64 usage, 66 trace or outbox not found, 69 PBX unreachable, 73 outbox cannot
-be opened, 77 PBX login refused, 78 bad config.`;
+be opened, 75 another pbxhook sends from this state_dir, 77 PBX login refused, 78 bad config.`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -144,6 +145,11 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
       process.exitCode = EX_CONFIG;
+      return;
+    }
+    if (err instanceof StateDirBusyError) {
+      process.stderr.write(`pbxhook: ${err.message}\n`);
+      process.exitCode = EX_TEMPFAIL;
       return;
     }
     if (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {

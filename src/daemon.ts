@@ -5,6 +5,7 @@ import { wantsAmiEventNamed } from './ami/normalise.js';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { type Outbox, openOutbox } from './deliver/outbox.js';
+import { StateDirBusyError } from './deliver/state-lock.js';
 import type { WebhookRequest } from './emit/request.js';
 import type { EslFrame } from './esl/frame.js';
 import { startEslIngest } from './esl/ingest.js';
@@ -24,6 +25,8 @@ export const EX_UNAVAILABLE = 69;
 export const EX_NOPERM = 77;
 /** sysexits: the outbox database could not be created or opened. */
 export const EX_CANTCREAT = 73;
+/** sysexits: another pbxhook sends from this state_dir; once it stops, a restart succeeds. */
+export const EX_TEMPFAIL = 75;
 
 const TICK_MS = 30_000;
 
@@ -54,6 +57,10 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     });
     outbox.worker.start();
   } catch (err) {
+    if (err instanceof StateDirBusyError) {
+      log.error({ code: err.code, stateDir: cfg.stateDir, holderPid: err.holderPid }, err.message);
+      return EX_TEMPFAIL;
+    }
     log.error({ code: 'PBXHOOK_OUTBOX_OPEN', stateDir: cfg.stateDir, err }, 'cannot open the outbox database (state_dir)');
     return EX_CANTCREAT;
   }

@@ -299,6 +299,35 @@ describe('SIGTERM with an attempt in flight', () => {
   });
 });
 
+describe('a second daemon on the same state_dir', () => {
+  it('exits 75 before connecting, naming the folder and the first one pid; the first delivers every webhook once', async () => {
+    const crm = await receiver();
+    crm.handle(() => ({ status: 200, delayMs: 100 }));
+    const ami = await fakeAmi(ANSWERED);
+    const ini = section('crm-json', crm.port, '/3cx');
+    const first = writeConfig(sandbox.tmp, ami.port, FAST, ini);
+    const want = replay(ANSWERED, first.yaml);
+    const d1 = startDaemon(first.yaml);
+    await waitFor(() => d1.logs().some((l) => l.msg === 'outbox open'), () => `the first daemon's outbox\n${d1.out.stderr}`, 20_000);
+
+    const other = await quietAmi();
+    const d2 = startDaemon(writeConfig(sandbox.tmp, other.port, FAST, ini, first.stateDir).yaml);
+    expect(await exitWithin(d2, 10_000)).toEqual({ code: 75, signal: null });
+    expect(d2.logs().find((l) => l.code === 'PBXHOOK_STATE_DIR_BUSY')).toMatchObject({
+      level: 50, // pino's error
+      stateDir: first.stateDir,
+      holderPid: d1.child.pid,
+      msg: expect.stringContaining(`state_dir ${first.stateDir} is in use by another pbxhook (pid ${d1.child.pid})`),
+    });
+    expect(other.actions, 'the second daemon never logged in to its PBX').toEqual([]);
+
+    await ami.done;
+    await waitFor(() => crm.ok().length >= want.length, () => `${want.length} deliveries (have ${crm.ok().length})`, 20_000);
+    await sigterm(d1);
+    expect(crm.requests.map((r) => r.body), 'each webhook once, in order').toEqual(want.map((w) => w.body));
+  });
+});
+
 describe('pbxhook outbox: usage', () => {
   it('explains itself, refuses to guess the outbox, and says when there is none', () => {
     const help = outboxCli(['--help'], sandbox.tmp);

@@ -7,6 +7,7 @@ import { createHttpClient } from './attempt.js';
 import { tokensOf } from './auth.js';
 import { OutboxStore } from './outbox-store.js';
 import { OutboxWorker, type WorkerOptions } from './outbox-worker.js';
+import { holdStateDir } from './state-lock.js';
 
 export const OUTBOX_FILE = 'outbox.sqlite';
 
@@ -29,16 +30,28 @@ export interface Outbox {
   close(): Promise<void>;
 }
 
+/**
+ * The outbox a sending process uses: the database, the HTTP client and the worker. Throws
+ * StateDirBusyError when another process already sends from this state_dir (state-lock.ts).
+ */
 export function openOutbox(
   cfg: Pick<Config, 'stateDir' | 'delivery' | 'endpoints'>,
   log: Logger,
   onAttempt?: WorkerOptions['onAttempt'],
 ): Outbox {
-  const store = openStore(cfg.stateDir, {
-    backgroundCheckpoints: {
-      onError: (err) => log.error({ err, code: 'PBXHOOK_OUTBOX_CHECKPOINT' }, 'outbox checkpoint thread failed; SQLite checkpoints inside commits again'),
-    },
-  });
+  mkdirSync(cfg.stateDir, { recursive: true, mode: 0o750 });
+  const lock = holdStateDir(cfg.stateDir);
+  let store: OutboxStore;
+  try {
+    store = openStore(cfg.stateDir, {
+      backgroundCheckpoints: {
+        onError: (err) => log.error({ err, code: 'PBXHOOK_OUTBOX_CHECKPOINT' }, 'outbox checkpoint thread failed; SQLite checkpoints inside commits again'),
+      },
+    });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   // The client reads this map on every request, so a reload updates it in place.
   const tokens = tokensOf(cfg);
   const http = createHttpClient({ timeoutMs: cfg.delivery.timeoutMs, connectTimeoutMs: cfg.delivery.connectTimeoutMs, tokens });
@@ -56,6 +69,7 @@ export function openOutbox(
       await worker.stop();
       http.close();
       store.close();
+      lock.release();
     },
   };
 }

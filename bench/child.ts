@@ -1,6 +1,7 @@
 import { backlog, bareAxios, autocannon, outbox, startReceiver } from './delivery.js';
 import { latency } from './latency.js';
 import { memory } from './memory.js';
+import { upkeep } from './upkeep.js';
 import { asteriskManager, filtered, floor, live, pipeline, repeatedLoad } from './replay.js';
 
 /** One measurement per process, so memory and JIT state of one never colour another. */
@@ -40,6 +41,8 @@ async function main(): Promise<unknown> {
     }
     case 'latency':
       return latency(300, Number(arg ?? 10));
+    case 'upkeep':
+      return upkeep(Number(arg ?? 500_000));
     case 'memory':
       return memory(10_000, Number(arg ?? 1_000_000));
     default:

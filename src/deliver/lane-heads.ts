@@ -123,6 +123,16 @@ export class LaneHeads {
     return true;
   }
 
+  /**
+   * The lowest row id among the heads: a lane's rows are numbered in the order they were added, so
+   * every row below it is delivered or dead. Undefined when no lane owes anything.
+   */
+  oldestId(): number | undefined {
+    let oldest: number | undefined;
+    for (const head of this.heads.values()) if (oldest === undefined || head.id < oldest) oldest = head.id;
+    return oldest;
+  }
+
   /** The lane owes nothing. */
   idle(lane: string): void {
     const head = this.heads.get(lane);

@@ -5,7 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import type { EndpointHealth, OutboxState } from './outbox-state.js';
-import { MIGRATIONS, type OutboxRow, type RawRow, type Selection, rowOf, selectionSql } from './outbox-schema.js';
+import { FINISHED_TERM, MIGRATIONS, type OutboxRow, type RawRow, type Selection, rowOf, selectionSql } from './outbox-schema.js';
 
 export interface AttemptRecord {
   readonly latencyMs: number;
@@ -75,10 +75,16 @@ export class OutboxDatabase {
     return s;
   }
 
-  /** Deletes delivered or dead webhooks (and their attempts) last changed before `before`. */
+  /** Deletes delivered or dead webhooks (and their attempts) last changed before `before`: an index range, not a scan. */
   purge(state: 'delivered' | 'dead', before: number, sel: Omit<Selection, 'states'> = {}): number {
     const { where, params } = selectionSql({ ...sel, states: [state] });
-    return this.sql(`DELETE FROM webhooks WHERE updated_at < @before AND ${where}`).run({ ...params, before }).changes;
+    return this.sql(`DELETE FROM webhooks WHERE ${FINISHED_TERM} AND updated_at < @before AND ${where}`).run({ ...params, before }).changes;
+  }
+
+  /** The last `limit` webhooks to die, most recent first (the status page): read from the index. */
+  recentDead(limit: number): OutboxRow[] {
+    const raws = this.sql(`SELECT * FROM webhooks WHERE ${FINISHED_TERM} AND state = 'dead' ORDER BY updated_at DESC LIMIT ?`).all(limit) as RawRow[];
+    return raws.map(rowOf);
   }
 
   /**

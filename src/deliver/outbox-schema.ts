@@ -113,6 +113,13 @@ export interface Selection {
 
 export const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 
+/**
+ * The WHERE of the partial index `webhooks_finished`, word for word: SQLite uses a partial index
+ * only for a query that repeats its condition (`state IN ('dead')` alone does not), so every query
+ * over finished webhooks adds this term.
+ */
+export const FINISHED_TERM = `state IN ('delivered', 'dead')`;
+
 /** `--id 12 --id msg_01H…`, `--endpoint crm`, states: one WHERE clause with named parameters. */
 export function selectionSql(sel: Selection): { where: string; params: Record<string, unknown> } {
   const parts: string[] = [];

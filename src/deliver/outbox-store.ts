@@ -337,22 +337,28 @@ export class OutboxStore extends OutboxDatabase {
     });
   }
 
-  /** max_age: undelivered webhooks created before `cutoff` are dead (the caller logs it). */
+  /**
+   * max_age: undelivered webhooks created before `cutoff` are dead (the caller logs it). Runs every
+   * minute: it reads only the rows from the oldest lane head on, not the delivered history before it.
+   */
   expireOlderThan(cutoff: number, now: number): Expired {
+    const from = this.heads(true, now).oldestId();
+    if (from === undefined) return new Map();
     const reason = 'PBXHOOK_OUTBOX_EXPIRED: older than delivery.max_age';
-    return this.tx(() => this.bulk('expire', `created_at < @cutoff`, { cutoff }, now, { last_error: `'${reason}'` }));
+    return this.tx(() => this.bulk('expire', `id >= @from AND created_at < @cutoff`, { from, cutoff }, now, { last_error: `'${reason}'` }));
   }
 
   /** max_rows: beyond it, the oldest undelivered webhooks are dead (the caller logs it). */
   enforceMaxRows(maxRows: number, now: number): Expired {
     const over = this.depth() - maxRows;
     if (over <= 0) return new Map();
+    const from = this.heads(true, now).oldestId() ?? 0;
     const reason = 'PBXHOOK_OUTBOX_FULL: more than delivery.max_rows undelivered';
     return this.tx(() =>
       this.bulk(
         'expire',
-        `id IN (SELECT id FROM webhooks WHERE state IN (${inList(TRANSITIONS.expire.from)}) ORDER BY id LIMIT @over)`,
-        { over },
+        `id IN (SELECT id FROM webhooks WHERE id >= @from AND state IN (${inList(TRANSITIONS.expire.from)}) ORDER BY id LIMIT @over)`,
+        { from, over },
         now,
         { last_error: `'${reason}'` },
       ),

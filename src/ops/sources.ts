@@ -78,6 +78,6 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
     calls,
     outbox: Object.fromEntries([...d.outbox.store.stateCounts()].filter(([, n]) => n > 0)),
     webhooks: d.outbox.store.list({}, LIMIT).map(row),
-    dead: d.outbox.store.list({ states: ['dead'] }, LIMIT).map(row),
+    dead: d.outbox.store.recentDead(LIMIT).map(row),
   };
 }

@@ -103,7 +103,7 @@ export class OutboxDatabase {
     return new Map(rows.map((r) => [r.state, r.n]));
   }
 
-  /** Per endpoint and state, with the oldest: a scan of the table, for operators (`pbxhook outbox status`). */
+  /** Per endpoint and state, with the oldest: a scan of the table, for operators (`pbxhook outbox stats`). */
   counts(): StateCount[] {
     return this.sql(
       `SELECT endpoint, state, count(*) AS count, min(created_at) AS oldest FROM webhooks GROUP BY endpoint, state ORDER BY endpoint, state`,

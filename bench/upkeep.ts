@@ -11,7 +11,8 @@ const DAY = 86_400_000;
  * housekeeping (max_age, max_rows, purge of delivered and dead past their keep, idle lanes), a
  * /metrics scrape's state counts, a status-page refresh, and rebuilding the lane index after
  * another process wrote (`pbxhook outbox retry`). The outbox holds `rows` webhooks written over six
- * days (a week's keep_delivered not yet reached), 1 in 500 dead, the last 200 undelivered.
+ * days (a week's keep_delivered not yet reached), 6 per call (one lane each), 1 in 500 dead, the
+ * last 200 undelivered.
  */
 export function upkeep(rows: number): Record<string, number> {
   const dir = mkdtempSync(join(tmpdir(), 'pbxhook-bench-upkeep-'));
@@ -23,12 +24,14 @@ export function upkeep(rows: number): Record<string, number> {
       `INSERT INTO webhooks (webhook_id, endpoint, lane, seq, call_id, summary, method, url, headers, body, state, next_at, created_at, updated_at)
        VALUES (?, 'crm', ?, ?, ?, 'call.ended', 'POST', 'https://crm.example.com/hook', '{"content-type":"application/json"}', ?, ?, ?, ?, ?)`,
     );
+    const lane = db.prepare(`INSERT INTO lanes (lane, endpoint, last_seq, updated_at) VALUES (?, 'crm', 6, ?)`);
     const body = JSON.stringify({ event: 'call.ended', padding: 'x'.repeat(400) });
     db.transaction(() => {
       for (let i = 0; i < rows; i++) {
         const at = now - 6 * DAY + Math.floor((i * 6 * DAY) / rows);
         const state = i >= rows - 200 ? 'pending' : i % 500 === 0 ? 'dead' : 'delivered';
         insert.run(`msg_${i}`, `crm:c${Math.floor(i / 6)}`, (i % 6) + 1, `c${Math.floor(i / 6)}`, body, state, at, at, at);
+        if (i % 6 === 5) lane.run(`crm:c${Math.floor(i / 6)}`, at); // a call of 6 webhooks, one lane
       }
     })();
     db.close();

@@ -67,10 +67,9 @@ export const MIGRATIONS: readonly string[] = [
   // took ~225 ms at 500k rows, on the daemon's event loop. Triggers keep the count with the rows,
   // in the same transaction, whichever process writes.
   `CREATE TABLE state_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-   INSERT INTO state_counts (state, n)
-     SELECT s.state, (SELECT count(*) FROM webhooks w WHERE w.state = s.state)
-     FROM (SELECT 'pending' AS state UNION ALL SELECT 'in_flight' UNION ALL SELECT 'failed_waiting'
-           UNION ALL SELECT 'delivered' UNION ALL SELECT 'dead') s;
+   INSERT INTO state_counts (state, n) SELECT state, count(*) FROM webhooks GROUP BY state;
+   INSERT OR IGNORE INTO state_counts (state, n)
+     VALUES ('pending', 0), ('in_flight', 0), ('failed_waiting', 0), ('delivered', 0), ('dead', 0);
    CREATE TRIGGER webhooks_count_insert AFTER INSERT ON webhooks BEGIN
      UPDATE state_counts SET n = n + 1 WHERE state = new.state;
    END;

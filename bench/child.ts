@@ -40,7 +40,7 @@ async function main(): Promise<unknown> {
       }
     }
     case 'latency':
-      return latency(300, Number(arg ?? 10));
+      return latency(300, 10, arg === 'baseline' ? 'baseline' : 'daemon');
     case 'upkeep':
       return upkeep(Number(arg ?? 500_000));
     case 'memory':

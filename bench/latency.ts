@@ -40,7 +40,10 @@ export interface LatencyResult {
   readonly benchStallMs: number;
 }
 
-export async function latency(callsPerSecond: number, seconds: number, warmupSeconds = 1): Promise<LatencyResult> {
+/** `daemon`: the real `pbxhook run`; `baseline`: latency-baseline.ts, the least any process could do. */
+export type LatencySubject = 'daemon' | 'baseline';
+
+export async function latency(callsPerSecond: number, seconds: number, subject: LatencySubject = 'daemon', warmupSeconds = 1): Promise<LatencyResult> {
   const warmup = callsPerSecond * warmupSeconds;
   const total = warmup + callsPerSecond * seconds;
   const endSentAt = new Map<number, number>();
@@ -101,7 +104,8 @@ export async function latency(callsPerSecond: number, seconds: number, warmupSec
     join(dir, 'pbxhook.yaml'),
     `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\nstate_dir: ./state\nops:\n  enabled: false\nlog:\n  level: warn\nwebhooks: ./webhooks.ini\n`,
   );
-  const daemon = spawn(process.execPath, ['dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const args = subject === 'daemon' ? ['dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')] : ['dist-bench/bench/latency-baseline.js', String(amiPort), String(receiverPort)];
+  const daemon = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const timeout = setTimeout(() => allIn(), (seconds + 30) * 1000);
   await received;
   clearTimeout(timeout);

@@ -72,10 +72,16 @@ const outboxRps = perSec(N, median(deliveryTimes.outbox));
 // Five runs at least: a tail measured over 10 s catches the neighbours' stalls in some runs and not others.
 const LATENCY_ROUNDS = Math.max(5, ROUNDS);
 const latencies: LatencyResult[] = [];
+const baselines: LatencyResult[] = [];
 for (let round = 0; round < LATENCY_ROUNDS; round++) {
-  latencies.push(measure('latency', 10) as unknown as LatencyResult);
-  process.stderr.write(`round ${round + 1} latency ${JSON.stringify(latencies.at(-1))}\n`);
+  // Interleaved with the baseline, so that both meet the same neighbours.
+  for (const subject of round % 2 === 0 ? ['daemon', 'baseline'] : ['baseline', 'daemon']) {
+    const r = measure('latency', subject) as unknown as LatencyResult;
+    (subject === 'daemon' ? latencies : baselines).push(r);
+    process.stderr.write(`round ${round + 1} latency ${subject} ${JSON.stringify(r)}\n`);
+  }
 }
+const base = [...baselines].sort((a, b) => a.p99 - b.p99)[Math.floor(baselines.length / 2)]!;
 const lat = [...latencies].sort((a, b) => a.p99 - b.p99)[Math.floor(latencies.length / 2)]!;
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
@@ -149,6 +155,11 @@ Every run's p99, with the longest stall of the measuring process's own event loo
 ${latencies.map((l) => `${fmt(l.p99, 1)} ms (${fmt(l.benchStallMs, 0)} ms)`).join(', ')}. On a shared 2-core machine the tail moves with
 the neighbours' load from run to run: a run whose measuring process itself stood still for tens of
 milliseconds stamps the webhooks that arrive meanwhile late, whatever the daemon did.
+
+Baseline, interleaved with those runs (bench/latency-baseline.ts: a process that only logs in,
+splits frames and POSTs one small body per Hangup with axios; no tracker, renderer or outbox):
+median p50 ${fmt(base.p50, 1)} ms, p99 ${fmt(base.p99, 1)} ms; every run's p99 ${baselines.map((l) => `${fmt(l.p99, 1)} ms (${fmt(l.benchStallMs, 0)} ms)`).join(', ')}.
+What pbxhook adds to the least any process could do: p50 ${fmt(lat.p50 - base.p50, 1)} ms, p99 ${fmt(lat.p99 - base.p99, 1)} ms.
 
 Start-up (the first second after login, ${fmt(lat.startup.calls)} calls), every run: first call's webhook
 ${latencies.map((l) => `${fmt(l.startup.first, 1)} ms`).join(', ')}; that second's p99 ${latencies.map((l) => `${fmt(l.startup.p99, 1)} ms`).join(', ')}.

@@ -11,7 +11,8 @@ import { join } from 'node:path';
  * from the moment the server wrote the event that ends a call to the arrival of its webhook.
  * The stream starts the moment the daemon logs in, so its first second measures a cold process
  * (code not yet compiled, no connection to the CRM yet): that second is reported apart, as the
- * start-up figure, and the steady rate is measured over the seconds after it.
+ * start-up figure, and the steady rate is measured over the seconds after it. The same stream into
+ * latency-baseline.ts instead of the daemon gives the baseline.
  */
 function call(seq: number): { start: string; end: string } {
   const id = `1800000000.${seq}`;
@@ -105,13 +106,13 @@ export async function latency(callsPerSecond: number, seconds: number, subject: 
     `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\nstate_dir: ./state\nops:\n  enabled: false\nlog:\n  level: warn\nwebhooks: ./webhooks.ini\n`,
   );
   const args = subject === 'daemon' ? ['dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')] : ['dist-bench/bench/latency-baseline.js', String(amiPort), String(receiverPort)];
-  const daemon = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const timeout = setTimeout(() => allIn(), (seconds + 30) * 1000);
   await received;
   clearTimeout(timeout);
   await streaming;
-  daemon.kill('SIGTERM');
-  await new Promise((r) => daemon.once('exit', r));
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
   ami.close();
   receiver.close();
   rmSync(dir, { recursive: true, force: true });

@@ -3,11 +3,11 @@
  * naming the folder and the holder's pid; the lock goes with its process, even after kill -9.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PID_FILE, StateDirBusyError, holdStateDir } from '../src/deliver/state-lock.js';
+import { LOCK_FILE, PID_FILE, StateDirBusyError, holdStateDir } from '../src/deliver/state-lock.js';
 import { ROOT, ensureBuilt } from './support/e2e.js';
 
 const dirs: string[] = [];
@@ -25,6 +25,7 @@ describe('the state_dir lock', () => {
     const dir = stateDir();
     const first = holdStateDir(dir);
     expect(readFileSync(path.join(dir, PID_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    expect(readdirSync(dir).sort(), 'the lock and the pid, nothing else').toEqual([LOCK_FILE, PID_FILE]);
     let refused: unknown;
     try {
       holdStateDir(dir);

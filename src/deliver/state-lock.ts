@@ -35,6 +35,7 @@ export interface StateDirLock {
 export function holdStateDir(stateDir: string): StateDirLock {
   const db = new Database(path.join(stateDir, LOCK_FILE), { timeout: 0 });
   try {
+    db.pragma('journal_mode = MEMORY'); // nothing here is worth a journal file beside the outbox
     db.pragma('locking_mode = EXCLUSIVE');
     // A write takes the exclusive lock; in this mode the connection keeps it until it closes.
     db.exec('CREATE TABLE IF NOT EXISTS holder (one INTEGER PRIMARY KEY CHECK (one = 1), pid INTEGER NOT NULL, since INTEGER NOT NULL)');

@@ -3,8 +3,10 @@
  * recorded traces and a real HTTP receiver on 127.0.0.1: the receiver down while a trace plays then
  * up; kill -9 mid-stream and restart; 500, 429 + Retry-After, 301, slow answers, connection resets,
  * 410; SIGTERM with an attempt in flight; signatures checked by the standardwebhooks package; the
- * outbox CLI on the database the daemon used.
+ * outbox CLI on the database the daemon used; `pbxhook replay --send`; a second daemon refused on a
+ * state_dir in use.
  */
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Webhook } from 'standardwebhooks';
@@ -14,7 +16,9 @@ import {
   type Daemon,
   type Receiver,
   type ReplayLine,
+  CLI,
   ROOT,
+  cleanEnv,
   exitWithin,
   freePort,
   outboxCli,
@@ -296,6 +300,56 @@ describe('SIGTERM with an attempt in flight', () => {
     await sigterm(d2);
     expect(crm.requests[1]!.headers['webhook-id']).toBe(crm.requests[0]!.headers['webhook-id']);
     expect(crm.ok().map((r) => r.body)).toEqual(want.map((w) => w.body));
+  });
+});
+
+/** `node dist/cli.js …` without blocking this process (whose receiver must answer meanwhile). */
+function runCli(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: cleanEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pbxhook ${args.join(' ')}: no exit within 30 s\n${stderr.slice(-3000)}`));
+    }, 30_000);
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+describe('pbxhook replay --send (testers: a trace in, real webhooks out)', () => {
+  it('delivers exactly what it prints, each call in order, once, then exits 0; --state-dir keeps the outbox', async () => {
+    const crm = await receiver();
+    const ini = section('crm-json', crm.port, '/3cx') + section('crm-legacy', crm.port, '/3cx-legacy', ['variant = urlencoded']);
+    const cfg = writeConfig(sandbox.tmp, await freePort(), FAST, ini); // the PBX is never contacted
+    const want = replay(ANSWERED, cfg.yaml);
+    const r = await runCli(['replay', ANSWERED, '--config', cfg.yaml, '--send', '--state-dir', cfg.stateDir]);
+    expect(r.status, r.stderr.slice(-3000)).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as ReplayLine).body), 'prints what replay prints').toEqual(
+      want.map((w) => w.body),
+    );
+    expect(crm.ok()).toHaveLength(want.length);
+    expectOrderedAndComplete(crm, cfg.stateDir, want);
+    const logs = r.stderr.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logs.find((l) => l.msg === 'replay finished')).toMatchObject({ delivered: want.length, dead: 0, undelivered: 0 });
+  });
+
+  it('a webhook the CRM refuses for good (410) is dead: exit 1, the count in the log', async () => {
+    const crm = await receiver();
+    crm.handle((req) => (req.path === '/gone' ? { status: 410 } : { status: 200 }));
+    const cfg = writeConfig(sandbox.tmp, await freePort(), FAST, section('crm', crm.port, '/3cx') + section('gone', crm.port, '/gone'));
+    const want = replay(ANSWERED, cfg.yaml);
+    const perEndpoint = want.filter((w) => w.endpoint === 'gone').length;
+    const r = await runCli(['replay', ANSWERED, '--config', cfg.yaml, '--send']);
+    expect(r.status).toBe(1);
+    const logs = r.stderr.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logs.find((l) => l.msg === 'replay finished')).toMatchObject({ delivered: want.length - perEndpoint, dead: perEndpoint, undelivered: 0 });
+    expect(crm.ok('/3cx').map((q) => q.body)).toEqual(want.filter((w) => w.endpoint === 'crm').map((w) => w.body));
   });
 });
 

@@ -23,7 +23,7 @@ export interface AttemptRow extends Omit<AttemptRecord, 'status' | 'errorCode' |
   readonly outcome: string | null;
 }
 
-/** Which webhooks an operator means: ids (row numbers or webhook-ids), an endpoint, states. */
+/** How many webhooks of an endpoint are in a state, and the oldest of them (`pbxhook outbox stats`). */
 export interface StateCount {
   readonly endpoint: string;
   readonly state: OutboxState;

@@ -104,6 +104,7 @@ export interface OutboxRow {
   readonly lastError: string | null;
 }
 
+/** Which webhooks an operator means: ids (row numbers or webhook-ids), an endpoint, states. */
 export interface Selection {
   readonly ids?: readonly string[];
   readonly endpoint?: string;

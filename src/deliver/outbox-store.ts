@@ -38,6 +38,7 @@ const FRESH_MS = 5_000;
 // Statements run per webhook, built once: a template literal makes a new string (hashed again by
 // the statement cache) on every call.
 const HEAD_OF_LANE = `SELECT endpoint, id, state, next_at AS at FROM webhooks WHERE lane = ? AND state IN (${inList(UNDELIVERED)}) ORDER BY seq LIMIT 1`;
+const UNDELIVERED_COUNT = `SELECT coalesce(sum(n), 0) FROM state_counts WHERE state IN (${inList(UNDELIVERED)})`;
 const CLAIM = `UPDATE webhooks SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1, updated_at = @now
    WHERE id = @id AND state IN (${inList(TRANSITIONS.claim.from)}) RETURNING *`;
 const MOVE = Object.fromEntries(
@@ -50,12 +51,10 @@ const MOVE = Object.fromEntries(
 
 export class OutboxStore extends OutboxDatabase {
   /**
-   * What memory knows of the rows: the lane index and the number of undelivered webhooks. Built on
-   * first use; forgotten after a failed transaction (memory never outlives a rollback) and when
-   * another connection committed.
+   * What memory knows of the rows: the lane index. Built on first use; forgotten after a failed
+   * transaction (memory never outlives a rollback) and when another connection committed.
    */
   private lanes: LaneHeads | undefined;
-  private owed: number | undefined;
   private dataVersion = -1;
   /** Inside atomically(): named transitions run without a savepoint of their own. */
   private grouped = false;
@@ -110,7 +109,6 @@ export class OutboxStore extends OutboxDatabase {
 
   private forget(): void {
     this.lanes = undefined;
-    this.owed = undefined;
   }
 
   private loadHeads(now: number): LaneHeads {
@@ -219,7 +217,6 @@ export class OutboxStore extends OutboxDatabase {
         heads.append(r.orderKey, r.endpoint, id, now, now);
         return { id, webhookId, seq };
       });
-      if (this.owed !== undefined) this.owed += reqs.length;
       return added;
     });
   }
@@ -283,7 +280,6 @@ export class OutboxStore extends OutboxDatabase {
         error: attempt.error ?? null,
         outcome: decision.kind,
       });
-      if (this.owed !== undefined && (decision.kind === 'delivered' || decision.kind === 'dead')) this.owed--;
       // Waiting or requeued, the webhook is still its lane's head; otherwise the next one is.
       if (this.lanes === undefined) return;
       const stays = decision.kind === 'retry' || decision.kind === 'requeue';
@@ -374,17 +370,14 @@ export class OutboxStore extends OutboxDatabase {
        WHERE state IN (${inList(t.from)}) AND (${where}) RETURNING lane, endpoint`,
     ).all({ ...params, now }) as Array<{ lane: string; endpoint: string }>;
     const byEndpoint: Expired = new Map();
-    if (rows.length > 0) this.owed = undefined; // counted again when next asked
     for (const r of rows) byEndpoint.set(r.endpoint, (byEndpoint.get(r.endpoint) ?? 0) + 1);
     for (const lane of new Set(rows.map((r) => r.lane))) this.refreshLane(lane, now);
     return byEndpoint;
   }
 
-  /** Webhooks not yet delivered or dead: read from state_counts once, then kept up to date in memory. */
+  /** Webhooks not yet delivered or dead: a read of the counts the triggers keep (schema 3). */
   depth(): number {
-    this.forgetIfOthersWrote();
-    this.owed ??= this.sql(`SELECT coalesce(sum(n), 0) FROM state_counts WHERE state IN (${inList(UNDELIVERED)})`).pluck().get() as number;
-    return this.owed;
+    return this.sql(UNDELIVERED_COUNT).pluck().get() as number;
   }
 
   /** When the endpoint's next lane head is due; undefined when it owes nothing claimable. */

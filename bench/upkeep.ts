@@ -11,7 +11,7 @@ const DAY = 86_400_000;
  * housekeeping (max_age, max_rows, purge of delivered and dead past their keep, idle lanes), a
  * /metrics scrape's state counts, a status-page refresh, and rebuilding the lane index after
  * another process wrote (`pbxhook outbox retry`). The outbox holds `rows` webhooks written over six
- * days (a week's keep_delivered not yet reached), 6 per call (one lane each), 1 in 500 dead, the
+ * days (with keep_delivered: 7d, longer than the default 1d), 6 per call (one lane each), 1 in 500 dead, the
  * last 200 undelivered.
  */
 export function upkeep(rows: number): Record<string, number> {
@@ -52,7 +52,7 @@ export function upkeep(rows: number): Record<string, number> {
     };
     const result = {
       rows,
-      // The same calls, in the same order, as OutboxWorker.housekeeping (defaults: 3 d, 100k, 7 d, 30 d).
+      // The same calls, in the same order, as OutboxWorker.housekeeping: max_age 3d, max_rows 100k (defaults), keep_delivered 7d, keep_dead 30d (default).
       housekeeping: time(() => {
         store.expireOlderThan(now - 3 * DAY, now);
         store.enforceMaxRows(100_000, now);

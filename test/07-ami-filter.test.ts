@@ -1,8 +1,9 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AmiFramer } from '../src/ami/framer.js';
-import { wantsAmiEvent } from '../src/ami/normalise.js';
+import { AMI_EVENTS } from '../src/ami/events.js';
+import { wantsAmiEvent, wantsAmiEventNamed } from '../src/ami/normalise.js';
 import { loadConfig } from '../src/config/load.js';
 import { Pipeline } from '../src/pipeline.js';
 import { loadTrace } from './support/fakeAmiServer.js';
@@ -11,7 +12,7 @@ import { loadTrace } from './support/fakeAmiServer.js';
  * Replay skips unparsed the AMI events the model never reads (issue #7). That must change
  * nothing: every trace gives the same requests with and without the filter.
  */
-const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth'];
+const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth', 'test/fixtures/asterisk-freepbx', 'test/fixtures/asterisk-freepbx-synth'];
 const traces = DIRS.filter(existsSync).flatMap((d) => readdirSync(d).filter((f) => /\.ami(\.gz)?$/.test(f)).map((f) => join(d, f)));
 const cfg = loadConfig('config/all-schemas.example.yaml');
 
@@ -44,5 +45,20 @@ describe('replay filter', () => {
     expect(wantsAmiEvent('CEL', noise, 0, 0)).toBe(false);
     expect(wantsAmiEvent('BrandNewEvent', noise, 0, 0)).toBe(true);
     expect(wantsAmiEvent('Hangup', noise, 0, 0)).toBe(true);
+  });
+
+  // The README's manager.conf lines must pass everything pbxhook reads, or a filtered PBX loses calls.
+  it("README's eventfilter passes every event and variable the normaliser reads", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const filters = [...readme.matchAll(/^eventfilter = (.+)$/gm)].map((m) => new RegExp(m[1]!));
+    expect(filters.length).toBeGreaterThan(0);
+    const passes = (text: string): boolean => filters.some((f) => f.test(text));
+    const read = AMI_EVENTS.filter((name) => name !== 'VarSet' && wantsAmiEventNamed(name, undefined));
+    expect(read).toContain('HangupRequest');
+    for (const name of read) expect(passes(`Event: ${name}`), name).toBe(true);
+    for (const v of ['MIXMONITOR_FILENAME', 'QUEUESTATUS']) {
+      expect(wantsAmiEventNamed('VarSet', v)).toBe(true);
+      expect(passes(`Event: VarSet\r\nVariable: ${v}`), v).toBe(true);
+    }
   });
 });

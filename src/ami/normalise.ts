@@ -1,5 +1,5 @@
 import type { DialStatus, PbxEvent } from '../core/events.js';
-import type { RoleBook } from '../core/roles.js';
+import type { RoleBook, Route } from '../core/roles.js';
 import { partyOfChannel } from './channel.js';
 import { isKnownAmiEvent } from './events.js';
 import { field, type AmiFrame } from './frame.js';
@@ -42,16 +42,19 @@ function newexten(f: AmiFrame, at: number, roles: RoleBook): PbxEvent | undefine
   const channel = field(f, 'uniqueid');
   const context = field(f, 'context');
   const exten = field(f, 'exten') || field(f, 'extension');
+  const route = routeOf(roles, context, exten, field(f, 'application'), field(f, 'appdata'));
+  return route && { type: 'route.entered', at, channel, role: route.role, number: route.number };
+}
+
+function routeOf(roles: RoleBook, context: string, exten: string, application: string, appData: string): Route | undefined {
   const configured = roles.routeAt(context, exten);
-  if (configured) return { type: 'route.entered', at, channel, role: configured.role, number: configured.number };
-  const app = field(f, 'application').toLowerCase();
-  if (IVR_APPS.has(app)) return { type: 'route.entered', at, channel, role: 'ivr', number: exten };
-  if (app === 'dial' && dialsSeveral(field(f, 'appdata'))) {
-    return { type: 'route.entered', at, channel, role: 'ringgroup', number: exten };
-  }
+  if (configured) return configured;
+  const app = application.toLowerCase();
+  if (IVR_APPS.has(app)) return roles.routeBy('ivr', context, exten, `application ${application}`);
+  if (app === 'dial' && dialsSeveral(appData)) return roles.routeBy('ringgroup', context, exten, 'Dial() to several phones');
   if (app === 'voicemail') {
-    const mailbox = field(f, 'appdata').split(/[@,]/)[0] ?? exten;
-    return { type: 'route.entered', at, channel, role: 'voicemail', number: mailbox };
+    const mailbox = appData.split(/[@,]/)[0] || exten;
+    return roles.routeBy('voicemail', context, mailbox, 'application VoiceMail');
   }
   return undefined;
 }
@@ -120,12 +123,11 @@ const HANDLER_TABLE: Record<string, Handler> = {
   }),
   newexten,
   varset,
-  queuecallerjoin: (f, at) => ({
+  queuecallerjoin: (f, at, roles) => ({
     type: 'route.entered',
     at,
     channel: field(f, 'uniqueid'),
-    role: 'queue',
-    number: field(f, 'queue'),
+    ...roles.routeBy('queue', '', field(f, 'queue'), 'QueueCallerJoin (app_queue)'),
   }),
   queuecallerabandon: (f, at) => ({
     type: 'queue.left',
@@ -172,6 +174,11 @@ const HANDLER_TABLE: Record<string, Handler> = {
   },
   hold: (f, at) => ({ type: 'channel.hold', at, channel: field(f, 'uniqueid'), held: true }),
   unhold: (f, at) => ({ type: 'channel.hold', at, channel: field(f, 'uniqueid'), held: false }),
+  // A queued hangup carries the far end's reason before Dial reports the attempt (a 603 → 21).
+  hanguprequest: (f, at) => {
+    const cause = Number(field(f, 'cause'));
+    return cause > 0 ? { type: 'channel.cause', at, channel: field(f, 'uniqueid'), cause } : undefined;
+  },
   hangup: (f, at) => ({ type: 'channel.hangup', at, channel: field(f, 'uniqueid'), cause: Number(field(f, 'cause')) || 0 }),
   userevent: (f, at) => {
     // A dialplan `UserEvent(SMS,From: …,To: …,Body: …)` in the message context (README: text messages).

@@ -93,6 +93,7 @@ const voipRequest = z.strictObject({
   disposition_answered: value.default('Answered'),
   disposition_missed: value.default('Unknown'),
   disposition_busy: value.default('Unknown'),
+  disposition_declined: value.default('Unknown'),
   disposition_abandoned: value.default('Unknown'),
   disposition_timeout: value.default('Unknown'),
   disposition_failed: value.default('Unknown'),
@@ -147,7 +148,7 @@ export function toEndpoint(
         eventValues: { ringing: s.event_ringing, answered: s.event_answered, ended: s.event_ended },
         dispositionValues: {
           unknown: s.disposition_unknown, answered: s.disposition_answered, missed: s.disposition_missed,
-          busy: s.disposition_busy, abandoned: s.disposition_abandoned, timeout: s.disposition_timeout,
+          busy: s.disposition_busy, declined: s.disposition_declined, abandoned: s.disposition_abandoned, timeout: s.disposition_timeout,
           failed: s.disposition_failed,
         },
       };

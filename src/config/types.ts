@@ -145,7 +145,7 @@ export interface VxtEndpoint extends EndpointBase {
 export interface VoipRequestEndpoint extends EndpointBase {
   readonly schema: 'voip-request';
   readonly eventValues: { readonly ringing: string; readonly answered: string; readonly ended: string };
-  readonly dispositionValues: Readonly<Record<'unknown' | 'answered' | 'missed' | 'busy' | 'abandoned' | 'timeout' | 'failed', string>>;
+  readonly dispositionValues: Readonly<Record<'unknown' | 'answered' | 'missed' | 'busy' | 'declined' | 'abandoned' | 'timeout' | 'failed', string>>;
 }
 
 export type EndpointConfig = ThreeCxEndpoint | VoipAppzEndpoint | PetDeskEndpoint | VxtEndpoint | VoipRequestEndpoint;

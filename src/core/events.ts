@@ -54,6 +54,17 @@ export interface ChannelRinging extends Base {
   readonly channel: string;
 }
 
+/**
+ * Why a channel is about to go, before its Hangup and before the dial that rang it ends (AMI
+ * HangupRequest with a Cause): the only place a phone's 603 Decline shows while Dial still
+ * calls the attempt NOANSWER.
+ */
+export interface ChannelCause extends Base {
+  readonly type: 'channel.cause';
+  readonly channel: string;
+  readonly cause: number;
+}
+
 export interface ChannelHangup extends Base {
   readonly type: 'channel.hangup';
   readonly channel: string;
@@ -159,6 +170,7 @@ export type PbxEvent =
   | ChannelCallerId
   | ChannelAnswered
   | ChannelRinging
+  | ChannelCause
   | ChannelHangup
   | DialBegin
   | DialEnd

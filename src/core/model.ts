@@ -1,8 +1,12 @@
 import type { CallerId, Party } from './events.js';
 import type { Route } from './roles.js';
 
-/** How a leg or a whole call ended. */
-export type Disposition = 'answered' | 'missed' | 'busy' | 'abandoned' | 'timeout' | 'failed';
+/**
+ * How a leg or a whole call ended: `timeout` rang until a ring or queue cycle ended; `abandoned` the
+ * caller hung up while it rang; `missed` another leg of the call answered; `declined` the phone
+ * rejected it (Q.850 21, SIP 603).
+ */
+export type Disposition = 'answered' | 'missed' | 'busy' | 'declined' | 'abandoned' | 'timeout' | 'failed';
 export type Direction = 'inbound' | 'outbound' | 'internal';
 export type TransferKind = 'none' | 'blind' | 'attended';
 /** Why the tracker closed a call: its last Hangup, silence, or a reconnect's channel list without it. */
@@ -62,8 +66,12 @@ export interface Call {
   /** True once the direction is final (the origin is a trunk, or it has dialled someone). */
   directionKnown: boolean;
   clickToCall: boolean;
-  /** The first channel: the caller's trunk channel (inbound), the calling phone (outbound, internal). */
-  readonly origin: string;
+  /**
+   * The first channel: the caller's trunk channel (inbound), the calling phone (outbound, internal).
+   * A click-to-call originated through a Local channel starts on that channel and moves here to the
+   * phone it rings once that phone is dialled.
+   */
+  origin: string;
   /** The channel standing for the customer: the origin for inbound and internal, the trunk leg for outbound. */
   customer: string | undefined;
   /** The customer's number: the caller (inbound), the number dialled (outbound), the calling extension (internal). */
@@ -104,6 +112,12 @@ export interface Channel {
   held: boolean;
   /** The channel that dialled this one, if any. */
   dialedBy: string | undefined;
+  /** Q.850 cause the PBX gave before the Hangup (AMI HangupRequest): a phone declining, a busy line. */
+  cause: number | undefined;
+  /** Dialled by an AMI Originate / API originate: nobody's leg rang it. */
+  originated: boolean;
+  /** The other half of a Local channel pair (`…;1` ↔ `…;2`): Local channels are wires, not parties. */
+  localPeer: string | undefined;
 }
 
 /** A frozen, self-contained copy of a call, attached to every lifecycle event. */

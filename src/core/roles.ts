@@ -6,6 +6,21 @@ export interface Route {
   readonly number: string;
 }
 
+export interface InferredRoute extends Route {
+  /** What named it: a config key, a FreePBX context, an application. */
+  readonly rule: string;
+}
+
+const CONFIG_KEY: Record<RouteRole, string> = { ivr: 'ivrs', queue: 'queues', ringgroup: 'ring_groups', voicemail: 'voicemail' };
+
+/** Dialplan extensions that are entry points, not numbers: start, invalid, timeout, hangup… */
+function isSpecialExten(exten: string): boolean {
+  return /^(s|i|t|T|h|e|o|a)$/.test(exten);
+}
+
+/** A dialplan generating numbers in a loop must not grow memory: past this, rules are not kept. */
+const MAX_RULES_KEPT = 1000;
+
 /**
  * Knows which numbers are IVRs, queues and ring groups, and which endpoints are extensions
  * or trunks. Built once at start-up from config; every lookup is a Map/Set hit or one regex.
@@ -14,6 +29,7 @@ export class RoleBook {
   private readonly byTarget = new Map<string, RouteRole>();
   private readonly extension: RegExp;
   private readonly trunk: RegExp | undefined;
+  private readonly rules = new Map<string, InferredRoute>();
 
   constructor(private readonly cfg: RoleConfig) {
     for (const t of cfg.ivrs) this.byTarget.set(t, 'ivr');
@@ -37,15 +53,42 @@ export class RoleBook {
 
   /**
    * The route a dialplan position stands for: configured `exten@context` or bare `exten` first,
-   * then FreePBX's context names (ext-queues, ext-group, ivr-N), which need no configuration.
+   * then FreePBX's context names (ext-queues, ext-group, ext-findmefollow, ivr-N), which need no
+   * configuration. FreePBX 16 runs the same contexts; only its macros differ, and they name no route.
    */
   routeAt(context: string, exten: string): Route | undefined {
     const role = this.byTarget.get(`${exten}@${context}`) ?? this.byTarget.get(exten);
-    if (role) return { role, number: exten };
-    if (context === 'ext-queues' && exten !== 's' && exten !== 'h') return { role: 'queue', number: exten };
-    if (context === 'ext-group' && exten !== 's' && exten !== 'h') return { role: 'ringgroup', number: exten };
-    if (context.startsWith('ivr-')) return { role: 'ivr', number: context.slice(4) };
+    if (role) return this.found(role, exten, `roles.${CONFIG_KEY[role]} in the config`);
+    if (exten === '' || isSpecialExten(exten)) {
+      if (context.startsWith('ivr-')) return this.found('ivr', context.slice(4), `FreePBX context ${context}`);
+      return undefined;
+    }
+    if (context === 'ext-queues') return this.found('queue', exten, 'FreePBX context ext-queues');
+    if (context === 'ext-group') return this.found('ringgroup', exten, 'FreePBX context ext-group');
+    // Follow-me is FreePBX's ring group of one extension's phones and numbers, named by the extension.
+    if (context === 'ext-findmefollow') return this.found('ringgroup', exten.replace(/^FM/, ''), 'FreePBX context ext-findmefollow (follow-me)');
+    if (context.startsWith('ivr-')) return this.found('ivr', context.slice(4), `FreePBX context ${context}`);
     return undefined;
+  }
+
+  /**
+   * A route seen by what the dialplan ran there (an IVR's Background, a Dial to several phones…).
+   * An IVR entered at `s` (or a timeout's `t`) is named after its context, never "s".
+   */
+  routeBy(role: RouteRole, context: string, exten: string, rule: string): Route {
+    const number = exten === '' || isSpecialExten(exten) ? context : exten;
+    return this.found(role, number, context ? `${rule} in ${context}` : rule);
+  }
+
+  /** Which rule named each route so far, first sighting first: check-config and replay show it. */
+  inferred(): readonly InferredRoute[] {
+    return [...this.rules.values()];
+  }
+
+  private found(role: RouteRole, number: string, rule: string): Route {
+    const key = `${role} ${number}`;
+    if (!this.rules.has(key) && this.rules.size < MAX_RULES_KEPT) this.rules.set(key, { role, number, rule });
+    return { role, number };
   }
 
   /** True when config names this number for a role, so automatic detection must not relabel it. */

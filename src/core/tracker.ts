@@ -1,7 +1,8 @@
 import type { PbxEvent } from './events.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import { viewOf, type Call, type Channel, type EndReason, type Leg, type LegKind, type Segment } from './model.js';
-import { endCall, finishLeg, startSegment, endSegment } from './transitions.js';
+import { isWiredThrough, localPairName, realDialler } from './locals.js';
+import { endCall, finishLeg, startSegment, endSegment, unansweredAs } from './transitions.js';
 
 export interface TrackerStats {
   /** Events about channels the tracker never saw created (joined mid-call, or a lost event). */
@@ -24,6 +25,8 @@ export class Tracker {
   private out: LifecycleEvent[] = [];
   /** Extension → the call it last put on hold: finds attended-transfer consultations without a scan. */
   readonly heldBy = new Map<string, string>();
+  /** Local pair name → the half seen first, until the other half pairs with it. */
+  private readonly unpairedLocals = new Map<string, string>();
   /** The newest event time seen: replay's clock for idle timeouts. */
   lastEventAt = 0;
 
@@ -76,6 +79,26 @@ export class Tracker {
     return { call, channel };
   }
 
+  /** Pairs the two halves of a Local channel, whichever the PBX announces first. */
+  pairLocal(ch: Channel): void {
+    const pair = localPairName(ch.name);
+    if (pair === undefined) return;
+    const other = this.unpairedLocals.get(pair);
+    const peer = other === undefined ? undefined : this.channels.get(other);
+    if (!peer) {
+      this.unpairedLocals.set(pair, ch.id);
+      return;
+    }
+    this.unpairedLocals.delete(pair);
+    peer.localPeer = ch.id;
+    ch.localPeer = peer.id;
+  }
+
+  /** The party that really dials through `from`: Local channels in between are wires (locals.ts). */
+  diallerOf(call: Call, from: Channel | undefined): Channel | undefined {
+    return from && from.party.kind === 'local' ? realDialler(this.channels, from, call.channelIds) : from;
+  }
+
   legOf(call: Call, channelId: string): Leg | undefined {
     for (let i = call.legs.length - 1; i >= 0; i--) if (call.legs[i]!.channel === channelId) return call.legs[i];
     return undefined;
@@ -89,7 +112,11 @@ export class Tracker {
   close(call: Call, at: number, reason: EndReason): void {
     endCall(this, call, at, reason);
     if (reason === 'resync') this.stats.callsResynced++;
-    for (const id of call.channelIds) this.channels.delete(id);
+    for (const id of call.channelIds) {
+      const pair = localPairName(this.channels.get(id)?.name ?? '');
+      if (pair !== undefined && this.unpairedLocals.get(pair) === id) this.unpairedLocals.delete(pair);
+      this.channels.delete(id);
+    }
     this.calls.delete(call.id);
     this.stats.callsEnded++;
   }
@@ -149,8 +176,12 @@ const HANDLERS: HandlerTable = {
       hungUpAt: undefined,
       held: false,
       dialedBy: undefined,
+      cause: undefined,
+      originated: false,
+      localPeer: undefined,
     };
     t.channels.set(ev.channel, channel);
+    if (ev.party.kind === 'local') t.pairLocal(channel);
     const existing = t.calls.get(ev.call);
     if (existing) {
       existing.channelIds.push(ev.channel);
@@ -227,25 +258,25 @@ const HANDLERS: HandlerTable = {
     if (!found || !target) return;
     const { call } = found;
     touch(call, ev.at);
-    const from = ev.from === undefined ? undefined : t.channels.get(ev.from);
-    target.dialedBy = from?.id;
-    if (!from && call.origin === ev.to) call.clickToCall = true;
+    const caller = ev.from === undefined ? undefined : t.channels.get(ev.from);
+    target.dialedBy = caller?.id;
+    if (!caller) target.originated = true;
+    if (!caller && call.origin === ev.to) call.clickToCall = true;
+    const from = t.diallerOf(call, caller);
+    // A click-to-call originated through a Local channel starts with that wire; the phone it rings is the origin.
+    if (!from && target.party.kind !== 'local' && t.channels.get(call.origin)?.party.kind === 'local') moveOrigin(call, target);
     if (from && from.id === call.origin && !call.directionKnown) {
-      call.directionKnown = true;
       if (target.party.kind === 'trunk') {
+        call.directionKnown = true;
         call.direction = 'outbound';
         call.customer = target.id;
         call.customerNumber = numberOf(ev.target) || target.callerId.num || target.dialed;
+        if (call.consultFor === undefined) t.emitCall('call.started', call, ev.at);
       } else {
-        call.direction = 'internal';
-        call.customer = call.origin;
-        const origin = t.channels.get(call.origin);
-        call.customerNumber = origin?.callerId.num || call.originExtension;
-        call.customerName = origin?.callerId.name ?? '';
+        startInternal(t, call, ev.at);
       }
-      if (call.consultFor === undefined) t.emitCall('call.started', call, ev.at);
     }
-    if (target.party.kind === 'local') return; // the Local channel's own dial is the real leg
+    if (target.party.kind === 'local') return; // a wire: the phone its other half dials is the leg
     const via = [...call.routes].reverse().find((r) => r.role === 'queue' || r.role === 'ringgroup');
     const kind = t.legKind(call, from, target);
     const leg: Leg = {
@@ -269,17 +300,20 @@ const HANDLERS: HandlerTable = {
   'dial.end': (t, ev) => {
     const found = t.callOf(ev.to);
     if (!found) return;
-    const { call } = found;
+    const { call, channel } = found;
     touch(call, ev.at);
+    if (channel.party.kind === 'local') {
+      // app_queue's ring cycle ended on a member's wire: the phones behind it rang until a timeout.
+      if (ev.status === 'noanswer') ringCycleEnded(t, call, channel, ev.at);
+      return;
+    }
     const leg = t.legOf(call, ev.to);
     // DialEnd comes twice for an unanswered queue member (NOANSWER, then CANCEL): the first one counts.
     if (!leg || leg.dialStatus !== undefined) return;
     leg.dialStatus = ev.status;
     if (ev.status !== 'answer') {
-      if (ev.status === 'noanswer') finishLeg(t, call, leg, ev.at, 'timeout');
-      else if (ev.status === 'busy') finishLeg(t, call, leg, ev.at, 'busy');
-      else if (ev.status === 'cancel') leg.endedAt = ev.at; // missed or abandoned: decided at the end
-      else finishLeg(t, call, leg, ev.at, 'failed');
+      if (ev.status === 'cancel') leg.endedAt = ev.at; // missed, abandoned or timeout: decided at the end
+      else finishLeg(t, call, leg, ev.at, unansweredAs(ev.status, channel.cause));
       return;
     }
     leg.answeredAt = ev.at;
@@ -301,6 +335,8 @@ const HANDLERS: HandlerTable = {
     const { call } = found;
     touch(call, ev.at);
     if (ev.channel !== call.customer && ev.channel !== call.origin) return;
+    // A phone that reaches a queue, ring group or IVR is an internal caller, known before anyone rings.
+    if (!call.directionKnown && ev.channel === call.origin && found.channel.party.kind === 'extension') startInternal(t, call, ev.at);
     const last = call.routes[call.routes.length - 1];
     if (last && last.role === ev.role && last.number === ev.number) return; // every dialplan priority repeats it
     call.routes.push({ role: ev.role, number: ev.number, at: ev.at });
@@ -361,6 +397,13 @@ const HANDLERS: HandlerTable = {
     if (!found.channel.recordings.includes(ev.file)) found.channel.recordings.push(ev.file);
   },
 
+  'channel.cause': (t, ev) => {
+    const found = t.callOf(ev.channel);
+    if (!found) return;
+    touch(found.call, ev.at);
+    found.channel.cause = ev.cause;
+  },
+
   'channel.hangup': (t, ev) => hangUp(t, ev, 'hangup'),
 
   // Only channels we track can end here: one the PBX lists but we never saw is not invented.
@@ -390,7 +433,7 @@ function hangUp(t: Tracker, ev: Extract<PbxEvent, { type: 'channel.hangup' }>, r
   if (leg) {
     leg.cause = ev.cause;
     if (leg.disposition === undefined && leg.dialStatus !== 'cancel') {
-      finishLeg(t, call, leg, ev.at, ev.cause === 17 ? 'busy' : leg.answeredAt ? 'answered' : 'failed');
+      finishLeg(t, call, leg, ev.at, leg.answeredAt ? 'answered' : unansweredAs(undefined, ev.cause));
     } else if (leg.endedAt === undefined || leg.disposition === 'answered') {
       leg.endedAt = leg.endedAt ?? ev.at;
     }
@@ -402,6 +445,34 @@ function hangUp(t: Tracker, ev: Extract<PbxEvent, { type: 'channel.hangup' }>, r
     if (ch && ch.hungUpAt === undefined) return;
   }
   t.close(call, ev.at, reason);
+}
+
+/** The origin is a phone that has not dialled out (yet): the call is internal, its caller that phone. */
+function startInternal(t: Tracker, call: Call, at: number): void {
+  call.directionKnown = true;
+  call.direction = 'internal';
+  call.customer = call.origin;
+  const origin = t.channels.get(call.origin);
+  call.customerNumber = origin?.callerId.num || call.originExtension;
+  call.customerName = origin?.callerId.name ?? '';
+  if (call.consultFor === undefined) t.emitCall('call.started', call, at);
+}
+
+/** An Originate rang a Local channel; the phone its other half rings is where the call starts. */
+function moveOrigin(call: Call, phone: Channel): void {
+  call.origin = phone.id;
+  if (phone.party.kind === 'extension') call.originExtension = phone.party.id;
+}
+
+/** Every phone still ringing behind this Local `;1` rang until the queue's (or group's) ring timeout. */
+function ringCycleEnded(t: Tracker, call: Call, entry: Channel, at: number): void {
+  for (const leg of call.legs) {
+    if (leg.disposition !== undefined || leg.dialStatus === 'answer') continue;
+    const ch = t.channels.get(leg.channel);
+    if (!ch || !isWiredThrough(t.channels, ch, entry)) continue;
+    leg.dialStatus = 'noanswer';
+    finishLeg(t, call, leg, at, unansweredAs('noanswer', ch.cause));
+  }
 }
 
 /** "05552221133@trunk" → "05552221133"; "PJSIP/117" → "117". */

@@ -1,3 +1,4 @@
+import type { DialStatus } from './events.js';
 import type { Tracker } from './tracker.js';
 import { viewOf, type Call, type Disposition, type EndReason, type Leg, type Segment } from './model.js';
 
@@ -45,10 +46,45 @@ export function endSegment(t: Tracker, call: Call, seg: Segment, at: number, end
   t.emit({ type: 'segment.ended', at, call: viewOf(call), segment: { ...seg, recordings: [...seg.recordings] } });
 }
 
-/** What a cancelled ring attempt was: lost to another phone, given up by the caller, or cut by a timeout. */
-function cancelledAs(call: Call, leg: Leg): Disposition {
-  if (leg.cause === 26) return 'missed'; // answered elsewhere
+/** Q.850 causes that say what the phone did, whatever the dial result was called. */
+const CAUSE_USER_BUSY = 17;
+const CAUSE_CALL_REJECTED = 21;
+const CAUSE_ANSWERED_ELSEWHERE = 26;
+
+/**
+ * A ring attempt that ended unanswered, from the dial result and the phone's own cause. A phone's
+ * 603 Decline reaches Dial as NOANSWER (or BUSY): the cause is the evidence that it was declined.
+ */
+export function unansweredAs(status: DialStatus | undefined, cause: number | undefined): Disposition {
+  if (cause === CAUSE_CALL_REJECTED) return 'declined';
+  if (status === 'noanswer') return 'timeout';
+  if (status === 'busy' || cause === CAUSE_USER_BUSY) return 'busy';
+  return 'failed';
+}
+
+/** Slack between the caller's hangup and the cancel it causes reaching a phone through Local channels. */
+const HANGUP_SLACK_MS = 1000;
+
+/**
+ * What a cancelled ring attempt was: lost to another leg that answered, cut by the queue's timeout,
+ * or given up by whoever dialled it. app_queue hangs up every unanswered member with cause 26
+ * ("answered elsewhere") whatever happened, so the cause counts only when nothing else explains it.
+ */
+function cancelledAs(t: Tracker, call: Call, leg: Leg): Disposition {
+  const ended = leg.endedAt ?? call.endedAt ?? leg.createdAt;
+  const answeredElsewhere = call.legs.some(
+    (l) => l !== leg && l.answeredAt !== undefined && l.answeredAt >= leg.createdAt && l.answeredAt <= ended,
+  );
+  if (answeredElsewhere) return 'missed';
   if (call.queueOutcome === 'timeout') return 'timeout';
+  const ch = t.channels.get(leg.channel);
+  const dialler = t.diallerOf(call, ch?.dialedBy === undefined ? undefined : t.channels.get(ch.dialedBy));
+  const gaveUp = [dialler?.id, call.customer].some((id) => {
+    const hungUpAt = id === undefined ? undefined : t.channels.get(id)?.hungUpAt;
+    return hungUpAt !== undefined && hungUpAt <= ended + HANGUP_SLACK_MS;
+  });
+  if (gaveUp || call.queueOutcome === 'abandoned') return 'abandoned';
+  if (leg.cause === CAUSE_ANSWERED_ELSEWHERE) return 'missed';
   if (call.segments.length === 0) return 'abandoned';
   return 'missed';
 }
@@ -84,7 +120,7 @@ export function endCall(t: Tracker, call: Call, at: number, reason: EndReason): 
   if (open) endSegment(t, call, open, at, 'hangup');
   for (const leg of call.legs) {
     if (leg.disposition !== undefined) continue;
-    const d = leg.dialStatus === 'cancel' ? cancelledAs(call, leg) : leg.answeredAt ? 'answered' : 'failed';
+    const d = leg.dialStatus === 'cancel' ? cancelledAs(t, call, leg) : leg.answeredAt ? 'answered' : unansweredAs(undefined, leg.cause);
     finishLeg(t, call, leg, at, d);
   }
   call.disposition = callDisposition(call);

@@ -105,13 +105,17 @@ function callType(call: CallView): string {
   return `${from}_to_${last?.role ?? 'ext'}`;
 }
 
-/** "Cause Of Call: answer/busy/no_answer". */
+/**
+ * "Cause Of Call: answer/busy/no_answer". A phone that declined refused the call as a busy one does
+ * (SIP 603 and 486 are both the callee's "not now"), so it is `busy`, never a ring timeout.
+ */
 const CAUSE: Record<Disposition, string> = {
-  answered: 'answer', busy: 'busy', missed: 'no_answer', abandoned: 'no_answer', timeout: 'no_answer', failed: 'no_answer',
+  answered: 'answer', busy: 'busy', declined: 'busy', missed: 'no_answer', abandoned: 'no_answer', timeout: 'no_answer',
+  failed: 'no_answer',
 };
 /** "Sip Status From Terminator": derived from the outcome, as the SIP final response that outcome gets. */
 const SIP_STATUS: Record<Disposition, string> = {
-  answered: '200', busy: '486', missed: '480', timeout: '480', abandoned: '487', failed: '503',
+  answered: '200', busy: '486', declined: '603', missed: '480', timeout: '480', abandoned: '487', failed: '503',
 };
 /** "Queue Disposition: timeout (system timeout) / abandoned (caller hung) / anser" ("anser" read as "answer"). */
 const QUEUE_DISPOSITION = { answered: 'answer', abandoned: 'abandoned', timeout: 'timeout' } as const;

@@ -37,8 +37,11 @@ const DIAL_STATUS: Record<string, DialStatus> = {
  * LOSE_RACE (q850 16); Q.850's 26 "non-selected user clearing" is what that is, and what Asterisk
  * says ("Answered elsewhere").
  */
+const CALL_REJECTED = 21;
+
 function causeCode(ev: EslEvent): number {
   const name = header(ev, 'Hangup-Cause');
+  if (name === 'CALL_REJECTED' || name === 'DECLINE') return CALL_REJECTED;
   if (name === 'LOSE_RACE' || name === 'PICKED_OFF') return 26;
   if (name === 'ORIGINATOR_CANCEL') return 487;
   const q850 = Number(header(ev, 'variable_hangup_cause_q850'));
@@ -66,15 +69,17 @@ function execute(n: EslNormaliser, ev: EslEvent, at: number): PbxEvent[] {
   const app = header(ev, 'Application');
   const data = header(ev, 'Application-Data');
   const exten = header(ev, 'Caller-Destination-Number');
-  const configured = n.roles.routeAt(header(ev, 'Caller-Context'), exten);
+  const context = header(ev, 'Caller-Context');
+  const route =
+    n.roles.routeAt(context, exten) ??
+    (IVR_APPS.has(app) ? n.roles.routeBy('ivr', context, exten, `application ${app}`) : undefined) ??
+    (app === 'bridge' && dialsSeveral(data) ? n.roles.routeBy('ringgroup', context, exten, 'bridge to several phones') : undefined);
   const out: PbxEvent[] = [];
-  if (configured) out.push({ type: 'route.entered', at, channel, role: configured.role, number: configured.number });
-  else if (IVR_APPS.has(app)) out.push({ type: 'route.entered', at, channel, role: 'ivr', number: exten });
-  else if (app === 'bridge' && dialsSeveral(data)) out.push({ type: 'route.entered', at, channel, role: 'ringgroup', number: exten });
+  if (route) out.push({ type: 'route.entered', at, channel, role: route.role, number: route.number });
   if (app === 'voicemail' && !/(^|\s)check(\s|$)/.test(data)) {
     // voicemail [check] [auth] <profile> <domain> [<id>]
-    const mailbox = data.trim().split(/\s+/)[2] ?? exten;
-    out.push({ type: 'route.entered', at, channel, role: 'voicemail', number: mailbox });
+    const mailbox = n.roles.routeBy('voicemail', context, data.trim().split(/\s+/)[2] ?? exten, 'application voicemail');
+    out.push({ type: 'route.entered', at, channel, role: 'voicemail', number: mailbox.number });
   }
   if (app === 'transfer') out.push(...blindFromApp(n.legs, ev, at));
   return out;
@@ -165,12 +170,15 @@ function hangupComplete(n: EslNormaliser, ev: EslEvent, at: number): PbxEvent[] 
   const channel = header(ev, 'Unique-ID');
   const leg = n.legs.get(channel);
   const out: PbxEvent[] = [...blindFromRefer(n.legs, ev, at), ...attendedAtHangup(n.legs, ev, at)];
+  const cause = causeCode(ev);
   if (leg?.dialed && !leg.connected) {
     leg.connected = true; // the dial is over either way
+    // As Asterisk's HangupRequest does: the phone's reason first, so a 603 is told from a busy line.
+    if (cause === CALL_REJECTED) out.push({ type: 'channel.cause', at, channel, cause });
     const status = DIAL_STATUS[header(ev, 'Hangup-Cause')] ?? 'other';
     out.push({ type: 'dial.end', at, ...(leg.dialer ? { from: leg.dialer } : {}), to: channel, status });
   }
-  out.push({ type: 'channel.hangup', at, channel, cause: causeCode(ev) });
+  out.push({ type: 'channel.hangup', at, channel, cause });
   return out;
 }
 
@@ -179,7 +187,7 @@ function callcenter(n: EslNormaliser, ev: EslEvent, at: number): PbxEvent[] {
   const queue = queueNumber(header(ev, 'CC-Queue'));
   switch (header(ev, 'CC-Action')) {
     case 'member-queue-start':
-      return [{ type: 'route.entered', at, channel: member, role: 'queue', number: queue }];
+      return [{ type: 'route.entered', at, channel: member, ...n.roles.routeBy('queue', '', queue, 'callcenter::info (mod_callcenter)') }];
     case 'bridge-agent-start': {
       // The queue connects the agent: this, not the agent leg's answer, ends the dial (an agent
       // that answers after another one won the ring-all is never connected).

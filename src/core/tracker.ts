@@ -508,7 +508,27 @@ function completeAttendedTransfer(t: Tracker, ev: Extract<PbxEvent, { type: 'tra
   }
   const seg = t.openSegment(call);
   call.pendingTransfer = 'attended';
+  // Read before the consultation's own channels are forgotten with its call (REFER).
+  const own = consultRecordings(t, leg, new Set([ev.transferer, call.customer ?? '', call.origin]));
   startSegment(t, call, leg, leg.party.id, leg.channel, ev.at, seg);
+  const started = call.segments.find((s) => s.channel === leg.channel && s.endedAt === undefined);
+  if (started) for (const file of own) if (!started.recordings.includes(file)) started.recordings.push(file);
+}
+
+/**
+ * The consultation's own recordings: files on the consulted phone's channel and on the channels
+ * that dialled it for the consultation (Atxfer's Local half, a REFER consultation's second line),
+ * never the transferer's or the customer's, which belong to the conversation before the transfer.
+ */
+function consultRecordings(t: Tracker, leg: Leg, notOwn: ReadonlySet<string>): string[] {
+  const files: string[] = [];
+  let ch = t.channels.get(leg.channel);
+  for (let hop = 0; ch && !notOwn.has(ch.id) && hop < 8; hop++) {
+    files.push(...ch.recordings);
+    const up: string | undefined = ch.dialedBy ?? (ch.name.endsWith(';2') ? ch.localPeer : undefined);
+    ch = up === undefined ? undefined : t.channels.get(up);
+  }
+  return files;
 }
 
 /** The answered consult leg behind a transfer target (the target itself, or the phone a Local channel dialled). */

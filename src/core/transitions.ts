@@ -101,8 +101,13 @@ function callDisposition(call: Call): Disposition {
   return last.disposition ?? 'failed';
 }
 
+/**
+ * Each conversation's recordings: its own (a consultation recorded on its own channels, kept at the
+ * transfer) or else what the call's channels recorded: MixMonitor on the trunk covers every segment.
+ */
 function attachRecordings(t: Tracker, call: Call): void {
   for (const seg of call.segments) {
+    if (seg.recordings.length > 0) continue;
     const channels = new Set([seg.channel, call.customer, call.origin]);
     for (const id of channels) {
       const ch = id === undefined ? undefined : t.channels.get(id);

@@ -28,6 +28,26 @@ export function redactConfig(cfg: Config): Config {
   return { ...cfg, pbx, endpoints };
 }
 
+/** What pbxhook recognises with no `roles:` at all; `pbxhook replay` lists which rule named each route it saw. */
+function detectionRules(type: Config['pbx']['type']): string[] {
+  if (type === 'freeswitch') {
+    return [
+      '  detected without config:',
+      '    queues: mod_callcenter (callcenter::info)',
+      '    ring groups: a bridge to several phones at once',
+      '    IVRs: play_and_get_digits, read, ivr (named by the number dialled, or the context when it is s)',
+      '    voicemail: mod_voicemail; loopback channels are followed to the phone they ring',
+    ];
+  }
+  return [
+    '  detected without config:',
+    '    queues: app_queue (QueueCallerJoin); FreePBX context ext-queues',
+    '    ring groups: Dial() to several phones at once; FreePBX contexts ext-group, ext-findmefollow (follow-me)',
+    '    IVRs: Background, WaitExten, Read (named by the extension, or the context when it is s); FreePBX contexts ivr-N',
+    '    voicemail: VoiceMail(); Local channels are wires: the phone at their end is the leg',
+  ];
+}
+
 export function explainConfig(cfg: Config): string {
   const { pbx, roles, calls, delivery: d } = cfg;
   const user = pbx.type === 'asterisk' ? `user ${pbx.username}, secret ${MASK}` : `password ${MASK}`;
@@ -42,6 +62,7 @@ export function explainConfig(cfg: Config): string {
     `  extensions match: /${roles.extensionPattern}/`,
     `  trunks match: ${roles.trunkPattern === '' ? '(no pattern)' : `/${roles.trunkPattern}/`}`,
     `  names: ${names(roles.names)}`,
+    ...detectionRules(pbx.type),
     `calls: closed after ${calls.idleTimeoutSeconds} s without events; local time zone ${calls.timezone}`,
     `delivery: outbox ${cfg.stateDir}/outbox.sqlite; ${d.concurrency} at once per endpoint; ` +
       `timeouts: connect ${span(d.connectTimeoutMs)}, whole request ${span(d.timeoutMs)}`,

@@ -14,8 +14,15 @@ export interface ReplaySummary {
   readonly callsEnded: number;
   /** Calls the trace never finished (cut recording): left open, not invented an ending. */
   readonly callsOpen: number;
+  /** Calls closed after `calls.idle_timeout_seconds` of trace time without an event (a lost Hangup). */
+  readonly callsTimedOut: number;
   readonly framesSkipped: number;
   readonly unknownEvents: number;
+  /**
+   * Events about a channel the tracker never saw created (the trace began mid-call, or lost an
+   * event): decoded, then ignored. The daemon counts them as `pbxhook_frames_skipped_total{reason="orphan"}`.
+   */
+  readonly orphanEvents: number;
 }
 
 /** Where a replay is, for a progress bar: file bytes read (compressed for .gz), events, calls. */
@@ -93,9 +100,16 @@ async function feedTrace<F>(
   return requests;
 }
 
-function callCounts(pipeline: Pipeline): Pick<ReplaySummary, 'callsStarted' | 'callsEnded' | 'callsOpen'> {
+/** What the tracker counted, the same for either PBX. */
+function trackerCounts(pipeline: Pipeline): Pick<ReplaySummary, 'callsStarted' | 'callsEnded' | 'callsOpen' | 'callsTimedOut' | 'orphanEvents'> {
   const ts = pipeline.tracker.stats;
-  return { callsStarted: ts.callsStarted, callsEnded: ts.callsEnded, callsOpen: pipeline.tracker.liveCalls };
+  return {
+    callsStarted: ts.callsStarted,
+    callsEnded: ts.callsEnded,
+    callsOpen: pipeline.tracker.liveCalls,
+    callsTimedOut: ts.callsTimedOut,
+    orphanEvents: ts.orphanEvents,
+  };
 }
 
 /** Replays a recorded AMI session through the same pipeline the daemon runs live. */
@@ -114,7 +128,7 @@ export async function replayAmi(
     frames: fs.frames,
     events: pipeline.ami.stats.events + fs.filtered,
     requests,
-    ...callCounts(pipeline),
+    ...trackerCounts(pipeline),
     framesSkipped: fs.oversizedFrames + fs.malformedLines,
     unknownEvents: pipeline.ami.stats.unknown,
   };
@@ -152,7 +166,7 @@ export async function replayEsl(
     frames: fs.frames,
     events: ns.events,
     requests,
-    ...callCounts(pipeline),
+    ...trackerCounts(pipeline),
     framesSkipped: fs.oversizedFrames + fs.malformedLines + fs.badContentLength + ns.malformedLines + ns.undecodable,
     unknownEvents: ns.unknown,
   };

@@ -247,7 +247,13 @@ describe('replay', () => {
 
     // stderr is the log: pino JSON, ending with a summary that counts what was printed.
     const logs = r.stderr.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(logs.find((l) => l.msg === 'replay finished')).toMatchObject({ requests: lines.length, framesSkipped: 0 });
+    expect(logs.find((l) => l.msg === 'replay finished')).toMatchObject({
+      requests: lines.length,
+      framesSkipped: 0,
+      unknownEvents: 0,
+      orphanEvents: 0,
+      callsTimedOut: 0,
+    });
   });
 
   it('masks a token given through the environment too', () => {
@@ -275,3 +281,4 @@ describe('replay', () => {
     expect(b.stdout.equals(a.stdout), `second run differs for ${trace}`).toBe(true);
   });
 });
+

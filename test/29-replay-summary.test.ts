@@ -2,16 +2,19 @@
  * What `pbxhook replay`'s summary counts (issue #12 item 7): besides frames skipped and unknown
  * events, the events about channels the tracker never saw created (orphans) and the calls it closed
  * by idle timeout, so a tester can tell a trace that replayed whole from one that was partly
- * ignored.
+ * ignored; and `stoppedEarly` when the reader of the output went away.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
+import { Pipeline } from '../src/pipeline.js';
+import { replayFile } from '../src/replay.js';
 import { LAB_CONFIG, replayTrace } from './support/replayTrace.js';
 
 const CLEAN = 'test/fixtures/asterisk/in-busy.ami';
+const BIG = 'test/fixtures/asterisk/load.ami.gz';
 
 /** `calls.idle_timeout_seconds` of the lab config (the default). */
 const IDLE_S = 14_400;
@@ -84,11 +87,49 @@ describe('the replay summary', () => {
       orphanEvents: 2,
       framesSkipped: 0,
       unknownEvents: 0,
+      stoppedEarly: false,
     });
   });
 
   it('counts none of them for a clean real trace', async () => {
     const { summary } = await replayTrace(CLEAN);
-    expect(summary).toMatchObject({ callsTimedOut: 0, callsOpen: 0, orphanEvents: 0, framesSkipped: 0, unknownEvents: 0 });
+    expect(summary).toMatchObject({ callsTimedOut: 0, callsOpen: 0, orphanEvents: 0, framesSkipped: 0, unknownEvents: 0, stoppedEarly: false });
+  });
+});
+
+describe('stopping a replay (the reader of its output went away)', () => {
+  const replay = (opts: Parameters<typeof replayFile>[3], onRequest: () => void = () => {}) =>
+    replayFile(BIG, new Pipeline(loadConfig(LAB_CONFIG)), onRequest, opts);
+
+  it('stops between two events: the whole of the event that was being rendered, nothing after it', async () => {
+    const full = await replay({});
+    const stop = new AbortController();
+    let requests = 0;
+    const early = await replay({ signal: stop.signal }, () => {
+      requests++;
+      stop.abort();
+    });
+    expect(full.stoppedEarly).toBe(false);
+    expect(early.stoppedEarly).toBe(true);
+    // The first event to make requests makes one per endpoint of the lab config (two).
+    expect(early.requests).toBe(2);
+    expect(requests).toBe(2);
+    expect(early.frames).toBeLessThan(full.frames);
+  });
+
+  it('waits for the output to drain after each chunk, and reads no further when stopped meanwhile', async () => {
+    const stop = new AbortController();
+    let waits = 0;
+    const early = await replay({
+      signal: stop.signal,
+      drained: () => {
+        waits++;
+        stop.abort(); // the reader leaves while replay waits for it
+        return Promise.resolve();
+      },
+    });
+    expect(waits).toBe(1);
+    expect(early.stoppedEarly).toBe(true);
+    expect(early.frames).toBeGreaterThan(0);
   });
 });

@@ -42,6 +42,55 @@ function version(): string {
   return pkg.version;
 }
 
+/**
+ * replay's webhook lines on stdout, one write each, as before. A reader that closes its end early
+ * (`pbxhook replay … | head -1`) is no error: the write fails with EPIPE and, as `yes | head` does,
+ * replay stops reading the trace and exits 0 (issue #12). Any other write error stops it too, and
+ * is thrown once the replay has stopped.
+ */
+class StdoutLines {
+  private readonly stopper = new AbortController();
+  /** Aborted once stdout cannot take another line. */
+  readonly signal = this.stopper.signal;
+  /** A write error other than the reader leaving (a full disk…). */
+  failure: Error | undefined;
+
+  constructor(private readonly out: NodeJS.WriteStream) {
+    // Listening is what keeps an EPIPE from being an uncaught 'error' event that kills the process.
+    out.on('error', (err) => this.fail(err));
+  }
+
+  write(line: string): void {
+    if (this.signal.aborted) return;
+    this.out.write(line);
+    // A failed pipe write is recorded at once; its 'error' event only follows on a later tick.
+    if (this.out.errored) this.fail(this.out.errored);
+  }
+
+  /**
+   * While the pipe is full Node would buffer every further line in memory: waiting for it to drain
+   * keeps replay at its reader's pace, so it sees the reader leave after a chunk, not after the trace.
+   */
+  readonly drained = (): Promise<void> | undefined => {
+    if (!this.out.writableNeedDrain || this.signal.aborted) return undefined;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.out.off('drain', done).off('close', done);
+        this.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.out.once('drain', done).once('close', done);
+      this.signal.addEventListener('abort', done);
+    });
+  };
+
+  private fail(err: Error): void {
+    if (this.signal.aborted) return;
+    if ((err as NodeJS.ErrnoException).code !== 'EPIPE') this.failure = err;
+    this.stopper.abort(err);
+  }
+}
+
 /** `--send` delivers through an outbox (in --state-dir, or a temporary one) exactly as the daemon does. */
 async function replay(trace: string, cfg: Config, send: boolean, stateDir: string | undefined): Promise<number> {
   const log = createLogger(cfg.log.level);
@@ -50,19 +99,23 @@ async function replay(trace: string, cfg: Config, send: boolean, stateDir: strin
   const outbox = send ? openReplayOutbox(cfg, log, stateDir) : undefined;
   // With --send the worker logs each delivery on stderr, which would run through the bar's line.
   const bar = send ? undefined : replayProgressBar(statSync(trace).size);
+  const stdout = new StdoutLines(process.stdout);
   const summary = await replayFile(
     trace,
     pipeline,
     (r) => {
       bar?.clear();
-      process.stdout.write(requestLine(r, tokens) + '\n');
+      stdout.write(requestLine(r, tokens) + '\n');
+      // A reader gone mid-event still leaves the whole event enqueued: replay stops between events.
       outbox?.enqueue([r]);
     },
-    bar?.update,
+    { onProgress: bar?.update, signal: stdout.signal, drained: stdout.drained },
   );
   bar?.clear();
   const sent = await outbox?.finish();
-  log.info({ trace, ...summary, ...sent }, 'replay finished');
+  if (stdout.failure) throw stdout.failure;
+  // Stopped early only because the reader had enough: said on stderr, and still a success.
+  log.info({ trace, ...summary, ...sent }, summary.stoppedEarly ? 'replay stopped early: stdout was closed by its reader' : 'replay finished');
   return sent !== undefined && sent.dead + sent.undelivered > 0 ? 1 : 0;
 }
 

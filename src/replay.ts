@@ -14,8 +14,28 @@ export interface ReplaySummary {
   readonly callsEnded: number;
   /** Calls the trace never finished (cut recording): left open, not invented an ending. */
   readonly callsOpen: number;
+  /** Calls closed after `calls.idle_timeout_seconds` of trace time without an event (a lost Hangup). */
+  readonly callsTimedOut: number;
   readonly framesSkipped: number;
   readonly unknownEvents: number;
+  /**
+   * Events about a channel the tracker never saw created (the trace began mid-call, or lost an
+   * event): decoded, then ignored. The daemon counts them as `pbxhook_frames_skipped_total{reason="orphan"}`.
+   */
+  readonly orphanEvents: number;
+  /** `signal` stopped the replay before the trace's end: the counts cover only what was read. */
+  readonly stoppedEarly: boolean;
+}
+
+export interface ReplayOptions {
+  readonly onProgress?: OnReplayProgress | undefined;
+  /** Stops the replay between two frames (`pbxhook replay`: the reader closed stdout). */
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * Awaited after each chunk of the trace when it returns a promise: the output's backpressure,
+   * so a replay reads no faster than its reader and notices promptly when the reader goes away.
+   */
+  readonly drained?: (() => Promise<void> | undefined) | undefined;
 }
 
 /** Where a replay is, for a progress bar: file bytes read (compressed for .gz), events, calls. */
@@ -28,9 +48,10 @@ export interface ReplayProgress {
 export type OnReplayProgress = (p: ReplayProgress) => void;
 
 /** The bytes of a trace file, gunzipped when it ends in .gz; `bytesRead` counts the file's own bytes. */
-function openTrace(path: string): { chunks: AsyncIterable<Buffer>; bytesRead: () => number } {
+function openTrace(path: string): { chunks: AsyncIterable<Buffer>; bytesRead: () => number; close: () => void } {
   const raw = createReadStream(path, { highWaterMark: 256 * 1024 });
-  return { chunks: path.endsWith('.gz') ? raw.pipe(createGunzip()) : raw, bytesRead: () => raw.bytesRead };
+  // Leaving a for-await destroys the gunzip stream only; `close` lets go of the file too.
+  return { chunks: path.endsWith('.gz') ? raw.pipe(createGunzip()) : raw, bytesRead: () => raw.bytesRead, close: () => raw.destroy() };
 }
 
 /** The bytes of a trace file, gunzipped when it ends in .gz. */
@@ -55,7 +76,7 @@ interface Framer<F> {
 
 /**
  * Feeds a trace through a framer into the pipeline, closing idle calls on the trace's own clock.
- * Returns how many requests were made.
+ * Returns how many requests were made, and whether `signal` stopped it before the trace's end.
  */
 async function feedTrace<F>(
   path: string,
@@ -63,18 +84,25 @@ async function feedTrace<F>(
   toRequests: (f: F) => WebhookRequest[],
   pipeline: Pipeline,
   onRequest: (r: WebhookRequest) => void,
-  onChunk?: (bytesRead: number) => void,
-): Promise<number> {
+  opts: Omit<ReplayOptions, 'onProgress'> & { onChunk?: ((bytesRead: number) => void) | undefined },
+): Promise<{ requests: number; stoppedEarly: boolean }> {
+  const { signal, drained, onChunk } = opts;
   let requests = 0;
   let nextTick = 0;
+  let stoppedEarly = false;
   const emit = (rs: WebhookRequest[]): void => {
     for (const r of rs) {
       requests++;
       onRequest(r);
     }
   };
+  // Checked between frames, so each PBX event's requests are all made or none (as the daemon enqueues them).
   const feed = (frames: F[]): void => {
     for (const f of frames) {
+      if (signal?.aborted) {
+        stoppedEarly = true;
+        return;
+      }
       emit(toRequests(f));
       const at = pipeline.tracker.lastEventAt;
       if (at >= nextTick) {
@@ -84,18 +112,37 @@ async function feedTrace<F>(
     }
   };
   const trace = openTrace(path);
-  for await (const chunk of trace.chunks) {
-    feed(framer.push(chunk));
-    onChunk?.(trace.bytesRead());
+  try {
+    for await (const chunk of trace.chunks) {
+      feed(framer.push(chunk));
+      if (stoppedEarly) break;
+      onChunk?.(trace.bytesRead());
+      const wait = drained?.();
+      if (wait) await wait;
+      if (signal?.aborted) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+  } finally {
+    trace.close();
   }
+  if (stoppedEarly) return { requests, stoppedEarly };
   feed(framer.end());
   onChunk?.(trace.bytesRead());
-  return requests;
+  return { requests, stoppedEarly };
 }
 
-function callCounts(pipeline: Pipeline): Pick<ReplaySummary, 'callsStarted' | 'callsEnded' | 'callsOpen'> {
+/** What the tracker counted, the same for either PBX. */
+function trackerCounts(pipeline: Pipeline): Pick<ReplaySummary, 'callsStarted' | 'callsEnded' | 'callsOpen' | 'callsTimedOut' | 'orphanEvents'> {
   const ts = pipeline.tracker.stats;
-  return { callsStarted: ts.callsStarted, callsEnded: ts.callsEnded, callsOpen: pipeline.tracker.liveCalls };
+  return {
+    callsStarted: ts.callsStarted,
+    callsEnded: ts.callsEnded,
+    callsOpen: pipeline.tracker.liveCalls,
+    callsTimedOut: ts.callsTimedOut,
+    orphanEvents: ts.orphanEvents,
+  };
 }
 
 /** Replays a recorded AMI session through the same pipeline the daemon runs live. */
@@ -103,20 +150,22 @@ export async function replayAmi(
   path: string,
   pipeline: Pipeline,
   onRequest: (r: WebhookRequest) => void,
-  onProgress?: OnReplayProgress,
+  opts: ReplayOptions = {},
 ): Promise<ReplaySummary> {
   const framer = new AmiFramer({ filter: wantsAmiEvent });
-  const progress = onProgress && ((bytesRead: number) =>
+  const { onProgress } = opts;
+  const onChunk = onProgress && ((bytesRead: number) =>
     onProgress({ bytesRead, events: pipeline.ami.stats.events + framer.stats.filtered, calls: pipeline.tracker.stats.callsStarted }));
-  const requests = await feedTrace(path, framer, (f) => pipeline.amiFrame(f), pipeline, onRequest, progress);
+  const fed = await feedTrace(path, framer, (f) => pipeline.amiFrame(f), pipeline, onRequest, { ...opts, onChunk });
   const fs = framer.stats;
   return {
     frames: fs.frames,
     events: pipeline.ami.stats.events + fs.filtered,
-    requests,
-    ...callCounts(pipeline),
+    requests: fed.requests,
+    ...trackerCounts(pipeline),
     framesSkipped: fs.oversizedFrames + fs.malformedLines,
     unknownEvents: pipeline.ami.stats.unknown,
+    stoppedEarly: fed.stoppedEarly,
   };
 }
 
@@ -130,9 +179,9 @@ export function replayFile(
   path: string,
   pipeline: Pipeline,
   onRequest: (r: WebhookRequest) => void,
-  onProgress?: OnReplayProgress,
+  opts: ReplayOptions = {},
 ): Promise<ReplaySummary> {
-  return (isEslTrace(path) ? replayEsl : replayAmi)(path, pipeline, onRequest, onProgress);
+  return (isEslTrace(path) ? replayEsl : replayAmi)(path, pipeline, onRequest, opts);
 }
 
 /** replayAmi for a recorded ESL session: the same pipeline, clock and summary. */
@@ -140,20 +189,22 @@ export async function replayEsl(
   path: string,
   pipeline: Pipeline,
   onRequest: (r: WebhookRequest) => void,
-  onProgress?: OnReplayProgress,
+  opts: ReplayOptions = {},
 ): Promise<ReplaySummary> {
   const framer = new EslFramer();
-  const progress = onProgress && ((bytesRead: number) =>
+  const { onProgress } = opts;
+  const onChunk = onProgress && ((bytesRead: number) =>
     onProgress({ bytesRead, events: pipeline.esl.stats.events, calls: pipeline.tracker.stats.callsStarted }));
-  const requests = await feedTrace(path, framer, (f) => pipeline.eslFrame(f), pipeline, onRequest, progress);
+  const fed = await feedTrace(path, framer, (f) => pipeline.eslFrame(f), pipeline, onRequest, { ...opts, onChunk });
   const fs = framer.stats;
   const ns = pipeline.esl.stats;
   return {
     frames: fs.frames,
     events: ns.events,
-    requests,
-    ...callCounts(pipeline),
+    requests: fed.requests,
+    ...trackerCounts(pipeline),
     framesSkipped: fs.oversizedFrames + fs.malformedLines + fs.badContentLength + ns.malformedLines + ns.undecodable,
     unknownEvents: ns.unknown,
+    stoppedEarly: fed.stoppedEarly,
   };
 }

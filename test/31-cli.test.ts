@@ -247,7 +247,14 @@ describe('replay', () => {
 
     // stderr is the log: pino JSON, ending with a summary that counts what was printed.
     const logs = r.stderr.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(logs.find((l) => l.msg === 'replay finished')).toMatchObject({ requests: lines.length, framesSkipped: 0 });
+    expect(logs.find((l) => l.msg === 'replay finished')).toMatchObject({
+      requests: lines.length,
+      framesSkipped: 0,
+      unknownEvents: 0,
+      orphanEvents: 0,
+      callsTimedOut: 0,
+      stoppedEarly: false,
+    });
   });
 
   it('masks a token given through the environment too', () => {
@@ -273,5 +280,74 @@ describe('replay', () => {
     expect(a.status, a.stderr).toBe(0);
     expect(b.status, b.stderr).toBe(0);
     expect(b.stdout.equals(a.stdout), `second run differs for ${trace}`).toBe(true);
+  });
+});
+
+/** Runs pbxhook with stdout read by this process until the first line, then closed (as `head -n 1` does). */
+function firstLineThenClose(args: readonly string[]) {
+  return new Promise<{ status: number | null; firstLine: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: env() });
+    let out = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      out += c;
+      if (out.includes('\n')) child.stdout.destroy();
+    });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pbxhook ${args.join(' ')}: no exit within ${RUN_TIMEOUT_MS} ms`));
+    }, RUN_TIMEOUT_MS);
+    child.once('error', reject);
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, firstLine: out.slice(0, out.indexOf('\n')), stderr });
+    });
+  });
+}
+
+// Issue #12: `pbxhook replay … | head` used to die of an unhandled EPIPE, exit 1. Every schema on the
+// load trace renders 1.3 MB of lines, far more than a pipe or socket buffer holds; replay waits for a
+// full stdout to drain, so when the reader leaves after one line it cannot have read the whole trace.
+describe('replay into a reader that stops after the first line', () => {
+  const args = ['replay', 'test/fixtures/asterisk/load.ami.gz', '--config', 'config/all-schemas.example.yaml'];
+  const logsOf = (stderr: string) => stderr.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+  let full: { status: number | null; stdout: Buffer; stderr: string };
+  let fullSummary: Record<string, unknown>;
+
+  beforeAll(async () => {
+    full = await cliBytes([], args);
+    expect(full.status, full.stderr).toBe(0);
+    [fullSummary] = logsOf(full.stderr) as [Record<string, unknown>];
+    expect(fullSummary).toMatchObject({ msg: 'replay finished', stoppedEarly: false });
+  });
+
+  /** Exit 0, nothing on stderr but the summary, which says it stopped early, having read less. */
+  function expectStoppedQuietly(r: { status: number | null; stderr: string }): void {
+    expect(r.status, r.stderr).toBe(0);
+    const logs = logsOf(r.stderr);
+    expect(logs, r.stderr).toHaveLength(1);
+    expect(logs[0]).toMatchObject({ msg: 'replay stopped early: stdout was closed by its reader', stoppedEarly: true });
+    expect(logs[0]!.frames).toBeLessThan(fullSummary.frames as number);
+    expect(logs[0]!.requests).toBeLessThan(fullSummary.requests as number);
+  }
+
+  it('stops reading the trace and exits 0, saying so on stderr and nothing about EPIPE', async () => {
+    const r = await firstLineThenClose(args);
+    expectStoppedQuietly(r);
+    expect(r.firstLine).toBe(full.stdout.subarray(0, full.stdout.indexOf(10)).toString('utf8'));
+  });
+
+  it('does the same through a shell pipe into `head -n 1`', () => {
+    const r = spawnSync('bash', ['-c', '"$0" "$@" | head -n 1; exit "${PIPESTATUS[0]}"', process.execPath, CLI, ...args], {
+      cwd: ROOT,
+      env: env(),
+      encoding: 'utf8',
+      timeout: RUN_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
+    });
+    expect(r.error).toBeUndefined();
+    expectStoppedQuietly(r);
+    expect(r.stdout.split('\n')).toHaveLength(2); // one line and its newline
   });
 });

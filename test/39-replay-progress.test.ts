@@ -102,6 +102,19 @@ describe.skipIf(!ptyAvailable())('pbxhook replay on a terminal', () => {
     expect(r.output).toContain(`${Buffer.byteLength(plain(BIG).stdout)}\r\n`);
   });
 
+  // Issue #12: a reader that leaves early ends the replay quietly, the terminal shows no EPIPE.
+  it('piped into `head -n 1`, stderr on the terminal: the first line and the stopped-early summary, exit 0', async () => {
+    const pipeline = 'set -o pipefail; "$0" "$@" | head -n 1';
+    const r = await runInPty(['bash', '-c', pipeline, process.execPath, CLI, 'replay', BIG, '--config', CONFIG], env());
+    expect(r.status, r.output).toBe(0);
+    expect(r.output).not.toContain('\x1b');
+    expect(r.output).not.toContain('EPIPE');
+    const lines = r.output.split('\r\n').filter((l) => l !== '');
+    expect(lines, r.output).toHaveLength(2);
+    expect(lines).toContain(plain(BIG).stdout.split('\n')[0]);
+    expect(lines.find((l) => l.includes('"msg":"replay stopped early: stdout was closed by its reader"'))).toContain('"stoppedEarly":true');
+  });
+
   it('shows no bar for a small trace', async () => {
     const r = await replay(SMALL);
     expect(r.status).toBe(0);

@@ -46,12 +46,21 @@ function newexten(f: AmiFrame, at: number, roles: RoleBook): PbxEvent | undefine
   return route && { type: 'route.entered', at, channel, role: route.role, number: route.number };
 }
 
+/** FreePBX's Gosub "macros" (and FreePBX 16's app_macro) run at `s` of `macro-NAME` or `sub-NAME`. */
+function isSubroutineEntry(context: string, exten: string): boolean {
+  return exten === 's' && (context.startsWith('macro-') || context.startsWith('sub-'));
+}
+
 function routeOf(roles: RoleBook, context: string, exten: string, application: string, appData: string): Route | undefined {
   const configured = roles.routeAt(context, exten);
   if (configured) return configured;
   const app = application.toLowerCase();
   if (IVR_APPS.has(app)) return roles.routeBy('ivr', context, exten, `application ${application}`);
-  if (app === 'dial' && dialsSeveral(appData)) return roles.routeBy('ringgroup', context, exten, 'Dial() to several phones');
+  if (app === 'dial' && dialsSeveral(appData)) {
+    // A subroutine's Dial (FreePBX macro-dial for hunt and memoryhunt groups) serves the route that called it.
+    if (isSubroutineEntry(context, exten)) return undefined;
+    return roles.routeBy('ringgroup', context, exten, 'Dial() to several phones');
+  }
   if (app === 'voicemail') {
     const mailbox = appData.split(/[@,]/)[0] || exten;
     return roles.routeBy('voicemail', context, mailbox, 'application VoiceMail');

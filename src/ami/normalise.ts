@@ -51,7 +51,7 @@ function newexten(f: AmiFrame, at: number, roles: RoleBook): PbxEvent | undefine
   }
   if (app === 'voicemail') {
     const mailbox = field(f, 'appdata').split(/[@,]/)[0] ?? exten;
-    return { type: 'route.entered', at, channel, role: 'voicemail', number: mailbox };
+    return { type: 'route.entered', at, channel, role: 'voicemail', number: roles.extensionId(mailbox) };
   }
   return undefined;
 }
@@ -163,12 +163,12 @@ const HANDLER_TABLE: Record<string, Handler> = {
           target: field(f, 'transfertargetuniqueid'),
         }
       : undefined,
-  messagewaiting: (f, at) => {
+  messagewaiting: (f, at, roles) => {
     const channel = field(f, 'uniqueid');
     // Without a channel it is a mailbox status change (someone listened), not a message left.
     if (!channel || Number(field(f, 'new')) < 1) return undefined;
     const mailbox = field(f, 'mailbox').split('@')[0] ?? '';
-    return { type: 'voicemail.left', at, channel, mailbox };
+    return { type: 'voicemail.left', at, channel, mailbox: roles.extensionId(mailbox) };
   },
   hold: (f, at) => ({ type: 'channel.hold', at, channel: field(f, 'uniqueid'), held: true }),
   unhold: (f, at) => ({ type: 'channel.hold', at, channel: field(f, 'uniqueid'), held: false }),

@@ -82,6 +82,7 @@ describe('loadConfig', () => {
       queues: ['600'],
       ringGroups: ['700@ext-group'],
       extensionPattern: '^[0-9]{2,6}$',
+      extensionGroup: undefined,
       trunkPattern: '',
       names: { '100': 'Reception' },
     });
@@ -165,6 +166,29 @@ describe('problems name the file and the key', () => {
     expect(problems(YAML.replace('Europe/Berlin', 'Mars/Olympus'), INI)).toEqual([
       'config/pbxhook.yaml: calls.timezone: is not an IANA time zone such as "Europe/Berlin", got "Mars/Olympus"',
     ]);
+  });
+
+  it('an extension pattern that is no regex, or whose extension group can match nothing (issue #12 item 5)', () => {
+    const roles = (extension: string, trunk = '') =>
+      YAML.replace('  names:', () => `  extension_pattern: '${extension}'\n  trunk_pattern: '${trunk}'\n  names:`);
+    expect(problems(roles('^(?<ext>[0-9]+-[0-9]+$', '[9'), INI)).toEqual([
+      'config/pbxhook.yaml: roles.extension_pattern: is not a valid regular expression (Unterminated group), got "^(?<ext>[0-9]+-[0-9]+$"',
+      'config/pbxhook.yaml: roles.trunk_pattern: is not a valid regular expression (Unterminated character class), got "[9"',
+    ]);
+    const empty = 'can match an empty string, which would give an empty extension; make it take at least one character';
+    expect(problems(roles('^(?<ext>\\d*)-\\d+$'), INI)).toEqual([
+      `config/pbxhook.yaml: roles.extension_pattern: the named group ext ${empty}, e.g. (?<ext>\\d+)`,
+    ]);
+    expect(problems(roles('^(?<ext>\\d+|)-(\\d+)$'), INI)).toEqual([
+      `config/pbxhook.yaml: roles.extension_pattern: the named group ext ${empty}, e.g. (?<ext>\\d+)`,
+    ]);
+    // Without a group named ext, the only unnamed group is the extension, and is held to the same rule.
+    expect(problems(roles('^(\\d{0,4})-\\d+$'), INI)).toEqual([
+      `config/pbxhook.yaml: roles.extension_pattern: its capture group ${empty}, e.g. (\\d+)`,
+    ]);
+    // A group that is not the extension may be empty; so may the extension's group be left out.
+    expect(parseConfig(roles('^(?<ext>\\d+)-(\\d*)$'), INI, { yamlPath: Y }, {}).roles.extensionGroup).toBe('ext');
+    expect(parseConfig(roles('^(?<ext>\\d+)-\\d+$|^operator$'), INI, { yamlPath: Y }, {}).roles.extensionGroup).toBe('ext');
   });
 
   it('a missing secret, never echoing a secret value', () => {
@@ -295,5 +319,17 @@ describe('explainConfig', () => {
     expect(json).not.toContain('from-file');
     expect(json).not.toContain('tok-literal-123');
     expect(redactUrl('https://u:pw@h/p')).toBe('https://u:***@h/p');
+  });
+
+  it('names the capture group that is the extension, with a hosted PBX example when it fits (issue #12 item 5)', () => {
+    const explain = (pattern: string) => {
+      const yaml = YAML.replace('  names:', () => `  extension_pattern: '${pattern}'\n  names:`);
+      return explainConfig(parseConfig(yaml, INI, { yamlPath: Y }, {})).split('\n').find((l) => l.includes('extensions match'));
+    };
+    expect(explain('^[0-9]{2,6}$')).toBe('  extensions match: /^[0-9]{2,6}$/');
+    expect(explain('^(?<ext>\\d+)-\\d+$')).toBe('  extensions match: /^(?<ext>\\d+)-\\d+$/ (extension = group ext: PJSIP/1001-12-… → 1001)');
+    expect(explain('^(?<tenant>\\d+)_(\\d+)$')).toBe('  extensions match: /^(?<tenant>\\d+)_(\\d+)$/ (extension = capture group 2)');
+    // Two unnamed groups, none named ext: the whole name, as without groups.
+    expect(explain('^(\\d+)-(\\d+)$')).toBe('  extensions match: /^(\\d+)-(\\d+)$/');
   });
 });

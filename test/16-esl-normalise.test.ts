@@ -122,6 +122,26 @@ describe('roles', () => {
     expect(partyOfChannel(ev({ 'Channel-Name': 'sofia/internal/900@x', variable_user_name: '900' }), strict)).toEqual({ kind: 'trunk', id: '900' });
   });
 
+  it('names a hosted PBX\'s directory user 1001-12 extension 1001 when extension_pattern has a group for it (issue #12 item 5)', () => {
+    const tenant = new RoleBook({ ...LAB.roles, extensionPattern: String.raw`^(?<ext>\d+)-\d+$`, extensionGroup: 'ext' });
+    const user1001 = { kind: 'extension', id: '1001' };
+    expect(partyOfChannel(ev({ 'Channel-Name': 'sofia/internal/1001-12@pbx.example.com', variable_user_name: '1001-12' }), tenant)).toEqual(user1001);
+    expect(partyOfChannel(ev({ 'Channel-Name': 'sofia/internal/1001-12@10.0.0.9:15117', variable_dialed_user: '1001-12' }), tenant)).toEqual(user1001);
+    // No directory variables: the SIP user part is judged by the pattern.
+    expect(partyOfChannel(ev({ 'Channel-Name': 'sofia/internal/1001-12@10.0.0.9:5060' }), tenant)).toEqual(user1001);
+    // A directory user the pattern does not take stays an extension under its own name, as before.
+    expect(partyOfChannel(ev({ 'Channel-Name': 'sofia/internal/alice@10.0.0.9', variable_user_name: 'alice' }), tenant)).toEqual({ kind: 'extension', id: 'alice' });
+    expect(partyOfChannel(ev({ 'Channel-Name': 'sofia/external/1001-12', variable_sip_gateway_name: 'carrier' }), tenant)).toEqual({ kind: 'trunk', id: 'carrier' });
+    // Without the group the directory user is whole.
+    expect(partyOfChannel(ev({ 'Channel-Name': 'sofia/internal/1001-12@x', variable_user_name: '1001-12' }), roles)).toEqual({ kind: 'extension', id: '1001-12' });
+
+    const n = new EslNormaliser(tenant);
+    const left = n.normaliseEvent(ev({ 'Event-Name': 'CUSTOM', 'Event-Subclass': 'vm::maintenance', 'VM-Action': 'leave-message', 'VM-User': '1001-12', 'Unique-ID': 'c' }));
+    expect(left).toEqual([expect.objectContaining({ type: 'voicemail.left', mailbox: '1001' })]);
+    const text = n.normaliseEvent({ headers: { 'Event-Name': 'MESSAGE', from_user: '1001-12', to_user: '05552221133' }, body: 'hi' });
+    expect(text).toEqual([expect.objectContaining({ type: 'message', direction: 'outbound', from: '1001', to: '05552221133' })]);
+  });
+
   it('finds ring groups in bridge dial strings, not in per-leg variables', () => {
     const n = new EslNormaliser(new RoleBook({ ...LAB.roles, ringGroups: [] }));
     const exec = (data: string): string[] =>

@@ -62,7 +62,7 @@ function routeOf(roles: RoleBook, context: string, exten: string, application: s
     return roles.routeBy('ringgroup', context, exten, 'Dial() to several phones');
   }
   if (app === 'voicemail') {
-    const mailbox = appData.split(/[@,]/)[0] || exten;
+    const mailbox = roles.extensionId(appData.split(/[@,]/)[0] || exten);
     return roles.routeBy('voicemail', context, mailbox, 'application VoiceMail');
   }
   return undefined;
@@ -174,12 +174,12 @@ const HANDLER_TABLE: Record<string, Handler> = {
           target: field(f, 'transfertargetuniqueid'),
         }
       : undefined,
-  messagewaiting: (f, at) => {
+  messagewaiting: (f, at, roles) => {
     const channel = field(f, 'uniqueid');
     // Without a channel it is a mailbox status change (someone listened), not a message left.
     if (!channel || Number(field(f, 'new')) < 1) return undefined;
     const mailbox = field(f, 'mailbox').split('@')[0] ?? '';
-    return { type: 'voicemail.left', at, channel, mailbox };
+    return { type: 'voicemail.left', at, channel, mailbox: roles.extensionId(mailbox) };
   },
   hold: (f, at) => ({ type: 'channel.hold', at, channel: field(f, 'uniqueid'), held: true }),
   unhold: (f, at) => ({ type: 'channel.hold', at, channel: field(f, 'uniqueid'), held: false }),

@@ -3,7 +3,7 @@
  * operator can check against the PBX. Secrets never appear: the PBX secret is `***`,
  * tokens are only "set"/"not set", URL passwords and query values are masked.
  */
-import type { Config, DialplanTarget, EndpointConfig } from './types.js';
+import type { Config, DialplanTarget, EndpointConfig, RoleConfig } from './types.js';
 
 export const MASK = '***';
 
@@ -59,7 +59,7 @@ export function explainConfig(cfg: Config): string {
     `  ivrs: ${targets(roles.ivrs)}`,
     `  queues: ${targets(roles.queues)}`,
     `  ring groups: ${targets(roles.ringGroups)}`,
-    `  extensions match: /${roles.extensionPattern}/`,
+    `  extensions match: /${roles.extensionPattern}/${extensionGroup(roles)}`,
     `  trunks match: ${roles.trunkPattern === '' ? '(no pattern)' : `/${roles.trunkPattern}/`}`,
     `  names: ${names(roles.names)}`,
     ...detectionRules(pbx.type),
@@ -105,6 +105,22 @@ export function span(ms: number): string {
   }
   return out;
 }
+
+/**
+ * Which part of a matching endpoint name is the extension (issue #12 item 5); nothing when all of
+ * it. The hosted-PBX naming the feature is for serves as the example when the pattern takes it.
+ */
+function extensionGroup(roles: RoleConfig): string {
+  const g = roles.extensionGroup;
+  if (g === undefined) return '';
+  const m = new RegExp(roles.extensionPattern).exec(TENANT_ENDPOINT);
+  const id = typeof g === 'number' ? m?.[g] : m?.groups?.[g];
+  const example = id ? `: PJSIP/${TENANT_ENDPOINT}-… → ${id}` : '';
+  return ` (extension = ${g === 'ext' ? 'group ext' : `capture group ${g}`}${example})`;
+}
+
+/** Extension 1001 of tenant 12, as a hosted PBX names its endpoint. */
+const TENANT_ENDPOINT = '1001-12';
 
 function targets(list: readonly DialplanTarget[]): string {
   return list.length === 0 ? '(none listed; detected from the dialplan)' : list.join(', ');

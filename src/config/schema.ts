@@ -4,6 +4,7 @@
  * error instead of a silently ignored setting. load.ts maps the result to types.ts.
  */
 import { z } from 'zod';
+import { extensionGroupProblem } from './pattern.js';
 
 export const DEFAULT_RECORDING_URL = 'https://pbx.example.com/recordings/{file}';
 export const RECORDING_PLACEHOLDERS = ['file', 'path', 'id', 'n'] as const;
@@ -27,16 +28,28 @@ const dialplanTarget = z
   // The published JSON Schema takes `800` as the loader does (the pattern only binds strings).
   .meta({ type: ['string', 'integer'] });
 
-function compiles(source: string): boolean {
+/** Why `new RegExp(source)` throws ("Unterminated group"), or undefined when it compiles. */
+function regexProblem(source: string): string | undefined {
   try {
     new RegExp(source);
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (err) {
+    const message = String((err as Error).message); // "Invalid regular expression: /(/: Unterminated group"
+    const colon = message.lastIndexOf(': ');
+    return colon < 0 ? message : message.slice(colon + 2);
   }
 }
 
-const regexSource = z.string().refine(compiles, 'is not a valid regular expression');
+const regexSource = z.string().superRefine((s, ctx) => {
+  const why = regexProblem(s);
+  if (why !== undefined) ctx.addIssue({ code: 'custom', message: `is not a valid regular expression (${why})` });
+});
+
+/** A valid regex whose extension group, if it has one, cannot match nothing (issue #12 item 5). */
+const extensionPattern = regexSource.min(1).superRefine((s, ctx) => {
+  const why = regexProblem(s) === undefined ? extensionGroupProblem(s) : undefined;
+  if (why !== undefined) ctx.addIssue({ code: 'custom', message: why });
+});
 
 /** Intl rejects unknown zones with a RangeError; that is the whole IANA check Node offers. */
 export function isTimeZone(zone: string): boolean {
@@ -88,7 +101,9 @@ const rolesSchema = z.strictObject({
   ivrs: z.array(dialplanTarget).default([]).describe('IVR numbers ("exten" or "exten@context") that detection misses'),
   queues: z.array(dialplanTarget).default([]).describe('queue numbers ("exten" or "exten@context") that detection misses'),
   ring_groups: z.array(dialplanTarget).default([]).describe('ring group numbers; needed for one that rings a single phone'),
-  extension_pattern: regexSource.min(1).default('^[0-9]{2,6}$').describe('regex over an endpoint name (PJSIP/117-0001 → "117") that marks a phone; the rest are trunks'),
+  extension_pattern: extensionPattern
+    .default('^[0-9]{2,6}$')
+    .describe('regex over an endpoint name (PJSIP/117-0001 → "117") that marks a phone; the rest are trunks. A group named ext, else the only unnamed group, is the extension: ^(?<ext>\\d+)-\\d+$ makes 1001-12 extension 1001'),
   trunk_pattern: regexSource.default('').describe('regex over an endpoint name that marks a trunk even if it looks like a phone; "" = none'),
   names: z.record(z.string(), text).default({}).describe('number → display name for IVRs, queues, ring groups and DIDs'),
 });

@@ -78,8 +78,9 @@ function execute(n: EslNormaliser, ev: EslEvent, at: number): PbxEvent[] {
   if (route) out.push({ type: 'route.entered', at, channel, role: route.role, number: route.number });
   if (app === 'voicemail' && !/(^|\s)check(\s|$)/.test(data)) {
     // voicemail [check] [auth] <profile> <domain> [<id>]
-    const mailbox = n.roles.routeBy('voicemail', context, data.trim().split(/\s+/)[2] ?? exten, 'application voicemail');
-    out.push({ type: 'route.entered', at, channel, role: 'voicemail', number: mailbox.number });
+    const mailbox = n.roles.extensionId(data.trim().split(/\s+/)[2] ?? exten);
+    const vm = n.roles.routeBy('voicemail', context, mailbox, 'application voicemail');
+    out.push({ type: 'route.entered', at, channel, role: 'voicemail', number: vm.number });
   }
   if (app === 'transfer') out.push(...blindFromApp(n.legs, ev, at));
   return out;
@@ -218,7 +219,12 @@ function custom(n: EslNormaliser, ev: EslEvent, at: number): PbxEvent[] {
     case 'vm::maintenance':
       // leave-message is sent once the message is saved; mwi-update and the rest are mailbox housekeeping.
       if (header(ev, 'VM-Action') !== 'leave-message') return [];
-      return [{ type: 'voicemail.left', at, channel: header(ev, 'VM-UUID') || header(ev, 'Unique-ID'), mailbox: header(ev, 'VM-User') }];
+      return [{
+        type: 'voicemail.left',
+        at,
+        channel: header(ev, 'VM-UUID') || header(ev, 'Unique-ID'),
+        mailbox: n.roles.extensionId(header(ev, 'VM-User')),
+      }];
     case 'sofia::transferor':
       return attendedFromTransferor(n.legs, ev, at);
     default:
@@ -235,10 +241,11 @@ function recordStart(_n: EslNormaliser, ev: EslEvent, at: number): PbxEvent[] {
 }
 
 function message(n: EslNormaliser, ev: EslEvent, at: number): PbxEvent[] {
-  const from = header(ev, 'from_user');
-  const to = header(ev, 'to_user');
-  const outbound = n.roles.partyOf(from).kind === 'extension' && n.roles.partyOf(to).kind !== 'extension';
-  return [{ type: 'message', at, from, to, body: ev.body, direction: outbound ? 'outbound' : 'inbound' }];
+  const from = n.roles.partyOf(header(ev, 'from_user'));
+  const to = n.roles.partyOf(header(ev, 'to_user'));
+  const outbound = from.kind === 'extension' && to.kind !== 'extension';
+  // A phone's SIP user is its endpoint name (1001-12 on a hosted PBX); payloads show the extension.
+  return [{ type: 'message', at, from: from.id, to: to.id, body: ev.body, direction: outbound ? 'outbound' : 'inbound' }];
 }
 
 const HANDLER_TABLE: Record<string, Handler> = {

@@ -3,6 +3,7 @@ import { createGunzip } from 'node:zlib';
 import { AmiFramer } from './ami/framer.js';
 import { wantsAmiEvent } from './ami/normalise.js';
 import { EslFramer } from './esl/framer.js';
+import type { InferredRoute } from './core/roles.js';
 import type { Pipeline } from './pipeline.js';
 import type { WebhookRequest } from './emit/request.js';
 
@@ -25,6 +26,11 @@ export interface ReplaySummary {
   readonly orphanEvents: number;
   /** `signal` stopped the replay before the trace's end: the counts cover only what was read. */
   readonly stoppedEarly: boolean;
+  /**
+   * Every IVR, queue, ring group and voicemail the trace went through, with the rule that named it
+   * (a `roles:` key, a FreePBX context, an application): what pbxhook inferred, for the tester.
+   */
+  readonly routes: readonly InferredRoute[];
 }
 
 export interface ReplayOptions {
@@ -134,9 +140,10 @@ async function feedTrace<F>(
 }
 
 /** What the tracker counted, the same for either PBX. */
-function trackerCounts(pipeline: Pipeline): Pick<ReplaySummary, 'callsStarted' | 'callsEnded' | 'callsOpen' | 'callsTimedOut' | 'orphanEvents'> {
+function trackerCounts(pipeline: Pipeline): Pick<ReplaySummary, 'callsStarted' | 'callsEnded' | 'callsOpen' | 'callsTimedOut' | 'orphanEvents' | 'routes'> {
   const ts = pipeline.tracker.stats;
   return {
+    routes: pipeline.roles.inferred(),
     callsStarted: ts.callsStarted,
     callsEnded: ts.callsEnded,
     callsOpen: pipeline.tracker.liveCalls,

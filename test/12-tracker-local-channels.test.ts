@@ -39,8 +39,8 @@ function run(events: PbxEvent[]): { out: LifecycleEvent[]; t: Tracker } {
 }
 
 function ended(out: LifecycleEvent[]): CallEvent['call'] {
-  const e = out.find((x) => x.type === 'call.ended');
-  if (!e || e.type === 'message') throw new Error('no call.ended');
+  const e = out.find((x): x is Extract<CallEvent, { type: 'call.ended' }> => x.type === 'call.ended');
+  if (!e) throw new Error('no call.ended');
   return e.call;
 }
 

@@ -9,6 +9,7 @@ import type { LifecycleEvent } from '../src/core/lifecycle.js';
 import type { RenderContext } from '../src/emit/context.js';
 import { renderVoipAppz } from '../src/emit/voipappz.js';
 import { DEFAULT_BODY_TEMPLATE, VOIPAPPZ_FIELDS } from '../src/emit/voipappz-template.js';
+import { declinedCall } from './support/declinedCall.js';
 import { replayTrace } from './support/replayTrace.js';
 
 /**
@@ -42,7 +43,7 @@ const QUEUE_DISPOSITIONS = /Queue Disposition: (.*)$/m
 const NULLABLE = new Set(['answer_at', 'cause', 'sip_status', 'recording_url', 'did_number', 'did_name', 'queue_disposition', 'queue_name']);
 
 const cfg = loadConfig('config/all-schemas.example.yaml');
-const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth'];
+const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth', 'test/fixtures/asterisk-freepbx', 'test/fixtures/asterisk-freepbx-synth'];
 const traces = DIRS.flatMap((d) => readdirSync(d).filter((f) => /\.ami(\.gz)?$/.test(f)).map((f) => join(d, f)));
 
 interface Sent {
@@ -148,6 +149,12 @@ describe('VoipAppz events in the recorded calls', () => {
     expect(missed).toMatchObject({ cause: 'no_answer', sip_status: '480', queue_disposition: 'timeout', billing_duration: 0, answer_at: null });
     const abandoned = fieldsOf((await run('test/fixtures/asterisk/in-queue-abandoned.ami')).at(-1)!);
     expect(abandoned).toMatchObject({ cause: 'no_answer', sip_status: '487', queue_disposition: 'abandoned', recording_url: null });
+  });
+
+  it('a call the phone declined (SIP 603) is busy with sip_status 603, never a ring timeout (issue #12)', () => {
+    const ended = voipappz(declinedCall(cfg).lines).filter((r) => r.endpoint === 'voipappz-hangup').map(fieldsOf);
+    expect(ended).toHaveLength(1);
+    expect(ended[0]).toMatchObject({ cause: 'busy', sip_status: '603', extension_username: '117' });
   });
 
   it('busy, outbound and internal calls', async () => {

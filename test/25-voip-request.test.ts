@@ -5,6 +5,7 @@ import { loadConfig } from '../src/config/load.js';
 import type { VoipRequestEndpoint } from '../src/config/types.js';
 import type { RenderContext } from '../src/emit/context.js';
 import { renderVoipRequest } from '../src/emit/voip-request.js';
+import { declinedCall } from './support/declinedCall.js';
 import { replayTrace } from './support/replayTrace.js';
 
 /**
@@ -23,7 +24,7 @@ const required = docProperties.filter((p) => !p.optional).map((p) => p.name);
 
 const cfg = loadConfig('config/all-schemas.example.yaml');
 const ENDPOINT = cfg.endpoints.find((e): e is VoipRequestEndpoint => e.schema === 'voip-request')!;
-const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth'];
+const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth', 'test/fixtures/asterisk-freepbx', 'test/fixtures/asterisk-freepbx-synth'];
 const traces = DIRS.flatMap((d) => readdirSync(d).filter((f) => /\.ami(\.gz)?$/.test(f)).map((f) => join(d, f)));
 const REAL = 'test/fixtures/asterisk';
 const SYNTH = 'test/fixtures/asterisk-synth';
@@ -35,7 +36,8 @@ const LABELLED: VoipRequestEndpoint = {
   ...ENDPOINT,
   eventValues: { ringing: 'RINGING', answered: 'ANSWERED', ended: 'ENDED' },
   dispositionValues: {
-    unknown: 'unknown', answered: 'answered', missed: 'missed', busy: 'busy', abandoned: 'abandoned', timeout: 'timeout', failed: 'failed',
+    unknown: 'unknown', answered: 'answered', missed: 'missed', busy: 'busy', declined: 'declined', abandoned: 'abandoned',
+    timeout: 'timeout', failed: 'failed',
   },
 };
 
@@ -108,6 +110,14 @@ describe('which notifications go out', () => {
     expect((await notifications(`${REAL}/in-queue-abandoned.ami`)).map(brief).at(-1)).toBe('ENDED 05552221133→202 abandoned');
   });
 
+  it('a call the phone declined ends with disposition_declined (issue #12)', () => {
+    const ctx: RenderContext<VoipRequestEndpoint> = {
+      endpoint: LABELLED, timezone: 'UTC', names: cfg.roles.names, directory: cfg.directory, environment: cfg.environment,
+    };
+    const sent = declinedCall(cfg).events.flatMap((e) => renderVoipRequest(e, ctx)).map((r) => JSON.parse(r.body) as Body);
+    expect(sent.map(brief)).toEqual(['RINGING 05552221133→117 unknown', 'ENDED 05552221133→117 declined']);
+  });
+
   it('a transfer: the second operator gets their own popup and answer', async () => {
     expect((await notifications(`${REAL}/in-queue-blind-transfer.ami`)).map(brief)).toEqual([
       'RINGING 05552221133→117 unknown', 'ANSWERED 05552221133→117 answered',
@@ -152,7 +162,8 @@ describe('wire values', () => {
   it('default to the confirmed enum member names', () => {
     expect(ENDPOINT.eventValues).toEqual({ ringing: 'NotifyStart', answered: 'NotifyStart', ended: 'NotifyStart' });
     expect(ENDPOINT.dispositionValues).toEqual({
-      unknown: 'Unknown', answered: 'Answered', missed: 'Unknown', busy: 'Unknown', abandoned: 'Unknown', timeout: 'Unknown', failed: 'Unknown',
+      unknown: 'Unknown', answered: 'Answered', missed: 'Unknown', busy: 'Unknown', declined: 'Unknown', abandoned: 'Unknown',
+      timeout: 'Unknown', failed: 'Unknown',
     });
   });
 

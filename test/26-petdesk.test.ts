@@ -65,7 +65,7 @@ function checkAgainstDoc(r: WebhookRequest): string {
   return name;
 }
 
-const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth'];
+const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth', 'test/fixtures/asterisk-freepbx', 'test/fixtures/asterisk-freepbx-synth'];
 const traces = DIRS.flatMap((d) => readdirSync(d).filter((f) => /\.ami(\.gz)?$/.test(f)).map((f) => join(d, f)));
 const cfg = loadConfig('config/all-schemas.example.yaml');
 const petdesk = cfg.endpoints.filter((e): e is PetDeskEndpoint => e.schema === 'petdesk');

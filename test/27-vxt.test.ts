@@ -59,7 +59,7 @@ function mismatches(value: unknown, type: ts.TypeNode, at: string): string[] {
 }
 const checkAgainstDoc = (body: unknown): string[] => mismatches(body, aliases.get('WebhookPayload')!, 'payload');
 
-const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth'];
+const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth', 'test/fixtures/asterisk-freepbx', 'test/fixtures/asterisk-freepbx-synth'];
 const traces = DIRS.flatMap((d) => readdirSync(d).filter((f) => /\.ami(\.gz)?$/.test(f)).map((f) => join(d, f)));
 const cfg = loadConfig('config/all-schemas.example.yaml');
 const vxt = cfg.endpoints.find((e): e is VxtEndpoint => e.schema === 'vxt')!;

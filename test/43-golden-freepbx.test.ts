@@ -9,6 +9,8 @@ goldenSuite({
   dirs: ['test/fixtures/asterisk-freepbx', 'test/fixtures/asterisk-freepbx-synth'],
   extension: '.ami',
   config: 'config/freepbx.example.yaml',
+  // A hosted, multi-tenant PBX: endpoints NNNN-TT, extension_pattern names the extension (issue #12 item 5).
+  configFor: { 'fpbx-tenant-ext': 'test/fixtures/asterisk-freepbx-synth/tenant.yaml' },
   golden: 'test/golden/asterisk-freepbx',
   atLeast: 10,
 });

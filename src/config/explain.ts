@@ -42,7 +42,7 @@ function detectionRules(type: Config['pbx']['type']): string[] {
   return [
     '  detected without config:',
     '    queues: app_queue (QueueCallerJoin); FreePBX context ext-queues',
-    '    ring groups: Dial() to several phones at once; FreePBX contexts ext-group, ext-findmefollow (follow-me)',
+    '    ring groups: Dial() to several phones at once; FreePBX contexts ext-group; ext-findmefollow, followme-check (follow-me)',
     '    IVRs: Background, WaitExten, Read (named by the extension, or the context when it is s); FreePBX contexts ivr-N',
     '    voicemail: VoiceMail(); Local channels are wires: the phone at their end is the leg',
   ];

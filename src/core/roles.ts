@@ -13,6 +13,9 @@ export interface InferredRoute extends Route {
 
 const CONFIG_KEY: Record<RouteRole, string> = { ivr: 'ivrs', queue: 'queues', ringgroup: 'ring_groups', voicemail: 'voicemail' };
 
+/** FreePBX findmefollow's contexts: a call to an extension with follow-me on passes one of them. */
+const FOLLOW_ME = new Set(['ext-findmefollow', 'followme-check', 'followme-sub']);
+
 /** Dialplan extensions that are entry points, not numbers: start, invalid, timeout, hangup… */
 function isSpecialExten(exten: string): boolean {
   return /^(s|i|t|T|h|e|o|a)$/.test(exten);
@@ -88,7 +91,7 @@ export class RoleBook {
     if (context === 'ext-queues') return this.found('queue', exten, 'FreePBX context ext-queues');
     if (context === 'ext-group') return this.found('ringgroup', exten, 'FreePBX context ext-group');
     // Follow-me is FreePBX's ring group of one extension's phones and numbers, named by the extension.
-    if (context === 'ext-findmefollow') return this.found('ringgroup', exten.replace(/^FM/, ''), 'FreePBX context ext-findmefollow (follow-me)');
+    if (FOLLOW_ME.has(context)) return this.found('ringgroup', exten.replace(/^FM/, ''), `FreePBX context ${context} (follow-me)`);
     if (context.startsWith('ivr-')) return this.found('ivr', context.slice(4), `FreePBX context ${context}`);
     return undefined;
   }

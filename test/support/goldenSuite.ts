@@ -11,6 +11,8 @@ export interface GoldenSuite {
   readonly dirs: readonly string[];
   readonly extension: string;
   readonly config: string;
+  /** Trace name → the config it replays with instead (a trace of a differently named PBX). */
+  readonly configFor?: Readonly<Record<string, string>>;
   readonly golden: string;
   readonly atLeast: number;
 }
@@ -29,6 +31,7 @@ export function goldenSuite(s: GoldenSuite): void {
   );
   const update = process.env['UPDATE_GOLDEN'];
   const cfg = loadConfig(s.config);
+  const configs = new Map(Object.entries(s.configFor ?? {}).map(([trace, file]) => [trace, loadConfig(file)]));
   const schemaOf = new Map<string, SchemaName>(cfg.endpoints.map((e) => [e.name, e.schema]));
   const schemas = [...new Set(schemaOf.values())];
 
@@ -40,10 +43,11 @@ export function goldenSuite(s: GoldenSuite): void {
     for (const trace of traces) {
       const name = basename(trace).replace(ending, '');
       it(name, async () => {
-        const { lines, summary } = await replayTrace(trace, cfg);
+        const { lines, summary } = await replayTrace(trace, configs.get(name) ?? cfg);
         expect(summary.callsOpen).toBe(0);
         expect(summary.framesSkipped).toBe(0);
         expect(summary.unknownEvents).toBe(0);
+        expect(summary.orphanEvents).toBe(0);
         for (const schema of schemas) {
           const mine = lines.filter((l) => schemaOf.get((JSON.parse(l) as { endpoint: string }).endpoint) === schema);
           const golden = join(s.golden, `${name}.${schema}.jsonl`);

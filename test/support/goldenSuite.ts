@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { SchemaName } from '../../src/config/types.js';
+import type { LifecycleEvent } from '../../src/core/lifecycle.js';
 import { replayTrace } from './replayTrace.js';
 
 export interface GoldenSuite {
@@ -15,6 +16,30 @@ export interface GoldenSuite {
   readonly configFor?: Readonly<Record<string, string>>;
   readonly golden: string;
   readonly atLeast: number;
+}
+
+/**
+ * What must hold of every story whatever the goldens say (issue #12): a leg a phone answered is
+ * answered, and so is a call anyone answered; no route is named `s`; no Local channel appears
+ * where a user or a number belongs; every call's caller is known from its first event on.
+ */
+function storyHolds(events: readonly LifecycleEvent[], lines: readonly string[]): void {
+  for (const e of events) {
+    if (e.type === 'message') continue;
+    const { call } = e;
+    const where = `${call.id} ${e.type}`;
+    if (e.type === 'call.ended') {
+      for (const leg of call.legs) if (leg.answeredAt !== undefined) expect(leg.disposition, `${where}: leg ${leg.channel}`).toBe('answered');
+      if (call.segments.length > 0) expect(call.disposition, where).toBe('answered');
+    }
+    for (const r of call.routes) expect(r.number, where).not.toMatch(/^(s|t|i|h)$/);
+    for (const leg of call.legs) expect(leg.party.kind, where).not.toBe('local');
+    for (const seg of call.segments) expect(seg.user, where).not.toMatch(/^Local\//);
+    // Nothing is told of a call before its direction and caller are (a click-to-call rings its own phone first).
+    if (!call.clickToCall) expect(call.directionKnown, where).toBe(true);
+    if (call.directionKnown && call.direction !== 'outbound') expect(call.customerNumber, where).not.toBe('');
+  }
+  for (const l of lines) expect(l).not.toMatch(/Local\//);
 }
 
 /**
@@ -43,7 +68,8 @@ export function goldenSuite(s: GoldenSuite): void {
     for (const trace of traces) {
       const name = basename(trace).replace(ending, '');
       it(name, async () => {
-        const { lines, summary } = await replayTrace(trace, configs.get(name) ?? cfg);
+        const { lines, summary, events } = await replayTrace(trace, configs.get(name) ?? cfg);
+        storyHolds(events, lines);
         expect(summary.callsOpen).toBe(0);
         expect(summary.framesSkipped).toBe(0);
         expect(summary.unknownEvents).toBe(0);

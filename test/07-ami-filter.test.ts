@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AmiFramer } from '../src/ami/framer.js';
-import { wantsAmiEvent } from '../src/ami/normalise.js';
+import { wantsAmiEvent, wantsAmiEventNamed } from '../src/ami/normalise.js';
 import { loadConfig } from '../src/config/load.js';
 import { Pipeline } from '../src/pipeline.js';
 import { loadTrace } from './support/fakeAmiServer.js';
@@ -44,5 +44,16 @@ describe('replay filter', () => {
     expect(wantsAmiEvent('CEL', noise, 0, 0)).toBe(false);
     expect(wantsAmiEvent('BrandNewEvent', noise, 0, 0)).toBe(true);
     expect(wantsAmiEvent('Hangup', noise, 0, 0)).toBe(true);
+  });
+
+  it('keeps the CEL prompt events of VoiceMail, which bound a message\'s length (issue #12 item 6)', () => {
+    const cel = (name: string, app: string): Buffer => Buffer.from(`Event: CEL\r\nEventName: ${name}\r\nApplication: ${app}\r\n`);
+    for (const [frame, want] of [[cel('STREAM_BEGIN', 'VoiceMail'), true], [cel('STREAM_END', 'VoiceMail'), true], [cel('STREAM_BEGIN', 'Playback'), false], [cel('HANGUP', 'VoiceMail'), false]] as const) {
+      expect(wantsAmiEvent('CEL', frame, 0, frame.length), frame.toString()).toBe(want);
+    }
+    // Live, only the EventName is known before a frame is built.
+    expect(wantsAmiEventNamed('CEL', 'STREAM_END')).toBe(true);
+    expect(wantsAmiEventNamed('CEL', 'ANSWER')).toBe(false);
+    expect(wantsAmiEventNamed('CEL', undefined)).toBe(false);
   });
 });

@@ -109,6 +109,53 @@ describe('AMI normaliser on bad input', () => {
   });
 });
 
+/**
+ * app_voicemail tells neither a message's length nor when its recording starts; CEL's prompt events
+ * bound it: from the end of the beep to the next prompt, or to the MessageWaiting (issue #12 item 6).
+ */
+describe('AMI normaliser: a voicemail message\'s length', () => {
+  const frame = (fields: Record<string, string>): AmiFrame => ({ fields });
+  const prompt = (name: 'STREAM_BEGIN' | 'STREAM_END', seconds: number, sound = '', channel = 'c', app = 'VoiceMail'): AmiFrame =>
+    frame({ event: 'CEL', eventname: name, application: app, uniqueid: channel, timestamp: String(seconds), extra: sound ? JSON.stringify({ sound, format: 'gsm' }) : '' });
+  const saved = (seconds: number, channel = 'c'): AmiFrame =>
+    frame({ event: 'MessageWaiting', uniqueid: channel, mailbox: '117@default', new: '1', timestamp: String(seconds) });
+  const lengthOf = (n: AmiNormaliser, frames: AmiFrame[]): number | undefined => {
+    let left: PbxEvent | undefined;
+    for (const f of frames) left = n.normalise(f) ?? left;
+    return left?.type === 'voicemail.left' ? left.durationMs : undefined;
+  };
+  const greeting = [prompt('STREAM_BEGIN', 100, 'vm-intro'), prompt('STREAM_END', 105), prompt('STREAM_BEGIN', 105, 'beep'), prompt('STREAM_END', 105.5)];
+
+  it('runs from the end of the beep to the message\'s save', () => {
+    const n = new AmiNormaliser(new RoleBook(DEFAULT_ROLES));
+    expect(lengthOf(n, [...greeting, saved(113.5)])).toBe(8_000);
+    expect(n.voicemail.size).toBe(0);
+  });
+
+  it('ends at the next prompt (a review menu), and a second beep starts it again', () => {
+    const n = new AmiNormaliser(new RoleBook(DEFAULT_ROLES));
+    const review = [prompt('STREAM_BEGIN', 110, 'vm-review'), prompt('STREAM_END', 112)];
+    expect(lengthOf(n, [...greeting, ...review, saved(115)])).toBe(4_500);
+    const rerecord = [prompt('STREAM_BEGIN', 115, 'beep'), prompt('STREAM_END', 115.5), prompt('STREAM_BEGIN', 118.5, 'vm-review')];
+    expect(lengthOf(n, [...greeting, ...review, ...rerecord, saved(121)])).toBe(3_000);
+  });
+
+  it('is unknown without CEL, or when the beep came from another application or channel', () => {
+    const n = new AmiNormaliser(new RoleBook(DEFAULT_ROLES));
+    expect(lengthOf(n, [saved(113.5)])).toBeUndefined();
+    expect(lengthOf(n, [prompt('STREAM_BEGIN', 100, 'beep', 'c', 'Playback'), prompt('STREAM_END', 101, '', 'c', 'Playback'), saved(113.5)])).toBeUndefined();
+    expect(lengthOf(n, [prompt('STREAM_BEGIN', 100, 'beep', 'other'), prompt('STREAM_END', 101, '', 'other'), saved(113.5)])).toBeUndefined();
+  });
+
+  it('forgets a channel at its Hangup', () => {
+    const n = new AmiNormaliser(new RoleBook(DEFAULT_ROLES));
+    for (const f of greeting) n.normalise(f);
+    expect(n.voicemail.size).toBe(1);
+    n.normalise(frame({ event: 'Hangup', uniqueid: 'c', timestamp: '120' }));
+    expect(n.voicemail.size).toBe(0);
+  });
+});
+
 describe('tracker: channels.snapshot after a reconnect (issue #6)', () => {
   /** An inbound call: trunk 'a' answered by extension 202 on 'b'. */
   function answeredCall(t: Tracker, call = 'a', a = 'a', b = 'b'): void {

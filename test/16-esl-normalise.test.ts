@@ -153,6 +153,36 @@ describe('the channel book', () => {
   });
 });
 
+/** mod_voicemail's leave-message event says how long the message is (issue #12 item 6). */
+describe('voicemail message length', () => {
+  const leaveMessage = (): EslEvent => {
+    const ev = events('test/fixtures/freeswitch/in-voicemail.esl').find((e) => e.headers['Event-Subclass'] === 'vm::maintenance' && e.headers['VM-Action'] === 'leave-message');
+    if (!ev) throw new Error('in-voicemail.esl has no leave-message event');
+    return ev;
+  };
+  const lengthOf = (headers: Record<string, string>): unknown => {
+    const [left] = new EslNormaliser(roles).normaliseEvent({ headers, body: '' });
+    expect(left?.type).toBe('voicemail.left');
+    return left?.type === 'voicemail.left' ? left.durationMs : undefined;
+  };
+
+  it('is the recording\'s variable_record_ms, which the real trace\'s event carries with VM-Message-Len', () => {
+    const { headers } = leaveMessage();
+    expect(headers['variable_record_ms']).toMatch(/^\d+$/);
+    expect(headers['VM-Message-Len']).toMatch(/^\d+$/);
+    expect(lengthOf(headers)).toBe(Number(headers['variable_record_ms']));
+  });
+
+  it('falls back to VM-Message-Len in seconds when the milliseconds are absent or of another recording', () => {
+    const { variable_record_ms: _ms, ...headers } = leaveMessage().headers;
+    const seconds = Number(headers['VM-Message-Len']);
+    expect(lengthOf(headers)).toBe(seconds * 1000);
+    expect(lengthOf({ ...headers, variable_record_ms: String((seconds + 5) * 1000) })).toBe(seconds * 1000);
+    const { 'VM-Message-Len': _s, ...neither } = headers;
+    expect(lengthOf(neither)).toBeUndefined();
+  });
+});
+
 describe('causes and messages', () => {
   it('reports a ring-all loser (LOSE_RACE) as Q.850 26, answered elsewhere', () => {
     const n = new EslNormaliser(roles);

@@ -350,7 +350,7 @@ const HANDLERS: HandlerTable = {
     if (!found) return;
     const { call } = found;
     touch(call, ev.at);
-    call.voicemail = { mailbox: ev.mailbox, leftAt: ev.at };
+    call.voicemail = { mailbox: ev.mailbox, leftAt: ev.at, durationMs: ev.durationMs };
     t.emit({ type: 'voicemail.left', at: ev.at, call: viewOf(call), mailbox: ev.mailbox });
   },
 

@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { frameAll } from '../src/ami/framer.js';
 import { AmiNormaliser } from '../src/ami/normalise.js';
 import type { AmiFrame } from '../src/ami/frame.js';
+import { loadConfig } from '../src/config/load.js';
 import type { PbxEvent } from '../src/core/events.js';
 import { DEFAULT_ROLES, RoleBook } from '../src/core/roles.js';
 import { Tracker } from '../src/core/tracker.js';
 import type { CallEvent, LifecycleEvent } from '../src/core/lifecycle.js';
+import { Pipeline } from '../src/pipeline.js';
+import { loadTrace } from './support/fakeAmiServer.js';
 
 /** The call of a lifecycle event (these tests see no text messages). */
 function callOf(e: LifecycleEvent | undefined): CallEvent['call'] {
@@ -207,5 +211,47 @@ describe('tracker: channels.snapshot after a reconnect (issue #6)', () => {
     const out = t.handle({ type: 'channels.snapshot', at: 9_000, channels: ['c', 'd'] });
     expect(out.filter((e) => e.type === 'call.ended').map((e) => e.call.id)).toEqual(['a']);
     expect([...t.calls.keys()]).toEqual(['c']);
+  });
+});
+
+/**
+ * A REFER attended transfer: the consultation is a PBX call of its own, and the transfer moves its
+ * target into the customer's call. Asterisk hangs up the consultation's transferer channel after
+ * AttendedTransfer (as the synthetic trace has it); had it gone first, nothing live would be left
+ * in the consultation, which must then close at the transfer, not at the idle timeout (issue #12
+ * item 6; test/16 has the FreeSWITCH race).
+ */
+describe('tracker: a REFER consultation with nothing left closes at the transfer', () => {
+  const trace = frameAll(loadTrace('test/fixtures/asterisk-synth/in-queue-attended-transfer-refer.ami')).frames;
+  const transfer = trace.findIndex((f) => f.fields['event'] === 'AttendedTransfer');
+  const consultLeg = trace[transfer]!.fields['secondtransfereruniqueid']!;
+
+  function replay(frames: AmiFrame[]): { openAfterTransfer: string[]; requests: string[]; orphans: number } {
+    const p = new Pipeline(loadConfig('config/all-schemas.example.yaml'));
+    const requests: string[] = [];
+    let openAfterTransfer: string[] = [];
+    for (const f of frames) {
+      for (const r of p.amiFrame(f)) requests.push(r.body);
+      if (f.fields['event'] === 'AttendedTransfer') openAfterTransfer = [...p.tracker.calls.keys()];
+    }
+    expect(p.tracker.liveCalls).toBe(0);
+    return { openAfterTransfer, requests, orphans: p.tracker.stats.orphanEvents };
+  }
+
+  it('as recorded: the consultation ends with its transferer channel\'s Hangup', () => {
+    expect(trace.findIndex((f) => f.fields['event'] === 'Hangup' && f.fields['uniqueid'] === consultLeg)).toBeGreaterThan(transfer);
+    expect(replay(trace).openAfterTransfer).toHaveLength(2);
+  });
+
+  it('that channel hung up first: only the customer\'s call is left after the transfer, same webhooks', () => {
+    const hangup = trace.findIndex((f) => f.fields['event'] === 'Hangup' && f.fields['uniqueid'] === consultLeg);
+    const raced = [...trace];
+    const [h] = raced.splice(hangup, 1);
+    raced.splice(transfer, 0, h!);
+    const customer = trace.find((f) => f.fields['event'] === 'Newchannel')!.fields['linkedid'];
+    const got = replay(raced);
+    expect(got.openAfterTransfer).toEqual([customer]);
+    expect(got.requests).toEqual(replay(trace).requests);
+    expect(got.orphans).toBe(0);
   });
 });

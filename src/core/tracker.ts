@@ -438,6 +438,11 @@ function completeAttendedTransfer(t: Tracker, ev: Extract<PbxEvent, { type: 'tra
   const seg = t.openSegment(call);
   call.pendingTransfer = 'attended';
   startSegment(t, call, leg, leg.party.id, leg.channel, ev.at, seg);
+  // The consultation's other leg may have hung up first: with nothing live left, no event would
+  // ever end it but the idle timeout (issue #12 item 6).
+  if (consultCall !== call && consultCall.channelIds.every((id) => t.channels.get(id)?.hungUpAt !== undefined)) {
+    t.close(consultCall, ev.at, 'hangup');
+  }
 }
 
 /** The answered consult leg behind a transfer target (the target itself, or the phone a Local channel dialled). */

@@ -54,6 +54,8 @@ export function filtered(buffers: readonly Buffer[]): Buffer[] {
           if (!m) return true;
           // The second whitelist line: eventfilter=Variable: (MIXMONITOR_FILENAME|QUEUESTATUS)
           if (m[1] === 'VarSet') return /\r\nVariable: (MIXMONITOR_FILENAME|QUEUESTATUS)\r\n/.test(frame);
+          // The third: eventfilter=EventName: STREAM_(BEGIN|END)
+          if (m[1] === 'CEL') return /\r\nEventName: STREAM_(BEGIN|END)\r\n/.test(frame);
           return keep.has(m[1]!);
         })
         .join('\r\n\r\n'),

@@ -16,8 +16,8 @@ import { Pipeline } from './pipeline.js';
 import { amiResync, eslResync } from './resync.js';
 
 /** Live AMI events worth a frame: what the model reads, plus the answer to a resync. */
-function acceptAmi(event: string, variable: string | undefined): boolean {
-  return wantsAmiEventNamed(event, variable) || event === 'CoreShowChannel' || event === 'CoreShowChannelsComplete';
+function acceptAmi(event: string, detail: string | undefined): boolean {
+  return wantsAmiEventNamed(event, detail) || event === 'CoreShowChannel' || event === 'CoreShowChannelsComplete';
 }
 
 /** sysexits: the PBX could not be reached / refused our credentials. */

@@ -6,6 +6,8 @@ import { AmiAuthError, AmiConnectError } from '../src/ami/errors.js';
 import type { AmiFrame } from '../src/ami/frame.js';
 import { frameAll } from '../src/ami/framer.js';
 import { fromManagerEvent } from '../src/ami/managerEvent.js';
+import { AmiNormaliser, wantsAmiEvent, wantsAmiEventNamed } from '../src/ami/normalise.js';
+import { DEFAULT_ROLES, RoleBook } from '../src/core/roles.js';
 import { loadTrace, startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
 
 const FIXTURES = 'test/fixtures/asterisk';
@@ -98,6 +100,34 @@ describe('live (asterisk-manager) vs replay (framer)', () => {
     expect(frames[0]?.fields.variable).toBe('SIPDOMAIN');
     expect(frames[2]?.vars).toEqual({ A: '1', B: '' });
     expect(frames[4]?.fields.output).toBe('Name  Host\n\n117  127.0.0.1');
+  });
+});
+
+describe('live filter', () => {
+  it('passes the CEL prompt events: the same voicemail length as replay (issue #12 item 6)', async () => {
+    const trace = loadTrace(`${FIXTURES}/in-voicemail.ami`);
+    const detail = (f: AmiFrame): string | undefined => (f.fields.event === 'CEL' ? f.fields.eventname : f.fields.variable);
+    const expected = replayFrames(trace).filter((f) => f.fields.event !== undefined && wantsAmiEventNamed(f.fields.event, detail(f)));
+    const server = await serve(trace);
+    const frames: AmiFrame[] = [];
+    const res = await connectAmi(
+      { host: '127.0.0.1', port: server.port, username: USER, secret: SECRET },
+      { onFrame: (f) => void frames.push(f), accept: wantsAmiEventNamed },
+      memoryLog(),
+    );
+    if (!res.ok) throw res.error;
+    cleanup.unshift(() => res.session.close());
+    await server.done;
+    const last = expected.at(-1)?.fields.timestamp;
+    await waitFor(() => frames.at(-1)?.fields.timestamp === last, `the trace's last accepted frame (have ${frames.length})`);
+    expect(frames).toHaveLength(expected.length);
+    const left = (fs: AmiFrame[]) => {
+      const n = new AmiNormaliser(new RoleBook(DEFAULT_ROLES));
+      return fs.map((f) => n.normalise(f)).find((e) => e?.type === 'voicemail.left');
+    };
+    const live = left(frames);
+    expect(live).toHaveProperty('durationMs');
+    expect(live).toEqual(left(frameAll(trace, { filter: wantsAmiEvent }).frames));
   });
 });
 

@@ -63,5 +63,20 @@ describe('replay filter', () => {
       expect(wantsAmiEventNamed('VarSet', v)).toBe(true);
       expect(passes(`Event: VarSet\r\nVariable: ${v}`), v).toBe(true);
     }
+    for (const cel of ['STREAM_BEGIN', 'STREAM_END']) {
+      expect(wantsAmiEventNamed('CEL', cel)).toBe(true);
+      expect(passes(`Event: CEL\r\nEventName: ${cel}`), cel).toBe(true);
+    }
+  });
+
+  it('keeps the CEL prompt events of VoiceMail, which bound a message\'s length (issue #12 item 6)', () => {
+    const cel = (name: string, app: string): Buffer => Buffer.from(`Event: CEL\r\nEventName: ${name}\r\nApplication: ${app}\r\n`);
+    for (const [frame, want] of [[cel('STREAM_BEGIN', 'VoiceMail'), true], [cel('STREAM_END', 'VoiceMail'), true], [cel('STREAM_BEGIN', 'Playback'), false], [cel('HANGUP', 'VoiceMail'), false]] as const) {
+      expect(wantsAmiEvent('CEL', frame, 0, frame.length), frame.toString()).toBe(want);
+    }
+    // Live, only the EventName is known before a frame is built.
+    expect(wantsAmiEventNamed('CEL', 'STREAM_END')).toBe(true);
+    expect(wantsAmiEventNamed('CEL', 'ANSWER')).toBe(false);
+    expect(wantsAmiEventNamed('CEL', undefined)).toBe(false);
   });
 });

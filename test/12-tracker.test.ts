@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { frameAll } from '../src/ami/framer.js';
 import { AmiNormaliser } from '../src/ami/normalise.js';
 import type { AmiFrame } from '../src/ami/frame.js';
+import { loadConfig } from '../src/config/load.js';
 import type { PbxEvent } from '../src/core/events.js';
 import { DEFAULT_ROLES, RoleBook } from '../src/core/roles.js';
 import { Tracker } from '../src/core/tracker.js';
 import type { CallEvent, LifecycleEvent } from '../src/core/lifecycle.js';
+import { Pipeline } from '../src/pipeline.js';
+import { loadTrace } from './support/fakeAmiServer.js';
 
 /** The call of a lifecycle event (these tests see no text messages). */
 function callOf(e: LifecycleEvent | undefined): CallEvent['call'] {
@@ -109,6 +113,53 @@ describe('AMI normaliser on bad input', () => {
   });
 });
 
+/**
+ * app_voicemail tells neither a message's length nor when its recording starts; CEL's prompt events
+ * bound it: from the end of the beep to the next prompt, or to the MessageWaiting (issue #12 item 6).
+ */
+describe('AMI normaliser: a voicemail message\'s length', () => {
+  const frame = (fields: Record<string, string>): AmiFrame => ({ fields });
+  const prompt = (name: 'STREAM_BEGIN' | 'STREAM_END', seconds: number, sound = '', channel = 'c', app = 'VoiceMail'): AmiFrame =>
+    frame({ event: 'CEL', eventname: name, application: app, uniqueid: channel, timestamp: String(seconds), extra: sound ? JSON.stringify({ sound, format: 'gsm' }) : '' });
+  const saved = (seconds: number, channel = 'c'): AmiFrame =>
+    frame({ event: 'MessageWaiting', uniqueid: channel, mailbox: '117@default', new: '1', timestamp: String(seconds) });
+  const lengthOf = (n: AmiNormaliser, frames: AmiFrame[]): number | undefined => {
+    let left: PbxEvent | undefined;
+    for (const f of frames) left = n.normalise(f) ?? left;
+    return left?.type === 'voicemail.left' ? left.durationMs : undefined;
+  };
+  const greeting = [prompt('STREAM_BEGIN', 100, 'vm-intro'), prompt('STREAM_END', 105), prompt('STREAM_BEGIN', 105, 'beep'), prompt('STREAM_END', 105.5)];
+
+  it('runs from the end of the beep to the message\'s save', () => {
+    const n = new AmiNormaliser(new RoleBook(DEFAULT_ROLES));
+    expect(lengthOf(n, [...greeting, saved(113.5)])).toBe(8_000);
+    expect(n.voicemail.size).toBe(0);
+  });
+
+  it('ends at the next prompt (a review menu), and a second beep starts it again', () => {
+    const n = new AmiNormaliser(new RoleBook(DEFAULT_ROLES));
+    const review = [prompt('STREAM_BEGIN', 110, 'vm-review'), prompt('STREAM_END', 112)];
+    expect(lengthOf(n, [...greeting, ...review, saved(115)])).toBe(4_500);
+    const rerecord = [prompt('STREAM_BEGIN', 115, 'beep'), prompt('STREAM_END', 115.5), prompt('STREAM_BEGIN', 118.5, 'vm-review')];
+    expect(lengthOf(n, [...greeting, ...review, ...rerecord, saved(121)])).toBe(3_000);
+  });
+
+  it('is unknown without CEL, or when the beep came from another application or channel', () => {
+    const n = new AmiNormaliser(new RoleBook(DEFAULT_ROLES));
+    expect(lengthOf(n, [saved(113.5)])).toBeUndefined();
+    expect(lengthOf(n, [prompt('STREAM_BEGIN', 100, 'beep', 'c', 'Playback'), prompt('STREAM_END', 101, '', 'c', 'Playback'), saved(113.5)])).toBeUndefined();
+    expect(lengthOf(n, [prompt('STREAM_BEGIN', 100, 'beep', 'other'), prompt('STREAM_END', 101, '', 'other'), saved(113.5)])).toBeUndefined();
+  });
+
+  it('forgets a channel at its Hangup', () => {
+    const n = new AmiNormaliser(new RoleBook(DEFAULT_ROLES));
+    for (const f of greeting) n.normalise(f);
+    expect(n.voicemail.size).toBe(1);
+    n.normalise(frame({ event: 'Hangup', uniqueid: 'c', timestamp: '120' }));
+    expect(n.voicemail.size).toBe(0);
+  });
+});
+
 describe('tracker: channels.snapshot after a reconnect (issue #6)', () => {
   /** An inbound call: trunk 'a' answered by extension 202 on 'b'. */
   function answeredCall(t: Tracker, call = 'a', a = 'a', b = 'b'): void {
@@ -160,5 +211,47 @@ describe('tracker: channels.snapshot after a reconnect (issue #6)', () => {
     const out = t.handle({ type: 'channels.snapshot', at: 9_000, channels: ['c', 'd'] });
     expect(out.filter((e) => e.type === 'call.ended').map((e) => e.call.id)).toEqual(['a']);
     expect([...t.calls.keys()]).toEqual(['c']);
+  });
+});
+
+/**
+ * A REFER attended transfer: the consultation is a PBX call of its own, and the transfer moves its
+ * target into the customer's call. Asterisk hangs up the consultation's transferer channel after
+ * AttendedTransfer (as the synthetic trace has it); had it gone first, nothing live would be left
+ * in the consultation, which must then close at the transfer, not at the idle timeout (issue #12
+ * item 6; test/16 has the FreeSWITCH race).
+ */
+describe('tracker: a REFER consultation with nothing left closes at the transfer', () => {
+  const trace = frameAll(loadTrace('test/fixtures/asterisk-synth/in-queue-attended-transfer-refer.ami')).frames;
+  const transfer = trace.findIndex((f) => f.fields['event'] === 'AttendedTransfer');
+  const consultLeg = trace[transfer]!.fields['secondtransfereruniqueid']!;
+
+  function replay(frames: AmiFrame[]): { openAfterTransfer: string[]; requests: string[]; orphans: number } {
+    const p = new Pipeline(loadConfig('config/all-schemas.example.yaml'));
+    const requests: string[] = [];
+    let openAfterTransfer: string[] = [];
+    for (const f of frames) {
+      for (const r of p.amiFrame(f)) requests.push(r.body);
+      if (f.fields['event'] === 'AttendedTransfer') openAfterTransfer = [...p.tracker.calls.keys()];
+    }
+    expect(p.tracker.liveCalls).toBe(0);
+    return { openAfterTransfer, requests, orphans: p.tracker.stats.orphanEvents };
+  }
+
+  it('as recorded: the consultation ends with its transferer channel\'s Hangup', () => {
+    expect(trace.findIndex((f) => f.fields['event'] === 'Hangup' && f.fields['uniqueid'] === consultLeg)).toBeGreaterThan(transfer);
+    expect(replay(trace).openAfterTransfer).toHaveLength(2);
+  });
+
+  it('that channel hung up first: only the customer\'s call is left after the transfer, same webhooks', () => {
+    const hangup = trace.findIndex((f) => f.fields['event'] === 'Hangup' && f.fields['uniqueid'] === consultLeg);
+    const raced = [...trace];
+    const [h] = raced.splice(hangup, 1);
+    raced.splice(transfer, 0, h!);
+    const customer = trace.find((f) => f.fields['event'] === 'Newchannel')!.fields['linkedid'];
+    const got = replay(raced);
+    expect(got.openAfterTransfer).toEqual([customer]);
+    expect(got.requests).toEqual(replay(trace).requests);
+    expect(got.orphans).toBe(0);
   });
 });

@@ -104,6 +104,41 @@ describe('transfers', () => {
     raced.splice(bridge, 0, hc!);
     expect(story(raced)).toEqual(want);
   });
+
+  /**
+   * The consultation is a call of its own; the transfer moves its target leg into the customer's
+   * call. When the phone hung up the consultation leg first (its BYE before FreeSWITCH bridges the
+   * caller with the target), nothing is left in the consultation: it must close at the transfer,
+   * not linger as a live call until the idle timeout (issue #12 item 6).
+   */
+  it('REFER with Replaces: a consultation left without a live channel closes at the transfer', () => {
+    const refer = events('test/fixtures/freeswitch-synth/in-queue-attended-transfer-refer.esl');
+    const want = story(refer);
+    const first = refer.find((e) => (e.headers['variable_transfer_to'] ?? '').startsWith('att:'))!;
+    const consultLeg = first.headers['variable_refer_uuid']!;
+    const target = first.headers['variable_transfer_to']!.slice(4);
+    const bridge = refer.findLastIndex((e) => is('CHANNEL_BRIDGE')(e) && e.headers['Bridge-B-Unique-ID'] === target);
+    // The consultation leg's own events after the bridge (park, hangup, destroy) move before it.
+    const gone = refer.filter((e, i) => i > bridge && e.headers['Unique-ID'] === consultLeg);
+    expect(gone.some(is('CHANNEL_HANGUP_COMPLETE'))).toBe(true);
+    const raced = refer.filter((e) => !gone.includes(e));
+    raced.splice(bridge, 0, ...gone);
+    expect(story(raced)).toEqual(want);
+
+    const p = new Pipeline(LAB);
+    let transferred = false;
+    p.onLifecycleEvent = (e) => {
+      if (e.type === 'leg.answered' && e.segment.startedBy === 'attended') transferred = true;
+    };
+    let openAfterTransfer: string[] | undefined;
+    for (const ev of raced) {
+      p.eslFrame(asFrame(ev));
+      if (transferred && openAfterTransfer === undefined) openAfterTransfer = [...p.tracker.calls.keys()];
+    }
+    const customer = raced.find(is('CHANNEL_CREATE'))!.headers['Unique-ID'];
+    expect(openAfterTransfer).toEqual([customer]);
+    expect(p.tracker.stats.orphanEvents).toBe(0);
+  });
 });
 
 describe('roles', () => {
@@ -170,6 +205,36 @@ describe('the channel book', () => {
       expect(n.legs.size, t).toBe(0);
       expect(n.stats.unknownChannel, t).toBe(0);
     }
+  });
+});
+
+/** mod_voicemail's leave-message event says how long the message is (issue #12 item 6). */
+describe('voicemail message length', () => {
+  const leaveMessage = (): EslEvent => {
+    const ev = events('test/fixtures/freeswitch/in-voicemail.esl').find((e) => e.headers['Event-Subclass'] === 'vm::maintenance' && e.headers['VM-Action'] === 'leave-message');
+    if (!ev) throw new Error('in-voicemail.esl has no leave-message event');
+    return ev;
+  };
+  const lengthOf = (headers: Record<string, string>): unknown => {
+    const [left] = new EslNormaliser(roles).normaliseEvent({ headers, body: '' });
+    expect(left?.type).toBe('voicemail.left');
+    return left?.type === 'voicemail.left' ? left.durationMs : undefined;
+  };
+
+  it('is the recording\'s variable_record_ms, which the real trace\'s event carries with VM-Message-Len', () => {
+    const { headers } = leaveMessage();
+    expect(headers['variable_record_ms']).toMatch(/^\d+$/);
+    expect(headers['VM-Message-Len']).toMatch(/^\d+$/);
+    expect(lengthOf(headers)).toBe(Number(headers['variable_record_ms']));
+  });
+
+  it('falls back to VM-Message-Len in seconds when the milliseconds are absent or of another recording', () => {
+    const { variable_record_ms: _ms, ...headers } = leaveMessage().headers;
+    const seconds = Number(headers['VM-Message-Len']);
+    expect(lengthOf(headers)).toBe(seconds * 1000);
+    expect(lengthOf({ ...headers, variable_record_ms: String((seconds + 5) * 1000) })).toBe(seconds * 1000);
+    const { 'VM-Message-Len': _s, ...neither } = headers;
+    expect(lengthOf(neither)).toBeUndefined();
   });
 });
 

@@ -1,7 +1,10 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/load.js';
 import { readThreeCxDoc, type DocRow } from './support/threecxDoc.js';
-import { replayTrace } from './support/replayTrace.js';
+import { jsonBodies, replayTrace } from './support/replayTrace.js';
 
 /**
  * The 3CX doc's tables are the expected output of the traces of the same scenarios (issue #2).
@@ -155,3 +158,31 @@ function titlePattern(docTitle: string): RegExp {
     .replace(/\\\(0:\d\d\\\)/, '\\(\\d+:\\d\\d\\)');
   return new RegExp(`^${re}$`);
 }
+
+/**
+ * Table 11's `outgoingcall_started` says "Callerid": "MAKECALL". The synthetic traces happen to
+ * originate with that display name too, so they are replayed with another one: the webhook must
+ * still say MAKECALL, on both PBXes (issue #12 item 6).
+ */
+describe('click-to-call Callerid', () => {
+  const PBXES = [
+    { trace: `${SYNTH}/out-click-to-call.ami`, config: 'config/all-schemas.example.yaml' },
+    { trace: 'test/fixtures/freeswitch-synth/out-click-to-call.esl', config: 'config/freeswitch-lab.example.yaml' },
+  ];
+  for (const { trace, config } of PBXES) {
+    it(`is MAKECALL whatever name the originate set: ${trace}`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'pbxhook-c2c-'));
+      try {
+        // Same length as MAKECALL: an ESL event's Content-Length stays right.
+        const renamed = join(dir, basename(trace));
+        writeFileSync(renamed, readFileSync(trace, 'utf8').replaceAll('MAKECALL', 'Helpdesk'));
+        const { lines } = await replayTrace(renamed, loadConfig(config));
+        const started = jsonBodies(lines, 'threecx-json').filter((b) => b['Event'] === 'outgoingcall_started');
+        expect(started).toHaveLength(1);
+        expect(started[0]!['Callerid']).toBe('MAKECALL');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});

@@ -13,6 +13,11 @@ import type { RenderContext } from '../src/emit/context.js';
 import { toE164 } from '../src/emit/e164.js';
 import type { WebhookRequest } from '../src/emit/request.js';
 import { renderVxt } from '../src/emit/vxt.js';
+import { frameAll as frameAmi } from '../src/ami/framer.js';
+import { decodeEvent } from '../src/esl/frame.js';
+import { frameAll as frameEsl } from '../src/esl/framer.js';
+import { loadTrace as loadAmiTrace } from './support/fakeAmiServer.js';
+import { loadTrace as loadEslTrace } from './support/fakeEslServer.js';
 import { replayTrace } from './support/replayTrace.js';
 
 /**
@@ -173,8 +178,16 @@ describe('VXT callLog from the real traces', () => {
   });
 });
 
+/** When VoiceMail's beep ended in an AMI trace (CEL STREAM_END after the `beep` STREAM_BEGIN): the recording starts. */
+function beepEndedAt(trace: string): number {
+  const { frames } = frameAmi(loadAmiTrace(trace));
+  const beep = frames.findIndex((f) => f.fields['eventname'] === 'STREAM_BEGIN' && f.fields['extra']?.includes('"sound":"beep"'));
+  const end = frames.slice(beep).find((f) => f.fields['eventname'] === 'STREAM_END' && f.fields['uniqueid'] === frames[beep]?.fields['uniqueid']);
+  return Math.round(Number(end?.fields['timestamp']) * 1000);
+}
+
 describe('VXT voicemail', () => {
-  it('timestamp when the caller reached the mailbox, duration to the hang-up, no transcription, the caller', () => {
+  it('timestamp when the caller reached the mailbox, duration from the beep\'s end to the message, no transcription, the caller', () => {
     const vm = events.get('in-voicemail')!;
     const reached = vm.find((e) => e.type === 'route.entered' && e.route.role === 'voicemail')!.at;
     const [voicemail, callLog] = bodies('in-voicemail');
@@ -182,14 +195,34 @@ describe('VXT voicemail', () => {
       event: 'voicemail',
       voicemail: {
         version: 3, id: '1795302547.52-voicemail', url: 'https://app.vxt.co/1795302547.52-voicemail',
-        timestamp: reached, duration: at('in-voicemail', 'voicemail.left') - reached, transcription: null,
+        timestamp: reached, duration: at('in-voicemail', 'voicemail.left') - beepEndedAt('test/fixtures/asterisk/in-voicemail.ami'), transcription: null,
         user: { type: 'user', uid: 'u-117', email: 'alice@example.com' }, phoneNumberE164: '+902125550117',
         callerId: { type: 'phoneNumber', phoneNumberE164: '+905552221133' },
       },
     });
-    // The lab README: 12 s of audio after the greeting; the model's span includes the greeting.
-    expect(voicemail.voicemail.duration).toBeGreaterThanOrEqual(12_000);
+    // "The duration of the voicemail audio": the greeting is not in it (issue #12 item 6).
+    expect(voicemail.voicemail.duration).toBeLessThan(at('in-voicemail', 'voicemail.left') - reached);
     expect(callLog.event).toBe('callLog');
+  });
+
+  it('without a length from the PBX (Asterisk without CEL): the span from reaching the mailbox to the message', () => {
+    const left = events.get('in-voicemail')!.find((e) => e.type === 'voicemail.left')!;
+    if (left.type !== 'voicemail.left') throw new Error('unreachable');
+    const reached = left.call.routes.find((r) => r.role === 'voicemail')!.at;
+    const call = { ...left.call, voicemail: { mailbox: left.mailbox, leftAt: left.at } };
+    const [r] = renderVxt({ ...left, call }, ctxFor(TR));
+    expect(JSON.parse(r!.body).voicemail.duration).toBe(left.at - reached);
+  });
+
+  it('FreeSWITCH: the length of the recording, as the leave-message event reports it', async () => {
+    const trace = 'test/fixtures/freeswitch/in-voicemail.esl';
+    const { lines } = await replayTrace(trace, loadConfig('config/freeswitch-lab.example.yaml'));
+    const [voicemail] = lines.map((l) => JSON.parse(l)).filter((r) => r.endpoint === vxt.name).map((r) => JSON.parse(r.body));
+    const decoded = { malformedLines: 0, undecodable: 0 };
+    const leave = frameEsl(loadEslTrace(trace)).frames.map((f) => decodeEvent(f, decoded)).find((e) => e?.headers['VM-Action'] === 'leave-message');
+    expect(leave?.headers['variable_record_ms']).toMatch(/^\d+$/);
+    expect(voicemail.event).toBe('voicemail');
+    expect(voicemail.voicemail.duration).toBe(Number(leave!.headers['variable_record_ms']));
   });
 });
 

@@ -28,10 +28,11 @@ export interface AmiHandlers {
   onFrame(frame: AmiFrame): void;
   onStatus?(status: AmiStatus): void;
   /**
-   * Decides from the event's name (and a VarSet's variable) whether to build a frame at all: the
-   * live twin of the replay framer's filter, so noise costs no conversion and no normalising.
+   * Decides from the event's name (and a VarSet's variable, a CEL's EventName) whether to build a
+   * frame at all: the live twin of the replay framer's filter, so noise costs no conversion and no
+   * normalising.
    */
-  accept?(event: string, variable: string | undefined): boolean;
+  accept?(event: string, detail: string | undefined): boolean;
 }
 
 /** The part of a pino logger used here. */
@@ -109,9 +110,9 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
 
     mgr.on('rawevent', (item) => {
       if (phase === 'ready' && handlers.accept && typeof item['event'] === 'string') {
-        const v = item['variable'];
-        const variable = v !== null && typeof v === 'object' ? Object.keys(v)[0] : typeof v === 'string' ? v : undefined;
-        if (!handlers.accept(item['event'], variable)) return;
+        const v = item['event'] === 'CEL' ? item['eventname'] : item['variable'];
+        const detail = v !== null && typeof v === 'object' ? Object.keys(v)[0] : typeof v === 'string' ? v : undefined;
+        if (!handlers.accept(item['event'], detail)) return;
       }
       const frame = fromManagerEvent(item);
       if (phase === 'login') {

@@ -3,6 +3,7 @@ import type { RoleBook, Route } from '../core/roles.js';
 import { partyOfChannel } from './channel.js';
 import { isKnownAmiEvent } from './events.js';
 import { field, type AmiFrame } from './frame.js';
+import { VoicemailRecordings } from './voicemail.js';
 
 /** What the normaliser saw, for metrics and tests. */
 export interface NormaliseStats {
@@ -13,7 +14,8 @@ export interface NormaliseStats {
   ignored: number;
 }
 
-type Handler = (f: AmiFrame, at: number, roles: RoleBook) => PbxEvent | undefined;
+/** `n`: the roles, and the one piece of state, voicemail recordings (src/ami/voicemail.ts). */
+type Handler = (f: AmiFrame, at: number, n: AmiNormaliser) => PbxEvent | undefined;
 
 /** AMI writes `<unknown>` for an absent caller ID. */
 function clean(v: string): string {
@@ -38,7 +40,7 @@ function dialsSeveral(appData: string): boolean {
   return targets.includes('&');
 }
 
-function newexten(f: AmiFrame, at: number, roles: RoleBook): PbxEvent | undefined {
+function newexten(f: AmiFrame, at: number, { roles }: AmiNormaliser): PbxEvent | undefined {
   const channel = field(f, 'uniqueid');
   const context = field(f, 'context');
   const exten = field(f, 'exten') || field(f, 'extension');
@@ -71,6 +73,9 @@ function routeOf(roles: RoleBook, context: string, exten: string, application: s
 /** The only channel variables the model reads; every other VarSet is noise (half of all AMI events). */
 const USED_VARIABLES = ['MIXMONITOR_FILENAME', 'QUEUESTATUS'];
 const VARSET_NEEDLES = USED_VARIABLES.map((v) => Buffer.from(`Variable: ${v}`));
+/** The only CEL events read: VoiceMail's prompts, which bound a message's length (src/ami/voicemail.ts). */
+const USED_CEL_EVENTS = ['STREAM_BEGIN', 'STREAM_END'];
+const CEL_NEEDLES = [Buffer.from('EventName: STREAM_'), Buffer.from('Application: VoiceMail')];
 
 function varset(f: AmiFrame, at: number): PbxEvent | undefined {
   const name = field(f, 'variable');
@@ -92,7 +97,7 @@ function carriesCalls(channel: string): boolean {
 }
 
 const HANDLER_TABLE: Record<string, Handler> = {
-  newchannel: (f, at, roles) => carriesCalls(field(f, 'channel')) ? ({
+  newchannel: (f, at, { roles }) => carriesCalls(field(f, 'channel')) ? ({
     type: 'channel.created',
     at,
     channel: field(f, 'uniqueid'),
@@ -132,7 +137,7 @@ const HANDLER_TABLE: Record<string, Handler> = {
   }),
   newexten,
   varset,
-  queuecallerjoin: (f, at, roles) => ({
+  queuecallerjoin: (f, at, { roles }) => ({
     type: 'route.entered',
     at,
     channel: field(f, 'uniqueid'),
@@ -174,12 +179,17 @@ const HANDLER_TABLE: Record<string, Handler> = {
           target: field(f, 'transfertargetuniqueid'),
         }
       : undefined,
-  messagewaiting: (f, at, roles) => {
+  messagewaiting: (f, at, n) => {
     const channel = field(f, 'uniqueid');
     // Without a channel it is a mailbox status change (someone listened), not a message left.
     if (!channel || Number(field(f, 'new')) < 1) return undefined;
     const mailbox = field(f, 'mailbox').split('@')[0] ?? '';
-    return { type: 'voicemail.left', at, channel, mailbox: roles.extensionId(mailbox) };
+    const durationMs = n.voicemail.messageSaved(channel, at);
+    return { type: 'voicemail.left', at, channel, mailbox: n.roles.extensionId(mailbox), ...(durationMs === undefined ? {} : { durationMs }) };
+  },
+  cel: (f, at, n) => {
+    n.voicemail.cel(f, at);
+    return undefined;
   },
   hold: (f, at) => ({ type: 'channel.hold', at, channel: field(f, 'uniqueid'), held: true }),
   unhold: (f, at) => ({ type: 'channel.hold', at, channel: field(f, 'uniqueid'), held: false }),
@@ -188,7 +198,10 @@ const HANDLER_TABLE: Record<string, Handler> = {
     const cause = Number(field(f, 'cause'));
     return cause > 0 ? { type: 'channel.cause', at, channel: field(f, 'uniqueid'), cause } : undefined;
   },
-  hangup: (f, at) => ({ type: 'channel.hangup', at, channel: field(f, 'uniqueid'), cause: Number(field(f, 'cause')) || 0 }),
+  hangup: (f, at, n) => {
+    n.voicemail.forget(field(f, 'uniqueid'));
+    return { type: 'channel.hangup', at, channel: field(f, 'uniqueid'), cause: Number(field(f, 'cause')) || 0 };
+  },
   userevent: (f, at) => {
     // A dialplan `UserEvent(SMS,From: …,To: …,Body: …)` in the message context (README: text messages).
     if (field(f, 'userevent').toUpperCase() !== 'SMS') return undefined;
@@ -209,20 +222,29 @@ const HANDLERS = new Map<string, Handler>(Object.entries(HANDLER_TABLE));
 const wanted = new Map<string, boolean>();
 
 /**
- * The framer filter for replay: skip, unparsed, the documented events the model never reads and
- * the VarSets of variables it does not use. Unknown names pass, so they are still counted.
+ * The framer filter for replay: skip, unparsed, the documented events the model never reads, the
+ * VarSets of variables it does not use and the CEL events but VoiceMail's prompts. Unknown names
+ * pass, so they are still counted.
  */
 export function wantsAmiEvent(name: string, bytes: Buffer, start: number, end: number): boolean {
   if (name === 'VarSet') {
     const frame = bytes.subarray(start, end);
     return VARSET_NEEDLES.some((n) => frame.includes(n));
   }
+  if (name === 'CEL') {
+    const frame = bytes.subarray(start, end);
+    return CEL_NEEDLES.every((n) => frame.includes(n));
+  }
   return wantsAmiEventNamed(name, undefined);
 }
 
-/** The same decision from an event's name (and a VarSet's variable): the live client's filter. */
-export function wantsAmiEventNamed(name: string, variable: string | undefined): boolean {
-  if (name === 'VarSet') return variable !== undefined && USED_VARIABLES.includes(variable);
+/**
+ * The same decision from an event's name and `detail` (a VarSet's variable, a CEL's EventName):
+ * the live client's filter.
+ */
+export function wantsAmiEventNamed(name: string, detail: string | undefined): boolean {
+  if (name === 'VarSet') return detail !== undefined && USED_VARIABLES.includes(detail);
+  if (name === 'CEL') return detail !== undefined && USED_CEL_EVENTS.includes(detail);
   let want = wanted.get(name);
   if (want === undefined) {
     want = HANDLERS.has(name.toLowerCase()) || !isKnownAmiEvent(name);
@@ -237,12 +259,16 @@ function timeOf(f: AmiFrame, now: () => number): number {
   return ts ? Math.round(Number(ts) * 1000) : now();
 }
 
-/** Turns AMI frames into PBX-neutral events. Stateless: the same frame always gives the same event. */
+/**
+ * Turns AMI frames into PBX-neutral events. Stateless but for one thing: a voicemail message's
+ * length comes from CEL events before its MessageWaiting (src/ami/voicemail.ts).
+ */
 export class AmiNormaliser {
   readonly stats: NormaliseStats = { events: 0, used: 0, unknown: 0, ignored: 0 };
+  readonly voicemail = new VoicemailRecordings();
 
   constructor(
-    private readonly roles: RoleBook,
+    readonly roles: RoleBook,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -256,7 +282,7 @@ export class AmiNormaliser {
       else this.stats.unknown++;
       return undefined;
     }
-    const ev = handler(f, timeOf(f, this.now), this.roles);
+    const ev = handler(f, timeOf(f, this.now), this);
     if (ev) this.stats.used++;
     else this.stats.ignored++;
     return ev;

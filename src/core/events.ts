@@ -140,6 +140,13 @@ export interface VoicemailLeft extends Base {
   readonly type: 'voicemail.left';
   readonly channel: string;
   readonly mailbox: string;
+  /**
+   * The message's audio length in milliseconds (like every time here, and as VXT wants it), when
+   * the adapter knows it: FreeSWITCH reports it (src/esl/normalise.ts); Asterisk's CEL prompt
+   * events bound it from above, from the end of VoiceMail's beep to the end of the recording
+   * (src/ami/voicemail.ts). Absent otherwise (issue #12 item 6).
+   */
+  readonly durationMs?: number;
 }
 
 export interface RecordingStarted extends Base {

@@ -87,7 +87,8 @@ export interface Call {
   segments: Segment[];
   pendingTransfer: TransferKind;
   queueOutcome: 'answered' | 'abandoned' | 'timeout' | undefined;
-  voicemail: { mailbox: string; leftAt: number | undefined } | undefined;
+  /** `durationMs`: the message's audio length, when the PBX adapter knew it (events.ts VoicemailLeft). */
+  voicemail: { mailbox: string; leftAt: number | undefined; durationMs?: number } | undefined;
   /** The call this one is an attended-transfer consultation for (a separate PBX call, e.g. SIP REFER). */
   consultFor: string | undefined;
   lastEventAt: number;

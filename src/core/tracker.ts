@@ -386,7 +386,7 @@ const HANDLERS: HandlerTable = {
     if (!found) return;
     const { call } = found;
     touch(call, ev.at);
-    call.voicemail = { mailbox: ev.mailbox, leftAt: ev.at };
+    call.voicemail = { mailbox: ev.mailbox, leftAt: ev.at, durationMs: ev.durationMs };
     t.emit({ type: 'voicemail.left', at: ev.at, call: viewOf(call), mailbox: ev.mailbox });
   },
 
@@ -513,6 +513,11 @@ function completeAttendedTransfer(t: Tracker, ev: Extract<PbxEvent, { type: 'tra
   startSegment(t, call, leg, leg.party.id, leg.channel, ev.at, seg);
   const started = call.segments.find((s) => s.channel === leg.channel && s.endedAt === undefined);
   if (started) for (const file of own) if (!started.recordings.includes(file)) started.recordings.push(file);
+  // The consultation's other leg may have hung up first: with nothing live left, no event would
+  // ever end it but the idle timeout (issue #12 item 6).
+  if (consultCall !== call && consultCall.channelIds.every((id) => t.channels.get(id)?.hungUpAt !== undefined)) {
+    t.close(consultCall, ev.at, 'hangup');
+  }
 }
 
 /**

@@ -65,12 +65,16 @@ function ringing(call: CallView, user: string, usertype: string, ctx: RenderCont
   };
 }
 
+/** The click-to-call table's `outgoingcall_started` Callerid (3CX doc table 11). */
+const CLICK_TO_CALL_CALLERID = 'MAKECALL';
+
 const TRTYPE = { none: 'NotDef', blind: 'Blind', attended: 'Attended' } as const;
 
 function started(call: CallView, seg: Readonly<Segment>, ctx: RenderContext): Rendered {
   const id = callId(call, seg.k, ctx.timezone);
-  // The doc's click-to-call table shows the originate's caller ID name ("MAKECALL") here.
-  const c = call.clickToCall && call.originCallerIdName ? call.originCallerIdName : call.customerNumber;
+  // The doc's click-to-call table shows the literal "MAKECALL" here: a marker of the click-to-call,
+  // not the originate's display name, so it is sent whatever name was set (issue #12 item 6).
+  const c = call.clickToCall ? CLICK_TO_CALL_CALLERID : call.customerNumber;
   const d = did(call, ctx);
   const tr = TRTYPE[seg.startedBy];
   const out = outgoing(call);

@@ -93,18 +93,20 @@ function callLog(call: CallView, at: number, ctx: RenderContext): Payload | unde
 }
 
 /**
- * The model knows when the caller reached the mailbox and when the message was saved (the caller
- * hung up), not the length of the audio: the duration is that span, greeting and beep included,
- * so it is an upper bound of the recording's length.
+ * "The duration of the voicemail audio, in milliseconds": the length the PBX adapter found
+ * (FreeSWITCH: the recording's own; Asterisk: from the beep's end to the recording's end, where
+ * CEL shows the prompts). Without it, the span from reaching the mailbox to the message's save,
+ * greeting and beep included: an upper bound (issue #12 item 6).
  */
 function voicemail(call: CallView, mailbox: string, at: number, ctx: RenderContext): Payload | undefined {
   if (call.direction === 'internal') return undefined;
   const reached = call.routes.filter((r) => r.role === 'voicemail' && r.number === mailbox).at(-1)?.at ?? at;
+  const duration = call.voicemail?.durationMs ?? Math.max(0, at - reached);
   const id = messageId(call, 'voicemail');
   return {
     event: 'voicemail',
     voicemail: {
-      version: 3, id, url: urlOf(ctx, id), timestamp: reached, duration: Math.max(0, at - reached),
+      version: 3, id, url: urlOf(ctx, id), timestamp: reached, duration,
       transcription: null, user: userOf(ctx, mailbox), phoneNumberE164: ourNumber(ctx, call),
       callerId: party(ctx, call.customerNumber),
     },

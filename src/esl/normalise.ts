@@ -219,17 +219,37 @@ function custom(n: EslNormaliser, ev: EslEvent, at: number): PbxEvent[] {
     case 'vm::maintenance':
       // leave-message is sent once the message is saved; mwi-update and the rest are mailbox housekeeping.
       if (header(ev, 'VM-Action') !== 'leave-message') return [];
-      return [{
-        type: 'voicemail.left',
-        at,
-        channel: header(ev, 'VM-UUID') || header(ev, 'Unique-ID'),
-        mailbox: n.roles.extensionId(header(ev, 'VM-User')),
-      }];
+      return [voicemailLeft(n, ev, at)];
     case 'sofia::transferor':
       return attendedFromTransferor(n.legs, ev, at);
     default:
       return [];
   }
+}
+
+function voicemailLeft(n: EslNormaliser, ev: EslEvent, at: number): PbxEvent {
+  const channel = header(ev, 'VM-UUID') || header(ev, 'Unique-ID');
+  const durationMs = messageLengthMs(ev);
+  return { type: 'voicemail.left', at, channel, mailbox: n.roles.extensionId(header(ev, 'VM-User')), ...(durationMs === undefined ? {} : { durationMs }) };
+}
+
+/**
+ * mod_voicemail's leave-message event (deliver_vm) carries the message's length in whole seconds
+ * (`VM-Message-Len`) and, being a channel event, the variables switch_ivr_record_file set when the
+ * message's recording stopped: `variable_record_ms`, the same length in milliseconds. The
+ * milliseconds are used when they agree with the seconds, i.e. describe the same recording.
+ */
+function messageLengthMs(ev: EslEvent): number | undefined {
+  const seconds = wholeNumber(header(ev, 'VM-Message-Len'));
+  const ms = wholeNumber(header(ev, 'variable_record_ms'));
+  if (ms !== undefined && (seconds === undefined || Math.abs(ms / 1000 - seconds) < 1)) return ms;
+  return seconds === undefined ? undefined : seconds * 1000;
+}
+
+/** "25" → 25; absent, empty or not a whole number → undefined. */
+function wholeNumber(v: string): number | undefined {
+  if (!/^\d+$/.test(v)) return undefined;
+  return Number(v);
 }
 
 function recordStart(_n: EslNormaliser, ev: EslEvent, at: number): PbxEvent[] {

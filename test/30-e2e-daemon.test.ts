@@ -307,7 +307,8 @@ async function runUntil(yaml: string, crm: Receiver, expected: number, ami: Fake
 }
 
 describe('pbxhook run: live AMI → webhooks, same bytes as replay', () => {
-  it.each(['in-queue-answered.ami', 'in-queue-blind-transfer.ami'])('%s', async (name) => {
+  // The vanilla lab and FreePBX's Local-channel queue members (issue #12): live and replay are one path.
+  it.each(['in-queue-answered.ami', 'in-queue-blind-transfer.ami', '../asterisk-freepbx/fpbx-queue-answered.ami', '../asterisk-freepbx/fpbx-queue-blind-transfer.ami'])('%s', async (name) => {
     const trace = path.join(FIXTURES, name);
     const crm = await receiver();
     const ami = await fakeAmi(trace);

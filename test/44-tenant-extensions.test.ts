@@ -1,7 +1,7 @@
 /**
- * Hosted, multi-tenant PBXes name endpoints `NNNN-TT` (extension NNNN of tenant TT); a capture group
- * in `roles.extension_pattern` says which part is the extension (issue #12 item 5). Roles on their
- * own, the AMI channel names, then one synthetic call replayed through the whole pipeline.
+ * Hosted, multi-tenant PBXes name endpoints `NNNN-TT` (extension NNNN of tenant TT); the capture group
+ * named ext in `roles.extension_pattern` says which part is the extension (issue #12 item 5). Roles
+ * on their own, the AMI channel names, then one synthetic call replayed through the whole pipeline.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -35,18 +35,22 @@ describe('RoleBook with a tenant-suffixed extension pattern', () => {
     expect(roles.extensionId('alice')).toBe('alice');
   });
 
-  it('takes the only unnamed group; the group named ext wins over unnamed ones', () => {
-    expect(rolesOf(String.raw`{ extension_pattern: '^(\d+)-\d+$' }`).partyOf('1001-12').id).toBe('1001');
-    expect(rolesOf(String.raw`{ extension_pattern: '^t(?<tenant>\d+)_(\d+)$' }`).partyOf('t12_1001').id).toBe('1001');
-    expect(rolesOf(String.raw`{ extension_pattern: '^(\d+)-(?<ext>\d+)$' }`).partyOf('12-1001').id).toBe('1001');
+  it('uses only a group named ext: unnamed groups and groups of other names leave the name whole, as before groups', () => {
+    // A group written for alternation must not change an existing config: 123 stays 123, not 1.
+    const alternation = rolesOf(String.raw`{ extension_pattern: '^(1|2)\d{2}$' }`);
+    expect(alternation.partyOf('123')).toEqual({ kind: 'extension', id: '123' });
+    expect(alternation.extensionId('123')).toBe('123');
+    expect(rolesOf(String.raw`{ extension_pattern: '^(\d+)-\d+$' }`).partyOf('1001-12')).toEqual({ kind: 'extension', id: '1001-12' });
+    expect(rolesOf(String.raw`{ extension_pattern: '^t(?<tenant>\d+)_(\d+)$' }`).partyOf('t12_1001').id).toBe('t12_1001');
+    expect(rolesOf(String.raw`{ extension_pattern: '^(\d+)-(?<ext>\d+)$' }`).partyOf('12-1001')).toEqual({ kind: 'extension', id: '1001' });
   });
 
-  it('keeps the whole name without groups, with several unnamed ones, or when the group takes no part', () => {
+  it('keeps the whole name without groups, or when the group takes no part or takes all of it', () => {
     expect(rolesOf(String.raw`{ extension_pattern: '^\d+-\d+$' }`).partyOf('1001-12')).toEqual({ kind: 'extension', id: '1001-12' });
-    expect(rolesOf(String.raw`{ extension_pattern: '^(\d+)-(\d+)$' }`).partyOf('1001-12').id).toBe('1001-12');
     const either = rolesOf(String.raw`{ extension_pattern: '^(?<ext>\d+)-\d+$|^operator$' }`);
     expect(either.partyOf('operator')).toEqual({ kind: 'extension', id: 'operator' });
     expect(either.partyOf('1001-12')).toEqual({ kind: 'extension', id: '1001' });
+    expect(rolesOf(String.raw`{ extension_pattern: '^(?<ext>\d+)(-\d+)?$' }`).partyOf('1001')).toEqual({ kind: 'extension', id: '1001' });
   });
 
   it('leaves trunk_pattern as it was: it sees the whole endpoint name and wins', () => {

@@ -1,3 +1,4 @@
+import { EXTENSION_GROUP } from '../config/pattern.js';
 import type { RoleConfig } from '../config/types.js';
 import type { Party, RouteRole } from './events.js';
 
@@ -41,31 +42,23 @@ export class RoleBook {
 
   /**
    * Classifies an endpoint (the "117" of PJSIP/117-0000001a, a gateway name…). An extension's id is
-   * the pattern's extension group when it has one (`1001-12` → "1001", issue #12 item 5): the id
+   * the pattern's group named ext when it has one (`1001-12` → "1001", issue #12 item 5): the id
    * the directory, the payloads' User and the tracker's per-extension state all key on.
    */
   partyOf(endpoint: string): Party {
     if (this.trunk?.test(endpoint)) return { kind: 'trunk', id: endpoint };
     const m = this.extension.exec(endpoint);
-    if (m) return { kind: 'extension', id: this.idIn(m, endpoint) };
-    return { kind: 'trunk', id: endpoint };
+    return m ? { kind: 'extension', id: extensionIdIn(m, endpoint) } : { kind: 'trunk', id: endpoint };
   }
 
   /**
    * The extension a name the PBX gives one stands for, when the PBX has already said it is one
-   * (a FreeSWITCH directory user, a mailbox): the extension group if the pattern matches, else the
+   * (a FreeSWITCH directory user, a mailbox): the group named ext if the pattern matches, else the
    * name as given.
    */
   extensionId(name: string): string {
     const m = this.extension.exec(name);
-    return m ? this.idIn(m, name) : name;
-  }
-
-  private idIn(m: RegExpExecArray, name: string): string {
-    const g = this.cfg.extensionGroup;
-    const id = g === undefined ? undefined : typeof g === 'number' ? m[g] : m.groups?.[g];
-    // A group that took no part in this match (an optional group, another alternative) leaves the name whole.
-    return id || name;
+    return m ? extensionIdIn(m, name) : name;
   }
 
   /** True when `trunk_pattern` claims this endpoint: config overrides what the PBX says it is. */
@@ -123,12 +116,20 @@ export class RoleBook {
   }
 }
 
+/**
+ * The extension a pattern match names: its group named ext, else the whole name (no such group, or
+ * one that took no part in this match: an optional group, another alternative). Any other group
+ * changes nothing, so `^(1|2)\d{2}$` keeps "123" whole (src/config/pattern.ts).
+ */
+function extensionIdIn(m: RegExpExecArray, name: string): string {
+  return m.groups?.[EXTENSION_GROUP] || name;
+}
+
 export const DEFAULT_ROLES: RoleConfig = {
   ivrs: [],
   queues: [],
   ringGroups: [],
   extensionPattern: '^[0-9]{2,6}$',
-  extensionGroup: undefined,
   trunkPattern: '',
   names: {},
 };

@@ -7,7 +7,7 @@ import { header, type EslEvent } from './frame.js';
  * - a leg to a gateway carries `variable_sip_gateway_name` → trunk (the gateway's name);
  * - a leg dialled through `user/NNN` carries `variable_dialed_user`, and a phone that
  *   authenticated its INVITE against the directory carries `variable_user_name` → extension
- *   (its id is the extension group of `extension_pattern` when that matches: `1001-12` → "1001");
+ *   (its id is the group named ext of `extension_pattern` when that matches: `1001-12` → "1001");
  * - anything else (an unauthenticated caller on a profile) is judged by its name's user part
  *   (`sofia/external/05552221133@10.0.0.1:5060` → "05552221133") with the configured patterns;
  *   a trunk found that way is named after its SIP profile.

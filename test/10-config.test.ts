@@ -82,7 +82,6 @@ describe('loadConfig', () => {
       queues: ['600'],
       ringGroups: ['700@ext-group'],
       extensionPattern: '^[0-9]{2,6}$',
-      extensionGroup: undefined,
       trunkPattern: '',
       names: { '100': 'Reception' },
     });
@@ -168,7 +167,7 @@ describe('problems name the file and the key', () => {
     ]);
   });
 
-  it('an extension pattern that is no regex, or whose extension group can match nothing (issue #12 item 5)', () => {
+  it('an extension pattern that is no regex, or whose group named ext can match nothing (issue #12 item 5)', () => {
     const roles = (extension: string, trunk = '') =>
       YAML.replace('  names:', () => `  extension_pattern: '${extension}'\n  trunk_pattern: '${trunk}'\n  names:`);
     expect(problems(roles('^(?<ext>[0-9]+-[0-9]+$', '[9'), INI)).toEqual([
@@ -182,13 +181,15 @@ describe('problems name the file and the key', () => {
     expect(problems(roles('^(?<ext>\\d+|)-(\\d+)$'), INI)).toEqual([
       `config/pbxhook.yaml: roles.extension_pattern: the named group ext ${empty}, e.g. (?<ext>\\d+)`,
     ]);
-    // Without a group named ext, the only unnamed group is the extension, and is held to the same rule.
-    expect(problems(roles('^(\\d{0,4})-\\d+$'), INI)).toEqual([
-      `config/pbxhook.yaml: roles.extension_pattern: its capture group ${empty}, e.g. (\\d+)`,
+    // Only the group named ext is the extension: other groups, named or not, may match nothing,
+    // and the ext group may be left out of a match (another alternative).
+    for (const fine of ['^(\\d{0,4})-\\d+$', '^(?<tenant>\\d*)-\\d+$', '^(?<ext>\\d+)-(\\d*)$', '^(?<ext>\\d+)-\\d+$|^operator$']) {
+      expect(() => parseConfig(roles(fine), INI, { yamlPath: Y }, {})).not.toThrow();
+    }
+    // Parentheses inside a character class or escaped do not end the group.
+    expect(problems(roles('^(?<ext>[)(]?\\(?)-\\d+$'), INI)).toEqual([
+      `config/pbxhook.yaml: roles.extension_pattern: the named group ext ${empty}, e.g. (?<ext>\\d+)`,
     ]);
-    // A group that is not the extension may be empty; so may the extension's group be left out.
-    expect(parseConfig(roles('^(?<ext>\\d+)-(\\d*)$'), INI, { yamlPath: Y }, {}).roles.extensionGroup).toBe('ext');
-    expect(parseConfig(roles('^(?<ext>\\d+)-\\d+$|^operator$'), INI, { yamlPath: Y }, {}).roles.extensionGroup).toBe('ext');
   });
 
   it('a missing secret, never echoing a secret value', () => {
@@ -321,15 +322,18 @@ describe('explainConfig', () => {
     expect(redactUrl('https://u:pw@h/p')).toBe('https://u:***@h/p');
   });
 
-  it('names the capture group that is the extension, with a hosted PBX example when it fits (issue #12 item 5)', () => {
+  it('names the group ext as the extension, with a hosted PBX example when it fits; other groups change nothing (issue #12 item 5)', () => {
     const explain = (pattern: string) => {
       const yaml = YAML.replace('  names:', () => `  extension_pattern: '${pattern}'\n  names:`);
       return explainConfig(parseConfig(yaml, INI, { yamlPath: Y }, {})).split('\n').find((l) => l.includes('extensions match'));
     };
     expect(explain('^[0-9]{2,6}$')).toBe('  extensions match: /^[0-9]{2,6}$/');
     expect(explain('^(?<ext>\\d+)-\\d+$')).toBe('  extensions match: /^(?<ext>\\d+)-\\d+$/ (extension = group ext: PJSIP/1001-12-… → 1001)');
-    expect(explain('^(?<tenant>\\d+)_(\\d+)$')).toBe('  extensions match: /^(?<tenant>\\d+)_(\\d+)$/ (extension = capture group 2)');
-    // Two unnamed groups, none named ext: the whole name, as without groups.
-    expect(explain('^(\\d+)-(\\d+)$')).toBe('  extensions match: /^(\\d+)-(\\d+)$/');
+    expect(explain('^(?<ext>\\d+)_t\\d+$')).toBe('  extensions match: /^(?<ext>\\d+)_t\\d+$/ (extension = group ext)');
+    // Groups without the name ext: the whole name, as without groups, and check-config says so.
+    const whole = ' (extension = the whole name; only a group named ext takes part of it)';
+    expect(explain('^(\\d+)-\\d+$')).toBe(`  extensions match: /^(\\d+)-\\d+$/${whole}`);
+    expect(explain('^(?<tenant>\\d+)_(\\d+)$')).toBe(`  extensions match: /^(?<tenant>\\d+)_(\\d+)$/${whole}`);
+    expect(explain('^(?:1|2)\\d{2}$')).toBe('  extensions match: /^(?:1|2)\\d{2}$/');
   });
 });

@@ -157,9 +157,10 @@ describe('roles', () => {
     expect(partyOfChannel(ev({ 'Channel-Name': 'sofia/internal/900@x', variable_user_name: '900' }), strict)).toEqual({ kind: 'trunk', id: '900' });
   });
 
-  it('names a hosted PBX\'s directory user 1001-12 extension 1001 when extension_pattern has a group for it (issue #12 item 5)', () => {
-    const tenant = new RoleBook({ ...LAB.roles, extensionPattern: String.raw`^(?<ext>\d+)-\d+$`, extensionGroup: 'ext' });
-    const user1001 = { kind: 'extension', id: '1001' };
+  it('names a hosted PBX\'s directory user 1001-12 extension 1001 when extension_pattern has a group ext for it (issue #12 item 5)', () => {
+    const tenant = new RoleBook({ ...LAB.roles, extensionPattern: String.raw`^(?<ext>\d+)-\d+$` });
+    // The endpoint name stays on the party, so the tracker tells tenant 12's 1001 from tenant 13's.
+    const user1001 = { kind: 'extension', id: '1001', endpoint: '1001-12' };
     expect(partyOfChannel(ev({ 'Channel-Name': 'sofia/internal/1001-12@pbx.example.com', variable_user_name: '1001-12' }), tenant)).toEqual(user1001);
     expect(partyOfChannel(ev({ 'Channel-Name': 'sofia/internal/1001-12@10.0.0.9:15117', variable_dialed_user: '1001-12' }), tenant)).toEqual(user1001);
     // No directory variables: the SIP user part is judged by the pattern.

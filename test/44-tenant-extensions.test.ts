@@ -1,7 +1,8 @@
 /**
- * Hosted, multi-tenant PBXes name endpoints `NNNN-TT` (extension NNNN of tenant TT); a capture group
- * in `roles.extension_pattern` says which part is the extension (issue #12 item 5). Roles on their
- * own, the AMI channel names, then one synthetic call replayed through the whole pipeline.
+ * Hosted, multi-tenant PBXes name endpoints `NNNN-TT` (extension NNNN of tenant TT); the capture group
+ * named ext in `roles.extension_pattern` says which part is the extension (issue #12 item 5). Roles
+ * on their own, the AMI channel names, the tracker telling two tenants' 1001 apart, then one
+ * synthetic call replayed through the whole pipeline.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -11,7 +12,10 @@ import { partyOfChannel } from '../src/ami/channel.js';
 import { AmiNormaliser } from '../src/ami/normalise.js';
 import { parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
+import { endpointOf, type Party, type PbxEvent } from '../src/core/events.js';
+import { isRering } from '../src/core/model.js';
 import { RoleBook } from '../src/core/roles.js';
+import { Tracker } from '../src/core/tracker.js';
 import { jsonBodies, replayTrace } from './support/replayTrace.js';
 
 const INI_PATH = 'config/all-schemas.webhooks.ini';
@@ -26,33 +30,39 @@ const rolesOf = (roles: string): RoleBook => new RoleBook(configWith(roles).role
 const TENANT = String.raw`{ extension_pattern: '^(?<ext>\d+)-\d+$' }`;
 
 describe('RoleBook with a tenant-suffixed extension pattern', () => {
-  it('names the extension by the group called ext', () => {
+  it('names the extension by the group called ext, keeping the endpoint name beside it', () => {
     const roles = rolesOf(TENANT);
-    expect(roles.partyOf('1001-12')).toEqual({ kind: 'extension', id: '1001' });
+    expect(roles.partyOf('1001-12')).toEqual({ kind: 'extension', id: '1001', endpoint: '1001-12' });
     expect(roles.partyOf('trunk')).toEqual({ kind: 'trunk', id: 'trunk' });
     expect(roles.partyOf('1001')).toEqual({ kind: 'trunk', id: '1001' }); // no tenant: not this pattern's phone
+    expect(roles.extensionOf('1001-12')).toEqual({ kind: 'extension', id: '1001', endpoint: '1001-12' });
+    expect(roles.extensionOf('alice')).toEqual({ kind: 'extension', id: 'alice' });
     expect(roles.extensionId('1001-12')).toBe('1001');
     expect(roles.extensionId('alice')).toBe('alice');
   });
 
-  it('takes the only unnamed group; the group named ext wins over unnamed ones', () => {
-    expect(rolesOf(String.raw`{ extension_pattern: '^(\d+)-\d+$' }`).partyOf('1001-12').id).toBe('1001');
-    expect(rolesOf(String.raw`{ extension_pattern: '^t(?<tenant>\d+)_(\d+)$' }`).partyOf('t12_1001').id).toBe('1001');
-    expect(rolesOf(String.raw`{ extension_pattern: '^(\d+)-(?<ext>\d+)$' }`).partyOf('12-1001').id).toBe('1001');
+  it('uses only a group named ext: unnamed groups and groups of other names leave the name whole, as before groups', () => {
+    // A group written for alternation must not change an existing config: 123 stays 123, not 1.
+    const alternation = rolesOf(String.raw`{ extension_pattern: '^(1|2)\d{2}$' }`);
+    expect(alternation.partyOf('123')).toEqual({ kind: 'extension', id: '123' });
+    expect(alternation.extensionId('123')).toBe('123');
+    expect(rolesOf(String.raw`{ extension_pattern: '^(\d+)-\d+$' }`).partyOf('1001-12')).toEqual({ kind: 'extension', id: '1001-12' });
+    expect(rolesOf(String.raw`{ extension_pattern: '^t(?<tenant>\d+)_(\d+)$' }`).partyOf('t12_1001').id).toBe('t12_1001');
+    expect(rolesOf(String.raw`{ extension_pattern: '^(\d+)-(?<ext>\d+)$' }`).partyOf('12-1001')).toEqual({ kind: 'extension', id: '1001', endpoint: '12-1001' });
   });
 
-  it('keeps the whole name without groups, with several unnamed ones, or when the group takes no part', () => {
+  it('keeps the whole name without groups, or when the group takes no part or takes all of it', () => {
     expect(rolesOf(String.raw`{ extension_pattern: '^\d+-\d+$' }`).partyOf('1001-12')).toEqual({ kind: 'extension', id: '1001-12' });
-    expect(rolesOf(String.raw`{ extension_pattern: '^(\d+)-(\d+)$' }`).partyOf('1001-12').id).toBe('1001-12');
     const either = rolesOf(String.raw`{ extension_pattern: '^(?<ext>\d+)-\d+$|^operator$' }`);
     expect(either.partyOf('operator')).toEqual({ kind: 'extension', id: 'operator' });
-    expect(either.partyOf('1001-12')).toEqual({ kind: 'extension', id: '1001' });
+    expect(either.partyOf('1001-12')).toEqual({ kind: 'extension', id: '1001', endpoint: '1001-12' });
+    expect(rolesOf(String.raw`{ extension_pattern: '^(?<ext>\d+)(-\d+)?$' }`).partyOf('1001')).toEqual({ kind: 'extension', id: '1001' });
   });
 
   it('leaves trunk_pattern as it was: it sees the whole endpoint name and wins', () => {
     const roles = rolesOf(String.raw`{ extension_pattern: '^(?<ext>\d+)-\d+$', trunk_pattern: '^9\d+-99$' }`);
     expect(roles.partyOf('900-99')).toEqual({ kind: 'trunk', id: '900-99' });
-    expect(roles.partyOf('900-12')).toEqual({ kind: 'extension', id: '900' });
+    expect(roles.partyOf('900-12')).toEqual({ kind: 'extension', id: '900', endpoint: '900-12' });
   });
 });
 
@@ -60,8 +70,8 @@ describe('AMI channel names of a hosted PBX', () => {
   const roles = rolesOf(TENANT);
 
   it('drop the channel sequence at the last dash, then take the extension group', () => {
-    expect(partyOfChannel('PJSIP/1001-12-0000002a', roles)).toEqual({ kind: 'extension', id: '1001' });
-    expect(partyOfChannel('SIP/1001-12-00000003', roles)).toEqual({ kind: 'extension', id: '1001' });
+    expect(partyOfChannel('PJSIP/1001-12-0000002a', roles)).toEqual({ kind: 'extension', id: '1001', endpoint: '1001-12' });
+    expect(partyOfChannel('SIP/1001-12-00000003', roles)).toEqual({ kind: 'extension', id: '1001', endpoint: '1001-12' });
     expect(partyOfChannel('PJSIP/trunk-00000016', roles)).toEqual({ kind: 'trunk', id: 'trunk' });
     expect(partyOfChannel('Local/1001-12@from-internal-00000001;2', roles)).toEqual({ kind: 'local', id: '1001-12@from-internal' });
   });
@@ -76,6 +86,61 @@ describe('AMI channel names of a hosted PBX', () => {
     expect(left).toMatchObject({ type: 'voicemail.left', mailbox: '1001' });
     const entered = n.normalise({ fields: { event: 'Newexten', uniqueid: 'c', context: 'macro-vm', exten: 's', application: 'VoiceMail', appdata: '1001-12@default,u' } });
     expect(entered).toMatchObject({ type: 'route.entered', role: 'voicemail', number: '1001' });
+  });
+});
+
+/**
+ * Extension 1001 of tenant 12 and extension 1001 of tenant 13 share the id 1001 (webhooks name
+ * 1001), but they are two phones: the tracker keys what a phone does on its endpoint name.
+ */
+describe('tracker: the same extension of two tenants is two phones', () => {
+  const tenant = (t: string) => ({ kind: 'extension', id: '1001', endpoint: `1001-${t}` }) as const;
+  const trunk = { kind: 'trunk', id: 'trunk' } as const;
+  const created = (channel: string, call: string, party: Party, at: number): PbxEvent => ({
+    type: 'channel.created', at, channel, call, name: `PJSIP/${endpointOf(party)}-${channel}`, party,
+    callerId: { num: party.id, name: party.id }, dialed: party.kind === 'trunk' ? '0212' : '2002',
+  });
+
+  /** A customer's call answered by 1001 of tenant 12, who then puts it on hold. */
+  function heldByTenant12(): Tracker {
+    const t = new Tracker(60_000);
+    t.handle(created('a', 'A', trunk, 1));
+    t.handle(created('b', 'A', tenant('12'), 2));
+    t.handle({ type: 'dial.begin', at: 3, from: 'a', to: 'b', target: 'PJSIP/1001-12' });
+    t.handle({ type: 'channel.ringing', at: 4, channel: 'b' });
+    t.handle({ type: 'dial.end', at: 5, from: 'a', to: 'b', status: 'answer' });
+    t.handle({ type: 'channel.hold', at: 6, channel: 'b', held: true });
+    return t;
+  }
+
+  it('does not take a call placed by 1001 of tenant 13 for a consultation of tenant 12\'s held call', () => {
+    const t = heldByTenant12();
+    t.handle(created('c', 'C', tenant('13'), 7));
+    expect(t.calls.get('C')?.consultFor).toBeUndefined();
+    t.handle(created('d', 'C', { kind: 'extension', id: '2002', endpoint: '2002-13' }, 8));
+    const dialled = t.handle({ type: 'dial.begin', at: 9, from: 'c', to: 'd', target: 'PJSIP/2002-13' });
+    expect(dialled.map((e) => e.type)).toEqual(['call.started', 'leg.dialed']);
+  });
+
+  it('takes a call placed by 1001 of tenant 12 itself for a consultation of its held call', () => {
+    const t = heldByTenant12();
+    t.handle(created('c', 'C', tenant('12'), 7));
+    expect(t.calls.get('C')?.consultFor).toBe('A');
+  });
+
+  it('announces each tenant\'s 1001 ringing for the same call: neither is a re-ring of the other', () => {
+    const t = new Tracker(60_000);
+    t.handle(created('a', 'A', trunk, 1));
+    const ringing = (channel: string, party: Party, at: number) => {
+      t.handle(created(channel, 'A', party, at));
+      t.handle({ type: 'dial.begin', at, from: 'a', to: channel, target: `PJSIP/${endpointOf(party)}` });
+      const e = t.handle({ type: 'channel.ringing', at, channel }).find((l) => l.type === 'leg.ringing');
+      if (e?.type !== 'leg.ringing') throw new Error(`no leg.ringing for ${channel}`);
+      return isRering(e.call, e.leg);
+    };
+    expect(ringing('b', tenant('12'), 2)).toBe(false);
+    expect(ringing('c', tenant('13'), 3)).toBe(false);
+    expect(ringing('d', tenant('12'), 4)).toBe(true); // tenant 12's phone again: a queue retrying it
   });
 });
 

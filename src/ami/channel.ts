@@ -5,7 +5,8 @@ import type { RoleBook } from '../core/roles.js';
  * Asterisk channel names are `Tech/resource-sequence` (PJSIP/117-0000001a, SIP/trunk-00000003)
  * or `Local/exten@context-sequence;1|2`. The resource is the endpoint (extension or trunk). The
  * sequence follows the last dash, so a hosted PBX's `PJSIP/1001-12-0000002a` is endpoint `1001-12`,
- * whose extension `roles.extension_pattern` may pick out (issue #12 item 5).
+ * whose extension the group named ext of `roles.extension_pattern` may pick out (issue #12 item 5):
+ * the party is then id `1001`, endpoint `1001-12`.
  */
 export function partyOfChannel(name: string, roles: RoleBook): Party {
   const slash = name.indexOf('/');

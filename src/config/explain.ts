@@ -3,7 +3,8 @@
  * operator can check against the PBX. Secrets never appear: the PBX secret is `***`,
  * tokens are only "set"/"not set", URL passwords and query values are masked.
  */
-import type { Config, DialplanTarget, EndpointConfig, RoleConfig } from './types.js';
+import { EXTENSION_GROUP, extensionGroupBody, hasCaptureGroups } from './pattern.js';
+import type { Config, DialplanTarget, EndpointConfig } from './types.js';
 
 export const MASK = '***';
 
@@ -59,7 +60,7 @@ export function explainConfig(cfg: Config): string {
     `  ivrs: ${targets(roles.ivrs)}`,
     `  queues: ${targets(roles.queues)}`,
     `  ring groups: ${targets(roles.ringGroups)}`,
-    `  extensions match: /${roles.extensionPattern}/${extensionGroup(roles)}`,
+    `  extensions match: /${roles.extensionPattern}/${extensionGroup(roles.extensionPattern)}`,
     `  trunks match: ${roles.trunkPattern === '' ? '(no pattern)' : `/${roles.trunkPattern}/`}`,
     `  names: ${names(roles.names)}`,
     ...detectionRules(pbx.type),
@@ -109,14 +110,15 @@ export function span(ms: number): string {
 /**
  * Which part of a matching endpoint name is the extension (issue #12 item 5); nothing when all of
  * it. The hosted-PBX naming the feature is for serves as the example when the pattern takes it.
+ * Other capture groups are said to change nothing, for whoever expected one to name the extension.
  */
-function extensionGroup(roles: RoleConfig): string {
-  const g = roles.extensionGroup;
-  if (g === undefined) return '';
-  const m = new RegExp(roles.extensionPattern).exec(TENANT_ENDPOINT);
-  const id = typeof g === 'number' ? m?.[g] : m?.groups?.[g];
+function extensionGroup(pattern: string): string {
+  if (extensionGroupBody(pattern) === undefined) {
+    return hasCaptureGroups(pattern) ? ` (extension = the whole name; only a group named ${EXTENSION_GROUP} takes part of it)` : '';
+  }
+  const id = new RegExp(pattern).exec(TENANT_ENDPOINT)?.groups?.[EXTENSION_GROUP];
   const example = id ? `: PJSIP/${TENANT_ENDPOINT}-… → ${id}` : '';
-  return ` (extension = ${g === 'ext' ? 'group ext' : `capture group ${g}`}${example})`;
+  return ` (extension = group ${EXTENSION_GROUP}${example})`;
 }
 
 /** Extension 1001 of tenant 12, as a hosted PBX names its endpoint. */

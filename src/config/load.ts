@@ -13,7 +13,6 @@ import { type ConfigProblem, ConfigError, iniKey } from './errors.js';
 import { readIniSections } from './ini.js';
 import { IssueWording } from './issues.js';
 import { endpointSchema, toEndpoint, type ReadIniFile } from './endpoints.js';
-import { extensionGroupKey, extensionGroupOf } from './pattern.js';
 import { fileSchema, type FileConfig } from './schema.js';
 import { type ReadSecretFile, envValue, resolveSigningSecrets, resolveToken, tokenEnvName } from './tokens.js';
 import type { Config, DeliveryConfig, EndpointConfig } from './types.js';
@@ -194,7 +193,6 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
       queues: f.roles.queues,
       ringGroups: f.roles.ring_groups,
       extensionPattern: f.roles.extension_pattern,
-      extensionGroup: extensionGroupKey(extensionGroupOf(f.roles.extension_pattern)),
       trunkPattern: f.roles.trunk_pattern,
       names: f.roles.names,
     },

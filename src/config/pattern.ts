@@ -1,86 +1,55 @@
 /**
  * Which part of an endpoint name `roles.extension_pattern` says is the extension (issue #12 item 5).
  * Hosted, multi-tenant PBXes name endpoints `NNNN-TT` (PJSIP/1001-12-0000002a: extension 1001 of
- * tenant 12); a capture group in the pattern picks the 1001 out. Precedence:
- *   1. a group named `ext`: `^(?<ext>\d+)-\d+$`;
- *   2. else the pattern's only unnamed capture group: `^(\d+)-\d+$`;
- *   3. else (no groups, or several and none named ext) the whole endpoint name, as before.
- * The loader resolves this once; RoleBook (src/core/roles.ts) reads the group from RoleConfig.
+ * tenant 12); a capture group named `ext` picks the 1001 out: `^(?<ext>\d+)-\d+$`. Only that name
+ * does: any other group, named or not, leaves the whole endpoint name the extension, as before groups
+ * meant anything, so a pattern that already groups for alternation (`^(1|2)\d{2}$`) keeps "123".
+ * RoleBook (src/core/roles.ts) reads the group from each match; this file only checks it at load.
  */
-import type { ExtensionGroup } from './types.js';
 
-/** One capture group of a regex source, numbered as RegExp numbers them (named groups count too). */
-export interface CaptureGroup {
-  readonly number: number;
-  readonly name: string | undefined;
-  /** The source between the group's parentheses, without the `?<name>`. */
-  readonly body: string;
-}
+/** The name of the capture group that is the extension. */
+export const EXTENSION_GROUP = 'ext';
 
-interface Open {
-  readonly bodyAt: number;
-  readonly number: number | undefined;
-  readonly name: string | undefined;
-}
+const OPENING = `(?<${EXTENSION_GROUP}>`;
 
 /**
- * The capture groups of a valid regex source, in order. A scan, not a parser: it needs only to tell
- * escapes, character classes, lookarounds and non-capturing groups from capture groups (ECMA-262
- * 22.2.1: `(` not followed by `?` captures; so does `(?<name>`, but not `(?<=` or `(?<!`).
+ * The source of a valid regex between the parentheses of its group named ext, or undefined when it
+ * has none. A scan, not a parser: it needs only to skip escapes and character classes and pair
+ * parentheses (ECMA-262 22.2.1); a group name is unique within a pattern, so the first one is it.
  */
-export function captureGroups(source: string): CaptureGroup[] {
-  const found: CaptureGroup[] = [];
-  const stack: Open[] = [];
-  let count = 0;
+export function extensionGroupBody(source: string): string | undefined {
+  const opens: boolean[] = []; // one per open parenthesis: is it the group named ext?
+  let bodyAt = -1;
   let inClass = false;
   for (let i = 0; i < source.length; i++) {
     const c = source[i];
     if (c === '\\') i++;
     else if (inClass) inClass = c !== ']';
     else if (c === '[') inClass = true;
-    else if (c === '(') stack.push(opening(source, i, () => ++count));
-    else if (c === ')') {
-      const open = stack.pop();
-      if (open?.number !== undefined) found.push({ number: open.number, name: open.name, body: source.slice(open.bodyAt, i) });
-    }
+    else if (c === '(') {
+      const ext = source.startsWith(OPENING, i);
+      if (ext) bodyAt = i + OPENING.length;
+      opens.push(ext);
+    } else if (c === ')' && opens.pop()) return source.slice(bodyAt, i);
   }
-  return found.sort((a, b) => a.number - b.number);
+  return undefined;
 }
 
-function opening(source: string, at: number, next: () => number): Open {
-  if (source[at + 1] !== '?') return { bodyAt: at + 1, number: next(), name: undefined };
-  const named = /^\?<([^=!>][^>]*)>/.exec(source.slice(at + 1));
-  if (named) return { bodyAt: at + 1 + named[0].length, number: next(), name: named[1] };
-  return { bodyAt: at + 1, number: undefined, name: undefined };
-}
-
-/** The group that names the extension, by the precedence above; undefined = the whole name. */
-export function extensionGroupOf(source: string): CaptureGroup | undefined {
-  const groups = captureGroups(source);
-  const named = groups.find((g) => g.name === 'ext');
-  if (named) return named;
-  const unnamed = groups.filter((g) => g.name === undefined);
-  return unnamed.length === 1 ? unnamed[0] : undefined;
-}
-
-/** What RoleConfig keeps of it: the name `ext`, or the unnamed group's number. */
-export function extensionGroupKey(group: CaptureGroup | undefined): ExtensionGroup {
-  if (group === undefined) return undefined;
-  return group.name === 'ext' ? 'ext' : group.number;
+/** True when a valid regex has capture groups of any name: one more empty branch shows them all. */
+export function hasCaptureGroups(source: string): boolean {
+  return (new RegExp(`(?:${source})|`).exec('')?.length ?? 1) > 1;
 }
 
 /**
- * Why the extension group is unusable, or undefined. An empty extension id would name no one (and
+ * Why the group named ext is unusable, or undefined. An empty extension id would name no one (and
  * would equal every other empty one), so a group that can match an empty string is a config error.
  * A group that takes no part in a match (an optional group, another branch of an alternation)
- * is not: RoleBook then keeps the whole endpoint name, as without groups.
+ * is not: RoleBook then keeps the whole endpoint name, as without the group.
  */
 export function extensionGroupProblem(source: string): string | undefined {
-  const group = extensionGroupOf(source);
-  if (group === undefined || !matchesEmpty(group.body)) return undefined;
-  const which = group.name === 'ext' ? 'the named group ext' : 'its capture group';
-  const e = group.name === 'ext' ? '(?<ext>\\d+)' : '(\\d+)';
-  return `${which} can match an empty string, which would give an empty extension; make it take at least one character, e.g. ${e}`;
+  const body = extensionGroupBody(source);
+  if (body === undefined || !matchesEmpty(body)) return undefined;
+  return `the named group ${EXTENSION_GROUP} can match an empty string, which would give an empty extension; make it take at least one character, e.g. (?<${EXTENSION_GROUP}>\\d+)`;
 }
 
 function matchesEmpty(body: string): boolean {

@@ -45,7 +45,7 @@ const regexSource = z.string().superRefine((s, ctx) => {
   if (why !== undefined) ctx.addIssue({ code: 'custom', message: `is not a valid regular expression (${why})` });
 });
 
-/** A valid regex whose extension group, if it has one, cannot match nothing (issue #12 item 5). */
+/** A valid regex whose group named ext, if it has one, cannot match nothing (issue #12 item 5). */
 const extensionPattern = regexSource.min(1).superRefine((s, ctx) => {
   const why = regexProblem(s) === undefined ? extensionGroupProblem(s) : undefined;
   if (why !== undefined) ctx.addIssue({ code: 'custom', message: why });
@@ -103,7 +103,7 @@ const rolesSchema = z.strictObject({
   ring_groups: z.array(dialplanTarget).default([]).describe('ring group numbers; needed for one that rings a single phone'),
   extension_pattern: extensionPattern
     .default('^[0-9]{2,6}$')
-    .describe('regex over an endpoint name (PJSIP/117-0001 → "117") that marks a phone; the rest are trunks. A group named ext, else the only unnamed group, is the extension: ^(?<ext>\\d+)-\\d+$ makes 1001-12 extension 1001'),
+    .describe('regex over an endpoint name (PJSIP/117-0001 → "117") that marks a phone; the rest are trunks. A group named ext is the extension (^(?<ext>\\d+)-\\d+$ makes 1001-12 extension 1001); other groups leave the whole name'),
   trunk_pattern: regexSource.default('').describe('regex over an endpoint name that marks a trunk even if it looks like a phone; "" = none'),
   names: z.record(z.string(), text).default({}).describe('number → display name for IVRs, queues, ring groups and DIDs'),
 });

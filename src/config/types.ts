@@ -3,9 +3,6 @@
 /** `exten@context`, or a bare `exten` matching any context. */
 export type DialplanTarget = string;
 
-/** A capture group of `roles.extension_pattern`: the named group ext, or an unnamed one by number. */
-export type ExtensionGroup = 'ext' | number | undefined;
-
 export interface RoleConfig {
   /** IVR numbers (exten or exten@context). Auto: Background/WaitExten/Read in the dialplan, FreePBX ivr-N. */
   readonly ivrs: readonly DialplanTarget[];
@@ -13,14 +10,12 @@ export interface RoleConfig {
   readonly queues: readonly DialplanTarget[];
   /** Ring group numbers. Auto: Dial() to several endpoints at once, FreePBX ext-group. */
   readonly ringGroups: readonly DialplanTarget[];
-  /** Regex over a channel's endpoint name (PJSIP/117-0001 → "117") that marks an extension. */
-  readonly extensionPattern: string;
   /**
-   * Which capture group of `extensionPattern` is the extension id (`^(?<ext>\d+)-\d+$`: 1001-12 → 1001):
-   * 'ext', the number of its only unnamed group, or undefined for the whole name. The loader
-   * resolves it from the pattern (src/config/pattern.ts).
+   * Regex over a channel's endpoint name (PJSIP/117-0001 → "117") that marks an extension. Its group
+   * named ext, if any, is the extension id (`^(?<ext>\d+)-\d+$`: 1001-12 → 1001); any other group
+   * leaves the whole name the id (src/config/pattern.ts).
    */
-  readonly extensionGroup: ExtensionGroup;
+  readonly extensionPattern: string;
   /** Regex over an endpoint name that marks a trunk even when it looks like an extension. */
   readonly trunkPattern: string;
   /** Optional display names for extensions, queues, ring groups, IVRs: number → name. */

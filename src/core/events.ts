@@ -11,6 +11,18 @@ export interface Party {
   readonly kind: PartyKind;
   /** Extension number, trunk name, or the Local channel's target. */
   readonly id: string;
+  /**
+   * The endpoint name as the PBX gave it, present only when it differs from `id`: the group named
+   * ext of `roles.extension_pattern` took the extension out of it (`1001-12` → id `1001`, issue #12
+   * item 5). Webhooks name `id`; what must tell one phone from another (extension 1001 of tenant
+   * 12 from that of tenant 13) keys on `endpointOf(party)`.
+   */
+  readonly endpoint?: string;
+}
+
+/** The phone itself, not the extension it is: the raw endpoint name, which tenants do not share. */
+export function endpointOf(party: Party): string {
+  return party.endpoint ?? party.id;
 }
 
 export interface CallerId {

@@ -1,4 +1,4 @@
-import type { CallerId, Party } from './events.js';
+import { endpointOf, type CallerId, type Party } from './events.js';
 import type { Route } from './roles.js';
 
 /**
@@ -141,11 +141,12 @@ export function viewOf(call: Call): CallView {
 
 /**
  * True when this leg rings a phone that already rang for this call since the last answer: a queue
- * retrying its members (app_queue `retry`). Schemas that announce a phone once per call use it.
+ * retrying its members (app_queue `retry`). Schemas that announce a phone once per call use it. A
+ * phone is its endpoint (endpointOf): extension 1001 of two tenants is two phones.
  */
 export function isRering(call: CallView, leg: Readonly<Leg>): boolean {
   const since = call.segments.at(-1)?.answeredAt ?? -Infinity;
   return call.legs.some(
-    (l) => l.channel !== leg.channel && l.party.id === leg.party.id && l.ringingAt !== undefined && l.createdAt >= since && l.createdAt <= leg.createdAt,
+    (l) => l.channel !== leg.channel && endpointOf(l.party) === endpointOf(leg.party) && l.ringingAt !== undefined && l.createdAt >= since && l.createdAt <= leg.createdAt,
   );
 }

@@ -1,3 +1,4 @@
+import { EXTENSION_GROUP } from '../config/pattern.js';
 import type { RoleConfig } from '../config/types.js';
 import type { Party, RouteRole } from './events.js';
 
@@ -44,31 +45,27 @@ export class RoleBook {
 
   /**
    * Classifies an endpoint (the "117" of PJSIP/117-0000001a, a gateway name…). An extension's id is
-   * the pattern's extension group when it has one (`1001-12` → "1001", issue #12 item 5): the id
-   * the directory, the payloads' User and the tracker's per-extension state all key on.
+   * the pattern's group named ext when it has one (`1001-12` → "1001", issue #12 item 5): the id
+   * the directory and the payloads' User key on; the endpoint name stays in `endpoint`.
    */
   partyOf(endpoint: string): Party {
     if (this.trunk?.test(endpoint)) return { kind: 'trunk', id: endpoint };
     const m = this.extension.exec(endpoint);
-    if (m) return { kind: 'extension', id: this.idIn(m, endpoint) };
-    return { kind: 'trunk', id: endpoint };
+    return m ? extensionIn(m, endpoint) : { kind: 'trunk', id: endpoint };
   }
 
   /**
-   * The extension a name the PBX gives one stands for, when the PBX has already said it is one
-   * (a FreeSWITCH directory user, a mailbox): the extension group if the pattern matches, else the
-   * name as given.
+   * The extension a name stands for when the PBX has already said it is one (a FreeSWITCH
+   * directory user): the group named ext if the pattern matches, else the name as given.
    */
-  extensionId(name: string): string {
+  extensionOf(name: string): Party {
     const m = this.extension.exec(name);
-    return m ? this.idIn(m, name) : name;
+    return m ? extensionIn(m, name) : { kind: 'extension', id: name };
   }
 
-  private idIn(m: RegExpExecArray, name: string): string {
-    const g = this.cfg.extensionGroup;
-    const id = g === undefined ? undefined : typeof g === 'number' ? m[g] : m.groups?.[g];
-    // A group that took no part in this match (an optional group, another alternative) leaves the name whole.
-    return id || name;
+  /** The extension id of such a name (a mailbox): see extensionOf. */
+  extensionId(name: string): string {
+    return this.extensionOf(name).id;
   }
 
   /** True when `trunk_pattern` claims this endpoint: config overrides what the PBX says it is. */
@@ -126,12 +123,21 @@ export class RoleBook {
   }
 }
 
+/**
+ * The extension a pattern match names: its group named ext, else the whole name (no such group, or
+ * one that took no part in this match: an optional group, another alternative). Any other group
+ * changes nothing, so `^(1|2)\d{2}$` keeps "123" whole (src/config/pattern.ts).
+ */
+function extensionIn(m: RegExpExecArray, endpoint: string): Party {
+  const id = m.groups?.[EXTENSION_GROUP];
+  return id && id !== endpoint ? { kind: 'extension', id, endpoint } : { kind: 'extension', id: endpoint };
+}
+
 export const DEFAULT_ROLES: RoleConfig = {
   ivrs: [],
   queues: [],
   ringGroups: [],
   extensionPattern: '^[0-9]{2,6}$',
-  extensionGroup: undefined,
   trunkPattern: '',
   names: {},
 };

@@ -1,4 +1,4 @@
-import type { PbxEvent } from './events.js';
+import { endpointOf, type PbxEvent } from './events.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import { viewOf, type Call, type Channel, type EndReason, type Leg, type LegKind, type Segment } from './model.js';
 import { isWiredThrough, localPairName, realDialler } from './locals.js';
@@ -23,7 +23,10 @@ export class Tracker {
   readonly channels = new Map<string, Channel>();
   readonly stats: TrackerStats = { orphanEvents: 0, callsStarted: 0, callsEnded: 0, callsTimedOut: 0, callsResynced: 0 };
   private out: LifecycleEvent[] = [];
-  /** Extension → the call it last put on hold: finds attended-transfer consultations without a scan. */
+  /**
+   * Extension's endpoint → the call it last put on hold: finds attended-transfer consultations
+   * without a scan. Keyed on the endpoint, not the id, so tenants' extensions 1001 stay apart.
+   */
   readonly heldBy = new Map<string, string>();
   /** Local pair name → the half seen first, until the other half pairs with it. */
   private readonly unpairedLocals = new Map<string, string>();
@@ -150,15 +153,17 @@ function seqOf(id: string, fallback: number): number {
 /**
  * A phone that has put its customer on hold and now places another call is consulting before an
  * attended transfer. The hold matters: the same extension may have a second phone on another call.
+ * `endpoint` is the phone's endpoint name (endpointOf): extension 1001 of another tenant is another phone.
  */
-function heldCallOfExtension(t: Tracker, extension: string): Call | undefined {
-  const held = t.heldBy.get(extension);
+function heldCallOfExtension(t: Tracker, endpoint: string): Call | undefined {
+  const held = t.heldBy.get(endpoint);
   if (held === undefined) return undefined;
   const call = t.calls.get(held);
   const seg = call && t.openSegment(call);
-  // The index is only a hint: the hold must still stand and still be this extension's.
-  if (seg && seg.user === extension && t.channels.get(seg.channel)?.held) return call;
-  t.heldBy.delete(extension);
+  const phone = seg && t.channels.get(seg.channel);
+  // The index is only a hint: the hold must still stand and still be this endpoint's.
+  if (phone?.held && phone.party.kind === 'extension' && endpointOf(phone.party) === endpoint) return call;
+  t.heldBy.delete(endpoint);
   return undefined;
 }
 
@@ -190,7 +195,7 @@ const HANDLERS: HandlerTable = {
     }
     const inbound = ev.party.kind === 'trunk';
     const consultFor =
-      ev.party.kind === 'extension' ? heldCallOfExtension(t, ev.party.id)?.id : undefined;
+      ev.party.kind === 'extension' ? heldCallOfExtension(t, endpointOf(ev.party))?.id : undefined;
     const call: Call = {
       id: ev.call,
       seq: seqOf(ev.call, t.stats.callsStarted),
@@ -357,7 +362,7 @@ const HANDLERS: HandlerTable = {
     if (!found) return;
     touch(found.call, ev.at);
     found.channel.held = ev.held;
-    if (ev.held && found.channel.party.kind === 'extension') t.heldBy.set(found.channel.party.id, found.call.id);
+    if (ev.held && found.channel.party.kind === 'extension') t.heldBy.set(endpointOf(found.channel.party), found.call.id);
   },
 
   'bridge.entered': (t, ev) => {

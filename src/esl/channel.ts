@@ -7,7 +7,8 @@ import { header, type EslEvent } from './frame.js';
  * - a leg to a gateway carries `variable_sip_gateway_name` → trunk (the gateway's name);
  * - a leg dialled through `user/NNN` carries `variable_dialed_user`, and a phone that
  *   authenticated its INVITE against the directory carries `variable_user_name` → extension
- *   (its id is the extension group of `extension_pattern` when that matches: `1001-12` → "1001");
+ *   (its id is the group named ext of `extension_pattern` when that matches: `1001-12` → "1001",
+ *   the user name kept as the party's `endpoint`);
  * - anything else (an unauthenticated caller on a profile) is judged by its name's user part
  *   (`sofia/external/05552221133@10.0.0.1:5060` → "05552221133") with the configured patterns;
  *   a trunk found that way is named after its SIP profile.
@@ -19,7 +20,7 @@ export function partyOfChannel(ev: EslEvent, roles: RoleBook): Party {
   const gateway = header(ev, 'variable_sip_gateway_name');
   if (gateway) return { kind: 'trunk', id: gateway };
   const user = header(ev, 'variable_dialed_user') || header(ev, 'variable_user_name');
-  if (user) return roles.isTrunk(user) ? { kind: 'trunk', id: user } : { kind: 'extension', id: roles.extensionId(user) };
+  if (user) return roles.isTrunk(user) ? { kind: 'trunk', id: user } : roles.extensionOf(user);
   const endpoint = userPart(name) || header(ev, 'Caller-Username');
   if (!endpoint) return { kind: 'unknown', id: name };
   const party = roles.partyOf(endpoint);

@@ -40,9 +40,11 @@ export function webhookDocs(): Map<string, string> {
   for (const file of readdirSync(SRC).filter((f) => f.endsWith('.md')).sort()) {
     const schema = file.replace(/\.md$/, '');
     const parts = [readFileSync(join(SRC, file), 'utf8').trimEnd(), '', '## Examples from the recorded calls', '',
-      `Generated from \`${GOLDEN}/*.${schema}.jsonl\` by \`scripts/webhook-docs.ts\`: the requests pbxhook sends for`,
-      'each recorded scenario (traces in `test/fixtures/asterisk*/`, config `config/all-schemas.example.yaml`),',
-      'bodies decoded for reading (the goldens hold the exact bytes).', ''];
+      'The requests pbxhook sends for each recorded call, replayed with `config/all-schemas.example.yaml`:',
+      'the real Asterisk captures of `test/fixtures/asterisk/` (its README says what happened in each call)',
+      'and the scenarios generated in `test/fixtures/asterisk-synth/`. Bodies are decoded for reading; the',
+      "test suite's golden files hold the exact bytes, and `scripts/webhook-docs.ts` writes this section from",
+      'them, so it cannot drift.', ''];
     for (const scenario of ORDER) {
       const golden = join(GOLDEN, `${scenario}.${schema}.jsonl`);
       if (!existsSync(golden)) continue;

@@ -7,7 +7,7 @@ import type { WebhookRequest } from './request.js';
 type RenderContext = AnyRenderContext<PetDeskEndpoint>;
 
 /**
- * PetDesk Phones webhooks (../shared/vendor-docs/petdesk-phones-webhooks.txt). The doc sets webhooks
+ * PetDesk Phones webhooks (test/fixtures/vendor-docs/petdesk-phones-webhooks.txt). The doc sets webhooks
  * up per phone number, extension, ring group and queue; a `[section]` is one of those set-ups
  * (`target`) for the `numbers` listed (none = all). Keys, their order and their spelling are the
  * doc's templates; choices where the doc is silent are listed in docs/webhooks/petdesk.md.

@@ -9,7 +9,7 @@ import { localTime, seconds } from './time.js';
 type RenderContext = AnyRenderContext<ThreeCxEndpoint>;
 
 /**
- * 3CX WebhooksApi.ini (../shared/vendor-docs/3cx-webhooksapi-ini.txt): a JSON variant and the
+ * 3CX WebhooksApi.ini (test/fixtures/vendor-docs/3cx-webhooksapi-ini.txt): a JSON variant and the
  * legacy urlencoded one. Choices where the doc is silent or contradicts itself are listed in
  * docs/webhooks/3cx.md; each is made once, here.
  */

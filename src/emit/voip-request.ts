@@ -8,7 +8,7 @@ type RenderContext = AnyRenderContext<VoipRequestEndpoint>;
 
 /**
  * The CRM-side VoipWebhookRequest of the ELMA365 / BRIX365 telephony SDK
- * (../shared/vendor-docs/crm-voip-webhook-request.txt): the body the CRM's VoipParseWebhookRequest
+ * (test/fixtures/vendor-docs/crm-voip-webhook-request.txt): the body the CRM's VoipParseWebhookRequest
  * reads. Which enum values are confirmed and which are assumed is in docs/webhooks/voip-request.md.
  */
 

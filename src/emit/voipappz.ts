@@ -11,7 +11,7 @@ import { DEFAULT_BODY_TEMPLATE, fillTemplate, queryString, type FieldValues } fr
 type RenderContext = AnyRenderContext<VoipAppzEndpoint>;
 
 /**
- * VoipAppz webhook objects (../shared/vendor-docs/voipappz-webhooks.txt): each object is one Event,
+ * VoipAppz webhook objects (test/fixtures/vendor-docs/voipappz-webhooks.txt): each object is one Event,
  * sent only in the environments it is subscribed to, with a JSON Body template. Every choice where
  * the doc is silent is listed in docs/webhooks/voipappz.md and made once, here.
  */

@@ -8,7 +8,7 @@ import type { WebhookRequest } from './request.js';
 type RenderContext = AnyRenderContext<VxtEndpoint>;
 
 /**
- * VXT webhook payloads, version 3 (../shared/vendor-docs/vxt-webhook-payloads.txt): one `callLog`
+ * VXT webhook payloads, version 3 (test/fixtures/vendor-docs/vxt-webhook-payloads.txt): one `callLog`
  * when a call ends and one `voicemail` when a caller leaves a message. The bearer token is added by
  * src/deliver, which never follows redirects ("our agent will not follow redirects").
  * Choices where the doc is silent are listed in docs/webhooks/vxt.md.

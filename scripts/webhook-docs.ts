@@ -1,15 +1,19 @@
 /**
- * Builds docs/webhooks/<schema>.md from the hand-written docs/webhooks/src/<schema>.md and the
- * golden files: every example a CRM developer reads is a request pbxhook really produced.
+ * Builds docs/webhooks/<schema>.md from the hand-written docs/webhooks/src/<schema>.md, the shared
+ * delivery contract (docs/webhooks/src/_delivery.md, with the config schema's defaults filled in)
+ * and the golden files: every example a CRM developer reads is a request pbxhook really produced.
  *   npx tsx scripts/webhook-docs.ts          write the pages
  *   test/23-webhook-docs.test.ts             fails when a page is out of date
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseConfig } from '../src/config/load.js';
 
 const SRC = 'docs/webhooks/src';
 const OUT = 'docs/webhooks';
 const GOLDEN = 'test/golden/asterisk';
+/** The delivery contract, written once and inserted into every page. */
+const DELIVERY = '_delivery.md';
 /** Scenarios in the order a reader meets them; load is too long to print. */
 const ORDER = [
   'in-queue-answered', 'in-queue-missed', 'in-queue-abandoned', 'in-queue-blind-transfer', 'in-queue-blind-transfer-refer',
@@ -35,11 +39,45 @@ function pretty(r: Line): string {
   return body === '' ? head : `${head}\n${body}`;
 }
 
+/** `5 s`, `2 min`, `1 h`: how the contract writes a duration. */
+export function humanDuration(ms: number): string {
+  const s = ms / 1000;
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round((s / 60) * 10) / 10} min`;
+  return `${Math.round((s / 3600) * 10) / 10} h`;
+}
+
+/** The delivery contract every schema page carries, with the defaults a config without `retry:` or `delivery:` gets. */
+export function deliveryContract(): string {
+  const d = parseConfig('pbx: {type: freeswitch, password: x}', undefined, { yamlPath: 'defaults.yaml' }, {}).delivery;
+  const total = d.schedule.reduce((a, b) => a + b, 0);
+  const values: Record<string, string> = {
+    timeout: humanDuration(d.timeoutMs),
+    connect_timeout: humanDuration(d.connectTimeoutMs),
+    concurrency: String(d.concurrency),
+    schedule: d.schedule.map(humanDuration).join(', '),
+    schedule_total: `${Math.round(total / 3_600_000)} h`,
+    jitter: String(Math.round(d.jitter * 100)),
+    retry_after_max: humanDuration(d.retryAfterMaxMs),
+    pause_after: humanDuration(d.pauseAfterMs),
+    probe_every: humanDuration(d.probeEveryMs),
+  };
+  return readFileSync(join(SRC, DELIVERY), 'utf8')
+    .trimEnd()
+    .replace(/\{\{(\w+)\}\}/g, (m, name: string) => {
+      const v = values[name];
+      if (v === undefined) throw new Error(`${DELIVERY}: unknown placeholder ${m}`);
+      return v;
+    });
+}
+
 export function webhookDocs(): Map<string, string> {
   const pages = new Map<string, string>();
-  for (const file of readdirSync(SRC).filter((f) => f.endsWith('.md')).sort()) {
+  const contract = deliveryContract();
+  // Files starting with `_` are sections shared by every page, not pages.
+  for (const file of readdirSync(SRC).filter((f) => f.endsWith('.md') && !f.startsWith('_')).sort()) {
     const schema = file.replace(/\.md$/, '');
-    const parts = [readFileSync(join(SRC, file), 'utf8').trimEnd(), '', '## Examples from the recorded calls', '',
+    const parts = [readFileSync(join(SRC, file), 'utf8').trimEnd(), '', contract, '', '## Examples from the recorded calls', '',
       'The requests pbxhook sends for each recorded call, replayed with `config/all-schemas.example.yaml`:',
       'the real Asterisk captures of `test/fixtures/asterisk/` (its README says what happened in each call)',
       'and the scenarios generated in `test/fixtures/asterisk-synth/`. Bodies are decoded for reading; the',

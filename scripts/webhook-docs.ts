@@ -8,6 +8,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig } from '../src/config/load.js';
+import { WEBHOOK_SCHEMAS, writeWebhookSchemas } from './webhook-schemas.js';
 
 const SRC = 'docs/webhooks/src';
 const OUT = 'docs/webhooks';
@@ -71,13 +72,31 @@ export function deliveryContract(): string {
     });
 }
 
+const CARRIER = { json: 'a JSON body', form: 'a form-encoded body, decoded into its fields', query: "a GET's query string" } as const;
+
+/** Where the page's JSON Schema is and which of its definitions describes which body. */
+function schemaSection(schema: string): string[] {
+  const spec = WEBHOOK_SCHEMAS[schema];
+  if (!spec) throw new Error(`${schema}: no entry in scripts/webhook-schemas.ts`);
+  const variants = Object.entries(spec.variants).map(([carrier, type]) => `\`${type}\` for ${CARRIER[carrier as keyof typeof CARRIER]}`);
+  return ['## JSON Schema', '',
+    `[\`${schema}.schema.json\`](${schema}.schema.json) (draft-07) describes every body of this page, one definition per`,
+    `shape: ${variants.join('; ')}. It is generated from the TypeScript types pbxhook renders with`,
+    '(`scripts/webhook-schemas.ts`), and every request of every recorded call, on Asterisk, FreePBX and',
+    'FreeSWITCH, is checked against it. Its objects are closed (no property the vendor doc does not',
+    'list), so a CRM can validate what it receives with any JSON Schema library.',
+    ...(spec.variants.query ? ["(A GET's query string starts with whatever query the configured `url` itself has: leave that out.)"] : []),
+    ''];
+}
+
 export function webhookDocs(): Map<string, string> {
   const pages = new Map<string, string>();
   const contract = deliveryContract();
   // Files starting with `_` are sections shared by every page, not pages.
   for (const file of readdirSync(SRC).filter((f) => f.endsWith('.md') && !f.startsWith('_')).sort()) {
     const schema = file.replace(/\.md$/, '');
-    const parts = [readFileSync(join(SRC, file), 'utf8').trimEnd(), '', contract, '', '## Examples from the recorded calls', '',
+    const parts = [readFileSync(join(SRC, file), 'utf8').trimEnd(), '', ...schemaSection(schema), contract, '',
+      '## Examples from the recorded calls', '',
       'The requests pbxhook sends for each recorded call, replayed with `config/all-schemas.example.yaml`:',
       'the real Asterisk captures of `test/fixtures/asterisk/` (its README says what happened in each call)',
       'and the scenarios generated in `test/fixtures/asterisk-synth/`. Bodies are decoded for reading; the',
@@ -101,4 +120,5 @@ export function webhookDocs(): Map<string, string> {
 
 if (process.argv[1]?.endsWith('webhook-docs.ts')) {
   for (const [path, text] of webhookDocs()) writeFileSync(path, text);
+  writeWebhookSchemas();
 }

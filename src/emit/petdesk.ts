@@ -7,33 +7,83 @@ import type { WebhookRequest } from './request.js';
 type RenderContext = AnyRenderContext<PetDeskEndpoint>;
 
 /**
- * PetDesk Phones webhooks (../shared/vendor-docs/petdesk-phones-webhooks.txt). The doc sets webhooks
+ * PetDesk Phones webhooks (test/fixtures/vendor-docs/petdesk-phones-webhooks.txt). The doc sets webhooks
  * up per phone number, extension, ring group and queue; a `[section]` is one of those set-ups
  * (`target`) for the `numbers` listed (none = all). Keys, their order and their spelling are the
  * doc's templates; choices where the doc is silent are listed in docs/webhooks/petdesk.md.
  */
 
-type Fields = ReadonlyArray<readonly [string, string]>;
+/** The account ids every call event carries after `eventType` (and `eventTarget`). */
+interface Account { containerId: string; tenantId: string }
+/** An extension and its directory name (empty when the directory has none). */
+interface Ext { extNumber: string; extName: string }
+
+/** Phone number set-up: an inbound call on the DID starts. */
+interface InboundCall {
+  eventType: 'InboundCall'; eventTarget: 'phoneNumber'; containerId: string; tenantId: string;
+  didNumber: string; didDescription: string; didGroup: string; cidPrefix: string; callUuid: string; callerIdNum: string; callerIdName: string;
+}
+/** Phone number set-up: the inbound call ends; extNumber is who talked last, empty if nobody answered. */
+interface HangupCall {
+  eventType: 'HangupCall'; containerId: string; tenantId: string;
+  extNumber: string; extName: string; callUuid: string; callerIdName: string; callerIdNum: string;
+}
+/** Extension set-up: its phone rings. */
+interface ExtensionRing {
+  eventType: 'ringAttempt'; eventTarget: 'extension'; containerId: string; tenantId: string;
+  extNumber: string; extName: string; callUuid: string; callerIdNum: string;
+}
+/** Extension set-up: it answers. */
+interface ExtensionAnswered {
+  eventType: 'ExtensionAnswered'; containerId: string; tenantId: string;
+  callUuid: string; callerIdNum: string; callerIdName: string; extensionNumber: string; extensionName: string;
+}
+/** Extension set-up: its conversation ends (`inboundCallCompleted`), or a caller leaves it a voicemail. */
+interface ExtensionDone {
+  eventType: 'inboundCallCompleted' | 'voicemailHangup'; containerId: string; tenantId: string;
+  extNumber: string; extName: string; callUuid: string; callerIdName: string; callerIdNum: string;
+}
+/** Extension set-up: it dials out. */
+interface OutboundCall {
+  eventType: 'outboundCall'; containerId: string; tenantId: string; extNumber: string; extName: string; callUuid: string; numberDialed: string;
+}
+/** Ring group set-up: a call enters the ring group. */
+interface RingGroupRing {
+  eventType: 'ringAttempt'; eventTarget: 'ringGroup'; containerId: string; tenantId: string; rgNumber: string; callUuid: string; callerIdNum: string;
+}
+/** Queue set-up: a call enters the queue. */
+interface QueueEntered {
+  eventType: 'queueEntered'; eventTarget: 'queue'; containerId: string; tenantId: string; queueNumber: string; callUuid: string; callerIdNum: string;
+}
+
+/** A call event's decoded form (`application/x-www-form-urlencoded`, or the query string of a GET): every value a string. */
+export type PetDeskCallForm =
+  | InboundCall | HangupCall | ExtensionRing | ExtensionAnswered | ExtensionDone | OutboundCall | RingGroupRing | QueueEntered;
+
+/** Phone number set-up: a text to or from the number, as JSON (the doc's casing: `containerID`, `tenantID`). */
+export interface PetDeskMessageBody {
+  eventType: 'inboundMessage' | 'outboundMessage';
+  toNumber: string;
+  fromNumber: string;
+  containerID: string;
+  tenantID: string;
+  /** `<customer's number>-<outside number>`, digits and a leading + only. */
+  conversationID: string;
+  messageText: string;
+}
 
 interface Rendered {
   readonly eventType: string;
   /** The DID, extension, ring group or queue the event belongs to (the `numbers` filter). */
   readonly number: string;
-  readonly fields: Fields;
+  readonly fields: PetDeskCallForm | PetDeskMessageBody;
   /** Text messages are JSON; every call event is urlencoded. */
   readonly json: boolean;
   readonly orderKey: string;
 }
 
-/** `eventType`, then `eventTarget` where the doc's template has one, then the account ids. */
-function head(ctx: RenderContext, eventType: string, eventTarget?: string): Fields {
-  const ep = ctx.endpoint;
-  return [
-    ['eventType', eventType],
-    ...(eventTarget === undefined ? [] : [['eventTarget', eventTarget] as const]),
-    ['containerId', ep.containerId],
-    ['tenantId', ep.tenantId],
-  ];
+function account(ctx: RenderContext): Account {
+  return { containerId: ctx.endpoint.containerId, tenantId: ctx.endpoint.tenantId };
 }
 
 /** An extension's name: the directory's person, else the configured display name. */
@@ -42,8 +92,8 @@ function extName(ctx: RenderContext, ext: string): string {
   return ctx.directory[ext]?.name ?? ctx.names[ext] ?? '';
 }
 
-function callEvent(ctx: RenderContext, call: CallView, number: string, fields: Fields): Rendered {
-  return { eventType: fields[0]![1], number, fields, json: false, orderKey: `${ctx.endpoint.name}:${call.id}` };
+function callEvent(ctx: RenderContext, call: CallView, number: string, fields: PetDeskCallForm): Rendered {
+  return { eventType: fields.eventType, number, fields, json: false, orderKey: `${ctx.endpoint.name}:${call.id}` };
 }
 
 /** The doc's {CALL_UUID}: the PBX's own id of the call (Asterisk Linkedid), stable across restarts. */
@@ -64,17 +114,17 @@ function message(ev: MessageEvent, ctx: RenderContext): Rendered {
   const ours = inbound ? ev.to : ev.from;
   const theirs = inbound ? ev.from : ev.to;
   const ep = ctx.endpoint;
-  const eventType = inbound ? 'inboundMessage' : 'outboundMessage';
+  const eventType = inbound ? ('inboundMessage' as const) : ('outboundMessage' as const);
   const conversation = conversationId(ours, theirs);
   return {
     eventType,
     number: ours,
     json: true,
     orderKey: `${ep.name}:${conversation}`,
-    fields: [
-      ['eventType', eventType], ['toNumber', ev.to], ['fromNumber', ev.from], ['containerID', ep.containerId],
-      ['tenantID', ep.tenantId], ['conversationID', conversation], ['messageText', ev.body],
-    ],
+    fields: {
+      eventType, toNumber: ev.to, fromNumber: ev.from, containerID: ep.containerId,
+      tenantID: ep.tenantId, conversationID: conversation, messageText: ev.body,
+    },
   };
 }
 
@@ -86,19 +136,19 @@ function phoneNumberEvent(ev: LifecycleEvent, ctx: RenderContext): Rendered | un
   const caller = { num: call.customerNumber, name: call.customerName };
   if (ev.type === 'call.started') {
     const ep = ctx.endpoint;
-    return callEvent(ctx, call, call.did, [
-      ...head(ctx, 'InboundCall', 'phoneNumber'), ['didNumber', call.did], ['didDescription', ctx.names[call.did] ?? ''],
-      ['didGroup', ep.didGroup], ['cidPrefix', ep.cidPrefix], ['callUuid', uuid(call)], ['callerIdNum', caller.num],
-      ['callerIdName', caller.name],
-    ]);
+    return callEvent(ctx, call, call.did, {
+      eventType: 'InboundCall', eventTarget: 'phoneNumber', ...account(ctx), didNumber: call.did, didDescription: ctx.names[call.did] ?? '',
+      didGroup: ep.didGroup, cidPrefix: ep.cidPrefix, callUuid: uuid(call), callerIdNum: caller.num,
+      callerIdName: caller.name,
+    });
   }
   if (ev.type === 'call.ended') {
     // "If the call had been answered by a real live person (extension)": the last one who talked to the caller.
     const ext = call.segments.at(-1)?.user ?? '';
-    return callEvent(ctx, call, call.did, [
-      ...head(ctx, 'HangupCall'), ['extNumber', ext], ['extName', extName(ctx, ext)], ['callUuid', uuid(call)],
-      ['callerIdName', caller.name], ['callerIdNum', caller.num],
-    ]);
+    return callEvent(ctx, call, call.did, {
+      eventType: 'HangupCall', ...account(ctx), extNumber: ext, extName: extName(ctx, ext), callUuid: uuid(call),
+      callerIdName: caller.name, callerIdNum: caller.num,
+    });
   }
   return undefined;
 }
@@ -117,40 +167,40 @@ function extensionEvent(ev: LifecycleEvent, ctx: RenderContext): Rendered | unde
   const { call } = ev;
   const callerNum = call.customerNumber;
   const callerName = call.customerName;
-  const ext = (e: string): Fields => [['extNumber', e], ['extName', extName(ctx, e)]];
+  const ext = (e: string): Ext => ({ extNumber: e, extName: extName(ctx, e) });
   switch (ev.type) {
     case 'leg.ringing': {
       // The phone a click-to-call rings first is the caller, not a call to the extension.
       if (ev.leg.party.kind !== 'extension' || ev.leg.kind === 'origin') return undefined;
       const e = ev.leg.party.id;
-      return callEvent(ctx, call, e, [
-        ...head(ctx, 'ringAttempt', 'extension'), ...ext(e), ['callUuid', uuid(call)], ['callerIdNum', callerNum],
-      ]);
+      return callEvent(ctx, call, e, {
+        eventType: 'ringAttempt', eventTarget: 'extension', ...account(ctx), ...ext(e), callUuid: uuid(call), callerIdNum: callerNum,
+      });
     }
     case 'leg.answered': {
       if (!answeredByExtension(call, ev.segment)) return undefined;
       const e = ev.segment.user;
-      return callEvent(ctx, call, e, [
-        ...head(ctx, 'ExtensionAnswered'), ['callUuid', uuid(call)], ['callerIdNum', callerNum], ['callerIdName', callerName],
-        ['extensionNumber', e], ['extensionName', extName(ctx, e)],
-      ]);
+      return callEvent(ctx, call, e, {
+        eventType: 'ExtensionAnswered', ...account(ctx), callUuid: uuid(call), callerIdNum: callerNum, callerIdName: callerName,
+        extensionNumber: e, extensionName: extName(ctx, e),
+      });
     }
     case 'segment.ended': {
       if (!answeredByExtension(call, ev.segment)) return undefined;
       const e = ev.segment.user;
-      return callEvent(ctx, call, e, [
-        ...head(ctx, 'inboundCallCompleted'), ...ext(e), ['callUuid', uuid(call)], ['callerIdName', callerName], ['callerIdNum', callerNum],
-      ]);
+      return callEvent(ctx, call, e, {
+        eventType: 'inboundCallCompleted', ...account(ctx), ...ext(e), callUuid: uuid(call), callerIdName: callerName, callerIdNum: callerNum,
+      });
     }
     case 'voicemail.left':
-      return callEvent(ctx, call, ev.mailbox, [
-        ...head(ctx, 'voicemailHangup'), ...ext(ev.mailbox), ['callUuid', uuid(call)], ['callerIdName', callerName], ['callerIdNum', callerNum],
-      ]);
+      return callEvent(ctx, call, ev.mailbox, {
+        eventType: 'voicemailHangup', ...account(ctx), ...ext(ev.mailbox), callUuid: uuid(call), callerIdName: callerName, callerIdNum: callerNum,
+      });
     case 'call.started':
       if (call.direction !== 'outbound') return undefined;
-      return callEvent(ctx, call, call.originExtension, [
-        ...head(ctx, 'outboundCall'), ...ext(call.originExtension), ['callUuid', uuid(call)], ['numberDialed', callerNum],
-      ]);
+      return callEvent(ctx, call, call.originExtension, {
+        eventType: 'outboundCall', ...account(ctx), ...ext(call.originExtension), callUuid: uuid(call), numberDialed: callerNum,
+      });
     default:
       return undefined;
   }
@@ -160,12 +210,12 @@ function extensionEvent(ev: LifecycleEvent, ctx: RenderContext): Rendered | unde
 function routeEvent(ev: LifecycleEvent, ctx: RenderContext): Rendered | undefined {
   if (ev.type !== 'route.entered') return undefined;
   const { call, route } = ev;
-  const tail: Fields = [['callUuid', uuid(call)], ['callerIdNum', call.customerNumber]];
+  const tail = { callUuid: uuid(call), callerIdNum: call.customerNumber };
   if (ctx.endpoint.target === 'ringGroup' && route.role === 'ringgroup') {
-    return callEvent(ctx, call, route.number, [...head(ctx, 'ringAttempt', 'ringGroup'), ['rgNumber', route.number], ...tail]);
+    return callEvent(ctx, call, route.number, { eventType: 'ringAttempt', eventTarget: 'ringGroup', ...account(ctx), rgNumber: route.number, ...tail });
   }
   if (ctx.endpoint.target === 'queue' && route.role === 'queue') {
-    return callEvent(ctx, call, route.number, [...head(ctx, 'queueEntered', 'queue'), ['queueNumber', route.number], ...tail]);
+    return callEvent(ctx, call, route.number, { eventType: 'queueEntered', eventTarget: 'queue', ...account(ctx), queueNumber: route.number, ...tail });
   }
   return undefined;
 }
@@ -182,10 +232,8 @@ function toPetDesk(ev: LifecycleEvent, ctx: RenderContext): Rendered | undefined
   }
 }
 
-function formEncode(fields: Fields): string {
-  const p = new URLSearchParams();
-  for (const [k, v] of fields) p.append(k, v);
-  return p.toString();
+function formEncode(fields: PetDeskCallForm | PetDeskMessageBody): string {
+  return new URLSearchParams(Object.entries(fields)).toString();
 }
 
 export function renderPetDesk(ev: LifecycleEvent, ctx: RenderContext): WebhookRequest[] {
@@ -201,7 +249,7 @@ export function renderPetDesk(ev: LifecycleEvent, ctx: RenderContext): WebhookRe
   }
   if (r.json) {
     // JSON.stringify is the doc's {ESCAPED_MESSAGE_TEXT}: quotes, backslashes and control characters escaped.
-    return [{ ...base, url: ep.url, headers: { 'content-type': 'application/json' }, body: JSON.stringify(Object.fromEntries(r.fields)) }];
+    return [{ ...base, url: ep.url, headers: { 'content-type': 'application/json' }, body: JSON.stringify(r.fields) }];
   }
   return [{ ...base, url: ep.url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: formEncode(r.fields) }];
 }

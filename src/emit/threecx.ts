@@ -9,20 +9,70 @@ import { localTime, seconds } from './time.js';
 type RenderContext = AnyRenderContext<ThreeCxEndpoint>;
 
 /**
- * 3CX WebhooksApi.ini (../shared/vendor-docs/3cx-webhooksapi-ini.txt): a JSON variant and the
+ * 3CX WebhooksApi.ini (test/fixtures/vendor-docs/3cx-webhooksapi-ini.txt): a JSON variant and the
  * legacy urlencoded one. Choices where the doc is silent or contradicts itself are listed in
  * docs/webhooks/3cx.md; each is made once, here.
  */
 
-type Value = string | readonly string[];
-type Fields = ReadonlyArray<readonly [string, Value]>;
+/**
+ * The call's id, `YYMMDDhhmmss_N-K`: its start in local time, the PBX's call number, the conversations so far.
+ * @pattern ^\d{12}_\d+-\d+$
+ */
+type ThreeCxId = string;
+/** What a `ringing` row rings: an IVR (`other`), a queue, a phone (`ext`). */
+type Usertype = 'other' | 'queue' | 'ext';
+
+/** `ringing`: the call reaches an IVR or a queue, or a phone starts ringing. */
+interface Ringing { Event: 'ringing'; Callerid: string; User: string; Usertype: Usertype; Did: string; Id: ThreeCxId }
+/** `dialing`: an extension's outbound call starts dialling the external number. */
+interface Dialing { Event: 'dialing'; Callerid: string; User: string; Id: ThreeCxId }
+/** A conversation starts: a phone answers (incoming), or the called party answers (outgoing). */
+interface Started {
+  Event: 'incomingcall_started' | 'outgoingcall_started';
+  /** The customer's number; `MAKECALL` on a click-to-call. */
+  Callerid: string; User: string; Trtype: 'NotDef' | 'Blind' | 'Attended'; Did: string; Id: ThreeCxId;
+}
+/** A conversation ends (`Ok`), or the call ends unanswered (`Missed`). */
+interface Finished {
+  Event: 'incoming' | 'outgoing'; Callerid: string; User: string; Finishtype: 'Ok' | 'Missed'; Transfer: 'True' | 'False';
+  Did: string;
+  /**
+   * Talk time `mm:ss`, empty for a missed call.
+   * @pattern ^(\d{2,}:\d{2})?$
+   */
+  Duration: string;
+  Id: ThreeCxId;
+}
+/** A conversation's recordings, after the call's end. */
+interface Recording { Event: 'recording'; FileUrls: string[]; Callerid: string; User: string; Id: ThreeCxId }
+
+/** The JSON variant (`variant = json`): one object per webhook, keys in the 3CX doc's order. */
+export type ThreeCxJsonBody = Ringing | Dialing | Started | Finished | Recording;
+
+/** The urlencoded variant's fields (`variant = urlencoded`, 3CX's legacy form): lower-case keys. */
+interface FormRinging { event: 'ringing'; callerid: string; user: string; usertype: Usertype; did: string; id: ThreeCxId }
+interface FormDialing { event: 'dialing'; callerid: string; user: string; id: ThreeCxId }
+interface FormStarted {
+  event: 'hangupincoming' | 'hangupoutgoing'; callerid: string; user: string; did: string; trtype: 'NotDef' | 'Blind' | 'Attended'; id: ThreeCxId;
+}
+interface FormFinished {
+  event: 'incoming' | 'outgoing'; callerid: string; user: string; finishtype: 'Ok' | 'Missed'; transfer: 'True' | 'False'; did: string;
+  /** `Answered call from …`, `Missed call by …`, `Successful call to …`, `Unanswered call to …`. */
+  title: string;
+  id: ThreeCxId;
+}
+/**
+ * The urlencoded variant's decoded body (`application/x-www-form-urlencoded`, or the query string of
+ * a GET). Its recording webhook is not a form: the recording's URL alone, as `text/plain`.
+ */
+export type ThreeCxFormBody = FormRinging | FormDialing | FormStarted | FormFinished;
 
 interface Rendered {
   /** The JSON variant's event name. */
   readonly event: string;
-  readonly json: Fields;
-  /** The urlencoded variant: its own event name and field list (lower-case keys, `title`). */
-  readonly legacy: Fields | string | undefined;
+  readonly json: ThreeCxJsonBody;
+  /** The urlencoded variant: its own event names and fields (lower-case keys, `title`); a recording is its URL. */
+  readonly legacy: ThreeCxFormBody | string | undefined;
 }
 
 /** `YYMMDDhhmmss_N-K`: the call's start in local time, the PBX's call number, answered segments so far. */
@@ -54,14 +104,14 @@ function missedUser(call: CallView): { user: string; kind: string } {
   return { user: '', kind: '' };
 }
 
-function ringing(call: CallView, user: string, usertype: string, ctx: RenderContext): Rendered {
+function ringing(call: CallView, user: string, usertype: Usertype, ctx: RenderContext): Rendered {
   const id = callId(call, call.segments.length, ctx.timezone);
   const c = call.customerNumber;
   const d = did(call, ctx);
   return {
     event: 'ringing',
-    json: [['Event', 'ringing'], ['Callerid', c], ['User', user], ['Usertype', usertype], ['Did', d], ['Id', id]],
-    legacy: [['event', 'ringing'], ['callerid', c], ['user', user], ['usertype', usertype], ['did', d], ['id', id]],
+    json: { Event: 'ringing', Callerid: c, User: user, Usertype: usertype, Did: d, Id: id },
+    legacy: { event: 'ringing', callerid: c, user, usertype, did: d, id },
   };
 }
 
@@ -80,8 +130,8 @@ function started(call: CallView, seg: Readonly<Segment>, ctx: RenderContext): Re
   const out = outgoing(call);
   return {
     event: out ? 'outgoingcall_started' : 'incomingcall_started',
-    json: [['Event', out ? 'outgoingcall_started' : 'incomingcall_started'], ['Callerid', c], ['User', seg.user], ['Trtype', tr], ['Did', d], ['Id', id]],
-    legacy: [['event', out ? 'hangupoutgoing' : 'hangupincoming'], ['callerid', c], ['user', seg.user], ['did', d], ['trtype', tr], ['id', id]],
+    json: { Event: out ? 'outgoingcall_started' : 'incomingcall_started', Callerid: c, User: seg.user, Trtype: tr, Did: d, Id: id },
+    legacy: { event: out ? 'hangupoutgoing' : 'hangupincoming', callerid: c, user: seg.user, did: d, trtype: tr, id },
   };
 }
 
@@ -97,24 +147,24 @@ function title(call: CallView, d: string, answeredSeconds: number | undefined, u
 
 function finished(call: CallView, ctx: RenderContext, seg: Readonly<Segment> | undefined): Rendered {
   const out = outgoing(call);
-  const name = out ? 'outgoing' : 'incoming';
+  const name = out ? ('outgoing' as const) : ('incoming' as const);
   const d = did(call, ctx);
   const who = seg ? { user: seg.user, kind: 'ext' } : missedUser(call);
   const talk = seg ? seconds(seg.answeredAt, seg.endedAt ?? seg.answeredAt) : undefined;
-  const finishtype = seg ? 'Ok' : 'Missed';
-  const transfer = seg?.endedBy === 'attended-transfer' ? 'True' : 'False';
+  const finishtype = seg ? ('Ok' as const) : ('Missed' as const);
+  const transfer = seg?.endedBy === 'attended-transfer' ? ('True' as const) : ('False' as const);
   const id = callId(call, seg ? seg.k : 0, ctx.timezone);
   const c = call.customerNumber;
   return {
     event: name,
-    json: [
-      ['Event', name], ['Callerid', c], ['User', who.user], ['Finishtype', finishtype], ['Transfer', transfer],
-      ['Did', d], ['Duration', talk === undefined ? '' : mmss(talk)], ['Id', id],
-    ],
-    legacy: [
-      ['event', name], ['callerid', c], ['user', who.user], ['finishtype', finishtype], ['transfer', transfer],
-      ['did', d], ['title', title(call, d, talk, who)], ['id', id],
-    ],
+    json: {
+      Event: name, Callerid: c, User: who.user, Finishtype: finishtype, Transfer: transfer,
+      Did: d, Duration: talk === undefined ? '' : mmss(talk), Id: id,
+    },
+    legacy: {
+      event: name, callerid: c, user: who.user, finishtype, transfer,
+      did: d, title: title(call, d, talk, who), id,
+    },
   };
 }
 
@@ -123,7 +173,7 @@ function recording(call: CallView, seg: Readonly<Segment>, ctx: RenderContext): 
   const urls = seg.recordings.map((f, i) => recordingUrl(ctx.endpoint.recordingUrl, f, id, i + 1));
   return {
     event: 'recording',
-    json: [['Event', 'recording'], ['FileUrls', urls], ['Callerid', call.customerNumber], ['User', seg.user], ['Id', id]],
+    json: { Event: 'recording', FileUrls: urls, Callerid: call.customerNumber, User: seg.user, Id: id },
     // The legacy variant's recording row is just the file's URL.
     legacy: urls[0],
   };
@@ -143,8 +193,8 @@ function toThreeCx(ev: LifecycleEvent, ctx: RenderContext): Rendered | undefined
       if (ev.leg.kind !== 'customer') return undefined;
       return {
         event: 'dialing',
-        json: [['Event', 'dialing'], ['Callerid', call.customerNumber], ['User', call.originExtension], ['Id', callId(call, call.segments.length, ctx.timezone)]],
-        legacy: [['event', 'dialing'], ['callerid', call.customerNumber], ['user', call.originExtension], ['id', callId(call, call.segments.length, ctx.timezone)]],
+        json: { Event: 'dialing', Callerid: call.customerNumber, User: call.originExtension, Id: callId(call, call.segments.length, ctx.timezone) },
+        legacy: { event: 'dialing', callerid: call.customerNumber, user: call.originExtension, id: callId(call, call.segments.length, ctx.timezone) },
       };
     case 'leg.ringing':
       if ((ev.leg.kind !== 'agent' && ev.leg.kind !== 'consult') || ev.leg.party.kind !== 'extension') return undefined;
@@ -164,9 +214,9 @@ function toThreeCx(ev: LifecycleEvent, ctx: RenderContext): Rendered | undefined
   }
 }
 
-function formEncode(fields: Fields): string {
+function formEncode(fields: ThreeCxJsonBody | ThreeCxFormBody): string {
   const p = new URLSearchParams();
-  for (const [k, v] of fields) p.append(k, typeof v === 'string' ? v : v.join(','));
+  for (const [k, v] of Object.entries(fields)) p.append(k, typeof v === 'string' ? v : (v as string[]).join(','));
   return p.toString();
 }
 
@@ -182,7 +232,7 @@ export function renderThreeCx(ev: LifecycleEvent, ctx: RenderContext): WebhookRe
   const legacy = ep.variant === 'urlencoded';
   const fields = legacy ? r.legacy : r.json;
   if (fields === undefined) return [];
-  const legacyName = typeof r.legacy === 'object' ? String(r.legacy[0]?.[1] ?? r.event) : r.event;
+  const legacyName = typeof r.legacy === 'object' ? r.legacy.event : r.event;
   if (!wants(ctx, [r.event, legacyName])) return [];
   const orderKey = `${ep.name}:${ev.type === 'message' ? 'message' : ev.call.id}`;
   if (typeof fields === 'string') {
@@ -195,6 +245,6 @@ export function renderThreeCx(ev: LifecycleEvent, ctx: RenderContext): WebhookRe
   if (legacy) {
     return [{ endpoint: ep.name, method: ep.method, url: ep.url, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: formEncode(fields), orderKey }];
   }
-  const body = JSON.stringify(Object.fromEntries(fields));
+  const body = JSON.stringify(fields);
   return [{ endpoint: ep.name, method: ep.method, url: ep.url, headers: { 'content-type': 'application/json' }, body, orderKey }];
 }

@@ -8,7 +8,7 @@ type RenderContext = AnyRenderContext<VoipRequestEndpoint>;
 
 /**
  * The CRM-side VoipWebhookRequest of the ELMA365 / BRIX365 telephony SDK
- * (../shared/vendor-docs/crm-voip-webhook-request.txt): the body the CRM's VoipParseWebhookRequest
+ * (test/fixtures/vendor-docs/crm-voip-webhook-request.txt): the body the CRM's VoipParseWebhookRequest
  * reads. Which enum values are confirmed and which are assumed is in docs/webhooks/voip-request.md.
  */
 
@@ -18,10 +18,15 @@ type Notification = 'ringing' | 'answered' | 'ended';
 /** VoipCallDirection's values, confirmed by the SDK's enum page: In = "in", Out = "out", Internal = "internal". */
 const DIRECTION = { inbound: 'in', outbound: 'out', internal: 'internal' } as const;
 
-interface VoipWebhookRequest {
+/**
+ * The VoipWebhookRequest pbxhook sends: the JSON body of a POST, or the same properties in the query
+ * string of a GET. `event` and `disposition` are the endpoint's configured wire values
+ * (`event_*`, `disposition_*`); srcPhoneExt and dstPhoneExt are never sent.
+ */
+export interface VoipWebhookRequest {
   readonly callId: string;
   readonly event: string;
-  readonly direction: string;
+  readonly direction: (typeof DIRECTION)[keyof typeof DIRECTION];
   readonly srcPhone: string;
   readonly dstPhone: string;
   readonly disposition: string;

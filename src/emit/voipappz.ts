@@ -6,12 +6,12 @@ import type { RenderContext as AnyRenderContext } from './context.js';
 import { recordingUrl } from './recording.js';
 import type { WebhookRequest } from './request.js';
 import { localTime, seconds } from './time.js';
-import { DEFAULT_BODY_TEMPLATE, fillTemplate, queryString, type FieldValues } from './voipappz-template.js';
+import { DEFAULT_BODY_TEMPLATE, fillTemplate, queryString, type VoipAppzField } from './voipappz-template.js';
 
 type RenderContext = AnyRenderContext<VoipAppzEndpoint>;
 
 /**
- * VoipAppz webhook objects (../shared/vendor-docs/voipappz-webhooks.txt): each object is one Event,
+ * VoipAppz webhook objects (test/fixtures/vendor-docs/voipappz-webhooks.txt): each object is one Event,
  * sent only in the environments it is subscribed to, with a JSON Body template. Every choice where
  * the doc is silent is listed in docs/webhooks/voipappz.md and made once, here.
  */
@@ -30,6 +30,70 @@ interface Moment {
   readonly answeredViaQueue: boolean;
   readonly ended: boolean;
 }
+
+/**
+ * The doc's full body: what a webhook object without `body_file` sends, each of the doc's 27 fields
+ * under its own name (a `body_file` template picks and renames them). Times are the configured
+ * `calls.timezone`'s, durations whole seconds.
+ */
+export interface VoipAppzBody {
+  direction: 'incoming' | 'outgoing';
+  /** The call's UUID (v5, from the environment and the PBX's call id): the same on every webhook of a call. */
+  uuid: string;
+  /** "Call Type": where the call came from and where it was sent, e.g. `did_to_que`, `ext_to_did`. */
+  type: string;
+  /** ISO 8601 with `+00:00`. */
+  created_at: string;
+  contact_number: string | null;
+  caller_id_number: string | null;
+  duration: number;
+  ring_duration: number;
+  destination: string | null;
+  /**
+   * `hh:mm:ss`
+   * @pattern ^\d{2}:\d{2}:\d{2}$
+   */
+  start_at: string;
+  /**
+   * `hh:mm:ss`, null until answered
+   * @pattern ^\d{2}:\d{2}:\d{2}$
+   */
+  answer_at: string | null;
+  environment_name: string;
+  user_fullname: string | null;
+  /** The directory person's email; empty when unknown. */
+  user_name: string;
+  extension_username: string | null;
+  cause: 'answer' | 'busy' | 'no_answer' | null;
+  /** The SIP final response the outcome stands for. */
+  sip_status: '200' | '486' | '603' | '480' | '487' | '503' | null;
+  recording_url: string | null;
+  /**
+   * `hh:mm:ss`
+   * @pattern ^\d{2,}:\d{2}:\d{2}$
+   */
+  duration_time: string;
+  billing_duration: number;
+  /**
+   * `hh:mm:ss`
+   * @pattern ^\d{2,}:\d{2}:\d{2}$
+   */
+  billing_duration_time: string;
+  did_number: string | null;
+  did_name: string | null;
+  queue_disposition: 'answer' | 'abandoned' | 'timeout' | null;
+  ivr_name: string | null;
+  call_state: CallState;
+  queue_name: string | null;
+}
+
+/** A webhook object with `method = GET`: the body's fields in the query string, numbers as text, null as empty. */
+export type VoipAppzQuery = { [K in keyof VoipAppzBody]: string };
+
+/** Every doc field has a type in VoipAppzBody, and VoipAppzBody has no other (checked by the compiler). */
+type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const BODY_HAS_THE_DOC_FIELDS: Exact<keyof VoipAppzBody, VoipAppzField> = true;
+void BODY_HAS_THE_DOC_FIELDS;
 
 const moment = (m: Partial<Moment> & Pick<Moment, 'state'>): Moment => ({
   user: undefined, ivr: undefined, answeredViaQueue: false, ended: false, ...m,
@@ -109,12 +173,12 @@ function callType(call: CallView): string {
  * "Cause Of Call: answer/busy/no_answer". A phone that declined refused the call as a busy one does
  * (SIP 603 and 486 are both the callee's "not now"), so it is `busy`, never a ring timeout.
  */
-const CAUSE: Record<Disposition, string> = {
+const CAUSE: Record<Disposition, NonNullable<VoipAppzBody['cause']>> = {
   answered: 'answer', busy: 'busy', declined: 'busy', missed: 'no_answer', abandoned: 'no_answer', timeout: 'no_answer',
   failed: 'no_answer',
 };
 /** "Sip Status From Terminator": derived from the outcome, as the SIP final response that outcome gets. */
-const SIP_STATUS: Record<Disposition, string> = {
+const SIP_STATUS: Record<Disposition, NonNullable<VoipAppzBody['sip_status']>> = {
   answered: '200', busy: '486', declined: '603', missed: '480', timeout: '480', abandoned: '487', failed: '503',
 };
 /** "Queue Disposition: timeout (system timeout) / abandoned (caller hung) / anser" ("anser" read as "answer"). */
@@ -143,7 +207,7 @@ function recording(call: CallView, uuid: string, ctx: RenderContext): string | n
   return file === undefined ? null : recordingUrl(ctx.endpoint.recordingUrl, file, uuid, 1);
 }
 
-function fieldValues(ev: CallEvent, m: Moment, ctx: RenderContext): FieldValues {
+function fieldValues(ev: CallEvent, m: Moment, ctx: RenderContext): VoipAppzBody {
   const { call } = ev;
   const end = call.endedAt ?? ev.at;
   const uuid = callUuid(ctx.environment, call.id);

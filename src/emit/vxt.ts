@@ -8,7 +8,7 @@ import type { WebhookRequest } from './request.js';
 type RenderContext = AnyRenderContext<VxtEndpoint>;
 
 /**
- * VXT webhook payloads, version 3 (../shared/vendor-docs/vxt-webhook-payloads.txt): one `callLog`
+ * VXT webhook payloads, version 3 (test/fixtures/vendor-docs/vxt-webhook-payloads.txt): one `callLog`
  * when a call ends and one `voicemail` when a caller leaves a message. The bearer token is added by
  * src/deliver, which never follows redirects ("our agent will not follow redirects").
  * Choices where the doc is silent are listed in docs/webhooks/vxt.md.
@@ -26,8 +26,8 @@ type Result =
   | { readonly type: 'missed'; readonly startTimestamp: number }
   | { readonly type: 'answered'; readonly startTimestamp: number; readonly answerTimestamp: number; readonly hangupTimestamp: number };
 
-/** The doc's WebhookPayload; objects are written in the doc's key order. */
-type Payload =
+/** VXT's WebhookPayload, version 3: a `callLog` when a call ends, a `voicemail` when a message is left; keys in the doc's order. */
+export type VxtPayload =
   | {
       readonly event: 'callLog';
       readonly callLog: {
@@ -75,7 +75,7 @@ function callUser(ctx: RenderContext, call: CallView): WebhookUser | null {
   return call.voicemail ? userOf(ctx, call.voicemail.mailbox) : null;
 }
 
-function callLog(call: CallView, at: number, ctx: RenderContext): Payload | undefined {
+function callLog(call: CallView, at: number, ctx: RenderContext): VxtPayload | undefined {
   if (call.direction === 'internal') return undefined;
   const id = messageId(call, 'callLog');
   const startTimestamp = call.startedAt;
@@ -98,7 +98,7 @@ function callLog(call: CallView, at: number, ctx: RenderContext): Payload | unde
  * CEL shows the prompts). Without it, the span from reaching the mailbox to the message's save,
  * greeting and beep included: an upper bound (issue #12 item 6).
  */
-function voicemail(call: CallView, mailbox: string, at: number, ctx: RenderContext): Payload | undefined {
+function voicemail(call: CallView, mailbox: string, at: number, ctx: RenderContext): VxtPayload | undefined {
   if (call.direction === 'internal') return undefined;
   const reached = call.routes.filter((r) => r.role === 'voicemail' && r.number === mailbox).at(-1)?.at ?? at;
   const duration = call.voicemail?.durationMs ?? Math.max(0, at - reached);
@@ -113,7 +113,7 @@ function voicemail(call: CallView, mailbox: string, at: number, ctx: RenderConte
   };
 }
 
-function toVxt(ev: LifecycleEvent, ctx: RenderContext): Payload | undefined {
+function toVxt(ev: LifecycleEvent, ctx: RenderContext): VxtPayload | undefined {
   // Texts are not sent: the doc's "other" party type is kept for SMS webhooks that "may be added in the future".
   if (ev.type === 'message') return undefined;
   // "webhooks do not deliver internal user-to-user" messages: internal calls stay silent (checked in each payload).

@@ -75,7 +75,7 @@ export function explainConfig(cfg: Config): string {
     `metrics, health and status page: ${ops(cfg)}`,
     `environment (VoipAppz environment_name): ${cfg.environment}`,
     `directory: ${directory(cfg.directory)}`,
-    `endpoints: ${cfg.endpoints.length} (${enabled} enabled)`,
+    `endpoints: ${cfg.endpoints.length} (${enabled} enabled)${cfg.webhooksFile === undefined ? ', no webhooks file' : ` from ${cfg.webhooksFile}`}`,
     ...cfg.endpoints.flatMap((e) => endpoint(e, cfg.environment)),
   ];
   if (enabled === 0) lines.push('warning: no enabled endpoint; no webhook will be sent');

@@ -224,6 +224,7 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
     opsListen: f.ops.enabled ? f.ops.listen : undefined,
     ...(opsToken !== undefined ? { opsToken } : {}),
     endpoints,
+    ...(f.webhooks !== undefined ? { webhooksFile: path.resolve(webhooksPath(yamlPath, f.webhooks)) } : {}),
     directory: f.directory,
     environment: f.environment,
     log: { level: f.log.level },

@@ -212,6 +212,8 @@ export interface Config {
    */
   readonly opsToken?: string;
   readonly endpoints: readonly EndpointConfig[];
+  /** The endpoints ini file (`webhooks:`), resolved; undefined when the YAML names none. */
+  readonly webhooksFile?: string;
   /** Extension → person. */
   readonly directory: Readonly<Record<string, DirectoryEntry>>;
   /** The VoipAppz environment this PBX serves (`environment_name`). */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { EX_USAGE, optionList, parseCommandArgs, UsageError } from './args.js';
 import { ConfigError, EX_CONFIG } from './config/errors.js';
 import { explainConfig } from './config/explain.js';
 import { loadConfig } from './config/load.js';
@@ -9,13 +9,12 @@ import { EX_TEMPFAIL, runDaemon } from './daemon.js';
 import { tokensOf } from './deliver/auth.js';
 import { StateDirBusyError } from './deliver/state-lock.js';
 import { createLogger } from './log.js';
-import { openReplayOutbox, runOutboxCommand } from './outbox-cli.js';
+import { OUTBOX_USAGE, openReplayOutbox, runOutboxCommand } from './outbox-cli.js';
 import { Pipeline } from './pipeline.js';
 import { replayProgressBar } from './progress.js';
-import { runRecordCommand } from './record-cli.js';
+import { RECORD_USAGE, runRecordCommand } from './record-cli.js';
 import { replayFile, requestLine } from './replay.js';
 
-const EX_USAGE = 64;
 const EX_NOINPUT = 66;
 
 const COMMANDS = new Set(['run', 'replay', 'record', 'check-config', 'outbox']);
@@ -32,10 +31,10 @@ Usage:
   pbxhook check-config FILE               validate a config and explain it
   pbxhook outbox stats|list|retry|purge   inspect and manage the delivery outbox
           --config FILE | --state-dir DIR  (pbxhook outbox --help for the details)
-  pbxhook --version | --help
+  pbxhook --version | --help              (pbxhook COMMAND --help: that command's options)
 
-Exit codes: 0 ok, 64 usage, 66 trace or outbox not found, 69 PBX unreachable, 73 outbox cannot
-be opened, 75 another pbxhook sends from this state_dir, 77 PBX login refused, 78 bad config.`;
+Exit codes: 0 ok, 64 usage, 66 trace, outbox, endpoint or webhook not found, 69 PBX unreachable,
+73 outbox cannot be opened, 75 another pbxhook sends from this state_dir, 77 PBX login refused, 78 bad config.`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -119,59 +118,99 @@ async function replay(trace: string, cfg: Config, send: boolean, stateDir: strin
   return sent !== undefined && sent.dead + sent.undelivered > 0 ? 1 : 0;
 }
 
+const CONFIG = { type: 'string', short: 'c', value: 'FILE' } as const;
+const HELP = { type: 'boolean', short: 'h', default: false } as const;
+
+const RUN_OPTIONS = { config: CONFIG, help: HELP } as const;
+const RUN_USAGE = `Usage: pbxhook run --config FILE
+  The daemon: follows the PBX of FILE (Asterisk AMI or FreeSWITCH ESL) and sends each call's
+  webhooks through the outbox in state_dir. SIGTERM or Ctrl-C stop it (attempts in flight may
+  finish for delivery.stop_timeout); SIGHUP re-reads the endpoints.
+Options: ${optionList(RUN_OPTIONS)}`;
+
+const REPLAY_OPTIONS = { config: CONFIG, send: { type: 'boolean', default: false }, 'state-dir': { type: 'string', value: 'DIR' }, help: HELP } as const;
+const REPLAY_USAGE = `Usage: pbxhook replay TRACE --config FILE [--send [--state-dir DIR]]
+  Prints the webhooks a recorded trace produces with the endpoints of FILE, one JSON object per
+  line: {"endpoint","method","url","headers","body"}. TRACE is an AMI session (.ami) or a FreeSWITCH
+  event socket session (.esl), gzipped too (.gz). --send also delivers them through an outbox (in
+  DIR, or a temporary one) exactly as the daemon would, and waits until each is delivered or dead.
+Options: ${optionList(REPLAY_OPTIONS)}`;
+
+const CHECK_OPTIONS = { config: CONFIG, help: HELP } as const;
+const CHECK_USAGE = `Usage: pbxhook check-config FILE
+  Validates the YAML config FILE, the webhooks ini file it names and the secrets they take from the
+  environment or files, then explains what pbxhook will do. Every problem is printed at once as
+  "file: key: problem", exit 78.
+Options: ${optionList(CHECK_OPTIONS)} (instead of FILE)`;
+
+const COMMAND_HELP: Record<string, string> = {
+  run: RUN_USAGE, replay: REPLAY_USAGE, 'check-config': CHECK_USAGE, record: RECORD_USAGE, outbox: OUTBOX_USAGE,
+};
+
 async function main(argv: string[]): Promise<number> {
-  // The outbox and record commands have options of their own; they parse them.
-  if (argv[0] === 'outbox') return runOutboxCommand(argv.slice(1));
-  if (argv[0] === 'record') return runRecordCommand(argv.slice(1));
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      send: { type: 'boolean', default: false },
-      'state-dir': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-      version: { type: 'boolean', default: false },
-    },
-  });
-  if (values.version) {
-    process.stdout.write(version() + '\n');
-    return 0;
-  }
-  const [command, arg] = positionals;
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  if (!command || !COMMANDS.has(command)) {
-    process.stderr.write(`${command ? `pbxhook: unknown command "${command}"\n\n` : ''}${USAGE}\n`);
-    return EX_USAGE;
-  }
-  const configPath = values.config ?? (command === 'check-config' ? arg : undefined);
-  if (!configPath) {
-    const how = command === 'check-config' ? 'pbxhook check-config FILE' : `pbxhook ${command} --config FILE`;
-    process.stderr.write(`pbxhook ${command}: which config? ${how}\n`);
-    return EX_USAGE;
-  }
-  const cfg = loadConfig(configPath);
-  switch (command) {
-    case 'check-config':
-      process.stdout.write(explainConfig(cfg) + '\nconfig OK\n');
+  const [command, ...rest] = argv;
+  if (command === undefined || command.startsWith('-')) {
+    const { values } = parseCommandArgs('pbxhook', { help: HELP, version: { type: 'boolean', default: false } }, argv);
+    if (values.version) {
+      process.stdout.write(version() + '\n');
       return 0;
+    }
+    if (values.help) {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    process.stderr.write(`${USAGE}\n`);
+    return EX_USAGE;
+  }
+  if (!COMMANDS.has(command)) {
+    process.stderr.write(`pbxhook: unknown command "${command}"\n\n${USAGE}\n`);
+    return EX_USAGE;
+  }
+  try {
+    return await runCommand(command, rest);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`pbxhook ${command}: ${err.message} (pbxhook ${command} --help)\n`);
+    return EX_USAGE;
+  }
+}
+
+/** Each command parses its own options; `--help` anywhere prints that command's help. */
+async function runCommand(command: string, argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${COMMAND_HELP[command]}\n`);
+    return 0;
+  }
+  switch (command) {
+    case 'outbox':
+      return runOutboxCommand(argv);
+    case 'record':
+      return runRecordCommand(argv);
+    case 'check-config': {
+      const { values, positionals } = parseCommandArgs(command, CHECK_OPTIONS, argv, 1);
+      const file = values.config ?? positionals[0];
+      if (file === undefined) throw new UsageError('which config? pbxhook check-config FILE');
+      process.stdout.write(explainConfig(loadConfig(file)) + '\nconfig OK\n');
+      return 0;
+    }
     case 'replay': {
-      if (!arg) {
-        process.stderr.write('pbxhook replay: which trace? e.g. pbxhook replay trace.ami --config pbxhook.yaml\n');
-        return EX_USAGE;
-      }
+      const { values, positionals } = parseCommandArgs(command, REPLAY_OPTIONS, argv, 1);
+      const [trace] = positionals;
+      if (trace === undefined) throw new UsageError('which trace? e.g. pbxhook replay trace.ami --config pbxhook.yaml');
+      if (values.config === undefined) throw new UsageError('which config? pbxhook replay TRACE --config FILE');
+      const cfg = loadConfig(values.config);
       try {
-        accessSync(arg, constants.R_OK);
+        accessSync(trace, constants.R_OK);
       } catch {
-        process.stderr.write(`pbxhook replay: cannot read trace ${arg}\n`);
+        process.stderr.write(`pbxhook replay: cannot read trace ${trace}\n`);
         return EX_NOINPUT;
       }
-      return replay(arg, cfg, values.send, values['state-dir']);
+      return replay(trace, cfg, values.send, values['state-dir']);
     }
-    case 'run': {
+    default: {
+      const { values } = parseCommandArgs(command, RUN_OPTIONS, argv);
+      if (values.config === undefined) throw new UsageError('which config? pbxhook run --config FILE');
+      const cfg = loadConfig(values.config);
       const log = createLogger(cfg.log.level);
       const stop = new Promise<void>((resolve) => {
         process.once('SIGTERM', () => resolve());
@@ -179,14 +218,6 @@ async function main(argv: string[]): Promise<number> {
       });
       return runDaemon(cfg, log, { stop, onReload: (reload) => process.on('SIGHUP', reload) });
     }
-    case 'outbox':
-      process.stderr.write('pbxhook outbox: put the outbox command first: pbxhook outbox stats --config FILE\n');
-      return EX_USAGE;
-    case 'record':
-      process.stderr.write('pbxhook record: put the command first: pbxhook record --config FILE -o trace.ami\n');
-      return EX_USAGE;
-    default:
-      return EX_USAGE;
   }
 }
 
@@ -205,8 +236,8 @@ main(process.argv.slice(2)).then(
       process.exitCode = EX_TEMPFAIL;
       return;
     }
-    if (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`pbxhook: ${err.message}\n\n${USAGE}\n`);
+    if (err instanceof UsageError) {
+      process.stderr.write(`pbxhook: ${err.message} (pbxhook --help)\n`);
       process.exitCode = EX_USAGE;
       return;
     }

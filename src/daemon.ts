@@ -130,6 +130,7 @@ async function startOps(
   try {
     const server = await startOpsServer({
       listen: cfg.opsListen,
+      ...(cfg.opsToken !== undefined ? { token: cfg.opsToken } : {}),
       registry: metrics.registry,
       health: () => health(parts),
       status: () => statusSnapshot(parts, Date.now()),

@@ -6,8 +6,8 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
+import { EX_USAGE, optionList, parseCommandArgs, UsageError } from './args.js';
 import { span } from './config/explain.js';
 import { loadConfig } from './config/load.js';
 import { parseDuration } from './config/schema.js';
@@ -16,8 +16,23 @@ import { type Outbox, openOutbox, openStore, outboxPath } from './deliver/outbox
 import { type OutboxState, STATES } from './deliver/outbox-state.js';
 import type { OutboxRow, OutboxStore } from './deliver/outbox-store.js';
 
-export const EX_USAGE = 64;
 const EX_NOINPUT = 66;
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c', value: 'FILE' },
+  'state-dir': { type: 'string', value: 'DIR' },
+  state: { type: 'string', value: 'S' },
+  endpoint: { type: 'string', value: 'E' },
+  id: { type: 'string', multiple: true, value: 'ID' },
+  all: { type: 'boolean', default: false },
+  limit: { type: 'string', default: '50', value: 'N' },
+  delivered: { type: 'boolean', default: false },
+  dead: { type: 'boolean', default: false },
+  'older-than': { type: 'string', value: 'AGE' },
+  yes: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
 
 export const OUTBOX_USAGE = `Usage: pbxhook outbox COMMAND (--config FILE | --state-dir DIR) [options]
   stats                              webhooks per endpoint and state; paused endpoints
@@ -29,30 +44,14 @@ export const OUTBOX_USAGE = `Usage: pbxhook outbox COMMAND (--config FILE | --st
   purge --dead [--older-than 7d] --yes
                                      delete dead webhooks (they are gone for good)
   --json                             stats and list as JSON
+Options: ${optionList(OPTIONS)}
 States: ${STATES.join(', ')}. IDs: the row number or the webhook-id (msg_…).`;
 
-const OPTIONS = {
-  config: { type: 'string', short: 'c' },
-  'state-dir': { type: 'string' },
-  state: { type: 'string' },
-  endpoint: { type: 'string' },
-  id: { type: 'string', multiple: true },
-  all: { type: 'boolean', default: false },
-  limit: { type: 'string', default: '50' },
-  delivered: { type: 'boolean', default: false },
-  dead: { type: 'boolean', default: false },
-  'older-than': { type: 'string' },
-  yes: { type: 'boolean', default: false },
-  json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const;
-
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-
-class UsageError extends Error {}
+type Values = ReturnType<typeof parseCommandArgs<typeof OPTIONS>>['values'];
 
 export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableStream = process.stdout): number {
-  const { values, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true });
+  // An unknown option is one line naming outbox's options (cli.ts prints the UsageError).
+  const { values, positionals } = parseCommandArgs('outbox', OPTIONS, argv, 1);
   const [command] = positionals;
   if (values.help) {
     out.write(`${OUTBOX_USAGE}\n`);
@@ -61,7 +60,8 @@ export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableSt
   try {
     if (!command || !['stats', 'list', 'retry', 'purge'].includes(command)) throw new UsageError(command ? `unknown outbox command "${command}"` : 'which outbox command?');
     checkUsage(command, values);
-    const stateDir = values['state-dir'] ?? (values.config !== undefined ? loadConfig(values.config).stateDir : undefined);
+    const cfg = values.config !== undefined ? loadConfig(values.config) : undefined;
+    const stateDir = values['state-dir'] ?? cfg?.stateDir;
     if (stateDir === undefined) throw new UsageError('which outbox? give --config FILE or --state-dir DIR');
     if (!existsSync(outboxPath(stateDir))) {
       process.stderr.write(`pbxhook outbox: no outbox at ${outboxPath(stateDir)} (pbxhook run has not used this state_dir yet)\n`);
@@ -69,6 +69,14 @@ export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableSt
     }
     const store = openStore(stateDir);
     try {
+      const missing = unknownNames(store, values, cfg);
+      if (missing !== undefined) {
+        process.stderr.write(`pbxhook outbox: ${missing}\n`);
+        return EX_NOINPUT;
+      }
+      if (command === 'retry' && cfg !== undefined && values.endpoint !== undefined && !cfg.endpoints.some((e) => e.name === values.endpoint)) {
+        process.stderr.write(`pbxhook outbox: note: endpoint "${values.endpoint}" is not in ${cfg.file}; its webhooks wait in the outbox until it is back\n`);
+      }
       out.write(perform(command, store, values));
     } finally {
       store.close();
@@ -104,6 +112,31 @@ function perform(command: string, store: OutboxStore, v: Values): string {
     default:
       return purge(store, v, now);
   }
+}
+
+/**
+ * Why `--endpoint` or `--id` names nothing, if so (issue #13): a typo must not answer "0 webhook(s)"
+ * and exit 0. An endpoint is known when the config has it (even with no webhooks yet) or the outbox
+ * still holds webhooks of it (an endpoint removed from the config: retry and purge are how its rows
+ * are dealt with). With --state-dir alone, the outbox is all there is to go by.
+ */
+function unknownNames(store: OutboxStore, v: Values, cfg: Config | undefined): string | undefined {
+  const endpoint = v.endpoint;
+  if (endpoint !== undefined && !cfg?.endpoints.some((e) => e.name === endpoint) && store.list({ endpoint }, 1).length === 0) {
+    const inOutbox = [...new Set(store.counts().map((c) => c.endpoint))];
+    const known = [...new Set([...(cfg?.endpoints.map((e) => e.name) ?? []), ...inOutbox])];
+    const where = cfg === undefined ? 'the outbox' : `${cfg.file} or the outbox`;
+    return `no endpoint "${endpoint}" in ${where}; known: ${known.length === 0 ? '(none)' : known.join(', ')}`;
+  }
+  if (v.id !== undefined) {
+    const found = store.list({ ids: v.id }, v.id.length);
+    const missing = v.id.filter((id) => !found.some((r) => String(r.id) === id || r.webhookId === id));
+    if (missing.length > 0) {
+      const which = missing.map((id) => JSON.stringify(id)).join(', ');
+      return `no webhook ${which} in ${store.file} (an id is the row number or the webhook-id, msg_…; pbxhook outbox list shows them)`;
+    }
+  }
+  return undefined;
 }
 
 /** Usage mistakes are reported before any database is opened. */

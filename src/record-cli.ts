@@ -3,7 +3,7 @@
  * `pbxhook replay` reads (issue #6). Progress and the summary go to stderr; stdout stays silent.
  */
 import { closeSync, openSync, rmSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { optionList, parseCommandArgs } from './args.js';
 import { loadConfig } from './config/load.js';
 import type { PbxConfig } from './config/types.js';
 import { describeCounts, formatElapsed, StatusLine } from './progress.js';
@@ -17,10 +17,18 @@ const EX_CANTCREAT = 73;
 /** sysexits.h: the PBX refused the login. */
 const EX_NOPERM = 77;
 
+const RECORD_OPTIONS = {
+  config: { type: 'string', short: 'c', value: 'FILE' },
+  output: { type: 'string', short: 'o', value: 'OUT' },
+  seconds: { type: 'string', value: 'N' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export const RECORD_USAGE = `Usage: pbxhook record --config FILE -o OUT [--seconds N]
   Saves what the PBX of FILE sends on one connection as a trace for pbxhook replay:
   OUT ends in .ami (pbx.type asterisk) or .esl (freeswitch). The login and its secret are never
-  saved. Stops after N seconds, or on Ctrl-C / SIGTERM; progress goes to stderr.`;
+  saved. Stops after N seconds, or on Ctrl-C / SIGTERM; progress goes to stderr.
+Options: ${optionList(RECORD_OPTIONS)}`;
 
 /** Non-TTY stderr (journald, a log file) gets a progress line this often instead of every second. */
 const LOG_EVERY_MS = 5_000;
@@ -36,15 +44,7 @@ export function extensionProblem(pbx: PbxConfig['type'], out: string): string | 
 }
 
 export async function runRecordCommand(argv: readonly string[], stderr: NodeJS.WriteStream = process.stderr): Promise<number> {
-  const { values } = parseArgs({
-    args: [...argv],
-    options: {
-      config: { type: 'string', short: 'c' },
-      output: { type: 'string', short: 'o' },
-      seconds: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  const { values } = parseCommandArgs('record', RECORD_OPTIONS, argv);
   if (values.help) {
     process.stdout.write(`${RECORD_USAGE}\n`);
     return 0;

@@ -1,10 +1,13 @@
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, EX_CONFIG } from '../src/config/errors.js';
 import { explainConfig, redactConfig, redactUrl } from '../src/config/explain.js';
+import { eventNamesOf } from '../src/config/endpoints.js';
+import { readIniSections } from '../src/config/ini.js';
 import { loadConfig, parseConfig } from '../src/config/load.js';
+import { replayTrace } from './support/replayTrace.js';
 
 // Minimal valid files; the shipped, fully commented examples live in config/ and webhooks.ini.example.
 const YAML = `
@@ -38,7 +41,7 @@ url = "https://legacy.example.com/hook?a=1;b=2"
 schema = 3cx
 variant = urlencoded
 method = get
-events = call-start, call-end
+events = ringing, hangupincoming
 enabled = no
 `;
 
@@ -100,7 +103,6 @@ describe('loadConfig', () => {
         variant: 'json',
         events: [],
         token: 'tok-literal-123',
-        recordingUrl: 'https://pbx.example.com/recordings/{file}',
       },
       {
         name: 'legacy',
@@ -109,8 +111,7 @@ describe('loadConfig', () => {
         url: 'https://legacy.example.com/hook?a=1;b=2',
         method: 'GET',
         variant: 'urlencoded',
-        events: ['call-start', 'call-end'],
-        recordingUrl: 'https://pbx.example.com/recordings/{file}',
+        events: ['ringing', 'hangupincoming'],
       },
     ]);
   });
@@ -213,7 +214,7 @@ describe('problems name the file and the key', () => {
     expect(problems(YAML, ini)).toEqual([
       'config/webhooks.ini: line 1: key "stray" is outside any [section]; every key belongs to an endpoint section',
       'config/webhooks.ini: line 19: section name [crm.b] must be letters, digits, "-" or "_" (it names the endpoint)',
-      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: schema, url, method, events, token, enabled, recording_url, signing_secret, retry_on, variant',
+      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: schema, url, method, events, token, enabled, signing_secret, retry_on, variant, recording_url',
       'config/webhooks.ini: [legacy] url2: unknown key (did you mean "url"?)',
     ]);
   });
@@ -335,5 +336,126 @@ describe('explainConfig', () => {
     expect(explain('^(\\d+)-\\d+$')).toBe(`  extensions match: /^(\\d+)-\\d+$/${whole}`);
     expect(explain('^(?<tenant>\\d+)_(\\d+)$')).toBe(`  extensions match: /^(?<tenant>\\d+)_(\\d+)$/${whole}`);
     expect(explain('^(?:1|2)\\d{2}$')).toBe('  extensions match: /^(?:1|2)\\d{2}$/');
+  });
+});
+
+describe('mistakes caught before they cost a webhook (issue #13)', () => {
+  const section = (name: string, lines: string) => `[${name}]\nurl = https://crm.example.com/${name}\n${lines}\n`;
+
+  it('an unknown name in events names the section, the bad names and the schema\'s own names', () => {
+    const ini = [
+      section('crm', 'schema = 3cx\nevents = ringing, foo'),
+      section('old', 'schema = 3cx\nvariant = urlencoded\nevents = hangupincoming, Incoming'),
+      section('pd', 'schema = petdesk\ntarget = queue\ncontainer_id = c\ntenant_id = t\nevents = queueEntered, ringAttempt'),
+      section('vxt', 'schema = vxt\ndefault_country = US\nevents = calllog'),
+      section('voip', 'schema = voip-request\nevents = ringing, hangup'),
+    ].join('\n');
+    expect(problems(YAML, ini)).toEqual([
+      'config/webhooks.ini: [crm] events: unknown event "foo"; schema 3cx (variant json) sends: ringing, dialing, incomingcall_started, outgoingcall_started, incoming, outgoing, recording',
+      'config/webhooks.ini: [old] events: unknown event "Incoming"; schema 3cx (variant urlencoded) sends: ringing, dialing, incomingcall_started, outgoingcall_started, incoming, outgoing, recording, hangupincoming, hangupoutgoing',
+      'config/webhooks.ini: [pd] events: unknown event "ringAttempt"; schema petdesk (target queue) sends: queueEntered',
+      'config/webhooks.ini: [vxt] events: unknown event "calllog"; schema vxt sends: callLog, voicemail',
+      'config/webhooks.ini: [voip] events: unknown event "hangup"; schema voip-request sends: ringing, answered, ended',
+    ]);
+  });
+
+  it('a VoipAppz webhook object lists only its own event', () => {
+    const vz = (events: string) => section('vz', `schema = voipappz\nevent = Call:Hangup\nenvironments = default\nevents = ${events}`);
+    expect(problems(YAML, vz('Call:Answer'))).toEqual([
+      'config/webhooks.ini: [vz] events: lists "Call:Answer", but a VoipAppz webhook object fires only for its own event (Call:Hangup); list Call:Hangup or leave events empty',
+    ]);
+    expect(problems(YAML, vz('Call:Hangup, hangup'))).toEqual([
+      'config/webhooks.ini: [vz] events: unknown event "hangup"; this VoipAppz webhook object sends only its event: Call:Hangup',
+    ]);
+    expect(parseConfig(YAML, vz('Call:Hangup'), { yamlPath: Y }, {}).endpoints[0]?.events).toEqual(['Call:Hangup']);
+  });
+
+  it('no recording_url has no default: 3CX listing "recording" is an error, and only 3CX and VoipAppz take the key', () => {
+    expect(problems(YAML, section('crm', 'schema = 3cx\nevents = ringing, recording'))).toEqual([
+      'config/webhooks.ini: [crm] recording_url: missing: events lists "recording", whose FileUrls are made from it; set where the PBX serves recordings (e.g. https://pbx.example.com/recordings/{file}) or leave "recording" out',
+    ]);
+    const cfg = parseConfig(YAML, section('crm', 'schema = 3cx') + section('vz', 'schema = voipappz\nevent = Call:Hangup\nenvironments = default'), { yamlPath: Y }, {});
+    expect(cfg.endpoints.map((e) => 'recordingUrl' in e)).toEqual([false, false]);
+    expect(explainConfig(cfg)).toContain('    recording_url: not set; no "recording" event is sent');
+    expect(explainConfig(cfg)).toContain('    recording_url: not set; recording_url is sent as null');
+    expect(problems(YAML, section('v', 'schema = vxt\ndefault_country = US\nrecording_url = https://pbx/{file}'))).toEqual([
+      'config/webhooks.ini: [v] recording_url: unknown key; allowed here: schema, url, method, events, token, enabled, signing_secret, retry_on, default_country, phone_number, web_url',
+    ]);
+  });
+
+  it('reports every missing secret of both files and the environment in one run', () => {
+    const yaml = YAML.replace('secret: from-file', '').replace('webhooks:', 'ops:\n  listen: 0.0.0.0:9464\nwebhooks:');
+    const ini = section('crm', 'schema = 3cx\ntoken = env:CRM_TOKEN\nsigning_secret = env:CRM_SIGNING_SECRET\nevents = ringing, fo')
+      + section('b', 'schema = 3cx\ntoken = file:/nonexistent/b.token');
+    expect(problems(yaml, ini)).toEqual([
+      'config/pbxhook.yaml: pbx.secret: missing (this key is required)',
+      'config/webhooks.ini: [crm] events: unknown event "fo"; schema 3cx (variant json) sends: ringing, dialing, incomingcall_started, outgoingcall_started, incoming, outgoing, recording',
+      'config/webhooks.ini: [crm] token: environment variable CRM_TOKEN is not set',
+      'config/webhooks.ini: [crm] signing_secret: environment variable CRM_SIGNING_SECRET is not set',
+      'config/webhooks.ini: [b] token: cannot read token file "/nonexistent/b.token" (ENOENT)',
+      "config/pbxhook.yaml: ops.token: missing: ops.listen 0.0.0.0:9464 is not a loopback address, and /status.json shows callers' numbers; set ops.token (or PBXHOOK_OPS_TOKEN; env:NAME and file:PATH work too), or listen on 127.0.0.1",
+    ]);
+  });
+
+  it('ops.listen off loopback needs ops.token; loopback needs none', () => {
+    const ops = (lines: string) => YAML.replace('webhooks:', `ops:\n${lines}\nwebhooks:`);
+    for (const listen of ['127.0.0.1:9464', '127.0.0.2:0', '[::1]:9464', 'localhost:9464']) {
+      expect(parseConfig(ops(`  listen: "${listen}"`), INI, { yamlPath: Y }, {}).opsToken, listen).toBeUndefined();
+    }
+    for (const listen of ['0.0.0.0:9464', '[::]:9464', '10.1.2.3:9464', 'pbx.lan:9464']) {
+      expect(problems(ops(`  listen: "${listen}"`), INI)[0], listen).toMatch(/^config\/pbxhook\.yaml: ops\.token: missing: ops\.listen /);
+    }
+    expect(parseConfig(ops('  enabled: false\n  listen: 0.0.0.0:9464'), INI, { yamlPath: Y }, {}).opsListen).toBeUndefined();
+    const token = 'ops-token-0123456789';
+    expect(parseConfig(ops('  listen: 0.0.0.0:9464\n  token: env:OPS'), INI, { yamlPath: Y }, { OPS: token }).opsToken).toBe(token);
+    expect(parseConfig(ops('  listen: 0.0.0.0:9464'), INI, { yamlPath: Y }, { PBXHOOK_OPS_TOKEN: token }).opsToken).toBe(token);
+    const read = (p: string) => (p === path.resolve('config/ops.token') ? `${token}\n` : '');
+    expect(parseConfig(ops('  listen: 0.0.0.0:9464\n  token: file:ops.token'), INI, { yamlPath: Y, readSecretFile: read }, {}).opsToken).toBe(token);
+    expect(problems(ops('  listen: 0.0.0.0:9464\n  token: short'), INI)).toEqual([
+      'config/pbxhook.yaml: ops.token: value must be at least 16 characters, e.g. from: head -c 24 /dev/urandom | base64',
+    ]);
+    const cfg = parseConfig(ops(`  listen: 0.0.0.0:9464\n  token: ${token}`), INI, { yamlPath: Y }, {});
+    expect(explainConfig(cfg)).toContain('metrics, health and status page: http://0.0.0.0:9464/, bearer token required but on /healthz');
+    expect(explainConfig(cfg)).not.toContain(token);
+    expect(JSON.stringify(redactConfig(cfg))).not.toContain(token);
+  });
+});
+
+describe('check-config shows every key it understood (issue #13)', () => {
+  /** Keys every endpoint has, shown under their own words rather than `key:`. */
+  const SHOWN_AS: Record<string, RegExp> = {
+    schema: /^ {4}[a-z0-9-]+(\/\w+)?: (GET|POST) /m, url: /^ {4}[a-z0-9-]+(\/\w+)?: (GET|POST) \S+/m, method: /^ {4}\S+: (GET|POST) /m,
+    variant: /^ {4}3cx\/(json|urlencoded): /m, events: /^ {4}events: /m, token: /^ {4}token: set$/m,
+    signing_secret: /^ {4}signing: Standard Webhooks/m, retry_on: /^ {4}also retried: HTTP /m, enabled: /^ {2}\[.*\]( \(disabled\))?$/m,
+  };
+
+  it.each([
+    ['webhooks.ini.example', 'config/pbxhook.example.yaml'],
+    ['config/all-schemas.webhooks.ini', 'config/all-schemas.example.yaml'],
+  ])('every key set in %s, the schema-specific ones included', (ini, yaml) => {
+    const env = { CRM_TOKEN: 't', CRM_SIGNING_SECRET: `whsec_${Buffer.alloc(32, 7).toString('base64')}` };
+    const iniText = readFileSync(ini, 'utf8');
+    const text = explainConfig(parseConfig(readFileSync(yaml, 'utf8'), iniText, { yamlPath: yaml }, env));
+    const { sections } = readIniSections(iniText, ini);
+    expect(sections.size).toBeGreaterThan(4);
+    for (const [name, keys] of sections) {
+      const block = text.slice(text.indexOf(`  [${name}]`)).split(/\n(?= {2}\[)/)[0]!;
+      for (const key of Object.keys(keys)) {
+        const shown = SHOWN_AS[key] ?? new RegExp(`(^ {4}|, )${key}: `, 'm');
+        expect(block, `[${name}] ${key}`).toMatch(shown);
+      }
+    }
+  });
+
+  it('the event names config accepts are every name the renderers send: listing them all changes nothing', async () => {
+    const cfg = loadConfig('config/all-schemas.example.yaml', {});
+    const listed = { ...cfg, endpoints: cfg.endpoints.map((e) => ({ ...e, events: eventNamesOf(e) })) };
+    const traces = ['in-queue-answered', 'in-voicemail', 'out-answered', 'in-queue-blind-transfer', 'in-busy'].map((t) => `test/fixtures/asterisk/${t}.ami`);
+    traces.push('test/fixtures/asterisk-synth/in-message.ami', 'test/fixtures/asterisk-synth/in-queue-attended-transfer.ami');
+    for (const trace of traces) {
+      const all = (await replayTrace(trace, cfg)).lines;
+      expect(all.length, trace).toBeGreaterThan(0);
+      expect((await replayTrace(trace, listed)).lines, trace).toEqual(all);
+    }
   });
 });

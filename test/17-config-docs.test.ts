@@ -98,10 +98,30 @@ describe(YAML_EXAMPLE, () => {
       const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PBXHOOK_')));
       const r = spawnSync(process.execPath, [CLI, 'check-config', path.join(dir, 'pbxhook.yaml')], { env: { ...clean, ...ENV }, encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/endpoints: 6 \(1 enabled\)\n/);
+      expect(r.stdout).toMatch(/endpoints: 6 \(1 enabled\) from .*webhooks\.ini\n/);
       expect(r.stdout).toMatch(/config OK\n$/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("README's try-it block works as written: every missing variable at once (78), then config OK (issue #13)", () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const block = /To try it from the clone[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block, 'the README block after "To try it from the clone"').toBeDefined();
+    const tmpdir = mkdtempSync(path.join(os.tmpdir(), 'pbxhook-readme-'));
+    try {
+      const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PBXHOOK_') && !k.startsWith('CRM_')));
+      const r = spawnSync('bash', ['-c', block!], { cwd: ROOT, env: { ...clean, TMPDIR: tmpdir }, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        '2 configuration problems:',
+        expect.stringMatching(/webhooks\.ini: \[crm-json\] token: environment variable CRM_TOKEN is not set$/),
+        expect.stringMatching(/webhooks\.ini: \[crm-json\] signing_secret: environment variable CRM_SIGNING_SECRET is not set$/),
+      ]);
+      expect(r.stdout).toMatch(/endpoints: 6 \(1 enabled\) from .*webhooks\.ini\n[\s\S]*config OK\n$/);
+    } finally {
+      rmSync(tmpdir, { recursive: true, force: true });
     }
   });
 

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../src/deliver/outbox.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'dist/cli.js');
@@ -124,6 +125,42 @@ describe('usage', () => {
     expect(bogus.stderr).toContain('--bogus');
     expect(bogus.stdout).toBe('');
     expect(cli([]).status).toBe(64);
+  });
+});
+
+describe('each command: its own --help, and one line for a wrong option (issue #13)', () => {
+  it.each([
+    ['run', 'Usage: pbxhook run --config FILE'],
+    ['replay', 'Usage: pbxhook replay TRACE --config FILE'],
+    ['check-config', 'Usage: pbxhook check-config FILE'],
+    ['record', 'Usage: pbxhook record --config FILE -o OUT'],
+    ['outbox', 'Usage: pbxhook outbox COMMAND'],
+  ])('%s --help prints its own usage on stdout, exit 0', (command, head) => {
+    for (const args of [[command, '--help'], [command, '-h'], [command, '--config', 'nope.yaml', '--help']]) {
+      const r = cli(args);
+      expect(r.status, args.join(' ')).toBe(0);
+      expect(r.stdout.startsWith(`${head}`), r.stdout).toBe(true);
+      expect(r.stdout).toMatch(/\nOptions: .*--help/);
+      expect(r.stderr).toBe('');
+    }
+    expect(cli(['outbox', 'retry', '--help']).stdout).toContain('retry (--id ID… | --endpoint E | --all)');
+  });
+
+  it.each([
+    [['run', '--conf', 'x'], 'pbxhook run: unknown option --conf; run takes -c, --config FILE, -h, --help (pbxhook run --help)'],
+    [['replay', TRACE, '--config', LAB_YAML, '--sned'], 'pbxhook replay: unknown option --sned; replay takes -c, --config FILE, --send, --state-dir DIR, -h, --help (pbxhook replay --help)'],
+    [['check-config', '--verbose', LAB_YAML], 'pbxhook check-config: unknown option --verbose; check-config takes -c, --config FILE, -h, --help (pbxhook check-config --help)'],
+    [['record', '--config', LAB_YAML, '--out', 'x.ami'], 'pbxhook record: unknown option --out; record takes -c, --config FILE, -o, --output OUT, --seconds N, -h, --help (pbxhook record --help)'],
+    [['outbox', 'retry', '--endpont', 'crm'], 'pbxhook outbox: unknown option --endpont; outbox takes -c, --config FILE, --state-dir DIR, --state S, --endpoint E, --id ID, --all, --limit N, --delivered, --dead, --older-than AGE, --yes, --json, -h, --help (pbxhook outbox --help)'],
+    [['run', '--config'], 'pbxhook run: --config needs a value: --config FILE (pbxhook run --help)'],
+    [['replay', TRACE, '--config', LAB_YAML, '--send=yes'], 'pbxhook replay: --send takes no value (pbxhook replay --help)'],
+    [['run', 'pbxhook.yaml'], 'pbxhook run: unexpected "pbxhook.yaml": run takes no arguments; options: -c, --config FILE, -h, --help (pbxhook run --help)'],
+    [['--verbose'], 'pbxhook: unknown option --verbose; pbxhook takes -h, --help, --version (pbxhook --help)'],
+  ])('%j: one line naming the command\'s options, exit 64', (args, line) => {
+    const r = cli(args);
+    expect(r.status).toBe(64);
+    expect(r.stderr).toBe(`${line}\n`);
+    expect(r.stdout).toBe('');
   });
 });
 
@@ -349,5 +386,53 @@ describe('replay into a reader that stops after the first line', () => {
     expect(r.error).toBeUndefined();
     expectStoppedQuietly(r);
     expect(r.stdout.split('\n')).toHaveLength(2); // one line and its newline
+  });
+});
+
+describe('pbxhook outbox naming an endpoint or a webhook that does not exist (issue #13)', () => {
+  /** An outbox with one webhook of crm-json (in the config) and one of crm-old (removed from it). */
+  function outboxWithRows(): { yaml: string; stateDir: string } {
+    const folder = mkdtempSync(path.join(tmp, 'outbox-names-'));
+    const stateDir = path.join(folder, 'state');
+    writeFileSync(path.join(folder, 'webhooks.ini'), readFileSync(path.join(ROOT, LAB_INI)));
+    const yaml = path.join(folder, 'pbxhook.yaml');
+    writeFileSync(yaml, `pbx: {type: asterisk, username: admin, secret: s}\nstate_dir: ./state\nwebhooks: ./webhooks.ini\n`);
+    const store = openStore(stateDir);
+    const request = (endpoint: string) =>
+      ({ endpoint, method: 'POST', url: 'http://127.0.0.1:9/x', headers: {}, body: 'event=ringing', orderKey: `${endpoint}:c1` }) as const;
+    store.insert([request('crm-json'), request('crm-old')], Date.now());
+    store.close();
+    return { yaml, stateDir };
+  }
+
+  it('an unknown --endpoint exits 66 with one line listing the known ones; an unknown --id too', () => {
+    const { yaml, stateDir } = outboxWithRows();
+    for (const command of [['retry'], ['list'], ['purge', '--dead', '--yes']]) {
+      const r = cli(['outbox', ...command, '--endpoint', 'nope', '--config', yaml]);
+      expect(r.status, command.join(' ')).toBe(66);
+      expect(r.stderr).toBe(`pbxhook outbox: no endpoint "nope" in ${yaml} or the outbox; known: crm-json, crm-legacy, crm-old\n`);
+      expect(r.stdout).toBe('');
+    }
+    const bare = cli(['outbox', 'retry', '--endpoint', 'nope', '--state-dir', stateDir]);
+    expect(bare.status).toBe(66);
+    expect(bare.stderr).toBe('pbxhook outbox: no endpoint "nope" in the outbox; known: crm-json, crm-old\n');
+    const id = cli(['outbox', 'retry', '--id', '1', '--id', '99', '--id', 'msg_nope', '--config', yaml]);
+    expect(id.status).toBe(66);
+    expect(id.stderr).toMatch(/^pbxhook outbox: no webhook "99", "msg_nope" in .*outbox\.sqlite \(an id is the row number or the webhook-id, msg_…; pbxhook outbox list shows them\)\n$/);
+    expect(cli(['outbox', 'list', '--id', '42', '--state-dir', stateDir]).status).toBe(66);
+  });
+
+  it('a configured endpoint with no webhooks, or a removed one that still has some, is fine', () => {
+    const { yaml } = outboxWithRows();
+    const none = cli(['outbox', 'retry', '--endpoint', 'crm-legacy', '--config', yaml]);
+    expect(none.status, none.stderr).toBe(0);
+    expect(none.stdout).toMatch(/^0 webhook\(s\) back to pending/);
+    const removed = cli(['outbox', 'list', '--endpoint', 'crm-old', '--config', yaml]);
+    expect(removed.status, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain('crm-old');
+    const retried = cli(['outbox', 'retry', '--endpoint', 'crm-old', '--state', 'pending', '--config', yaml]);
+    expect(retried.status, retried.stderr).toBe(0);
+    expect(retried.stderr).toBe(`pbxhook outbox: note: endpoint "crm-old" is not in ${yaml}; its webhooks wait in the outbox until it is back\n`);
+    expect(cli(['outbox', 'list', '--id', '1', '--config', yaml]).status).toBe(0);
   });
 });

@@ -4,13 +4,14 @@
  * the endpoints (or refuses a broken config and keeps running); and no log line ever holds the
  * AMI secret, a bearer token or a signing secret. The logger's own redaction is checked first.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.js';
 import { splitTrace, startFakeAmi } from './support/fakeAmiServer.js';
-import { type Daemon, ROOT, exitWithin, freePort, replay, startDaemon, startReceiver, waitFor, writeConfig, e2eSandbox } from './support/e2e.js';
+import { type Daemon, ROOT, cleanEnv, exitWithin, freePort, replay, startDaemon, startReceiver, waitFor, writeConfig, e2eSandbox } from './support/e2e.js';
 
 const FIXTURES = path.join(ROOT, 'test/fixtures/asterisk');
 const AMI_SECRET = 'labsecret'; // what support/e2e.ts writes
@@ -166,5 +167,58 @@ describe('pbxhook run: /healthz, /metrics, /status.json, SIGHUP', () => {
       expect(r.headers.authorization).toBe(`Bearer ${TOKEN}`);
       expect(r.headers['webhook-signature']).toMatch(/^v1,/);
     }
+  });
+});
+
+describe('ops.listen off loopback (issue #13)', () => {
+  const OPS_TOKEN = 'ops-token-Zq81-kW3x-pP0m';
+
+  it('without ops.token the daemon refuses to start: exit 78, one line naming ops.token', async () => {
+    const { yaml } = writeConfig(sandbox.tmp, 1, ['ops:', '  listen: 0.0.0.0:0'], ini(1));
+    const daemon = startDaemon(yaml);
+    expect(await exitWithin(daemon, 10_000)).toEqual({ code: 78, signal: null });
+    expect(daemon.out.stderr).toBe(
+      `${yaml}: ops.token: missing: ops.listen 0.0.0.0:0 is not a loopback address, and /status.json shows callers' numbers; ` +
+        'set ops.token (or PBXHOOK_OPS_TOKEN; env:NAME and file:PATH work too), or listen on 127.0.0.1\n',
+    );
+  });
+
+  it('with ops.token every request but /healthz needs it: Bearer, or Basic for a browser', async () => {
+    const ami = await startFakeAmi({ trace: path.join(FIXTURES, 'in-busy.ami'), username: 'admin', secret: AMI_SECRET });
+    sandbox.defer(() => ami.close());
+    const { yaml } = writeConfig(sandbox.tmp, ami.port, ['ops:', '  listen: 0.0.0.0:0', `  token: ${OPS_TOKEN}`], ini(1));
+    const daemon = startDaemon(yaml);
+    sandbox.defer(async () => void daemon.child.kill('SIGKILL'));
+    const listening = () => daemon.logs().find((l) => l.msg === 'metrics, health and status page listening');
+    await waitFor(() => listening() !== undefined, () => daemon.out.stderr, 10_000);
+    const port = Number(listening()!.port);
+    const status = async (p: string, authorization?: string) =>
+      (await fetch(`http://127.0.0.1:${port}${p}`, authorization === undefined ? {} : { headers: { authorization } })).status;
+
+    expect(await status('/healthz')).toBe(200);
+    for (const p of ['/metrics', '/status.json', '/', '/nope']) {
+      expect(await status(p), p).toBe(401);
+      expect(await status(p, 'Bearer wrong-token-0123456789'), p).toBe(401);
+      expect(await status(p, OPS_TOKEN), `${p} without a scheme`).toBe(401);
+    }
+    const r = await fetch(`http://127.0.0.1:${port}/status.json`);
+    expect(r.headers.get('www-authenticate')).toContain('Bearer realm="pbxhook"');
+    expect(await r.text()).not.toContain('"calls"');
+    expect(await status('/metrics', `Bearer ${OPS_TOKEN}`)).toBe(200);
+    expect(await status('/status.json', `bearer ${OPS_TOKEN}`)).toBe(200);
+    expect(await status('/', `Basic ${Buffer.from(`admin:${OPS_TOKEN}`).toString('base64')}`)).toBe(200);
+    expect(await status('/nope', `Bearer ${OPS_TOKEN}`)).toBe(404);
+
+    daemon.child.kill('SIGTERM');
+    expect(await exitWithin(daemon, 10_000)).toEqual({ code: 0, signal: null });
+    expectCleanLogs(daemon);
+    expect(daemon.out.stderr).not.toContain(OPS_TOKEN);
+  });
+
+  it('on loopback without a token, as before', async () => {
+    const { yaml } = writeConfig(sandbox.tmp, 1, ['ops:', '  listen: 127.0.0.1:0'], ini(1));
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'check-config', yaml], { encoding: 'utf8', env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('metrics, health and status page: http://127.0.0.1:0/, no token (loopback only)');
   });
 });

@@ -144,7 +144,7 @@ function writeConfig(s: Scenario, pbxPort: number, crmPort: number): string {
   const [type, ...rest] = s.yaml(pbxPort);
   const lines = ['pbx:', type!, '  host: 127.0.0.1', ...rest, 'calls:', '  timezone: UTC', 'ops:', '  listen: 127.0.0.1:0', `state_dir: ${path.join(folder, 'state')}`, 'webhooks: ./webhooks.ini', ''];
   writeFileSync(yaml, lines.join('\n'));
-  writeFileSync(path.join(folder, 'webhooks.ini'), `[crm]\nurl = http://127.0.0.1:${crmPort}/3cx\nschema = 3cx\nvariant = json\ntoken = ${TOKEN}\n`);
+  writeFileSync(path.join(folder, 'webhooks.ini'), `[crm]\nurl = http://127.0.0.1:${crmPort}/3cx\nschema = 3cx\nvariant = json\ntoken = ${TOKEN}\nrecording_url = http://127.0.0.1:${crmPort}/recordings/{file}\n`);
   return yaml;
 }
 

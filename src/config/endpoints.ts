@@ -4,11 +4,16 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { DEFAULT_RECORDING_URL, httpUrl, recordingUrl, text } from './schema.js';
+import { httpUrl, recordingUrl, text } from './schema.js';
 import {
+  PETDESK_EVENTS,
   PETDESK_TARGETS,
+  THREECX_EVENTS,
+  THREECX_URLENCODED_EVENTS,
+  VOIP_REQUEST_EVENTS,
   VOIPAPPZ_EVENTS,
   VOIPAPPZ_FIELDS,
+  VXT_EVENTS,
   type EndpointBase,
   type EndpointConfig,
 } from './types.js';
@@ -40,7 +45,6 @@ const base = {
   /** A literal bearer token, `env:NAME` or `file:/path`; resolved in tokens.ts. */
   token: text.optional(),
   enabled: flag.default(true),
-  recording_url: recordingUrl.default(DEFAULT_RECORDING_URL),
   /** `whsec_…`, several comma-separated, `env:NAME` or `file:/path`; resolved in tokens.ts. */
   signing_secret: text.optional(),
   /** 4xx statuses to retry like 5xx (issue #4), e.g. `404, 409`. */
@@ -51,6 +55,8 @@ const threecx = z.strictObject({
   schema: z.literal('3cx'),
   ...base,
   variant: z.enum(['json', 'urlencoded']).default('json'),
+  /** No default: a made-up host must never reach a CRM (issue #13). */
+  recording_url: recordingUrl.optional(),
 });
 
 const voipappz = z.strictObject({
@@ -61,6 +67,8 @@ const voipappz = z.strictObject({
   environments: list.refine((l) => l.length > 0, 'a VoipAppz webhook fires only in the environments it is subscribed to: list at least one'),
   /** A JSON template file, relative to the ini file; absent = the doc's full body. */
   body_file: text.optional(),
+  /** No default: without it `recording_url` is null, as for a call without a recording (issue #13). */
+  recording_url: recordingUrl.optional(),
 });
 
 const petdesk = z.strictObject({
@@ -118,11 +126,10 @@ export function toEndpoint(
     method: s.method,
     events: s.events,
     ...(token !== undefined ? { token } : {}),
-    recordingUrl: s.recording_url,
   };
   switch (s.schema) {
     case '3cx':
-      return { ...common, schema: '3cx', variant: s.variant };
+      return { ...common, schema: '3cx', variant: s.variant, ...recording(s.recording_url) };
     case 'voipappz': {
       let body: string | undefined;
       if (s.body_file !== undefined) {
@@ -132,7 +139,11 @@ export function toEndpoint(
         if (problem !== undefined) return { key: 'body_file', problem: `${JSON.stringify(s.body_file)} ${problem}` };
         body = read.text;
       }
-      return { ...common, schema: 'voipappz', event: s.event, uuid: s.uuid ?? stableUuid(name), environments: s.environments, body };
+      return {
+        ...common, schema: 'voipappz', event: s.event, uuid: s.uuid ?? stableUuid(name), environments: s.environments, body,
+        ...(s.body_file !== undefined ? { bodyFile: s.body_file } : {}),
+        ...recording(s.recording_url),
+      };
     }
     case 'petdesk':
       return {
@@ -153,6 +164,61 @@ export function toEndpoint(
         },
       };
   }
+}
+
+const recording = (url: string | undefined) => (url !== undefined ? { recordingUrl: url } : {});
+
+/** The names `events =` may list for a section or endpoint: what its schema (variant, target, event) sends. */
+export function eventNamesOf(s: EndpointSection | EndpointConfig): readonly string[] {
+  switch (s.schema) {
+    case '3cx':
+      return s.variant === 'urlencoded' ? THREECX_URLENCODED_EVENTS : THREECX_EVENTS;
+    case 'voipappz':
+      return [s.event]; // one webhook object, one event (the doc's setup)
+    case 'petdesk':
+      return PETDESK_EVENTS[s.target];
+    case 'vxt':
+      return VXT_EVENTS;
+    case 'voip-request':
+      return VOIP_REQUEST_EVENTS;
+  }
+}
+
+/** What the section's schema is called in a message: `3cx (variant json)`, `petdesk (target queue)`. */
+function schemaWords(s: EndpointSection): string {
+  if (s.schema === '3cx') return `schema 3cx (variant ${s.variant})`;
+  if (s.schema === 'petdesk') return `schema petdesk (target ${s.target})`;
+  return `schema ${s.schema}`;
+}
+
+/**
+ * Problems of an endpoint beyond its keys' own types, each as `key: message` (issue #13): an
+ * `events` name the schema never sends (a typo would drop webhooks without a word), and a 3CX
+ * `recording` event with nowhere to point its FileUrls.
+ */
+export function sectionProblems(s: EndpointSection): Array<{ key: string; message: string }> {
+  const out: Array<{ key: string; message: string }> = [];
+  const valid = eventNamesOf(s);
+  const unknown = s.events.filter((e) => !valid.includes(e));
+  if (unknown.length > 0) {
+    const names = unknown.map((e) => JSON.stringify(e)).join(', ');
+    const what = unknown.length === 1 ? 'unknown event' : 'unknown events';
+    const message =
+      s.schema !== 'voipappz'
+        ? `${what} ${names}; ${schemaWords(s)} sends: ${valid.join(', ')}`
+        : unknown.every((e) => (VOIPAPPZ_EVENTS as readonly string[]).includes(e))
+          ? `lists ${names}, but a VoipAppz webhook object fires only for its own event (${s.event}); list ${s.event} or leave events empty`
+          : `${what} ${names}; this VoipAppz webhook object sends only its event: ${s.event}`;
+    out.push({ key: 'events', message });
+  }
+  if (s.schema === '3cx' && s.recording_url === undefined && s.events.includes('recording')) {
+    out.push({
+      key: 'recording_url',
+      message: 'missing: events lists "recording", whose FileUrls are made from it; set where the PBX serves ' +
+        'recordings (e.g. https://pbx.example.com/recordings/{file}) or leave "recording" out',
+    });
+  }
+  return out;
 }
 
 /** A webhook object's UUID when the ini gives none: derived from its name (UUID v5 style), so it stays the same. */

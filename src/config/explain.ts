@@ -26,7 +26,7 @@ export function redactConfig(cfg: Config): Config {
     ...(e.token !== undefined ? { token: MASK } : {}),
     ...(e.signingSecrets !== undefined ? { signingSecrets: e.signingSecrets.map(() => MASK) } : {}),
   }));
-  return { ...cfg, pbx, endpoints };
+  return { ...cfg, pbx, endpoints, ...(cfg.opsToken !== undefined ? { opsToken: MASK } : {}) };
 }
 
 /** What pbxhook recognises with no `roles:` at all; `pbxhook replay` lists which rule named each route it saw. */
@@ -73,15 +73,32 @@ export function explainConfig(cfg: Config): string {
     `  outbox limits: ${d.maxRows} undelivered, ${span(d.maxAgeMs)} old; delivered kept ${span(d.keepDeliveredMs)}, ` +
       `dead kept ${span(d.keepDeadMs)}`,
     `log level: ${cfg.log.level}`,
-    `metrics, health and status page: ${cfg.opsListen === undefined ? 'off' : `http://${cfg.opsListen}/`}`,
-    `endpoints: ${cfg.endpoints.length} (${enabled} enabled)`,
-    ...cfg.endpoints.flatMap(endpoint),
+    `metrics, health and status page: ${ops(cfg)}`,
+    `environment (VoipAppz environment_name): ${cfg.environment}`,
+    `directory: ${directory(cfg.directory)}`,
+    `endpoints: ${cfg.endpoints.length} (${enabled} enabled)${cfg.webhooksFile === undefined ? ', no webhooks file' : ` from ${cfg.webhooksFile}`}`,
+    ...cfg.endpoints.flatMap((e) => endpoint(e, cfg.environment)),
   ];
   if (enabled === 0) lines.push('warning: no enabled endpoint; no webhook will be sent');
   return `${lines.join('\n')}\n`;
 }
 
-function endpoint(e: EndpointConfig): string[] {
+function ops(cfg: Config): string {
+  if (cfg.opsListen === undefined) return 'off';
+  const auth = cfg.opsToken === undefined ? 'no token (loopback only)' : 'bearer token required but on /healthz';
+  return `http://${cfg.opsListen}/, ${auth}`;
+}
+
+function directory(entries: Config['directory']): string {
+  const list = Object.entries(entries);
+  if (list.length === 0) return '(none)';
+  return list
+    .map(([ext, p]) => [ext, p.name && JSON.stringify(p.name), p.email && `<${p.email}>`, p.uid && `uid ${p.uid}`].filter(Boolean).join(' '))
+    .join('; ');
+}
+
+/** Every key of the section as understood: the common ones, then the schema's own by their ini names (issue #13). */
+function endpoint(e: EndpointConfig, environment: string): string[] {
   return [
     `  [${e.name}]${e.enabled ? '' : ' (disabled)'}`,
     `    ${e.schema}${e.schema === '3cx' ? `/${e.variant}` : ''}: ${e.method} ${redactUrl(e.url)}`,
@@ -89,8 +106,37 @@ function endpoint(e: EndpointConfig): string[] {
     `    token: ${e.token !== undefined ? 'set' : 'not set'}`,
     `    signing: ${e.signingSecrets === undefined ? 'off' : `Standard Webhooks, ${e.signingSecrets.length} secret(s)`}`,
     ...(e.retryOn !== undefined ? [`    also retried: HTTP ${e.retryOn.join(', ')}`] : []),
-    `    recordings: ${e.recordingUrl}`,
+    ...schemaKeys(e, environment).map((l) => `    ${l}`),
   ];
+}
+
+function schemaKeys(e: EndpointConfig, environment: string): string[] {
+  switch (e.schema) {
+    case '3cx':
+      return [`recording_url: ${e.recordingUrl ?? 'not set; no "recording" event is sent'}`];
+    case 'voipappz':
+      return [
+        `event: ${e.event}`,
+        `environments: ${e.environments.join(', ')}${e.environments.includes(environment) ? '' : ` (not ${environment}, this PBX's: sends nothing)`}`,
+        `body_file: ${e.bodyFile ?? "not set; the doc's full body"}`,
+        `uuid: ${e.uuid}`,
+        `recording_url: ${e.recordingUrl ?? 'not set; recording_url is sent as null'}`,
+      ];
+    case 'petdesk':
+      return [
+        `target: ${e.target}`,
+        `container_id: ${e.containerId}, tenant_id: ${e.tenantId}`,
+        `numbers: ${e.numbers.length === 0 ? 'all' : e.numbers.join(', ')}`,
+        `did_group: ${JSON.stringify(e.didGroup)}, cid_prefix: ${JSON.stringify(e.cidPrefix)}`,
+      ];
+    case 'vxt':
+      return [`default_country: ${e.defaultCountry}`, `phone_number: ${e.phoneNumber || '(from the trunk)'}`, `web_url: ${e.webUrl}`];
+    case 'voip-request':
+      return [
+        Object.entries(e.eventValues).map(([k, v]) => `event_${k}: ${v}`).join(', '),
+        Object.entries(e.dispositionValues).map(([k, v]) => `disposition_${k}: ${v}`).join(', '),
+      ];
+  }
 }
 
 /** 90000 → "1m30s": the largest units that fit, as the config is written. */

@@ -12,9 +12,11 @@ import { parseDocument } from 'yaml';
 import { type ConfigProblem, ConfigError, iniKey } from './errors.js';
 import { readIniSections } from './ini.js';
 import { IssueWording } from './issues.js';
-import { endpointSchema, toEndpoint, type ReadIniFile } from './endpoints.js';
-import { fileSchema, type FileConfig } from './schema.js';
-import { type ReadSecretFile, envValue, resolveSigningSecrets, resolveToken, tokenEnvName } from './tokens.js';
+import { endpointSchema, sectionProblems, toEndpoint, type ReadIniFile } from './endpoints.js';
+import { fileSchema, isLoopbackListen, type FileConfig } from './schema.js';
+import {
+  type ReadSecretFile, OPS_TOKEN_ENV, envValue, resolveOpsToken, resolveSigningSecrets, resolveToken, tokenEnvName,
+} from './tokens.js';
 import type { Config, DeliveryConfig, EndpointConfig } from './types.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -60,6 +62,7 @@ export function parseConfig(yamlText: string, iniText: string | undefined, sourc
   const yaml = parseYaml(yamlText, file);
   const problems: ConfigProblem[] = [...yaml.problems];
 
+  const readSecretFile = source.readSecretFile ?? ((p: string) => readFileSync(p, 'utf8'));
   const wording = new IssueWording();
   let parsed: FileConfig | undefined;
   if (yaml.data !== undefined) {
@@ -77,15 +80,36 @@ export function parseConfig(yamlText: string, iniText: string | undefined, sourc
       const why = source.iniReadError ?? 'not read';
       problems.push({ file, key: 'webhooks', message: `cannot read ${JSON.stringify(iniPath)} (${why})` });
     } else {
-      const readSecretFile = source.readSecretFile ?? ((p: string) => readFileSync(p, 'utf8'));
       const ini = parseEndpoints(iniText, iniPath, { env, iniDir: path.dirname(iniPath), readSecretFile });
       problems.push(...ini.problems);
       endpoints = ini.endpoints;
     }
   }
 
+  // Checked even when another YAML key is wrong, so one run names every missing secret.
+  const opsSection = parsed?.ops ?? fileSchema.shape.ops.safeParse((yaml.data as { ops?: unknown } | undefined)?.ops).data;
+  const ops = opsSection === undefined ? undefined : opsToken(opsSection, { env, iniDir: path.dirname(file), readSecretFile });
+  if (ops !== undefined && 'problem' in ops) problems.push({ file, key: 'ops.token', message: ops.problem });
+
   if (problems.length > 0 || parsed === undefined) throw new ConfigError(problems);
-  return toConfig(parsed, endpoints, file);
+  return toConfig(parsed, endpoints, file, ops !== undefined && 'token' in ops ? ops.token : undefined);
+}
+
+/**
+ * The ops token, resolved; off loopback it is required (issue #13): /status.json and the status page
+ * show callers' numbers, which must not be open to whoever reaches the port. Undefined when ops is off.
+ */
+function opsToken(ops: FileConfig['ops'], src: Parameters<typeof resolveOpsToken>[1]): ReturnType<typeof resolveOpsToken> | undefined {
+  if (!ops.enabled) return undefined;
+  const token = resolveOpsToken(ops.token, src);
+  if ('token' in token && token.token === undefined && !isLoopbackListen(ops.listen)) {
+    return {
+      problem:
+        `missing: ops.listen ${ops.listen} is not a loopback address, and /status.json shows callers' numbers; ` +
+        `set ops.token (or ${OPS_TOKEN_ENV}; env:NAME and file:PATH work too), or listen on 127.0.0.1`,
+    };
+  }
+  return token;
 }
 
 /** `webhooks:` is relative to the YAML file's folder. */
@@ -147,12 +171,15 @@ function parseEndpoints(
       problems.push(...wording.problems(result.error.issues, file, (p) => iniKey(name, p.map(String).join('.'))));
       continue;
     }
+    // Every problem of the section at once: a missing token variable does not hide the signing secret's (issue #13).
     const s = result.data;
+    const before = problems.length;
+    const add = (key: string, message: string) => problems.push({ file, key: iniKey(name, key), message });
+    for (const p of sectionProblems(s)) add(p.key, p.message);
     const token = resolveToken(name, s.token, tokens);
-    if ('problem' in token) {
-      problems.push({ file, key: iniKey(name, 'token'), message: token.problem });
-      continue;
-    }
+    if ('problem' in token) add('token', token.problem);
+    const signing = resolveSigningSecrets(name, s.signing_secret, tokens);
+    if ('problem' in signing) add('signing_secret', signing.problem);
     const readFile: ReadIniFile = (ref) => {
       const abs = path.isAbsolute(ref) ? ref : path.join(tokens.iniDir, ref);
       try {
@@ -161,16 +188,9 @@ function parseEndpoints(
         return { problem: `cannot read ${JSON.stringify(abs)} (${readReason(err)})` };
       }
     };
-    const endpoint = toEndpoint(name, s, token.token, readFile);
-    if ('problem' in endpoint) {
-      problems.push({ file, key: iniKey(name, endpoint.key), message: endpoint.problem });
-      continue;
-    }
-    const signing = resolveSigningSecrets(name, s.signing_secret, tokens);
-    if ('problem' in signing) {
-      problems.push({ file, key: iniKey(name, 'signing_secret'), message: signing.problem });
-      continue;
-    }
+    const endpoint = toEndpoint(name, s, 'token' in token ? token.token : undefined, readFile);
+    if ('problem' in endpoint) add(endpoint.key, endpoint.problem);
+    if (problems.length > before || 'problem' in endpoint || 'problem' in signing) continue;
     endpoints.push({
       ...endpoint,
       ...(signing.secrets !== undefined ? { signingSecrets: signing.secrets } : {}),
@@ -180,7 +200,7 @@ function parseEndpoints(
   return { endpoints, problems };
 }
 
-function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath: string): Config {
+function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath: string, opsToken: string | undefined): Config {
   const pbx =
     f.pbx.type === 'asterisk'
       ? { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, username: f.pbx.username, secret: f.pbx.secret }
@@ -200,7 +220,9 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
     delivery: deliveryOf(f),
     stateDir: path.resolve(path.dirname(yamlPath), f.state_dir),
     opsListen: f.ops.enabled ? f.ops.listen : undefined,
+    ...(opsToken !== undefined ? { opsToken } : {}),
     endpoints,
+    ...(f.webhooks !== undefined ? { webhooksFile: path.resolve(webhooksPath(yamlPath, f.webhooks)) } : {}),
     directory: f.directory,
     environment: f.environment,
     log: { level: f.log.level },

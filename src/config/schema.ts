@@ -6,7 +6,6 @@
 import { z } from 'zod';
 import { extensionGroupProblem } from './pattern.js';
 
-export const DEFAULT_RECORDING_URL = 'https://pbx.example.com/recordings/{file}';
 export const RECORDING_PLACEHOLDERS = ['file', 'path', 'id', 'n'] as const;
 
 /** Integer checks share one message so "abc", 1.5 and 70000 all read the same. */
@@ -201,7 +200,10 @@ export const fileSchema = z.strictObject({
         .string()
         .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. "127.0.0.1:9464" or "[::1]:9464"')
         .default('127.0.0.1:9464')
-        .describe('host:port they listen on; keep it on loopback'),
+        .describe('host:port they listen on; off loopback (127.0.0.1, [::1], localhost) ops.token is required'),
+      token: text
+        .optional()
+        .describe('bearer token every request but /healthz must carry (env:NAME or file:PATH too; PBXHOOK_OPS_TOKEN overrides it); required off loopback'),
     })
     .prefault({})
     .describe('/metrics (Prometheus), /healthz and the status page'),
@@ -225,6 +227,12 @@ export const fileSchema = z.strictObject({
 });
 
 export type FileConfig = z.output<typeof fileSchema>;
+
+/** `127.0.0.1:9464`, `[::1]:9464`, `localhost:9464`: reachable from this host only. */
+export function isLoopbackListen(listen: string): boolean {
+  const host = listen.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return /^127(\.\d{1,3}){3}$/.test(host) || host === '::1' || host === 'localhost';
+}
 
 /** Endpoint names become env var suffixes and log fields, so keep them plain. */
 export const ENDPOINT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;

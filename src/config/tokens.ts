@@ -11,7 +11,7 @@ export type ReadSecretFile = (absolutePath: string) => string;
 
 export interface TokenSources {
   readonly env: Readonly<Record<string, string | undefined>>;
-  /** Folder of the ini file; `file:` paths are relative to it. */
+  /** Folder of the file naming the secret (the ini, or the YAML for ops.token); `file:` paths are relative to it. */
   readonly iniDir: string;
   readonly readSecretFile: ReadSecretFile;
 }
@@ -62,6 +62,27 @@ function readReference(
     return value === '' ? { problem: `${what} file ${JSON.stringify(file)} is empty` } : { value, origin: `${what} file ` };
   }
   return { value: configured, origin: '' };
+}
+
+export const OPS_TOKEN_ENV = 'PBXHOOK_OPS_TOKEN';
+/** Shorter is guessable by anyone who can reach a non-loopback ops.listen. */
+const OPS_TOKEN_MIN = 16;
+
+/**
+ * `ops.token` (issue #13): PBXHOOK_OPS_TOKEN, else the YAML value (literal, env:NAME or file:PATH
+ * relative to the YAML file). It guards callers' numbers on the status page, so it must be long.
+ */
+export function resolveOpsToken(configured: string | undefined, src: TokenSources): TokenResult {
+  const fromEnv = envValue(src.env, OPS_TOKEN_ENV);
+  const ref =
+    fromEnv !== undefined ? { value: fromEnv, origin: `${OPS_TOKEN_ENV} ` } : configured === undefined ? undefined : readReference(configured, src, 'token');
+  if (ref === undefined) return { token: undefined };
+  if ('problem' in ref) return ref;
+  const result = checked(ref.value, ref.origin);
+  if ('token' in result && ref.value.length < OPS_TOKEN_MIN) {
+    return { problem: `${ref.origin}value must be at least ${OPS_TOKEN_MIN} characters, e.g. from: head -c 24 /dev/urandom | base64` };
+  }
+  return result;
 }
 
 /** `crm-prod` → `PBXHOOK_SIGNING_SECRET_CRM_PROD`. */

@@ -87,12 +87,24 @@ export interface EndpointBase {
   readonly signingSecrets?: readonly string[];
   /** 4xx statuses retried like 5xx (e.g. 404 while a CRM deploys); other 4xx are permanent. */
   readonly retryOn?: readonly number[];
-  /** `{file}` (basename), `{path}`, `{id}` (schema call id), `{n}` (1-based file number). */
-  readonly recordingUrl: string;
 }
 
+/**
+ * Where the PBX serves recordings, for the schemas that send a recording's URL (3CX, VoipAppz):
+ * `{file}` (basename), `{path}`, `{id}` (schema call id), `{n}` (1-based file number). There is no
+ * default (issue #13): without it no URL is ever made up; 3CX sends no `recording` event and
+ * VoipAppz sends `recording_url: null`.
+ */
+export interface RecordingUrl {
+  readonly recordingUrl?: string;
+}
+
+export const THREECX_EVENTS = ['ringing', 'dialing', 'incomingcall_started', 'outgoingcall_started', 'incoming', 'outgoing', 'recording'] as const;
+/** The urlencoded variant's own names for the `*call_started` events (3CX doc, legacy table). */
+export const THREECX_URLENCODED_EVENTS = [...THREECX_EVENTS, 'hangupincoming', 'hangupoutgoing'] as const;
+
 /** 3CX WebhooksApi.ini: the JSON variant or the legacy urlencoded one. */
-export interface ThreeCxEndpoint extends EndpointBase {
+export interface ThreeCxEndpoint extends EndpointBase, RecordingUrl {
   readonly schema: '3cx';
   readonly variant: 'json' | 'urlencoded';
 }
@@ -109,7 +121,7 @@ export const VOIPAPPZ_FIELDS = [
 ] as const;
 
 /** A VoipAppz webhook object: one event, a JSON body template, the environments it is subscribed to. */
-export interface VoipAppzEndpoint extends EndpointBase {
+export interface VoipAppzEndpoint extends EndpointBase, RecordingUrl {
   readonly schema: 'voipappz';
   readonly uuid: string;
   readonly event: VoipAppzEvent;
@@ -117,10 +129,20 @@ export interface VoipAppzEndpoint extends EndpointBase {
   readonly environments: readonly string[];
   /** The body template (JSON with `{placeholders}`) from `body_file`; undefined = the doc's full body. */
   readonly body: string | undefined;
+  /** `body_file` as the ini names it, for check-config. */
+  readonly bodyFile?: string;
 }
 
 export const PETDESK_TARGETS = ['phoneNumber', 'extension', 'ringGroup', 'queue'] as const;
 export type PetDeskTarget = (typeof PETDESK_TARGETS)[number];
+
+/** The `eventType`s each PetDesk set-up receives (the doc's sections, docs/webhooks/petdesk.md). */
+export const PETDESK_EVENTS: Readonly<Record<PetDeskTarget, readonly string[]>> = {
+  phoneNumber: ['InboundCall', 'HangupCall', 'inboundMessage', 'outboundMessage'],
+  extension: ['ringAttempt', 'ExtensionAnswered', 'inboundCallCompleted', 'voicemailHangup', 'outboundCall'],
+  ringGroup: ['ringAttempt'],
+  queue: ['queueEntered'],
+};
 
 /** PetDesk Phones: configured per target as in the doc's setup sections. */
 export interface PetDeskEndpoint extends EndpointBase {
@@ -134,6 +156,8 @@ export interface PetDeskEndpoint extends EndpointBase {
   readonly cidPrefix: string;
 }
 
+export const VXT_EVENTS = ['callLog', 'voicemail'] as const;
+
 /** VXT callLog / voicemail v3. */
 export interface VxtEndpoint extends EndpointBase {
   readonly schema: 'vxt';
@@ -144,6 +168,9 @@ export interface VxtEndpoint extends EndpointBase {
   /** Template of the payload's `url`: `{id}` is the message id. */
   readonly webUrl: string;
 }
+
+/** VoipWebhookRequest notifications, as `events =` names them (their wire values are configurable). */
+export const VOIP_REQUEST_EVENTS = ['ringing', 'answered', 'ended'] as const;
 
 /** The CRM-side VoipWebhookRequest (ELMA365/BRIX365 telephony SDK). Wire values are configurable. */
 export interface VoipRequestEndpoint extends EndpointBase {
@@ -172,9 +199,16 @@ export interface Config {
   readonly delivery: DeliveryConfig;
   /** Absolute path of the folder holding the outbox database. */
   readonly stateDir: string;
-  /** Where /metrics, /healthz and the status page listen (loopback); undefined = off. */
+  /** Where /metrics, /healthz and the status page listen; undefined = off. */
   readonly opsListen: string | undefined;
+  /**
+   * Bearer token every ops request but /healthz must carry; required off loopback (issue #13), since
+   * the status page shows callers' numbers. Never logged.
+   */
+  readonly opsToken?: string;
   readonly endpoints: readonly EndpointConfig[];
+  /** The endpoints ini file (`webhooks:`), resolved; undefined when the YAML names none. */
+  readonly webhooksFile?: string;
   /** Extension → person. */
   readonly directory: Readonly<Record<string, DirectoryEntry>>;
   /** The VoipAppz environment this PBX serves (`environment_name`). */

@@ -168,9 +168,12 @@ function finished(call: CallView, ctx: RenderContext, seg: Readonly<Segment> | u
   };
 }
 
-function recording(call: CallView, seg: Readonly<Segment>, ctx: RenderContext): Rendered {
+/** Undefined without the endpoint's `recording_url`: a FileUrls pointing nowhere real is never sent (issue #13). */
+function recording(call: CallView, seg: Readonly<Segment>, ctx: RenderContext): Rendered | undefined {
+  const template = ctx.endpoint.recordingUrl;
+  if (template === undefined) return undefined;
   const id = callId(call, seg.k, ctx.timezone);
-  const urls = seg.recordings.map((f, i) => recordingUrl(ctx.endpoint.recordingUrl, f, id, i + 1));
+  const urls = seg.recordings.map((f, i) => recordingUrl(template, f, id, i + 1));
   return {
     event: 'recording',
     json: { Event: 'recording', FileUrls: urls, Callerid: call.customerNumber, User: seg.user, Id: id },

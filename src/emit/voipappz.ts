@@ -201,10 +201,12 @@ function ringSeconds(call: CallView, end: number): number {
   return seconds(first, Math.min(last, end));
 }
 
+/** Null without a recording, and without the endpoint's `recording_url`: no URL is made up (issue #13). */
 function recording(call: CallView, uuid: string, ctx: RenderContext): string | null {
   // MixMonitor records a channel, so a call's conversations usually share one file: the first is the call's.
   const file = call.segments.flatMap((s) => s.recordings)[0];
-  return file === undefined ? null : recordingUrl(ctx.endpoint.recordingUrl, file, uuid, 1);
+  const template = ctx.endpoint.recordingUrl;
+  return file === undefined || template === undefined ? null : recordingUrl(template, file, uuid, 1);
 }
 
 function fieldValues(ev: CallEvent, m: Moment, ctx: RenderContext): VoipAppzBody {

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Registry } from 'prom-client';
 import { STATUS_PAGE } from './page.js';
@@ -9,8 +10,13 @@ export interface Health {
 }
 
 export interface OpsServerOptions {
-  /** `host:port`; meant for loopback (127.0.0.1 or [::1]). Port 0 picks a free one. */
+  /** `host:port`; loopback (127.0.0.1 or [::1]) unless a token is set. Port 0 picks a free one. */
   readonly listen: string;
+  /**
+   * `ops.token`: then every request but /healthz needs `Authorization: Bearer <token>` (issue #13);
+   * HTTP Basic with the token as password is taken too, since a browser can send only that.
+   */
+  readonly token?: string;
   readonly registry: Registry;
   health(): Health;
   /** The status page's data: plain JSON, read-only. */
@@ -51,12 +57,36 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
   };
 }
 
+/** The credential of `Bearer <token>`, or the password of `Basic base64(user:password)`. */
+function credentialOf(header: string | undefined): string | undefined {
+  const [scheme = '', value = ''] = (header ?? '').trim().split(/\s+/, 2);
+  if (/^bearer$/i.test(scheme)) return value;
+  if (!/^basic$/i.test(scheme)) return undefined;
+  const pair = Buffer.from(value, 'base64').toString('utf8');
+  return pair.includes(':') ? pair.slice(pair.indexOf(':') + 1) : undefined;
+}
+
+/** Compared as digests, in constant time, so the answer's timing says nothing about the token. */
+function authorised(req: http.IncomingMessage, token: string): boolean {
+  const given = credentialOf(req.headers.authorization);
+  if (given === undefined) return false;
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(token));
+}
+
 async function route(req: http.IncomingMessage, res: http.ServerResponse, opts: OpsServerOptions): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  // /healthz stays open: a load balancer or probe carries no token, and it shows no caller.
+  if (opts.token !== undefined && path !== '/healthz' && !authorised(req, opts.token)) {
+    res
+      .writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': ['Bearer realm="pbxhook"', 'Basic realm="pbxhook", charset="UTF-8"'] })
+      .end('unauthorized: send Authorization: Bearer <ops.token>\n');
+    return;
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' }).end();
     return;
   }
-  const path = (req.url ?? '/').split('?')[0];
   switch (path) {
     case '/metrics':
       res.writeHead(200, { 'content-type': opts.registry.contentType }).end(await opts.registry.metrics());

@@ -210,7 +210,9 @@ export class AmiFramer {
     // A big chunk appended to a remainder grows the store; give that memory back afterwards.
     const roomy = 4 * (this.maxFrameBytes + 2);
     if (fromStore && this.store.length <= roomy) {
-      this.store.copyWithin(0, from, data.length);
+      // Nothing consumed: the carried bytes stay where they are (a frame dripped in tiny chunks
+      // would otherwise be moved once per chunk: quadratic).
+      if (from > 0) this.store.copyWithin(0, from, data.length);
     } else if (!fromStore && len <= this.store.length && this.store.length <= roomy) {
       data.copy(this.store, 0, from);
     } else if (len > 0) {

@@ -4,6 +4,10 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AmiFramer } from '../src/ami/framer.js';
+import { wantsAmiEvent } from '../src/ami/normalise.js';
+import { DEFAULT_ROLES } from '../src/core/roles.js';
+import { Pipeline } from '../src/pipeline.js';
 
 /**
  * Issue #14 item 8: the live daemon's memory with N calls up at once, on the real path: a fake AMI
@@ -45,10 +49,24 @@ export interface LiveMemoryResult {
   readonly rss: number;
   readonly heapUsed: number;
   readonly heapTotal: number;
+  /** The same, 15 s later without traffic: V8 gives back heap it grew for the burst. */
+  readonly settledRss: number;
+  readonly settledHeapUsed: number;
+  readonly settledHeapTotal: number;
+  /** The daemon's heap after login, before any call. */
+  readonly baselineHeapTotal: number;
+  /**
+   * The calls' own data: the same bytes through the live framer and the pipeline in this process
+   * (--expose-gc), JS heap after a full collection, with values copied (as live) and sliced.
+   */
+  readonly callsHeap: number;
+  readonly callsHeapSliced: number;
   /** MB of AMI bytes streamed. */
   readonly streamedMb: number;
   readonly ms: number;
 }
+
+const mb = (bytes: number | undefined): number => Math.round((bytes ?? NaN) / 104857.6) / 10;
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -70,7 +88,35 @@ async function scrape(port: number): Promise<Record<string, number>> {
   return out;
 }
 
+/** JS heap (MB, after a full GC) that `calls` live calls take in framer → pipeline. */
+function callsHeap(calls: number, copyValues: boolean): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return NaN;
+  const template = callTemplate();
+  const first = Number(/^Timestamp: (\d+\.\d+)\r$/m.exec(template)![1]);
+  const framer = new AmiFramer({ filter: wantsAmiEvent, copyValues });
+  const p = new Pipeline({
+    roles: DEFAULT_ROLES,
+    calls: { idleTimeoutSeconds: 14_400, timezone: 'UTC' },
+    endpoints: [{ name: 'crm', enabled: true, schema: '3cx', url: 'http://127.0.0.1:9/3cx', method: 'POST', variant: 'json', events: [], recordingUrl: 'https://pbx.example.com/recordings/{file}' }],
+    directory: {},
+    environment: 'default',
+  });
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const t0 = Date.now() / 1000;
+  for (let i = 0; i < calls; i++) {
+    const b = copy(template, i, t0, first);
+    for (let o = 0; o < b.length; o += 65_536) for (const f of framer.push(b.subarray(o, o + 65_536))) p.amiFrame(f);
+  }
+  gc();
+  if (p.tracker.liveCalls !== calls) throw new Error(`expected ${calls} live calls, have ${p.tracker.liveCalls}`);
+  return mb(process.memoryUsage().heapUsed - before);
+}
+
 export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
+  const heapCopied = callsHeap(calls, true);
+  const heapSliced = callsHeap(calls, false);
   const template = callTemplate();
   const first = Number(/^Timestamp: (\d+\.\d+)\r$/m.exec(template)![1]);
   let webhooks = 0;
@@ -141,6 +187,7 @@ export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
     await until(() => opsPort > 0, 'the ops port', 10_000);
     await new Promise((r) => setTimeout(r, 1000));
     const baselineRss = rssMb(child.pid!);
+    const baselineHeapTotal = mb((await scrape(opsPort))['pbxhook_nodejs_heap_size_total_bytes']);
     const t0 = performance.now();
     go();
     await Promise.race([allSent, died]);
@@ -156,14 +203,23 @@ export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
     const ms = performance.now() - t0;
     await new Promise((r) => setTimeout(r, 2000));
     m = await scrape(opsPort);
+    const rss = rssMb(child.pid!);
+    await new Promise((r) => setTimeout(r, 15_000));
+    const settled = await scrape(opsPort);
     return {
       calls,
       liveCalls: m['pbxhook_calls_live'] ?? NaN,
       webhooks,
       baselineRss,
-      rss: rssMb(child.pid!),
-      heapUsed: Math.round((m['pbxhook_nodejs_heap_size_used_bytes'] ?? NaN) / 104857.6) / 10,
-      heapTotal: Math.round((m['pbxhook_nodejs_heap_size_total_bytes'] ?? NaN) / 104857.6) / 10,
+      rss,
+      heapUsed: mb(m['pbxhook_nodejs_heap_size_used_bytes']),
+      heapTotal: mb(m['pbxhook_nodejs_heap_size_total_bytes']),
+      settledRss: rssMb(child.pid!),
+      settledHeapUsed: mb(settled['pbxhook_nodejs_heap_size_used_bytes']),
+      settledHeapTotal: mb(settled['pbxhook_nodejs_heap_size_total_bytes']),
+      baselineHeapTotal,
+      callsHeap: heapCopied,
+      callsHeapSliced: heapSliced,
       streamedMb: Math.round(streamed / 104857.6) / 10,
       ms: Math.round(ms),
     };

@@ -86,6 +86,8 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
     const accept = handlers.accept;
     const framer = new AmiFramer({
       maxFrameBytes,
+      // A live call keeps its values for hours: none may hold its whole message (issue #14 item 8).
+      copyValues: true,
       // The filter sees `Event:` messages only, never the Login answer.
       ...(accept ? { filter: (name: string, bytes: Buffer, start: number, end: number) => accept(name, detailOf(name, bytes, start, end)) } : {}),
     });

@@ -1,5 +1,6 @@
 import { backlog, bareAxios, autocannon, outbox, startReceiver } from './delivery.js';
 import { latency } from './latency.js';
+import { liveMemory } from './live-memory.js';
 import { memory } from './memory.js';
 import { upkeep } from './upkeep.js';
 import { asteriskManager, filtered, floor, live, pipeline, repeatedLoad } from './replay.js';
@@ -45,6 +46,8 @@ async function main(): Promise<unknown> {
       return upkeep(Number(arg ?? 500_000));
     case 'memory':
       return memory(10_000, Number(arg ?? 1_000_000));
+    case 'live-memory':
+      return liveMemory(Number(arg ?? 10_000));
     default:
       throw new Error(`unknown measurement ${what}`);
   }

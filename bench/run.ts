@@ -47,6 +47,9 @@ const calls = sample['pipeline']!.calls ?? 0;
 const perSec = (n: number, t: number): number => (n / t) * 1000;
 const mem = measure('memory', 1_000_000, true);
 process.stderr.write(`memory: ${JSON.stringify(mem)}\n`);
+// Issue #14 item 8: the real daemon (socket → outbox, ops on) with 10k calls up.
+const liveMem = measure('live-memory', 10_000, true);
+process.stderr.write(`live memory: ${JSON.stringify(liveMem)}\n`);
 const UPKEEP_ROWS = 500_000;
 const upkeep = measure('upkeep', UPKEEP_ROWS) as unknown as Record<'housekeeping' | 'scrape' | 'statusPage' | 'afterOtherWriter', number>;
 process.stderr.write(`upkeep: ${JSON.stringify(upkeep)}\n`);
@@ -182,6 +185,22 @@ that arrive meanwhile queue behind it. (ICU's time-zone data, 15–20 ms, is loa
   ${fmt((mem['afterLarge'] as number) - (mem['afterSmall'] as number), 1)} MB: memory V8 and the allocator keep reserved after peaks
   rather than objects still alive (nothing is retained: the tracker holds no call and no channel afterwards).
 - 1M calls took ${fmt((mem['ms'] as number) / 1000, 1)} s (${fmt(1e9 / (mem['ms'] as number))} calls/s, ~9 events and ~6 webhooks each).
+
+### The live daemon at ${fmt(liveMem['calls'] as number)} calls up (socket → daemon, outbox and ops on)
+
+A fake AMI server streams ${fmt(liveMem['calls'] as number)} copies of the recorded in-queue-answered call, unfiltered, up to the
+caller's hangup (answered, bridged, still up; ${fmt(liveMem['streamedMb'] as number, 1)} MB at loopback speed) into \`pbxhook run\`; measured once
+every webhook (${fmt(liveMem['webhooks'] as number)}) is delivered (bench/live-memory.ts).
+
+| state | RSS (MB) | JS heap in use / allocated (MB) |
+|---|---:|---:|
+| after login, no call | ${fmt(liveMem['baselineRss'] as number, 1)} | – / ${fmt(liveMem['baselineHeapTotal'] as number, 1)} |
+| ${fmt(liveMem['calls'] as number)} calls up | ${fmt(liveMem['rss'] as number, 1)} | ${fmt(liveMem['heapUsed'] as number, 1)} / ${fmt(liveMem['heapTotal'] as number, 1)} |
+| 15 s later, no traffic | ${fmt(liveMem['settledRss'] as number, 1)} | ${fmt(liveMem['settledHeapUsed'] as number, 1)} / ${fmt(liveMem['settledHeapTotal'] as number, 1)} |
+
+- RSS with ${fmt(liveMem['calls'] as number)} calls up: ${fmt(liveMem['rss'] as number, 1)} MB (target < 150 MB: ${check((liveMem['rss'] as number) < 150)}).
+- The calls' own data (framer → pipeline in the measuring process, after a full collection): ${fmt(liveMem['callsHeap'] as number, 1)} MB
+  with values copied out of their messages, as live does; ${fmt(liveMem['callsHeapSliced'] as number, 1)} MB with sliced values.
 
 ## 5. Outbox upkeep at ${fmt(UPKEEP_ROWS)} rows (the event loop's time, median of 5)
 

@@ -78,6 +78,9 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
       log.warn({ err, ...describe(f), frameErrors }, 'PBX event skipped');
     }
   };
+  // PBX input the live client dropped unread (over pbx.max_frame_bytes…), by reason; logged there.
+  const inputSkipped: Record<string, number> = {};
+  const onSkip = (reason: string): void => void (inputSkipped[reason] = (inputSkipped[reason] ?? 0) + 1);
   const amiFrame = guarded<AmiFrame>((f) => pipeline.amiFrame(f), (f) => ({ event: f.fields['event'] }));
   const onEslFrame = guarded<EslFrame>((f) => pipeline.eslFrame(f), (f) => ({ contentType: f.headers['Content-Type'] }));
   // After a reconnect, calls that ended meanwhile are closed from the PBX's channel list.
@@ -89,8 +92,8 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
 
   const started =
     pbx.type === 'asterisk'
-      ? await startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s), acceptAmi)
-      : await startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log));
+      ? await startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s), acceptAmi, onSkip)
+      : await startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log), onSkip);
   if (!started.ok) {
     const user = pbx.type === 'asterisk' ? { username: pbx.username } : {};
     log.error({ code: started.code, host: pbx.host, port: pbx.port, ...user }, started.message);
@@ -102,7 +105,7 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   log.info({ host: pbx.host, port: pbx.port, endpoints: cfg.endpoints.filter((e) => e.enabled).map((e) => e.name) }, connected);
   const ticker = setInterval(() => dispatch(pipeline.tick(Date.now())), TICK_MS);
 
-  const parts: DaemonParts = { cfg, pipeline, outbox, pbxConnected: () => ingest.connected, frameErrors: () => frameErrors, attempts };
+  const parts: DaemonParts = { cfg, pipeline, outbox, pbxConnected: () => ingest.connected, frameErrors: () => frameErrors, inputSkipped: () => inputSkipped, attempts };
   const ops = await startOps(cfg, parts, log);
   if (ops) observe = ops.observe;
 

@@ -29,7 +29,7 @@ describe('EslFramer: frames', () => {
     expect(frames.map((f) => f.headers['Content-Type'])).toEqual(['auth/request', 'command/reply', 'text/event-plain']);
     expect(frames[1]!.headers['Reply-Text']).toBe('+OK accepted');
     expect(frames[2]!.body).toBe(CREATE);
-    expect(framer.stats).toEqual({ frames: 3, skippedBytes: 0, oversizedFrames: 0, malformedLines: 0, badContentLength: 0 });
+    expect(framer.stats).toEqual({ frames: 3, skippedBytes: 0, oversizedFrames: 0, oversizedBodies: 0, malformedLines: 0, badContentLength: 0 });
   });
 
   it('counts Content-Length in bytes: a UTF-8 character split across chunks stays whole', () => {
@@ -79,6 +79,31 @@ describe('EslFramer: frames', () => {
     const { frames, framer } = frameChunks([Buffer.from(REPLY + partial)]);
     expect(frames).toHaveLength(1);
     expect(framer.stats.skippedBytes).toBe(Buffer.byteLength(CREATE) - 10);
+  });
+
+  it('stopAtOversizedBody: frames nothing after an oversized body (the live socket connects afresh)', () => {
+    const bytes = Buffer.from(plain(CREATE) + 'Content-Type: text/event-plain\nContent-Length: 2000000000\n\n' + plain(CREATE));
+    const framer = new EslFramer({ maxBodyBytes: 1024, stopAtOversizedBody: true });
+    expect(framer.push(bytes)).toHaveLength(1);
+    expect(framer.stopped).toBe(true);
+    expect(framer.stats).toMatchObject({ frames: 1, oversizedFrames: 1, oversizedBodies: 1, skippedBytes: Buffer.byteLength(plain(CREATE)) });
+  });
+
+  it('bodyLimit: one frame type may carry a larger body than the cap', () => {
+    const big = 'x'.repeat(5000);
+    const bytes = Buffer.from(`Content-Type: api/response\nContent-Length: 5000\n\n${big}` + plain(CREATE));
+    const { frames } = frameChunks([bytes], { maxBodyBytes: 1024, bodyLimit: (h) => (h['Content-Type'] === 'api/response' ? 8192 : 1024) });
+    expect(frames.map((f) => f.body.length)).toEqual([5000, CREATE.length]);
+  });
+
+  it('carries an unfinished body without re-copying it: one byte at a time, a 256 KB body is read whole', () => {
+    const body = 'y'.repeat(256 * 1024);
+    const bytes = Buffer.from(`Content-Type: api/response\nContent-Length: ${body.length}\n\n${body}`);
+    const framer = new EslFramer();
+    const frames: EslFrame[] = [];
+    for (let i = 0; i < bytes.length; i++) frames.push(...framer.push(bytes.subarray(i, i + 1)));
+    expect(frames.map((f) => f.body === body)).toEqual([true]);
+    expect(framer.buffered).toBe(0);
   });
 
   it('rejects nonsensical caps', () => {

@@ -79,7 +79,7 @@ describe('loadConfig', () => {
     const dir = tempConfig({ 'config/pbxhook.yaml': YAML, 'config/webhooks.ini': INI });
     const cfg = loadConfig(path.join(dir, 'config/pbxhook.yaml'), {});
     expect(cfg.file).toBe(path.join(dir, 'config/pbxhook.yaml'));
-    expect(cfg.pbx).toEqual({ type: 'asterisk', host: '10.0.0.5', port: 5038, username: 'pbxhook', secret: 'from-file' });
+    expect(cfg.pbx).toEqual({ type: 'asterisk', host: '10.0.0.5', port: 5038, username: 'pbxhook', secret: 'from-file', maxFrameBytes: 65536 });
     expect(cfg.roles).toEqual({
       ivrs: ['500', '501@ivr-main'],
       queues: ['600'],
@@ -118,7 +118,7 @@ describe('loadConfig', () => {
 
   it('defaults the FreeSWITCH port and needs no webhooks file', () => {
     const cfg = parseConfig('pbx: {type: freeswitch, password: ClueCon}', undefined, { yamlPath: Y }, {});
-    expect(cfg.pbx).toEqual({ type: 'freeswitch', host: '127.0.0.1', port: 8021, password: 'ClueCon' });
+    expect(cfg.pbx).toEqual({ type: 'freeswitch', host: '127.0.0.1', port: 8021, password: 'ClueCon', maxFrameBytes: 1048576 });
     expect(cfg.endpoints).toEqual([]);
   });
 

@@ -132,7 +132,7 @@ describe(YAML_EXAMPLE, () => {
       .replace(/^ {2}schedule: .*\n( {30}#.*\n)?/m, '')
       .replace(/^ {2}# (retries|min_timeout_ms|max_timeout_ms):/gm, '  $1:');
     const cfg = parseConfig(fs, iniText, { yamlPath: YAML_EXAMPLE }, ENV);
-    expect(cfg.pbx).toEqual({ type: 'freeswitch', host: '127.0.0.1', port: 8021, password: 'ClueCon' });
+    expect(cfg.pbx).toEqual({ type: 'freeswitch', host: '127.0.0.1', port: 8021, password: 'ClueCon', maxFrameBytes: 1048576 });
     // retries 8, 1 s doubling, capped at 300 s
     expect(cfg.delivery.schedule).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000]);
   });

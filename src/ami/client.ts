@@ -1,16 +1,22 @@
 /**
- * The live AMI connection, through the `asterisk-manager` package. It connects, logs in and
- * hands every message after the Login response to `onFrame` as the same AmiFrame the trace
- * framer yields. It does not reconnect: a failed start is returned as a typed error and a
- * later disconnect is reported through `onStatus`; the reconnect policy lives elsewhere.
+ * The live AMI connection: a TCP socket read through the project's own framer (framer.ts, the one
+ * replay uses), so live and replay cut the same bytes into the same frames. It connects, logs in
+ * and hands every message after the Login response to `onFrame`. It does not reconnect: a failed
+ * start is returned as a typed error and a later disconnect is reported through `onStatus`; the
+ * reconnect policy lives in src/ingest.ts.
  *
- * asterisk-manager's `keepConnected()` is not used (it console.logs and retries forever), nor
- * its constructor's auto-login (that drops the login result).
+ * Until issue #14 this was the `asterisk-manager` package. Hostile bytes measured through the fake
+ * server (scripts/hostile-pbx.ts, README "Hostile PBX input") crashed it (`ActionID: error` made it
+ * emit an `error` event), froze it (a message without a blank line: its line array is re-split and
+ * shifted on every chunk, 1 MB of short lines blocked the event loop for over 120 s), and its
+ * values were slices of the 64 KB socket strings, which every live call kept alive (815 MB at 10k
+ * calls). The framer is bounded (`maxFrameBytes`), linear and fuzzed (test/02, test/08); what the
+ * package still did for us, the Login and the action text, is a few lines here.
  */
-import { createRequire } from 'node:module';
+import net from 'node:net';
 import { AmiAuthError, AmiConnectError, type AmiClientError } from './errors.js';
 import type { AmiFrame } from './frame.js';
-import { fromManagerEvent } from './managerEvent.js';
+import { AmiFramer, DEFAULT_MAX_FRAME_BYTES } from './framer.js';
 
 export interface AmiConnectConfig {
   readonly host: string;
@@ -19,12 +25,17 @@ export interface AmiConnectConfig {
   readonly secret: string;
   /** Connect + login must finish within this time; default 10 s. */
   readonly timeoutMs?: number;
+  /** Largest AMI message kept (pbx.max_frame_bytes); a longer one is logged and skipped. */
+  readonly maxFrameBytes?: number;
 }
 
 export type AmiStatus = 'connected' | 'disconnected';
 
+/** Why PBX input was not turned into a frame (pbxhook_frames_skipped_total{reason}). */
+export type AmiSkipReason = 'oversized';
+
 export interface AmiHandlers {
-  /** Called synchronously from the socket's data handler: it must not throw. */
+  /** Called synchronously from the socket's data handler; a throw is logged, never fatal. */
   onFrame(frame: AmiFrame): void;
   onStatus?(status: AmiStatus): void;
   /**
@@ -33,6 +44,8 @@ export interface AmiHandlers {
    * normalising.
    */
   accept?(event: string, detail: string | undefined): boolean;
+  /** A message was dropped unread (already logged here); for the daemon's counters. */
+  onSkip?(reason: AmiSkipReason): void;
 }
 
 /** The part of a pino logger used here. */
@@ -52,39 +65,41 @@ export type AmiConnectResult =
   | { readonly ok: true; readonly session: AmiSession }
   | { readonly ok: false; readonly error: AmiClientError };
 
-/** The slice of asterisk-manager's untyped CommonJS API used here. */
-interface Manager {
-  on(event: 'rawevent', fn: (item: Record<string, unknown>) => void): void;
-  on(event: 'error', fn: (err: Error & { code?: string }) => void): void;
-  on(event: 'close', fn: () => void): void;
-  connect(port: number, host: string, onConnect: () => void): void;
-  login(done: () => void): void;
-  action(fields: Record<string, string>): string;
-  disconnect(): void;
-}
-type ManagerFactory = (
-  port: undefined, host: string, username: string, secret: string, events: boolean,
-) => Manager;
-const createManager = createRequire(import.meta.url)('asterisk-manager') as ManagerFactory;
-
 const DEFAULT_TIMEOUT_MS = 10_000;
+/** After our `end()`, a peer that keeps its side open is cut off after this long. */
+const CLOSE_GRACE_MS = 2_000;
+const LOGIN_ID = 'pbxhook-login';
+
+/** `Key: value` lines and the blank line; CR and LF inside a value would start a new header. */
+export function actionText(fields: Readonly<Record<string, string>>): string {
+  const clean = (s: string): string => s.replace(/[\r\n]/g, ' ');
+  return Object.entries(fields).map(([k, v]) => `${clean(k)}: ${clean(v)}\r\n`).join('') + '\r\n';
+}
 
 export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: AmiLog): Promise<AmiConnectResult> {
   return new Promise((resolve) => {
     const where = { host: cfg.host, port: cfg.port, username: cfg.username }; // never the secret
-    // No port: the constructor must not connect and log in by itself. `events: true` makes it
-    // send "Event: on"; Asterisk reads "Events", so the session gets what manager.conf's read= allows.
-    const mgr = createManager(undefined, cfg.host, cfg.username, cfg.secret, true);
+    const maxFrameBytes = cfg.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     let phase: 'connecting' | 'login' | 'ready' | 'closed' = 'connecting';
     let socketClosed = false;
     const closeWaiters: Array<() => void> = [];
+    const accept = handlers.accept;
+    const framer = new AmiFramer({
+      maxFrameBytes,
+      // A live call keeps its values for hours: none may hold its whole message (issue #14 item 8).
+      copyValues: true,
+      // The filter sees `Event:` messages only, never the Login answer.
+      ...(accept ? { filter: (name: string, bytes: Buffer, start: number, end: number) => accept(name, detailOf(name, bytes, start, end)) } : {}),
+    });
+    const sock = net.createConnection({ host: cfg.host, port: cfg.port });
+    sock.setNoDelay(true);
+    sock.setKeepAlive(true, 30_000);
 
     const fail = (error: AmiClientError): void => {
       if (phase === 'ready' || phase === 'closed') return;
-      // While still connecting the socket is not open yet; the connect callback ends it.
-      if (phase === 'login') mgr.disconnect();
       phase = 'closed';
       clearTimeout(timer);
+      sock.destroy();
       resolve({ ok: false, error });
     };
     const timeoutMs = cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -94,9 +109,8 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
     );
 
     const session: AmiSession = {
-      // asterisk-manager expects lower-case keys (it capitalises them) and takes ActionID as `actionid`.
       action: (fields) => {
-        if (phase === 'ready') mgr.action(Object.fromEntries(Object.entries(fields).map(([k, v]) => [k.toLowerCase(), v])));
+        if (phase === 'ready') sock.write(actionText(fields));
       },
       close: () =>
         new Promise<void>((done) => {
@@ -104,38 +118,50 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
           closeWaiters.push(done);
           // Our own close is not a lost connection: no warning, no 'disconnected'.
           if (phase === 'ready') phase = 'closed';
-          mgr.disconnect();
+          sock.end();
+          setTimeout(() => sock.destroy(), CLOSE_GRACE_MS).unref();
         }),
     };
 
-    mgr.on('rawevent', (item) => {
-      if (phase === 'ready' && handlers.accept && typeof item['event'] === 'string') {
-        const v = item['event'] === 'CEL' ? item['eventname'] : item['variable'];
-        const detail = v !== null && typeof v === 'object' ? Object.keys(v)[0] : typeof v === 'string' ? v : undefined;
-        if (!handlers.accept(item['event'], detail)) return;
-      }
-      const frame = fromManagerEvent(item);
-      if (phase === 'login') {
-        // Asterisk sends nothing before the Login answer; it is consumed here, not a frame.
-        const answer = frame.fields.response;
-        if (answer === undefined) return;
-        if (answer.toLowerCase() !== 'success') {
-          const said = redact(frame.fields.message ?? '', cfg.secret);
-          fail(new AmiAuthError(cfg.host, cfg.port, cfg.username, said));
-          return;
-        }
-        phase = 'ready';
-        clearTimeout(timer);
-        log.info(where, 'AMI connected');
-        handlers.onStatus?.('connected');
-        resolve({ ok: true, session });
+    const loginAnswer = (frame: AmiFrame): void => {
+      // Asterisk sends nothing but its banner before the Login answer.
+      const answer = frame.fields.response;
+      if (answer === undefined) return;
+      if (answer.toLowerCase() !== 'success') {
+        const said = redact(frame.fields.message ?? '', cfg.secret);
+        fail(new AmiAuthError(cfg.host, cfg.port, cfg.username, said));
         return;
       }
-      // A run of blank lines reaches us as {}; the framer skips those too.
-      if (phase === 'ready' && (Object.keys(frame.fields).length > 0 || frame.vars)) handlers.onFrame(frame);
-    });
+      phase = 'ready';
+      clearTimeout(timer);
+      log.info(where, 'AMI connected');
+      handlers.onStatus?.('connected');
+      resolve({ ok: true, session });
+    };
 
-    mgr.on('error', (err) => {
+    let oversized = 0;
+    sock.on('data', (chunk: Buffer) => {
+      const frames = framer.push(chunk);
+      const stats = framer.stats;
+      if (stats.oversizedFrames > oversized) {
+        // Bounded memory, a log line and a count: one broken message never takes the daemon down.
+        for (; oversized < stats.oversizedFrames; oversized++) handlers.onSkip?.('oversized');
+        log.warn({ ...where, code: 'PBXHOOK_AMI_FRAME_SKIPPED', reason: 'oversized', maxFrameBytes, oversizedFrames: oversized }, 'AMI message over max_frame_bytes skipped');
+      }
+      for (const frame of frames) {
+        if (phase === 'login') loginAnswer(frame);
+        else if (phase === 'ready') deliver(frame);
+      }
+    });
+    const deliver = (frame: AmiFrame): void => {
+      try {
+        handlers.onFrame(frame);
+      } catch (err) {
+        log.warn({ ...where, err: err instanceof Error ? err.message : String(err), event: frame.fields.event }, 'AMI frame handler failed; frame skipped');
+      }
+    };
+
+    sock.on('error', (err: Error & { code?: string }) => {
       if (phase === 'connecting' || phase === 'login') {
         fail(new AmiConnectError(cfg.host, cfg.port, err.code ?? err.message, { cause: err }));
       } else if (phase === 'ready') {
@@ -143,7 +169,7 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
       }
     });
 
-    mgr.on('close', () => {
+    sock.on('close', () => {
       socketClosed = true;
       for (const done of closeWaiters.splice(0)) done();
       if (phase === 'ready') {
@@ -155,12 +181,31 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
       }
     });
 
-    mgr.connect(cfg.port, cfg.host, () => {
-      if (phase === 'closed') return mgr.disconnect(); // gave up (timeout) while connecting
+    sock.once('connect', () => {
+      if (phase !== 'connecting') return;
       phase = 'login';
-      mgr.login(() => {}); // the outcome is read from the Login response in 'rawevent'
+      sock.write(actionText({ Action: 'Login', ActionID: LOGIN_ID, Username: cfg.username, Secret: cfg.secret, Events: 'on' }));
     });
   });
+}
+
+const VARIABLE = Buffer.from('\nVariable: ');
+const EVENT_NAME = Buffer.from('\nEventName: ');
+
+/** A VarSet's variable name or a CEL's EventName, read from the raw message for the filter. */
+function detailOf(name: string, bytes: Buffer, start: number, end: number): string | undefined {
+  const needle = name === 'VarSet' ? VARIABLE : name === 'CEL' ? EVENT_NAME : undefined;
+  if (needle === undefined) return undefined;
+  const at = bytes.indexOf(needle, start);
+  if (at < 0 || at >= end) return undefined;
+  const from = at + needle.length;
+  let to = bytes.indexOf(0x0a, from);
+  if (to < 0 || to > end) to = end;
+  if (bytes[to - 1] === 0x0d) to--;
+  const value = bytes.toString('utf8', from, to);
+  // `Variable: NAME=value` names NAME, as asterisk-manager's {NAME: value} did.
+  const eq = name === 'VarSet' ? value.indexOf('=') : -1;
+  return eq >= 0 ? value.slice(0, eq) : value;
 }
 
 /** A server could echo what we sent; keep the secret out of error messages anyway. */

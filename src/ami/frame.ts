@@ -3,8 +3,8 @@
  * "CallerIDnum", "UniqueID"), the first value of a repeated key wins, and repeated
  * `Variable:`/`ChanVariable:` lines of the form `name=value` are collected in `vars`.
  * A lone `Variable: NAME` (VarSet) stays in `variable`.
- * Both the trace framer and the live asterisk-manager adapter produce this shape, so
- * everything downstream is shared.
+ * The framer produces this shape for replay and the live client alike, so everything downstream
+ * is shared.
  */
 export interface AmiFrame {
   readonly fields: Readonly<Record<string, string>>;

@@ -11,6 +11,7 @@
  * the framer then resumes after the first blank line following the frame's start (for an
  * oversized `Response: Follows`, that may be a blank line inside its output).
  */
+import { isAscii } from 'node:buffer';
 import type { AmiFrame } from './frame.js';
 
 export interface AmiFramerOptions {
@@ -22,6 +23,12 @@ export interface AmiFramerOptions {
    * that only looks at what it needs beats parsing everything (issue #7).
    */
   readonly filter?: AmiEventFilter;
+  /**
+   * Give every value a string of its own instead of a slice of its message's text. A slice keeps
+   * the whole message alive for as long as the value lives: a long-running daemon keeps a live
+   * call's values for hours (issue #14 item 8). Replay leaves it off: slicing is faster.
+   */
+  readonly copyValues?: boolean;
 }
 
 /** `(name, bytes, start, end)`: the frame is `bytes[start, end)`; false = skip it, counted. */
@@ -62,6 +69,7 @@ export class AmiFramer {
     frames: 0, bannerLines: 0, skippedBytes: 0, oversizedFrames: 0, malformedLines: 0, filtered: 0,
   };
   private readonly filter: AmiEventFilter | undefined;
+  private readonly copyValues: boolean;
   /** Bytes carried between pushes: an unfinished frame (≤ max + 1) or, while discarding, ≤ 2. */
   private store = Buffer.alloc(0);
   private restLen = 0;
@@ -75,6 +83,7 @@ export class AmiFramer {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxFrameBytes must be a positive integer, got ${max}`);
     this.maxFrameBytes = max;
     this.filter = opts.filter;
+    this.copyValues = opts.copyValues ?? false;
   }
 
   get stats(): Readonly<AmiFramerStats> {
@@ -188,7 +197,9 @@ export class AmiFramer {
     }
     const follows = startsFollows(data, start, lf);
     const text = data.toString('utf8', start, lf);
-    const frame = follows ? parseFollowsText(text, this.counters) : parseLines(text, this.counters);
+    const frame = follows
+      ? parseFollowsText(text, this.counters)
+      : parseLines(text, this.counters, this.copyValues ? valueReader(text, data, start, lf) : undefined);
     if (frame === null) return;
     this.counters.frames++;
     out.push(frame);
@@ -210,7 +221,9 @@ export class AmiFramer {
     // A big chunk appended to a remainder grows the store; give that memory back afterwards.
     const roomy = 4 * (this.maxFrameBytes + 2);
     if (fromStore && this.store.length <= roomy) {
-      this.store.copyWithin(0, from, data.length);
+      // Nothing consumed: the carried bytes stay where they are (a frame dripped in tiny chunks
+      // would otherwise be moved once per chunk: quadratic).
+      if (from > 0) this.store.copyWithin(0, from, data.length);
     } else if (!fromStore && len <= this.store.length && this.store.length <= roomy) {
       data.copy(this.store, 0, from);
     } else if (len > 0) {
@@ -319,8 +332,20 @@ function followsEnd(data: Buffer, pos: number, blanks: BlankFinder): number {
   }
 }
 
+/** `text[from, to)` as a string of its own (copyValues). */
+type ValueReader = (from: number, to: number) => string;
+
+/**
+ * An ASCII message (all of Asterisk's, in practice) is read value by value from its bytes, where a
+ * character is a byte; any other is sliced and copied through a Buffer.
+ */
+function valueReader(text: string, data: Buffer, start: number, lf: number): ValueReader {
+  if (isAscii(data.subarray(start, lf))) return (from, to) => data.toString('latin1', start + from, start + to);
+  return (from, to) => Buffer.from(text.slice(from, to), 'utf8').toString('utf8');
+}
+
 /** `Key: value` lines → frame. Returns null for a frame with no field (banner, garbage). */
-function parseLines(text: string, counters: AmiFramerStats): AmiFrame | null {
+function parseLines(text: string, counters: AmiFramerStats, read?: ValueReader): AmiFrame | null {
   const fields: Record<string, string> = Object.create(null);
   let vars: Record<string, string> | undefined;
   let count = 0;
@@ -348,10 +373,10 @@ function parseLines(text: string, counters: AmiFramerStats): AmiFrame | null {
       if (eq >= 0) {
         vars ??= Object.create(null) as Record<string, string>;
         const name = value.slice(0, eq);
-        if (vars[name] === undefined) vars[name] = value.slice(eq + 1);
+        if (vars[name] === undefined) vars[name] = read ? read(vStart + eq + 1, end) : value.slice(eq + 1);
         count++;
       } else if (fields[key] === undefined) {
-        fields[key] = value;
+        fields[key] = read ? read(vStart, end) : value;
         count++;
       }
     }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AmiConfig } from '../config/types.js';
 import { startIngest, type IngestStart } from '../ingest.js';
-import { connectAmi, type AmiHandlers, type AmiSession } from './client.js';
+import { connectAmi, type AmiHandlers, type AmiSession, type AmiSkipReason } from './client.js';
 import type { AmiFrame } from './frame.js';
 
 /** The live AMI feed: every frame to `onFrame`, reconnecting as src/ingest.ts does. */
@@ -11,11 +11,12 @@ export function startAmiIngest(
   log: Logger,
   onRestored?: (s: AmiSession) => void,
   accept?: AmiHandlers['accept'],
+  onSkip?: (reason: AmiSkipReason) => void,
 ): Promise<IngestStart<AmiSession>> {
   return startIngest<AmiSession>({
     label: 'AMI',
     where: { host: pbx.host, port: pbx.port },
-    connect: (onLost) => connectAmi(pbx, { onFrame, onStatus: (s) => { if (s === 'disconnected') onLost(); }, ...(accept ? { accept } : {}) }, log),
+    connect: (onLost) => connectAmi(pbx, { onFrame, onStatus: (s) => { if (s === 'disconnected') onLost(); }, ...(accept ? { accept } : {}), ...(onSkip ? { onSkip } : {}) }, log),
     ...(onRestored ? { onRestored } : {}),
     log,
   });

@@ -1,5 +1,7 @@
 /**
- * asterisk-manager's parsed objects → the AmiFrame the framer yields for the same bytes.
+ * asterisk-manager's parsed objects → the AmiFrame the framer yields for the same bytes. The live
+ * client no longer uses asterisk-manager (issue #14, README "PBX input: any bytes"); this mapping
+ * stays as the record of how the two parsers differ (test/03).
  *
  * What asterisk-manager (lib/ami.js, ManagerReader) does to a message, and how it is undone:
  * - keys are trimmed and lower-cased: same as the framer;

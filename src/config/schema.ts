@@ -87,6 +87,7 @@ const asteriskSchema = z.strictObject({
   port: port.default(5038).describe('AMI TCP port (manager.conf `port`)'),
   username: text.describe('manager.conf user, e.g. [pbxhook] with read = call,dialplan,agent,user'),
   secret: text.describe('that user\'s secret; PBXHOOK_AMI_SECRET in the environment overrides it'),
+  max_frame_bytes: wholeNumber(1024).default(65_536).describe('largest AMI message read, in bytes; a longer one is logged, counted and skipped'),
 });
 
 const freeswitchSchema = z.strictObject({
@@ -94,6 +95,7 @@ const freeswitchSchema = z.strictObject({
   host: text.default('127.0.0.1').describe('event socket host name or address'),
   port: port.default(8021).describe('event_socket.conf.xml listen-port'),
   password: text.describe('event_socket.conf.xml password; PBXHOOK_ESL_PASSWORD in the environment overrides it'),
+  max_frame_bytes: wholeNumber(1024).default(1_048_576).describe('largest event body read, in bytes; a longer one is logged and counted, and the connection is made again'),
 });
 
 const rolesSchema = z.strictObject({

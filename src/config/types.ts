@@ -28,6 +28,8 @@ export interface AmiConfig {
   readonly port: number;
   readonly username: string;
   readonly secret: string;
+  /** pbx.max_frame_bytes: a longer AMI message is logged, counted and skipped. */
+  readonly maxFrameBytes?: number;
 }
 
 export interface EslConfig {
@@ -35,6 +37,8 @@ export interface EslConfig {
   readonly host: string;
   readonly port: number;
   readonly password: string;
+  /** pbx.max_frame_bytes: a longer event body is logged and counted, and the connection made again. */
+  readonly maxFrameBytes?: number;
 }
 
 export type PbxConfig = AmiConfig | EslConfig;

@@ -1,19 +1,25 @@
 /**
- * The live FreeSWITCH event socket, through the `modesl` package (inbound mode). It connects,
- * answers `auth/request` with the password, subscribes with `event plain …` and hands every event
- * frame to `onFrame` as the same EslFrame the trace framer yields: modesl cuts the frames, the event
- * inside is decoded by frame.ts for both paths (proven equal in test/06). It does not reconnect: a
- * failed start is returned as a typed error and a later disconnect is reported through `onStatus`;
- * the reconnect policy lives in ingest.ts.
+ * The live FreeSWITCH event socket (inbound mode): a TCP socket read through the project's own
+ * framer (framer.ts, the one replay uses), so live and replay cut the same bytes into the same
+ * frames (test/06). It answers `auth/request` with the password, subscribes with `event plain …`
+ * and hands every event frame to `onFrame`; the event inside is decoded by frame.ts for both
+ * paths. It does not reconnect: a failed start is returned as a typed error and a later
+ * disconnect is reported through `onStatus`; the reconnect policy lives in src/ingest.ts.
  *
  * `onFrame` runs synchronously in the socket's data handler and the socket is never paused:
  * FreeSWITCH drops events for a client whose queue fills up, so reading must never wait.
+ *
+ * Until issue #14 this was the `modesl` package. Measured through the fake server
+ * (scripts/hostile-pbx.ts, README "Hostile PBX input"): a frame without a body crashed it, 256k
+ * tiny frames overflowed its recursive parser's stack, and `Content-Length: 2000000000` made it
+ * buffer every later event while the connection looked healthy. Its protocol part (auth, commands
+ * answered in order, `exit`) is a few lines here.
  */
-import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
+import net from 'node:net';
 import { EslAuthError, EslConnectError, type EslClientError } from './errors.js';
 import { subscribeCommand } from './events.js';
-import { urlDecode, type EslFrame } from './frame.js';
+import type { EslFrame } from './frame.js';
+import { DEFAULT_MAX_BODY_BYTES, EslFramer } from './framer.js';
 
 export interface EslConnectConfig {
   readonly host: string;
@@ -21,14 +27,25 @@ export interface EslConnectConfig {
   readonly password: string;
   /** Connect + auth + subscription must finish within this time; default 10 s. */
   readonly timeoutMs?: number;
+  /** Largest body kept (pbx.max_frame_bytes); header blocks keep the framer's own cap, as in replay. */
+  readonly maxFrameBytes?: number;
 }
 
 export type EslStatus = 'connected' | 'disconnected';
 
+/**
+ * Why PBX input was not turned into a frame (pbxhook_frames_skipped_total{reason}): `oversized`
+ * over max_frame_bytes; `desync` a body announced over the bound, after which the connection is
+ * dropped and made again.
+ */
+export type EslSkipReason = 'oversized' | 'desync';
+
 export interface EslHandlers {
-  /** Called synchronously from the socket's data handler: it must not throw. */
+  /** Called synchronously from the socket's data handler; a throw is logged, never fatal. */
   onFrame(frame: EslFrame): void;
   onStatus?(status: EslStatus): void;
+  /** A frame was dropped unread (already logged here); for the daemon's counters. */
+  onSkip?(reason: EslSkipReason): void;
 }
 
 /** The part of a pino logger used here. */
@@ -48,74 +65,55 @@ export type EslConnectResult =
   | { readonly ok: true; readonly session: EslSession }
   | { readonly ok: false; readonly error: EslClientError };
 
-/** The slice of modesl's untyped CommonJS API used here. */
-interface ModeslEvent {
-  getHeader(name: string): string | null;
-  getBody(): string | undefined;
-}
-interface ModeslParser {
-  _parseHeaderText(text: string): Record<string, string | number>;
-}
-interface ModeslConnection {
-  socket: Socket | null;
-  parser?: ModeslParser;
-  on(event: string, fn: (...args: never[]) => void): void;
-  once(event: string, fn: (...args: never[]) => void): void;
-  sendRecv(command: string, cb: (reply: ModeslEvent) => void): void;
-  api(command: string, cb: (reply: ModeslEvent) => void): void;
-  disconnect(): void;
-}
-interface Modesl {
-  Connection: new (host: string, port: number, password: string) => ModeslConnection;
-}
-const modesl = createRequire(import.meta.url)('modesl') as Modesl;
-
 const DEFAULT_TIMEOUT_MS = 10_000;
 const CLOSE_GRACE_MS = 2_000;
+/**
+ * The answer to our own `api` command may be larger than any event: `show channels as json`
+ * takes ~1 KB per channel. Still bounded.
+ */
+const API_ANSWER_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * modesl subscribed these (as json) for its bgapi before ours; kept so that FreeSWITCH sends the
+ * same event stream as before (our later `event plain` makes every event plain).
+ */
+const LEGACY_SUBSCRIPTION = 'event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE';
 
 /**
- * modesl runs decodeURIComponent over every header inside the socket's data handler; FreeSWITCH
- * passes a literal "%FF" through unencoded (switch_url_encode_opt), which would throw there and
- * take the process down. Same parse, a decoding that cannot throw.
+ * The framer the live client reads with: bodies capped at `maxFrameBytes` (an `api` answer at
+ * 64 MiB); an oversized body stops it, and the client connects afresh.
  */
-function safeHeaderText(text: string): Record<string, string | number> {
-  const headers: Record<string, string | number> = {};
-  for (const line of text.split('\n')) {
-    const parts = line.split(': ');
-    const key = parts.shift() ?? '';
-    const raw = parts.join(': ');
-    let value: string;
-    try {
-      value = decodeURIComponent(raw);
-    } catch {
-      value = urlDecode(raw);
-    }
-    headers[key] = key === 'Content-Length' ? parseInt(value, 10) : value;
-  }
-  return headers;
+export function liveEslFramer(maxFrameBytes: number = DEFAULT_MAX_BODY_BYTES): EslFramer {
+  return new EslFramer({
+    maxBodyBytes: maxFrameBytes,
+    bodyLimit: (h) => (h['Content-Type'] === 'api/response' ? Math.max(maxFrameBytes, API_ANSWER_MAX_BYTES) : maxFrameBytes),
+    stopAtOversizedBody: true,
+  });
 }
 
-/** modesl's frame header object → EslFrame headers (strings, as the framer gives them). */
-function frameHeaders(raw: Record<string, unknown>): Record<string, string> {
-  const headers: Record<string, string> = Object.create(null);
-  for (const [k, v] of Object.entries(raw)) headers[k] = String(v);
-  return headers;
-}
+/** A command's answer: `command/reply` or `api/response`, in the order the commands were sent. */
+type Pending = (reply: EslFrame | undefined) => void;
 
 export function connectEsl(cfg: EslConnectConfig, handlers: EslHandlers, log: EslLog): Promise<EslConnectResult> {
   return new Promise((resolve) => {
     const where = { host: cfg.host, port: cfg.port }; // never the password
-    const conn = new modesl.Connection(cfg.host, cfg.port, cfg.password);
-    const socket = conn.socket;
-    let phase: 'connecting' | 'subscribing' | 'ready' | 'closed' = 'connecting';
+    const maxFrameBytes = cfg.maxFrameBytes ?? DEFAULT_MAX_BODY_BYTES;
+    const framer = liveEslFramer(maxFrameBytes);
+    const sock = net.createConnection({ host: cfg.host, port: cfg.port });
+    sock.setKeepAlive(true, 30_000);
+    let phase: 'connecting' | 'auth' | 'subscribing' | 'ready' | 'closed' = 'connecting';
     let socketClosed = false;
     const closeWaiters: Array<() => void> = [];
+    const pending: Pending[] = [];
 
+    const command = (text: string, answer: Pending): void => {
+      pending.push(answer);
+      sock.write(`${text}\n\n`);
+    };
     const fail = (error: EslClientError): void => {
       if (phase === 'ready' || phase === 'closed') return;
       phase = 'closed';
       clearTimeout(timer);
-      socket?.destroy();
+      sock.destroy();
       resolve({ ok: false, error });
     };
     const timeoutMs = cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -125,42 +123,34 @@ export function connectEsl(cfg: EslConnectConfig, handlers: EslHandlers, log: Es
     );
 
     const session: EslSession = {
-      api: (command, apiTimeoutMs = DEFAULT_TIMEOUT_MS) =>
+      api: (cmd, apiTimeoutMs = DEFAULT_TIMEOUT_MS) =>
         new Promise<string>((done, failed) => {
           if (phase !== 'ready') return failed(new Error('ESL session is not ready'));
           // A connection lost mid-command never answers: the timeout settles the promise instead.
-          const t = setTimeout(() => failed(new Error(`no answer to "api ${command}" within ${apiTimeoutMs} ms`)), apiTimeoutMs);
+          const t = setTimeout(() => failed(new Error(`no answer to "api ${cmd}" within ${apiTimeoutMs} ms`)), apiTimeoutMs);
           t.unref();
-          conn.api(command, (reply) => {
+          command(`api ${cmd}`, (reply) => {
             clearTimeout(t);
-            done(reply.getBody() ?? '');
+            if (reply) done(reply.body);
+            else failed(new Error(`the connection closed before "api ${cmd}" was answered`));
           });
         }),
       close: () =>
         new Promise<void>((done) => {
-          if (socketClosed || !socket) return done();
+          if (socketClosed) return done();
           closeWaiters.push(done);
           // Our own close is not a lost connection: no warning, no 'disconnected'.
           if (phase === 'ready') phase = 'closed';
-          conn.disconnect();
-          setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+          if (sock.writable) sock.write('exit\n\n');
+          setTimeout(() => sock.destroy(), CLOSE_GRACE_MS).unref();
         }),
     };
 
-    conn.once('esl::connect', () => {
-      if (conn.parser) conn.parser._parseHeaderText = safeHeaderText;
-      socket?.setKeepAlive(true, 30_000);
-    });
-
-    conn.on('esl::event::auth::fail', (reply: ModeslEvent) => {
-      fail(new EslAuthError(cfg.host, cfg.port, redact(reply.getHeader('Reply-Text') ?? '', cfg.password)));
-    });
-
-    conn.on('esl::ready', () => {
-      if (phase !== 'connecting') return;
+    const subscribe = (): void => {
       phase = 'subscribing';
-      conn.sendRecv(subscribeCommand(), (reply) => {
-        const text = reply.getHeader('Reply-Text') ?? '';
+      command(LEGACY_SUBSCRIPTION, () => undefined);
+      command(subscribeCommand(), (reply) => {
+        const text = reply?.headers['Reply-Text'] ?? '';
         if (!text.startsWith('+OK')) {
           fail(new EslConnectError(cfg.host, cfg.port, `event subscription refused: ${text || 'no reply'}`));
           return;
@@ -172,26 +162,63 @@ export function connectEsl(cfg: EslConnectConfig, handlers: EslHandlers, log: Es
         handlers.onStatus?.('connected');
         resolve({ ok: true, session });
       });
+    };
+
+    const onFrameIn = (frame: EslFrame): void => {
+      const type = frame.headers['Content-Type'];
+      if (type === 'text/event-plain' || type === 'text/event-json') {
+        if (phase === 'ready' || phase === 'subscribing') deliver(frame);
+      } else if (type === 'auth/request') {
+        if (phase !== 'connecting') return;
+        phase = 'auth';
+        command(`auth ${cfg.password}`, (reply) => {
+          const text = reply?.headers['Reply-Text'] ?? '';
+          if (text.startsWith('+OK')) subscribe();
+          else fail(new EslAuthError(cfg.host, cfg.port, redact(text, cfg.password)));
+        });
+      } else if (type === 'command/reply' || type === 'api/response') {
+        pending.shift()?.(frame);
+      }
+      // text/disconnect-notice, log/data…: nothing to do; FreeSWITCH closes the socket itself.
+    };
+    const deliver = (frame: EslFrame): void => {
+      try {
+        handlers.onFrame(frame);
+      } catch (err) {
+        log.warn({ ...where, err: err instanceof Error ? err.message : String(err) }, 'ESL frame handler failed; frame skipped');
+      }
+    };
+
+    let oversized = 0;
+    let desynced = false;
+    sock.on('data', (chunk: Buffer) => {
+      for (const frame of framer.push(chunk)) onFrameIn(frame);
+      const stats = framer.stats;
+      if (stats.oversizedFrames === oversized) return;
+      for (; oversized < stats.oversizedFrames; oversized++) handlers.onSkip?.('oversized');
+      log.warn({ ...where, code: 'PBXHOOK_ESL_FRAME_SKIPPED', reason: 'oversized', maxFrameBytes, oversizedFrames: oversized }, 'ESL frame over max_frame_bytes skipped');
+      if (framer.stopped && !desynced) {
+        desynced = true;
+        // The announced length is the only way to the next frame: if it is wrong, skipping by it
+        // swallows every later event while the socket looks healthy (issue #14). A fresh connection
+        // frames from a known start, and the reconnect resync catches up on what was missed.
+        handlers.onSkip?.('desync');
+        log.warn({ ...where, code: 'PBXHOOK_ESL_DESYNC', maxFrameBytes }, 'ESL body announced over max_frame_bytes: reconnecting');
+        sock.destroy();
+      }
     });
 
-    // Every frame modesl cut, with its undecoded body; only events go on.
-    conn.on('esl::event::**', (_event: never, headers: Record<string, unknown>, body: string | undefined) => {
-      if (phase !== 'ready' && phase !== 'subscribing') return;
-      const type = headers?.['Content-Type'];
-      if (type !== 'text/event-plain' && type !== 'text/event-json') return;
-      handlers.onFrame({ headers: frameHeaders(headers), body: body ?? '' });
-    });
-
-    conn.on('error', (err: Error & { code?: string }) => {
-      if (phase === 'connecting' || phase === 'subscribing') {
+    sock.on('error', (err: Error & { code?: string }) => {
+      if (phase === 'connecting' || phase === 'auth' || phase === 'subscribing') {
         fail(new EslConnectError(cfg.host, cfg.port, err.code ?? err.message, { cause: err }));
       } else if (phase === 'ready') {
         log.warn({ ...where, err: err.message }, 'ESL socket error');
       }
     });
 
-    socket?.on('close', () => {
+    sock.on('close', () => {
       socketClosed = true;
+      for (const answer of pending.splice(0)) answer(undefined);
       for (const done of closeWaiters.splice(0)) done();
       if (phase === 'ready') {
         phase = 'closed';

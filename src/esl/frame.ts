@@ -8,7 +8,7 @@
  * URL-encoded values, a blank line, and the event's own body when its headers carry a
  * `Content-Length`; for `text/event-json` one JSON object (`_body` for the body).
  *
- * Both the trace framer and the live modesl adapter produce EslFrame, and both decode events with
+ * The framer produces EslFrame for replay and the live client alike, and both decode events with
  * `decodeEvent` below, so everything downstream is shared.
  */
 

@@ -9,7 +9,10 @@
  *
  * The result does not depend on how the stream was chunked (fuzzed in test/05): a header block
  * longer than `maxHeaderBytes` is dropped up to the next blank line; a body longer than
- * `maxBodyBytes` is skipped by its announced length, without being buffered.
+ * `maxBodyBytes` is skipped by its announced length, without being buffered. Work is linear in the
+ * bytes pushed however they are chunked: carried bytes live in one growing buffer, each byte is
+ * copied in once and moved at most once (issue #14: a body dripped in tiny chunks was re-copied
+ * whole on every push).
  */
 import { parseHeaderLines, type EslFrame } from './frame.js';
 
@@ -18,6 +21,17 @@ export interface EslFramerOptions {
   readonly maxHeaderBytes?: number;
   /** Largest body kept, in bytes. FreeSWITCH's biggest events (HANGUP_COMPLETE) are ~20 KB. */
   readonly maxBodyBytes?: number;
+  /**
+   * The body cap for one frame, from its header block, instead of `maxBodyBytes` (the live client
+   * lets the answer to its own `api` command be larger than any event).
+   */
+  readonly bodyLimit?: (headers: Readonly<Record<string, string>>) => number;
+  /**
+   * Stop at an oversized body instead of skipping it by its announced length: every later byte is
+   * counted as skipped and nothing more is framed. For a live socket, where a wrong length would
+   * swallow every later event; the client then connects afresh.
+   */
+  readonly stopAtOversizedBody?: boolean;
 }
 
 export interface EslFramerStats {
@@ -27,6 +41,8 @@ export interface EslFramerStats {
   skippedBytes: number;
   /** Frames dropped because a header block or a body exceeded its cap. */
   oversizedFrames: number;
+  /** Of those, frames whose announced body exceeded its cap (skipped by that length). */
+  oversizedBodies: number;
   /** Header lines without `: `; skipped. */
   malformedLines: number;
   /** `Content-Length` values that are not a whole number; the frame is kept without a body. */
@@ -46,23 +62,34 @@ type Phase =
   /** Waiting for the body of a kept header block. */
   | { readonly kind: 'body'; readonly headers: Record<string, string>; readonly length: number }
   /** Dropping an oversized body: `left` bytes still to skip. */
-  | { readonly kind: 'skip-body'; left: number };
+  | { readonly kind: 'skip-body'; left: number }
+  /** After an oversized body with `stopAtOversizedBody`: nothing more is framed. */
+  | { readonly kind: 'stopped' };
 
 export class EslFramer {
   readonly maxHeaderBytes: number;
   readonly maxBodyBytes: number;
   private readonly counters: EslFramerStats = {
-    frames: 0, skippedBytes: 0, oversizedFrames: 0, malformedLines: 0, badContentLength: 0,
+    frames: 0, skippedBytes: 0, oversizedFrames: 0, oversizedBodies: 0, malformedLines: 0, badContentLength: 0,
   };
+  private readonly bodyLimit: ((headers: Readonly<Record<string, string>>) => number) | undefined;
+  private readonly stopAtOversizedBody: boolean;
   private phase: Phase = { kind: 'head' };
-  /** Bytes carried between pushes: an unfinished header block or body (or ≤ 1 byte while skipping). */
-  private rest: Buffer = Buffer.alloc(0);
+  /**
+   * Bytes carried between pushes, `store[0, restLen)`: an unfinished header block or body (or ≤ 1
+   * byte while skipping). The store grows by doubling and is reused, so carrying costs no copy of
+   * what is already there.
+   */
+  private store: Buffer = Buffer.alloc(0);
+  private restLen = 0;
   /** Offset in `rest` before which no blank line can start (skip rescanning it). */
   private scanFrom = 0;
 
   constructor(opts: EslFramerOptions = {}) {
     this.maxHeaderBytes = positive('maxHeaderBytes', opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES);
     this.maxBodyBytes = positive('maxBodyBytes', opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+    this.bodyLimit = opts.bodyLimit;
+    this.stopAtOversizedBody = opts.stopAtOversizedBody ?? false;
   }
 
   get stats(): Readonly<EslFramerStats> {
@@ -71,24 +98,31 @@ export class EslFramer {
 
   /** Bytes held back for the next push: never more than the larger of the two caps. */
   get buffered(): number {
-    return this.rest.length;
+    return this.restLen;
+  }
+
+  /** True once an oversized body stopped the framer (`stopAtOversizedBody`). */
+  get stopped(): boolean {
+    return this.phase.kind === 'stopped';
   }
 
   push(chunk: Buffer): EslFrame[] {
     const out: EslFrame[] = [];
     if (chunk.length === 0) return out;
     // With nothing carried, parse the chunk in place (a whole trace is never copied).
-    const data = this.rest.length === 0 ? chunk : Buffer.concat([this.rest, chunk]);
+    const fromStore = this.restLen > 0;
+    const data = fromStore ? this.append(chunk) : chunk;
     const hint = this.scanFrom;
     const keepFrom = this.scan(data, out, hint);
-    this.rest = keepFrom >= data.length ? Buffer.alloc(0) : Buffer.from(data.subarray(keepFrom));
+    this.keep(data, keepFrom, fromStore);
     return out;
   }
 
   /** End of stream: an unfinished frame is counted as skipped, never guessed at. */
   end(): EslFrame[] {
-    this.counters.skippedBytes += this.rest.length;
-    this.rest = Buffer.alloc(0);
+    this.counters.skippedBytes += this.restLen;
+    this.store = Buffer.alloc(0);
+    this.restLen = 0;
     this.scanFrom = 0;
     this.phase = { kind: 'head' };
     return [];
@@ -101,6 +135,10 @@ export class EslFramer {
     this.scanFrom = 0;
     for (;;) {
       const phase = this.phase;
+      if (phase.kind === 'stopped') {
+        this.counters.skippedBytes += n - pos;
+        return n;
+      }
       if (phase.kind === 'skip-body') {
         const take = Math.min(phase.left, n - pos);
         phase.left -= take;
@@ -169,9 +207,10 @@ export class EslFramer {
       this.emit(headers, '', out);
       return;
     }
-    if (length > this.maxBodyBytes) {
+    if (length > (this.bodyLimit?.(headers) ?? this.maxBodyBytes)) {
       this.counters.oversizedFrames++;
-      this.phase = { kind: 'skip-body', left: length };
+      this.counters.oversizedBodies++;
+      this.phase = this.stopAtOversizedBody ? { kind: 'stopped' } : { kind: 'skip-body', left: length };
       return;
     }
     if (length === 0) {
@@ -185,7 +224,37 @@ export class EslFramer {
     this.counters.frames++;
     out.push({ headers, body });
   }
+
+  /** Appends a chunk to the carried bytes, doubling the store when it is full. */
+  private append(chunk: Buffer): Buffer {
+    const need = this.restLen + chunk.length;
+    if (need > this.store.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, this.store.length * 2, 1024));
+      this.store.copy(grown, 0, 0, this.restLen);
+      this.store = grown;
+    }
+    chunk.copy(this.store, this.restLen);
+    return this.store.subarray(0, need);
+  }
+
+  /** Carries `data[from…]` over to the next push; nothing moves when nothing was consumed. */
+  private keep(data: Buffer, from: number, fromStore: boolean): void {
+    const len = data.length - from;
+    if (len === 0) {
+      // A big body is gone: give its memory back.
+      if (this.store.length > RETAINED_STORE_BYTES) this.store = Buffer.alloc(0);
+    } else if (fromStore) {
+      if (from > 0) this.store.copyWithin(0, from, data.length);
+    } else {
+      if (len > this.store.length) this.store = Buffer.allocUnsafe(Math.max(len, 1024));
+      data.copy(this.store, 0, from);
+    }
+    this.restLen = len;
+  }
 }
+
+/** A store larger than this is dropped once empty, not kept for the next frame. */
+const RETAINED_STORE_BYTES = 256 * 1024;
 
 function positive(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);

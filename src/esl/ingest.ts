@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { EslConfig } from '../config/types.js';
 import { startIngest, type IngestStart } from '../ingest.js';
-import { connectEsl, type EslSession } from './client.js';
+import { connectEsl, type EslSession, type EslSkipReason } from './client.js';
 import type { EslFrame } from './frame.js';
 
 /**
@@ -13,11 +13,12 @@ export function startEslIngest(
   onFrame: (f: EslFrame) => void,
   log: Logger,
   onRestored?: (s: EslSession) => void,
+  onSkip?: (reason: EslSkipReason) => void,
 ): Promise<IngestStart<EslSession>> {
   return startIngest<EslSession>({
     label: 'ESL',
     where: { host: pbx.host, port: pbx.port },
-    connect: (onLost) => connectEsl(pbx, { onFrame, onStatus: (s) => { if (s === 'disconnected') onLost(); } }, log),
+    connect: (onLost) => connectEsl(pbx, { onFrame, onStatus: (s) => { if (s === 'disconnected') onLost(); }, ...(onSkip ? { onSkip } : {}) }, log),
     ...(onRestored ? { onRestored } : {}),
     log,
   });

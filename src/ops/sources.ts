@@ -13,6 +13,8 @@ export interface DaemonParts {
   pbxConnected(): boolean;
   /** Frames whose handling threw, logged and skipped. */
   frameErrors(): number;
+  /** PBX input the live client dropped unread, by reason (`oversized`, `desync`). */
+  inputSkipped?(): Readonly<Record<string, number>>;
   /** Endpoint → outcome → attempts (filled by the outbox worker's onAttempt). */
   readonly attempts: ReadonlyMap<string, Readonly<Record<string, number>>>;
 }
@@ -22,6 +24,8 @@ export function metricSources(d: DaemonParts): MetricSources {
     pbxConnected: () => d.pbxConnected(),
     eventsByType: () => d.pipeline.eventsByType,
     framesSkipped: () => ({
+      oversized: 0,
+      ...d.inputSkipped?.(),
       unknown: d.pipeline.ami.stats.unknown + d.pipeline.esl.stats.unknown,
       failed: d.frameErrors(),
       orphan: d.pipeline.tracker.stats.orphanEvents,

@@ -100,17 +100,18 @@ const CI = Boolean(process.env.CI);
 if (missing && !CI) console.warn(`test/52-deb skipped: ${missing}`);
 
 describe.skipIf(missing !== null && !CI)('Debian package: build, install, run, remove, purge', { timeout: STEP_TIMEOUT_MS }, () => {
-  const out = mkdtempSync(path.join(os.tmpdir(), 'pbxhook-deb-test-'));
+  let out = '';
   let deb = '';
 
   beforeAll(() => {
     // In CI the machine must be able to run this (.ci/run installs what it needs): fail, never skip.
     if (missing) throw new Error(`test/52-deb cannot run: ${missing}`);
+    out = mkdtempSync(path.join(os.tmpdir(), 'pbxhook-deb-test-'));
   });
 
   afterAll(async () => {
     if (!missing && packageStatus() !== null) await dpkg(['--purge', 'pbxhook']);
-    rmSync(out, { recursive: true, force: true });
+    if (out) rmSync(out, { recursive: true, force: true });
   }, STEP_TIMEOUT_MS);
 
   it(

@@ -34,8 +34,9 @@ Usage:
           --config FILE | --state-dir DIR  (pbxhook outbox --help for the details)
   pbxhook --version | --help
 
-Exit codes: 0 ok, 64 usage, 66 trace or outbox not found, 69 PBX unreachable, 73 outbox cannot
-be opened, 75 another pbxhook sends from this state_dir, 77 PBX login refused, 78 bad config.`;
+Exit codes: 0 ok, 64 usage, 66 trace or outbox not found, 69 PBX unreachable (record; run keeps
+retrying), 73 outbox cannot be opened, 75 another pbxhook sends from this state_dir, 77 PBX login
+refused, 78 bad config.`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

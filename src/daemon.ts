@@ -20,8 +20,7 @@ function acceptAmi(event: string, detail: string | undefined): boolean {
   return wantsAmiEventNamed(event, detail) || event === 'CoreShowChannel' || event === 'CoreShowChannelsComplete';
 }
 
-/** sysexits: the PBX could not be reached / refused our credentials. */
-export const EX_UNAVAILABLE = 69;
+/** sysexits: the PBX refused our credentials. (An unreachable PBX is retried, never an exit: issue #14 item 1.) */
 export const EX_NOPERM = 77;
 /** sysexits: the outbox database could not be created or opened. */
 export const EX_CANTCREAT = 73;
@@ -39,9 +38,10 @@ export interface DaemonOptions {
 
 /**
  * `pbxhook run`: live PBX feed → pipeline → durable outbox → delivery (src/deliver/outbox-*.ts).
- * Returns the exit code. A failed first login ends the run with a clear error; a connection lost
- * later is retried (src/ingest.ts). Webhooks are on disk before any attempt, so a stop or a crash
- * loses none: the next start resumes them.
+ * Returns the exit code. The outbox delivers from the start, whatever the PBX does: an unreachable
+ * PBX, at start-up or later, is retried in the background (src/ingest.ts); only a login refused
+ * before any session ends the run (77). Webhooks are on disk before any attempt, so a stop or a
+ * crash loses none: the next start resumes them.
  */
 export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): Promise<number> {
   const pbx = cfg.pbx;
@@ -87,28 +87,32 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     amiSync.onFrame(f);
   };
 
-  const started =
+  // Connecting runs in the background from the first attempt: the outbox delivers meanwhile.
+  const ingest =
     pbx.type === 'asterisk'
-      ? await startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s), acceptAmi)
-      : await startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log));
-  if (!started.ok) {
-    const user = pbx.type === 'asterisk' ? { username: pbx.username } : {};
-    log.error({ code: started.code, host: pbx.host, port: pbx.port, ...user }, started.message);
-    await outbox.close();
-    return started.code === 'PBXHOOK_AMI_AUTH' || started.code === 'PBXHOOK_ESL_AUTH' ? EX_NOPERM : EX_UNAVAILABLE;
-  }
-  const ingest = started.ingest;
+      ? startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s), acceptAmi)
+      : startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log));
+  const endpoints = cfg.endpoints.filter((e) => e.enabled).map((e) => e.name);
   const connected = pbx.type === 'asterisk' ? 'connected to Asterisk AMI' : 'connected to FreeSWITCH ESL';
-  log.info({ host: pbx.host, port: pbx.port, endpoints: cfg.endpoints.filter((e) => e.enabled).map((e) => e.name) }, connected);
+  void ingest.ready.then(() => log.info({ host: pbx.host, port: pbx.port, endpoints }, connected));
   const ticker = setInterval(() => dispatch(pipeline.tick(Date.now())), TICK_MS);
 
-  const parts: DaemonParts = { cfg, pipeline, outbox, pbxConnected: () => ingest.connected, frameErrors: () => frameErrors, attempts };
+  const parts: DaemonParts = {
+    cfg, pipeline, outbox, pbxConnected: () => ingest.connected, pbxState: () => ingest.state, frameErrors: () => frameErrors, attempts,
+  };
   const ops = await startOps(cfg, parts, log);
   if (ops) observe = ops.observe;
 
   opts.onReload?.(() => reload(cfg.file, pipeline, outbox, log));
 
-  await opts.stop;
+  // Only a refused login ends the run by itself: retrying the same credentials cannot help.
+  const refused = await Promise.race([opts.stop.then(() => undefined), ingest.refused]);
+  let code = 0;
+  if (refused) {
+    const user = pbx.type === 'asterisk' ? { username: pbx.username } : {};
+    log.error({ code: refused.code, host: pbx.host, port: pbx.port, ...user }, refused.message);
+    code = EX_NOPERM;
+  }
   clearInterval(ticker);
   log.info({ liveCalls: pipeline.tracker.liveCalls }, 'stopping');
   await ingest.close();
@@ -116,7 +120,7 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   await outbox.close();
   const { stats } = outbox.worker;
   log.info({ ...stats, undelivered: stats.outboxDepth }, 'stopped'); // undelivered ones wait in the outbox for the next start
-  return 0;
+  return code;
 }
 
 /** /metrics, /healthz and the status page; a busy port is logged, not fatal: webhooks matter more. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { AmiConfig } from '../config/types.js';
-import { startIngest, type IngestStart } from '../ingest.js';
+import { startIngest, type Ingest } from '../ingest.js';
 import { connectAmi, type AmiHandlers, type AmiSession } from './client.js';
 import type { AmiFrame } from './frame.js';
 
@@ -11,7 +11,7 @@ export function startAmiIngest(
   log: Logger,
   onRestored?: (s: AmiSession) => void,
   accept?: AmiHandlers['accept'],
-): Promise<IngestStart<AmiSession>> {
+): Ingest<AmiSession> {
   return startIngest<AmiSession>({
     label: 'AMI',
     where: { host: pbx.host, port: pbx.port },

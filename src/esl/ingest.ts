@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { EslConfig } from '../config/types.js';
-import { startIngest, type IngestStart } from '../ingest.js';
+import { startIngest, type Ingest } from '../ingest.js';
 import { connectEsl, type EslSession } from './client.js';
 import type { EslFrame } from './frame.js';
 
@@ -13,7 +13,7 @@ export function startEslIngest(
   onFrame: (f: EslFrame) => void,
   log: Logger,
   onRestored?: (s: EslSession) => void,
-): Promise<IngestStart<EslSession>> {
+): Ingest<EslSession> {
   return startIngest<EslSession>({
     label: 'ESL',
     where: { host: pbx.host, port: pbx.port },

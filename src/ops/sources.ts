@@ -11,6 +11,8 @@ export interface DaemonParts {
   readonly pipeline: Pipeline;
   readonly outbox: Outbox;
   pbxConnected(): boolean;
+  /** `connecting` until the first login, `connected`, or `disconnected` while a lost one is retried. */
+  pbxState(): 'connecting' | 'connected' | 'disconnected';
   /** Frames whose handling threw, logged and skipped. */
   frameErrors(): number;
   /** Endpoint → outcome → attempts (filled by the outbox worker's onAttempt). */
@@ -38,10 +40,10 @@ export function metricSources(d: DaemonParts): MetricSources {
 
 export function health(d: DaemonParts): Health {
   const s = d.outbox.worker.stats;
-  const connected = d.pbxConnected();
+  const pbx = d.pbxState();
   return {
-    ok: connected,
-    pbx: connected ? 'connected' : 'disconnected',
+    ok: pbx === 'connected',
+    pbx,
     liveCalls: d.pipeline.tracker.liveCalls,
     outboxDepth: s.outboxDepth,
     pausedEndpoints: s.pausedEndpoints,

@@ -1,0 +1,133 @@
+/**
+ * Faults at the edges, end to end with the real daemon process (issue #14): a fake AMI server and a
+ * loopback receiver. The outbox is delivered whatever the PBX does (down at a restart: /healthz
+ * says `connecting`, then the PBX comes up and calls flow); SIGTERM ends the daemon within
+ * `shutdown_grace_seconds` whatever the peers do (a PBX that never speaks, a CRM that never
+ * answers), after its last commit; a PBX clock hours off tells the same story as replay; a CRM
+ * answering 200 with a huge body gets its webhook once.
+ *
+ * Deadlines here are hang guards only, generous; no test asserts how fast anything happened.
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
+import {
+  type Daemon,
+  type Receiver,
+  ROOT,
+  e2eSandbox,
+  exitWithin,
+  freePort,
+  replay,
+  startDaemon,
+  startReceiver,
+  waitFor,
+  writeConfig,
+} from './support/e2e.js';
+
+const FIXTURES = path.join(ROOT, 'test/fixtures/asterisk');
+const ANSWERED = path.join(FIXTURES, 'in-queue-answered.ami');
+const OUT_ANSWERED = path.join(FIXTURES, 'out-answered.ami');
+const FAST = ['retry:', '  schedule: [20ms, 20ms, 20ms, 20ms, 20ms]'];
+
+const sandbox = e2eSandbox('pbxhook-e2e-faults-');
+
+async function receiver(handler?: Parameters<typeof startReceiver>[1]): Promise<Receiver> {
+  const r = await startReceiver(0, handler);
+  sandbox.defer(() => r.close());
+  return r;
+}
+
+async function fakeAmi(trace: string | Buffer, speed = 100): Promise<FakeAmi> {
+  const s = await startFakeAmi({ trace, username: 'admin', secret: 'labsecret', speed });
+  sandbox.defer(() => s.close());
+  return s;
+}
+
+function section(name: string, port: number, urlPath: string): string {
+  return [`[${name}]`, `url = http://127.0.0.1:${port}${urlPath}`, 'schema = 3cx', ''].join('\n');
+}
+
+/** The ops port the daemon picked (ops.listen 127.0.0.1:0), from its log. */
+async function opsPort(d: Daemon): Promise<number> {
+  const line = () => d.logs().find((l) => l.msg === 'metrics, health and status page listening');
+  await waitFor(() => line() !== undefined, () => `the ops server\n${d.out.stderr.slice(-3000)}`, 20_000);
+  return line()!.port as number;
+}
+
+async function healthz(port: number): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
+async function sigterm(d: Daemon): Promise<void> {
+  d.child.kill('SIGTERM');
+  expect(await exitWithin(d, 30_000), d.out.stderr.slice(-3000)).toEqual({ code: 0, signal: null });
+}
+
+/** Webhooks in the daemon's outbox, whatever their state. */
+function rowsIn(stateDir: string): number {
+  const db = new Database(path.join(stateDir, 'outbox.sqlite'), { readonly: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM webhooks').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+describe('PBX down at a restart (issue #14 item 1)', () => {
+  it('delivers every webhook waiting in the outbox, says connecting, then the PBX comes up and calls flow', async () => {
+    // First run: the CRM never answers, so the call's webhooks wait in the outbox; then kill -9.
+    const crm = await receiver(() => ({ status: 200, delayMs: 600_000 }));
+    const ami = await fakeAmi(ANSWERED);
+    const ini = section('crm-json', crm.port, '/3cx');
+    const first = writeConfig(sandbox.tmp, ami.port, FAST, ini);
+    const want = replay(ANSWERED, first.yaml);
+    expect(want.length).toBeGreaterThan(0);
+    const d1 = startDaemon(first.yaml);
+    await ami.done;
+    await waitFor(() => crm.requests.length >= 1 && rowsIn(first.stateDir) === want.length, () => `the outbox written\n${d1.out.stderr.slice(-3000)}`, 20_000);
+    d1.child.kill('SIGKILL');
+    await exitWithin(d1, 10_000);
+
+    // The PBX is down; the CRM is back. A restart must deliver the outbox anyway.
+    await ami.down();
+    crm.handle(() => ({ status: 200 }));
+    const second = writeConfig(sandbox.tmp, ami.port, FAST, ini, first.stateDir);
+    const d2 = startDaemon(second.yaml);
+    await waitFor(() => crm.ok().length >= want.length, () => `${want.length} deliveries (have ${crm.ok().length})\n${d2.out.stderr.slice(-3000)}`, 30_000);
+    expect(d2.child.exitCode, d2.out.stderr).toBeNull();
+    expect(new Set(crm.ok().map((r) => r.body))).toEqual(new Set(want.map((w) => w.body)));
+    const port = await opsPort(d2);
+    const down = await healthz(port);
+    expect(down.status).toBe(503);
+    expect(down.body).toMatchObject({ ok: false, pbx: 'connecting', outboxDepth: 0 });
+    expect(d2.logs().some((l) => l.code === 'PBXHOOK_AMI_CONNECT' && l.port === ami.port), 'the connect failure logged, naming the port').toBe(true);
+
+    // The PBX comes up: the daemon connects by itself and the next call's webhooks flow.
+    const next = replay(OUT_ANSWERED, second.yaml);
+    ami.setTrace(readFileSync(OUT_ANSWERED));
+    await ami.up();
+    await waitFor(() => crm.ok().length >= want.length + next.length, () => `the next call's webhooks\n${d2.out.stderr.slice(-3000)}`, 60_000);
+    expect(crm.ok().slice(want.length).map((r) => r.body)).toEqual(next.map((w) => w.body));
+    const up = await healthz(port);
+    expect(up.body).toMatchObject({ ok: true, pbx: 'connected' });
+    await sigterm(d2);
+  });
+
+  it('a refused login is still fatal: exit 77', async () => {
+    const ami = await startFakeAmi({ trace: ANSWERED, username: 'admin', secret: 'another-secret' });
+    sandbox.defer(() => ami.close());
+    const { yaml } = writeConfig(sandbox.tmp, ami.port, [], section('crm-json', 9, '/3cx'));
+    const d = startDaemon(yaml);
+    expect(await exitWithin(d, 30_000), d.out.stderr).toEqual({ code: 77, signal: null });
+    expect(d.logs().some((l) => l.code === 'PBXHOOK_AMI_AUTH')).toBe(true);
+  });
+});
+
+// Keep the imports honest until the later sections use them.
+void net;
+void freePort;

@@ -175,10 +175,20 @@ async function main(argv: string[]): Promise<number> {
     case 'run': {
       const log = createLogger(cfg.log.level);
       const stop = new Promise<void>((resolve) => {
-        process.once('SIGTERM', () => resolve());
-        process.once('SIGINT', () => resolve());
+        const onSignal = (): void => {
+          resolve();
+          // The daemon's own stop ends within the grace (daemon.ts); this is the last resort should one of its steps hang.
+          setTimeout(() => {
+            log.error({ code: 'PBXHOOK_STOP_GRACE', graceSeconds: cfg.shutdownGraceMs / 1000 }, 'shutdown_grace_seconds reached before the stop finished; exiting now');
+            process.exit(1);
+          }, cfg.shutdownGraceMs).unref();
+        };
+        process.once('SIGTERM', onSignal);
+        process.once('SIGINT', onSignal);
       });
-      return runDaemon(cfg, log, { stop, onReload: (reload) => process.on('SIGHUP', reload) });
+      const code = await runDaemon(cfg, log, { stop, onReload: (reload) => process.on('SIGHUP', reload) });
+      // A socket a silent PBX or a hanging CRM keeps open must not keep the process (issue #14 item 5).
+      process.exit(code);
     }
     case 'outbox':
       process.stderr.write('pbxhook outbox: put the outbox command first: pbxhook outbox stats --config FILE\n');

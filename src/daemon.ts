@@ -113,14 +113,42 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     log.error({ code: refused.code, host: pbx.host, port: pbx.port, ...user }, refused.message);
     code = EX_NOPERM;
   }
-  clearInterval(ticker);
-  log.info({ liveCalls: pipeline.tracker.liveCalls }, 'stopping');
-  await ingest.close();
-  await ops?.server.close();
-  await outbox.close();
+  await stopWithin(cfg, log, () => {
+    clearInterval(ticker);
+    log.info({ liveCalls: pipeline.tracker.liveCalls }, 'stopping');
+    return { pbx: ingest.close(), ops: ops?.server.close(), outbox };
+  });
   const { stats } = outbox.worker;
   log.info({ ...stats, undelivered: stats.outboxDepth }, 'stopped'); // undelivered ones wait in the outbox for the next start
   return code;
+}
+
+/** Kept from the grace for the last outbox commit and closing the database after attempts are cut off. */
+const COMMIT_RESERVE_MS = 500;
+const STOP_MARGIN_MS = 250;
+
+/**
+ * The stop, within `shutdown_grace_seconds` whatever the peers do (issue #14 item 5). The PBX
+ * session stops handing on events at once and gets a moment to close (a PBX that keeps its side
+ * open without a word is not waited for); meanwhile attempts in flight get `delivery.stop_timeout`
+ * (cut to what the grace leaves), then the last commit writes everything read and every answer.
+ * Sockets still open after that go with the process (cli.ts exits once this returns).
+ */
+async function stopWithin(
+  cfg: Config,
+  log: Logger,
+  begin: () => { pbx: Promise<void>; ops: Promise<void> | undefined; outbox: Outbox },
+): Promise<void> {
+  // Ends a little before the grace, where cli.ts's last-resort exit waits.
+  const deadline = performance.now() + cfg.shutdownGraceMs - STOP_MARGIN_MS;
+  const { pbx, ops, outbox } = begin();
+  const attemptsMs = Math.max(0, Math.min(cfg.delivery.stopTimeoutMs, deadline - performance.now() - COMMIT_RESERVE_MS));
+  await outbox.close(attemptsMs);
+  let timer: NodeJS.Timeout | undefined;
+  const graceLeft = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), Math.max(0, deadline - performance.now()))));
+  const peers = await Promise.race([Promise.all([pbx, ops]).then(() => 'closed' as const), graceLeft]);
+  clearTimeout(timer);
+  if (peers === 'late') log.warn({ graceSeconds: cfg.shutdownGraceMs / 1000 }, 'stopping: the PBX or the ops server did not close in time; exiting anyway');
 }
 
 /** /metrics, /healthz and the status page; a busy port is logged, not fatal: webhooks matter more. */

@@ -13,14 +13,13 @@ import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
+import { splitTrace, startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
 import {
   type Daemon,
   type Receiver,
   ROOT,
   e2eSandbox,
   exitWithin,
-  freePort,
   replay,
   startDaemon,
   startReceiver,
@@ -128,6 +127,88 @@ describe('PBX down at a restart (issue #14 item 1)', () => {
   });
 });
 
-// Keep the imports honest until the later sections use them.
-void net;
-void freePort;
+/**
+ * A PBX that takes the connection and then stops talking, keeping its side open: after the login
+ * it streams `trace` (if any) and ignores everything after, Logoff included; with `login: false`
+ * it never even sends its banner.
+ */
+async function silentPbx(opts: { login: boolean; trace?: string }): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let connections = 0;
+  const server = net.createServer((sock) => {
+    connections++;
+    sockets.add(sock);
+    sock.on('error', () => {});
+    sock.on('close', () => sockets.delete(sock));
+    if (!opts.login) return;
+    sock.write('Asterisk Call Manager/11.0.0\r\n');
+    let loggedIn = false;
+    sock.on('data', (chunk: Buffer) => {
+      if (loggedIn || !/Action: *Login/i.test(chunk.toString('latin1'))) return;
+      loggedIn = true;
+      const id = /ActionID: *(\S+)/i.exec(chunk.toString('latin1'))?.[1];
+      sock.write(`Response: Success\r\n${id ? `ActionID: ${id}\r\n` : ''}Message: Authentication accepted\r\n\r\n`);
+      if (opts.trace) sock.write(Buffer.concat(splitTrace(readFileSync(opts.trace)).messages.map((m) => m.bytes)));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const s = {
+    port: (server.address() as net.AddressInfo).port,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const x of sockets) x.destroy();
+        server.close(() => r());
+      }),
+  };
+  sandbox.defer(() => s.close());
+  return s;
+}
+
+/** Every webhook row's state, from the daemon's own database. */
+function statesIn(stateDir: string): string[] {
+  const db = new Database(path.join(stateDir, 'outbox.sqlite'), { readonly: true });
+  try {
+    return (db.prepare('SELECT state FROM webhooks ORDER BY id').all() as Array<{ state: string }>).map((r) => r.state);
+  } finally {
+    db.close();
+  }
+}
+
+describe('SIGTERM whatever the peers do (issue #14 item 5)', () => {
+  const GRACE = ['shutdown_grace_seconds: 4', 'delivery:', '  stop_timeout: 1s'];
+
+  it('a PBX silent after its events and a CRM that never answers: exit 0 within the grace, after the last commit', async () => {
+    const crm = await receiver(() => ({ status: 200, delayMs: 600_000 }));
+    const pbx = await silentPbx({ login: true, trace: ANSWERED });
+    const ini = section('crm-json', crm.port, '/3cx');
+    const { yaml, stateDir } = writeConfig(sandbox.tmp, pbx.port, [...FAST, ...GRACE], ini);
+    const want = replay(ANSWERED, yaml);
+    const d = startDaemon(yaml);
+    await waitFor(() => crm.requests.length >= 1 && rowsIn(stateDir) === want.length, () => `the call in the outbox, an attempt in flight\n${d.out.stderr.slice(-3000)}`, 20_000);
+    await sigterm(d);
+    // The attempt cut off went back to pending in the last commit: nothing is left in flight.
+    expect(d.logs().find((l) => l.msg === 'stopped')).toMatchObject({ requeued: 1, undelivered: want.length });
+    expect(statesIn(stateDir)).toEqual(want.map(() => 'pending'));
+    expect(d.logs().some((l) => l.code === 'PBXHOOK_STOP_GRACE'), 'the stop ended by itself, not by the last-resort exit').toBe(false);
+  });
+
+  it('a PBX that never answers the login, while the outbox waits for a CRM that never answers: exit 0 within the grace', async () => {
+    const crm = await receiver(() => ({ status: 200, delayMs: 600_000 }));
+    const ami = await fakeAmi(ANSWERED);
+    const ini = section('crm-json', crm.port, '/3cx');
+    const first = writeConfig(sandbox.tmp, ami.port, [...FAST, ...GRACE], ini);
+    const want = replay(ANSWERED, first.yaml);
+    const d1 = startDaemon(first.yaml);
+    await waitFor(() => crm.requests.length >= 1 && rowsIn(first.stateDir) === want.length, () => `the outbox written\n${d1.out.stderr.slice(-3000)}`, 20_000);
+    d1.child.kill('SIGKILL');
+    await exitWithin(d1, 10_000);
+
+    const mute = await silentPbx({ login: false });
+    const d2 = startDaemon(writeConfig(sandbox.tmp, mute.port, [...FAST, ...GRACE], ini, first.stateDir).yaml);
+    await waitFor(() => mute.connections() >= 1 && crm.requests.length >= 2, () => `a login attempt and an attempt in flight\n${d2.out.stderr.slice(-3000)}`, 20_000);
+    await sigterm(d2);
+    expect(d2.logs().find((l) => l.msg === 'stopped')).toMatchObject({ requeued: 1, undelivered: want.length });
+    expect(statesIn(first.stateDir)).toEqual(want.map(() => 'pending'));
+  });
+});

@@ -202,6 +202,7 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
     delivery: deliveryOf(f),
     stateDir: path.resolve(path.dirname(yamlPath), f.state_dir),
     opsListen: f.ops.enabled ? f.ops.listen : undefined,
+    shutdownGraceMs: f.shutdown_grace_seconds * 1000,
     endpoints,
     directory: f.directory,
     environment: f.environment,

@@ -179,6 +179,8 @@ export interface Config {
   readonly stateDir: string;
   /** Where /metrics, /healthz and the status page listen (loopback); undefined = off. */
   readonly opsListen: string | undefined;
+  /** SIGTERM to exit at most, whatever the peers do; `delivery.stopTimeoutMs` is shorter (schema.ts). */
+  readonly shutdownGraceMs: number;
   readonly endpoints: readonly EndpointConfig[];
   /** Extension → person. */
   readonly directory: Readonly<Record<string, DirectoryEntry>>;

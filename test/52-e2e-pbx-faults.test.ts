@@ -8,7 +8,8 @@
  *
  * Deadlines here are hang guards only, generous; no test asserts how fast anything happened.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -67,15 +68,22 @@ async function sigterm(d: Daemon): Promise<void> {
   expect(await exitWithin(d, 30_000), d.out.stderr.slice(-3000)).toEqual({ code: 0, signal: null });
 }
 
-/** Webhooks in the daemon's outbox, whatever their state. */
-function rowsIn(stateDir: string): number {
-  const db = new Database(path.join(stateDir, 'outbox.sqlite'), { readonly: true });
+/** Every webhook row's state, from the daemon's own database (none until the daemon has made it). */
+function statesIn(stateDir: string): string[] {
+  const file = path.join(stateDir, 'outbox.sqlite');
+  if (!existsSync(file)) return [];
+  const db = new Database(file, { readonly: true });
   try {
-    return (db.prepare('SELECT count(*) AS n FROM webhooks').get() as { n: number }).n;
+    return (db.prepare('SELECT state FROM webhooks ORDER BY id').all() as Array<{ state: string }>).map((r) => r.state);
+  } catch {
+    return []; // created, its tables not yet
   } finally {
     db.close();
   }
 }
+
+/** Webhooks in the daemon's outbox, whatever their state. */
+const rowsIn = (stateDir: string): number => statesIn(stateDir).length;
 
 describe('PBX down at a restart (issue #14 item 1)', () => {
   it('delivers every webhook waiting in the outbox, says connecting, then the PBX comes up and calls flow', async () => {
@@ -165,15 +173,6 @@ async function silentPbx(opts: { login: boolean; trace?: string }): Promise<{ po
   return s;
 }
 
-/** Every webhook row's state, from the daemon's own database. */
-function statesIn(stateDir: string): string[] {
-  const db = new Database(path.join(stateDir, 'outbox.sqlite'), { readonly: true });
-  try {
-    return (db.prepare('SELECT state FROM webhooks ORDER BY id').all() as Array<{ state: string }>).map((r) => r.state);
-  } finally {
-    db.close();
-  }
-}
 
 describe('SIGTERM whatever the peers do (issue #14 item 5)', () => {
   const GRACE = ['shutdown_grace_seconds: 4', 'delivery:', '  stop_timeout: 1s'];
@@ -210,5 +209,52 @@ describe('SIGTERM whatever the peers do (issue #14 item 5)', () => {
     await sigterm(d2);
     expect(d2.logs().find((l) => l.msg === 'stopped')).toMatchObject({ requeued: 1, undelivered: want.length });
     expect(statesIn(first.stateDir)).toEqual(want.map(() => 'pending'));
+  });
+});
+
+describe('a CRM answering 200 with a huge body (issue #14 item 7)', () => {
+  it('gets each webhook once: a success, never retried as a network error', async () => {
+    const TOTAL = 200 * 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const seen: string[] = [];
+    const sent: number[] = [];
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        seen.push(String(req.headers['webhook-id']));
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(TOTAL) });
+        res.on('error', () => {});
+        let written = 0;
+        res.once('close', () => sent.push(written));
+        const pump = (): void => {
+          while (written < TOTAL && !res.destroyed) {
+            written += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+          if (written >= TOTAL) res.end();
+        };
+        pump();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    sandbox.defer(
+      () =>
+        new Promise<void>((r) => {
+          server.closeAllConnections();
+          server.close(() => r());
+        }),
+    );
+    const ami = await fakeAmi(ANSWERED);
+    const { yaml, stateDir } = writeConfig(sandbox.tmp, ami.port, FAST, section('crm-json', (server.address() as net.AddressInfo).port, '/3cx'));
+    const want = replay(ANSWERED, yaml);
+    const d = startDaemon(yaml);
+    await waitFor(() => statesIn(stateDir).filter((x) => x === 'delivered').length === want.length && statesIn(stateDir).length === want.length, () => `every webhook delivered\n${d.out.stderr.slice(-3000)}`, 60_000);
+    await sigterm(d);
+    expect(seen).toHaveLength(want.length);
+    expect(new Set(seen).size, 'no webhook-id twice').toBe(want.length);
+    await waitFor(() => sent.length === want.length, () => 'every answer closed', 10_000);
+    for (const n of sent) expect(n, 'the daemon read the start of the answer and closed the connection').toBeLessThan(TOTAL);
+    expect(d.logs().filter((l) => l.msg === 'webhook attempt failed')).toEqual([]);
+    expect(d.logs().find((l) => l.msg === 'stopped')).toMatchObject({ delivered: want.length, retried: 0 });
   });
 });

@@ -27,7 +27,9 @@ export const EX_CANTCREAT = 73;
 /** sysexits: another pbxhook sends from this state_dir; once it stops, a restart succeeds. */
 export const EX_TEMPFAIL = 75;
 
+/** Idle calls are looked for this often, and at least 8 times per calls.idle_timeout_seconds (1 s at most that often). */
 const TICK_MS = 30_000;
+const tickMsFor = (idleTimeoutSeconds: number): number => Math.min(TICK_MS, Math.max(1_000, (idleTimeoutSeconds * 1000) / 8));
 
 export interface DaemonOptions {
   /** Resolves when the daemon should stop (SIGTERM in production, a test's signal otherwise). */
@@ -95,7 +97,8 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   const endpoints = cfg.endpoints.filter((e) => e.enabled).map((e) => e.name);
   const connected = pbx.type === 'asterisk' ? 'connected to Asterisk AMI' : 'connected to FreeSWITCH ESL';
   void ingest.ready.then(() => log.info({ host: pbx.host, port: pbx.port, endpoints }, connected));
-  const ticker = setInterval(() => dispatch(pipeline.tick(Date.now())), TICK_MS);
+  // Idle timeouts on the PBX's clock, never the host's: the two may be hours apart (issue #14 item 6).
+  const ticker = setInterval(() => dispatch(pipeline.tick(pipeline.pbxNow())), tickMsFor(cfg.calls.idleTimeoutSeconds));
 
   const parts: DaemonParts = {
     cfg, pipeline, outbox, pbxConnected: () => ingest.connected, pbxState: () => ingest.state, frameErrors: () => frameErrors, attempts,

@@ -8,7 +8,7 @@
  *
  * Deadlines here are hang guards only, generous; no test asserts how fast anything happened.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -256,5 +256,42 @@ describe('a CRM answering 200 with a huge body (issue #14 item 7)', () => {
     for (const n of sent) expect(n, 'the daemon read the start of the answer and closed the connection').toBeLessThan(TOTAL);
     expect(d.logs().filter((l) => l.msg === 'webhook attempt failed')).toEqual([]);
     expect(d.logs().find((l) => l.msg === 'stopped')).toMatchObject({ delivered: want.length, retried: 0 });
+  });
+});
+
+/** A trace's bytes with every `Timestamp:` moved so that it starts `offsetMs` from now: a PBX clock that far off. */
+function retimed(trace: string, offsetMs: number): Buffer {
+  const text = readFileSync(trace, 'latin1');
+  const first = Number(/Timestamp: *([0-9.]+)/.exec(text)![1]);
+  const shift = (Date.now() + offsetMs) / 1000 - first;
+  return Buffer.from(text.replace(/(Timestamp: *)([0-9.]+)/g, (_m, k: string, ts: string) => `${k}${(Number(ts) + shift).toFixed(6)}`), 'latin1');
+}
+
+describe('a PBX clock hours off the host (issue #14 item 6)', () => {
+  it('6 h behind and 6 h ahead: the same webhooks as replay, with idle timeouts checked every 2 s meanwhile', async () => {
+    const SIX_HOURS = 6 * 3_600_000;
+    // Idle calls looked for every 2 s (idle_timeout / 8) while the calls play in real time.
+    const extra = [...FAST, 'calls:', '  idle_timeout_seconds: 16'];
+    const run = async (name: string, trace: string, offsetMs: number) => {
+      const bytes = retimed(trace, offsetMs);
+      const file = path.join(sandbox.tmp, `${name}-${path.basename(trace)}`);
+      writeFileSync(file, bytes);
+      const crm = await receiver();
+      const ami = await fakeAmi(bytes, 1);
+      const { yaml } = writeConfig(sandbox.tmp, ami.port, extra, section('crm-json', crm.port, '/3cx'));
+      const want = replay(file, yaml);
+      expect(want.length, name).toBeGreaterThan(0);
+      const d = startDaemon(yaml);
+      await ami.done;
+      await waitFor(() => crm.ok().length >= want.length, () => `${name}: ${want.length} webhooks (have ${crm.ok().length})\n${d.out.stderr.slice(-3000)}`, 60_000);
+      await sigterm(d);
+      expect(crm.ok().map((r) => r.body), name).toEqual(want.map((w) => w.body));
+      for (const r of crm.ok()) {
+        const b = JSON.parse(r.body) as Record<string, string>;
+        expect(b['Callerid'], `${name}: ${r.body}`).not.toBe('');
+        expect(b['User'], `${name}: ${r.body}`).not.toBe('');
+      }
+    };
+    await Promise.all([run('behind', ANSWERED, -SIX_HOURS), run('ahead', OUT_ANSWERED, SIX_HOURS)]);
   });
 });

@@ -22,7 +22,7 @@ const SIX_HOURS = 6 * 3_600_000;
 const cfg = loadConfig(LAB_CONFIG);
 const IDLE_MS = cfg.calls.idleTimeoutSeconds * 1000;
 
-/** The host's clocks, moved by the test: its wall clock `skew` away from the PBX's. */
+/** The host's clocks, moved by the test: its wall clock `skewMs` behind the PBX's (ahead when negative). */
 function host(skewMs: number) {
   const h = { mono: 5_000, wall: 0 };
   return {
@@ -34,7 +34,7 @@ function host(skewMs: number) {
       h.mono += ms;
       h.wall += ms;
     },
-    /** The PBX's time `pbxAt` is the host's wall time plus `skewMs`… minus any skew: the host is `-skewMs` off. */
+    /** The host's wall clock set to read `skewMs` less than the PBX's time `pbxAt` (the PBX `skewMs` ahead). */
     setWallFromPbx(pbxAt: number) {
       h.wall = pbxAt - skewMs;
     },

@@ -112,6 +112,8 @@ describe('PBX down at a restart (issue #14 item 1)', () => {
     const down = await healthz(port);
     expect(down.status).toBe(503);
     expect(down.body).toMatchObject({ ok: false, pbx: 'connecting', outboxDepth: 0 });
+    const status = (await (await fetch(`http://127.0.0.1:${port}/status.json`)).json()) as { pbx: Record<string, unknown> };
+    expect(status.pbx).toMatchObject({ connected: false, state: 'connecting' });
     expect(d2.logs().some((l) => l.code === 'PBXHOOK_AMI_CONNECT' && l.port === ami.port), 'the connect failure logged, naming the port').toBe(true);
 
     // The PBX comes up: the daemon connects by itself and the next call's webhooks flow.

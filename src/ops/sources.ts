@@ -76,7 +76,7 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
   });
   return {
     now,
-    pbx: { type: pbx.type, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected() },
+    pbx: { type: pbx.type, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
     calls,
     outbox: Object.fromEntries([...d.outbox.store.stateCounts()].filter(([, n]) => n > 0)),
     webhooks: d.outbox.store.list({}, LIMIT).map(row),

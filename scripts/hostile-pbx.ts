@@ -74,26 +74,26 @@ async function runCase(name: string): Promise<Outcome> {
   let stop: () => Promise<void>;
   if (c.pbx === 'ami') {
     const server = await startFakeAmi({ trace: Buffer.from('Asterisk Call Manager/11.0.0\r\n'), username: 'u', secret: 's' });
-    const res = await startAmiIngest(
+    const res = startAmiIngest(
       { type: 'asterisk', host: '127.0.0.1', port: server.port, username: 'u', secret: 's' },
       (f) => void (f.fields['uniqueid'] === '1800000000.1' && (seen = true)),
       quiet,
     );
-    if (!res.ok) throw new Error(res.message);
-    connected = () => res.ingest.connected;
-    close = () => res.ingest.close();
+    await res.ready;
+    connected = () => res.connected;
+    close = () => res.close();
     send = (b) => server.send(b);
     stop = () => server.close();
   } else {
     const server = await startFakeEsl({ trace: Buffer.alloc(0), password: 'p' });
-    const res = await startEslIngest(
+    const res = startEslIngest(
       { type: 'freeswitch', host: '127.0.0.1', port: server.port, password: 'p' },
       (f) => void (f.body.includes('real-call-1') && (seen = true)),
       quiet,
     );
-    if (!res.ok) throw new Error(res.message);
-    connected = () => res.ingest.connected;
-    close = () => res.ingest.close();
+    await res.ready;
+    connected = () => res.connected;
+    close = () => res.close();
     send = (b) => server.send(b);
     stop = () => server.close();
   }

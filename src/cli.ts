@@ -33,8 +33,9 @@ Usage:
           --config FILE | --state-dir DIR  (pbxhook outbox --help for the details)
   pbxhook --version | --help              (pbxhook COMMAND --help: that command's options)
 
-Exit codes: 0 ok, 64 usage, 66 trace, outbox, endpoint or webhook not found, 69 PBX unreachable,
-73 outbox cannot be opened, 75 another pbxhook sends from this state_dir, 77 PBX login refused, 78 bad config.`;
+Exit codes: 0 ok, 64 usage, 66 trace, outbox, endpoint or webhook not found, 69 PBX unreachable (record; run keeps
+retrying), 73 outbox cannot be opened, 75 another pbxhook sends from this state_dir, 77 PBX login
+refused, 78 bad config.`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -213,10 +214,20 @@ async function runCommand(command: string, argv: string[]): Promise<number> {
       const cfg = loadConfig(values.config);
       const log = createLogger(cfg.log.level);
       const stop = new Promise<void>((resolve) => {
-        process.once('SIGTERM', () => resolve());
-        process.once('SIGINT', () => resolve());
+        const onSignal = (): void => {
+          resolve();
+          // The daemon's own stop ends within the grace (daemon.ts); this is the last resort should one of its steps hang.
+          setTimeout(() => {
+            log.error({ code: 'PBXHOOK_STOP_GRACE', graceSeconds: cfg.shutdownGraceMs / 1000 }, 'shutdown_grace_seconds reached before the stop finished; exiting now');
+            process.exit(1);
+          }, cfg.shutdownGraceMs).unref();
+        };
+        process.once('SIGTERM', onSignal);
+        process.once('SIGINT', onSignal);
       });
-      return runDaemon(cfg, log, { stop, onReload: (reload) => process.on('SIGHUP', reload) });
+      const code = await runDaemon(cfg, log, { stop, onReload: (reload) => process.on('SIGHUP', reload) });
+      // A socket a silent PBX or a hanging CRM keeps open must not keep the process (issue #14 item 5).
+      process.exit(code);
     }
   }
 }

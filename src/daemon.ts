@@ -20,15 +20,16 @@ function acceptAmi(event: string, detail: string | undefined): boolean {
   return wantsAmiEventNamed(event, detail) || event === 'CoreShowChannel' || event === 'CoreShowChannelsComplete';
 }
 
-/** sysexits: the PBX could not be reached / refused our credentials. */
-export const EX_UNAVAILABLE = 69;
+/** sysexits: the PBX refused our credentials. (An unreachable PBX is retried, never an exit: issue #14 item 1.) */
 export const EX_NOPERM = 77;
 /** sysexits: the outbox database could not be created or opened. */
 export const EX_CANTCREAT = 73;
 /** sysexits: another pbxhook sends from this state_dir; once it stops, a restart succeeds. */
 export const EX_TEMPFAIL = 75;
 
+/** Idle calls are looked for this often, and at least 8 times per calls.idle_timeout_seconds (1 s at most that often). */
 const TICK_MS = 30_000;
+const tickMsFor = (idleTimeoutSeconds: number): number => Math.min(TICK_MS, Math.max(1_000, (idleTimeoutSeconds * 1000) / 8));
 
 export interface DaemonOptions {
   /** Resolves when the daemon should stop (SIGTERM in production, a test's signal otherwise). */
@@ -39,9 +40,10 @@ export interface DaemonOptions {
 
 /**
  * `pbxhook run`: live PBX feed → pipeline → durable outbox → delivery (src/deliver/outbox-*.ts).
- * Returns the exit code. A failed first login ends the run with a clear error; a connection lost
- * later is retried (src/ingest.ts). Webhooks are on disk before any attempt, so a stop or a crash
- * loses none: the next start resumes them.
+ * Returns the exit code. The outbox delivers from the start, whatever the PBX does: an unreachable
+ * PBX, at start-up or later, is retried in the background (src/ingest.ts); only a login refused
+ * before any session ends the run (77). Webhooks are on disk before any attempt, so a stop or a
+ * crash loses none: the next start resumes them.
  */
 export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): Promise<number> {
   const pbx = cfg.pbx;
@@ -90,36 +92,70 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     amiSync.onFrame(f);
   };
 
-  const started =
+  // Connecting runs in the background from the first attempt: the outbox delivers meanwhile.
+  const ingest =
     pbx.type === 'asterisk'
-      ? await startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s), acceptAmi, onSkip)
-      : await startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log), onSkip);
-  if (!started.ok) {
-    const user = pbx.type === 'asterisk' ? { username: pbx.username } : {};
-    log.error({ code: started.code, host: pbx.host, port: pbx.port, ...user }, started.message);
-    await outbox.close();
-    return started.code === 'PBXHOOK_AMI_AUTH' || started.code === 'PBXHOOK_ESL_AUTH' ? EX_NOPERM : EX_UNAVAILABLE;
-  }
-  const ingest = started.ingest;
+      ? startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s), acceptAmi, onSkip)
+      : startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log), onSkip);
+  const endpoints = cfg.endpoints.filter((e) => e.enabled).map((e) => e.name);
   const connected = pbx.type === 'asterisk' ? 'connected to Asterisk AMI' : 'connected to FreeSWITCH ESL';
-  log.info({ host: pbx.host, port: pbx.port, endpoints: cfg.endpoints.filter((e) => e.enabled).map((e) => e.name) }, connected);
-  const ticker = setInterval(() => dispatch(pipeline.tick(Date.now())), TICK_MS);
+  void ingest.ready.then(() => log.info({ host: pbx.host, port: pbx.port, endpoints }, connected));
+  // Idle timeouts on the PBX's clock, never the host's: the two may be hours apart (issue #14 item 6).
+  const ticker = setInterval(() => dispatch(pipeline.tick(pipeline.pbxNow())), tickMsFor(cfg.calls.idleTimeoutSeconds));
 
-  const parts: DaemonParts = { cfg, pipeline, outbox, pbxConnected: () => ingest.connected, frameErrors: () => frameErrors, inputSkipped: () => inputSkipped, attempts };
+  const parts: DaemonParts = {
+    cfg, pipeline, outbox, pbxConnected: () => ingest.connected, pbxState: () => ingest.state, frameErrors: () => frameErrors,
+    inputSkipped: () => inputSkipped, attempts,
+  };
   const ops = await startOps(cfg, parts, log);
   if (ops) observe = ops.observe;
 
   opts.onReload?.(() => reload(cfg.file, pipeline, outbox, log));
 
-  await opts.stop;
-  clearInterval(ticker);
-  log.info({ liveCalls: pipeline.tracker.liveCalls }, 'stopping');
-  await ingest.close();
-  await ops?.server.close();
-  await outbox.close();
+  // Only a refused login ends the run by itself: retrying the same credentials cannot help.
+  const refused = await Promise.race([opts.stop.then(() => undefined), ingest.refused]);
+  let code = 0;
+  if (refused) {
+    const user = pbx.type === 'asterisk' ? { username: pbx.username } : {};
+    log.error({ code: refused.code, host: pbx.host, port: pbx.port, ...user }, refused.message);
+    code = EX_NOPERM;
+  }
+  await stopWithin(cfg, log, () => {
+    clearInterval(ticker);
+    log.info({ liveCalls: pipeline.tracker.liveCalls }, 'stopping');
+    return { pbx: ingest.close(), ops: ops?.server.close(), outbox };
+  });
   const { stats } = outbox.worker;
   log.info({ ...stats, undelivered: stats.outboxDepth }, 'stopped'); // undelivered ones wait in the outbox for the next start
-  return 0;
+  return code;
+}
+
+/** Kept from the grace for the last outbox commit and closing the database after attempts are cut off. */
+const COMMIT_RESERVE_MS = 500;
+const STOP_MARGIN_MS = 250;
+
+/**
+ * The stop, within `shutdown_grace_seconds` whatever the peers do (issue #14 item 5). The PBX
+ * session stops handing on events at once and gets a moment to close (a PBX that keeps its side
+ * open without a word is not waited for); meanwhile attempts in flight get `delivery.stop_timeout`
+ * (cut to what the grace leaves), then the last commit writes everything read and every answer.
+ * Sockets still open after that go with the process (cli.ts exits once this returns).
+ */
+async function stopWithin(
+  cfg: Config,
+  log: Logger,
+  begin: () => { pbx: Promise<void>; ops: Promise<void> | undefined; outbox: Outbox },
+): Promise<void> {
+  // Ends a little before the grace, where cli.ts's last-resort exit waits.
+  const deadline = performance.now() + cfg.shutdownGraceMs - STOP_MARGIN_MS;
+  const { pbx, ops, outbox } = begin();
+  const attemptsMs = Math.max(0, Math.min(cfg.delivery.stopTimeoutMs, deadline - performance.now() - COMMIT_RESERVE_MS));
+  await outbox.close(attemptsMs);
+  let timer: NodeJS.Timeout | undefined;
+  const graceLeft = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), Math.max(0, deadline - performance.now()))));
+  const peers = await Promise.race([Promise.all([pbx, ops]).then(() => 'closed' as const), graceLeft]);
+  clearTimeout(timer);
+  if (peers === 'late') log.warn({ graceSeconds: cfg.shutdownGraceMs / 1000 }, 'stopping: the PBX or the ops server did not close in time; exiting anyway');
 }
 
 /** /metrics, /healthz and the status page; a busy port is logged, not fatal: webhooks matter more. */

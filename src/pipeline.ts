@@ -5,6 +5,7 @@ import type { EslFrame } from './esl/frame.js';
 import { EslNormaliser } from './esl/normalise.js';
 import type { PbxEvent } from './core/events.js';
 import type { LifecycleEvent } from './core/lifecycle.js';
+import { PbxClock } from './core/clock.js';
 import { RoleBook } from './core/roles.js';
 import { Tracker } from './core/tracker.js';
 import type { RenderContext } from './emit/context.js';
@@ -30,11 +31,22 @@ export class Pipeline {
   onLifecycleEvent: ((e: LifecycleEvent) => void) | undefined;
   /** Channels created since a resync asked the PBX for its channel list, which may predate them. */
   private createdDuringResync: Set<string> | undefined;
+  /** The PBX's time as its events tell it: the live daemon's one clock (issue #14 item 6). */
+  readonly clock = new PbxClock();
 
-  constructor(cfg: PipelineConfig, now: () => number = Date.now) {
+  /**
+   * `wallClock` and `monotonic` are the host's clocks, read only to carry the PBX's time on between
+   * its events (`pbxNow`); an event without a time of its own gets that time too.
+   */
+  constructor(
+    cfg: PipelineConfig,
+    private readonly wallClock: () => number = Date.now,
+    private readonly monotonic: () => number = () => performance.now(),
+  ) {
     this.roles = new RoleBook(cfg.roles);
-    this.ami = new AmiNormaliser(this.roles, now);
-    this.esl = new EslNormaliser(this.roles, now);
+    const pbxNow = (): number => this.pbxNow();
+    this.ami = new AmiNormaliser(this.roles, pbxNow);
+    this.esl = new EslNormaliser(this.roles, pbxNow);
     this.tracker = new Tracker(cfg.calls.idleTimeoutSeconds * 1000);
     this.setEndpoints(cfg.endpoints, cfg);
   }
@@ -72,6 +84,7 @@ export class Pipeline {
 
   pbxEvent(ev: PbxEvent): WebhookRequest[] {
     this.eventsByType.set(ev.type, (this.eventsByType.get(ev.type) ?? 0) + 1);
+    this.clock.observe(ev.at, this.monotonic());
     if (ev.type === 'channel.created') this.createdDuringResync?.add(ev.channel);
     else if (ev.type === 'channels.snapshot') ev = this.completeResync(ev);
     return this.render(this.tracker.handle(ev));
@@ -95,7 +108,15 @@ export class Pipeline {
     return { ...ev, channels: [...alive] };
   }
 
-  /** Closes idle calls; call it on a timer (live) or from event time (replay). */
+  /**
+   * The PBX's time now: its latest event's time, carried on by the host's monotonic clock; the
+   * host's wall clock until the first event. The live daemon ticks and resyncs on it.
+   */
+  pbxNow(): number {
+    return this.clock.now(this.monotonic(), this.wallClock());
+  }
+
+  /** Closes idle calls; call it on a timer with `pbxNow()` (live) or from event time (replay): one clock either way. */
   tick(now: number): WebhookRequest[] {
     return this.render(this.tracker.tick(now));
   }

@@ -47,7 +47,8 @@ class Resync {
     const t = this.pipeline.tracker;
     const before = t.stats.callsResynced;
     try {
-      this.dispatch(this.pipeline.pbxEvent({ type: 'channels.snapshot', at: Date.now(), channels: result.channels }));
+      // Calls closed now end at the PBX's time, as their other events are timed (issue #14 item 6).
+      this.dispatch(this.pipeline.pbxEvent({ type: 'channels.snapshot', at: this.pipeline.pbxNow(), channels: result.channels }));
     } catch (err) {
       this.log.error({ err }, 'resync failed');
       return;

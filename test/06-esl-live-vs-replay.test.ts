@@ -178,9 +178,8 @@ describe('ingest', () => {
     const server = await serve(Buffer.from(SESSION + plain('Event-Name: HEARTBEAT\nEvent-Date-Timestamp: 1795400000000000\n\n')));
     const frames: EslFrame[] = [];
     const log = pino({ level: 'silent' });
-    const started = await startEslIngest({ type: 'freeswitch', host: '127.0.0.1', port: server.port, password: PASSWORD }, (f) => void frames.push(f), log);
-    if (!started.ok) throw new Error(started.message);
-    cleanup.unshift(() => started.ingest.close());
+    const ingest = startEslIngest({ type: 'freeswitch', host: '127.0.0.1', port: server.port, password: PASSWORD }, (f) => void frames.push(f), log);
+    cleanup.unshift(() => ingest.close());
     await waitFor(() => frames.length === 1, 'the first heartbeat');
     server.dropClients();
     await waitFor(() => server.commands.filter((c) => c.startsWith('event plain')).length === 2, 're-subscription', 10_000);

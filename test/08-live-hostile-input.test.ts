@@ -127,16 +127,16 @@ describe('AMI: hostile input through the fake server', () => {
   it('the ingest keeps the connection: status connected throughout', async () => {
     const server = await amiServer();
     const frames: AmiFrame[] = [];
-    const started = await startAmiIngest(
+    const ingest = startAmiIngest(
       { type: 'asterisk', host: '127.0.0.1', port: server.port, username: USER, secret: SECRET },
       (f) => void frames.push(f),
       pino({ level: 'silent' }),
     );
-    if (!started.ok) throw new Error(started.message);
-    cleanup.unshift(() => started.ingest.close());
+    cleanup.unshift(() => ingest.close());
+    await ingest.ready;
     server.send('Response: Success\r\nActionID: error\r\n\r\n' + 'x\r\n'.repeat(MB) + '\r\n' + AMI_REAL);
     await waitFor(realAmiArrived(frames), () => 'the real event');
-    expect(started.ingest.connected).toBe(true);
+    expect(ingest.connected).toBe(true);
   });
 });
 
@@ -247,18 +247,18 @@ describe('ESL: hostile input through the fake server', () => {
   it('…and the ingest reconnects, subscribes again and gets the next real event', async () => {
     const server = await eslServer();
     const frames: EslFrame[] = [];
-    const started = await startEslIngest(
+    const ingest = startEslIngest(
       { type: 'freeswitch', host: '127.0.0.1', port: server.port, password: PASSWORD },
       (f) => void frames.push(f),
       pino({ level: 'silent' }),
     );
-    if (!started.ok) throw new Error(started.message);
-    cleanup.unshift(() => started.ingest.close());
+    cleanup.unshift(() => ingest.close());
+    await ingest.ready;
     server.setTrace(Buffer.from(ESL_REAL)); // what the next subscriber is streamed
     server.send('Content-Type: text/event-plain\nContent-Length: 2000000000\n\n' + plain('Event-Name: HEARTBEAT\n\n'));
     await waitFor(realEslArrived(frames), () => 'the real event after reconnecting', 15_000);
     expect(frames.map((f) => f.body.includes('HEARTBEAT'))).toEqual([false]);
-    expect(started.ingest.connected).toBe(true);
+    expect(ingest.connected).toBe(true);
   });
 
   it('an api answer larger than max_frame_bytes is still read (the resync\'s channel list)', async () => {

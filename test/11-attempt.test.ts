@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createHttpClient, type AttemptResult, type HttpClient } from '../src/deliver/attempt.js';
+import { ANSWER_KEEP_BYTES, createHttpClient, type AttemptResult, type HttpClient } from '../src/deliver/attempt.js';
 import { parseRetryAfter } from '../src/deliver/backoff.js';
 import type { WebhookRequest } from '../src/emit/request.js';
 
@@ -178,6 +178,62 @@ describe('one delivery attempt', () => {
     const r = failure(await client().attempt(request()));
     expect(r.body).toBe('bad auth: Bearer ***');
     expect(JSON.stringify(r)).not.toContain(TOKEN);
+  });
+});
+
+/**
+ * Streams `total` bytes of `fill` as an answer body, respecting backpressure; counts what the
+ * socket took before the client went away.
+ */
+function streamAnswer(res: http.ServerResponse, status: number, total: number, fill = 'x'): { written: () => number } {
+  const chunk = Buffer.alloc(64 * 1024, fill);
+  let written = 0;
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(total) });
+  const pump = (): void => {
+    while (written < total && !res.destroyed) {
+      const n = Math.min(chunk.length, total - written);
+      written += n;
+      if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', pump);
+    }
+    if (written >= total) res.end();
+  };
+  res.on('error', () => {});
+  pump();
+  return { written: () => written };
+}
+
+describe('the answer body (issue #14 item 7)', () => {
+  const TOTAL = 50 * 1024 * 1024;
+
+  it('a 200 with a huge body is a success, read only up to ANSWER_KEEP_BYTES: the rest is never sent for', async () => {
+    let sent: { written: () => number } | undefined;
+    let closed!: () => void;
+    const gone = new Promise<void>((r) => (closed = r));
+    crm.handle((_req, res) => {
+      sent = streamAnswer(res, 200, TOTAL);
+      res.once('close', () => closed());
+    });
+    const r = await client(10_000).attempt(request());
+    expect(r).toMatchObject({ ok: true, status: 200 });
+    await gone;
+    expect(sent!.written(), 'the client closed the connection instead of reading the rest').toBeLessThan(TOTAL);
+    expect(ANSWER_KEEP_BYTES).toBe(64 * 1024);
+  });
+
+  it('an error answer with a huge body: its status decides, the log keeps the start of it', async () => {
+    crm.handle((_req, res) => void streamAnswer(res, 503, TOTAL, 'e'));
+    const r = failure(await client(10_000).attempt(request()));
+    expect(r.error).toMatchObject({ code: 'PBXHOOK_HTTP_STATUS', status: 503, retryable: true });
+    expect(r.body).toBe('e'.repeat(200));
+  });
+
+  // The deadline and the shutdown signal abort the same controller: a shutdown mid-body is the same case.
+  it('a 200 whose body never ends is still a success, once the deadline cuts it', async () => {
+    crm.handle((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('still talking');
+    });
+    expect(await client(300).attempt(request())).toMatchObject({ ok: true, status: 200 });
   });
 });
 

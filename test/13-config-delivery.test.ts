@@ -51,7 +51,7 @@ describe('defaults', () => {
     expect(cfg.stateDir).toBe('/var/lib/pbxhook');
     expect(cfg.delivery).toEqual({
       schedule: DEFAULT_SCHEDULE_MS, jitter: 0.2, retryAfterMaxMs: 3_600_000, connectTimeoutMs: 5_000, timeoutMs: 10_000,
-      concurrency: 8, pauseAfterMs: 600_000, probeEveryMs: 60_000, stopTimeoutMs: 10_000, maxRows: 100_000,
+      concurrency: 8, pauseAfterMs: 600_000, probeEveryMs: 60_000, stopTimeoutMs: 5_000, maxRows: 100_000,
       maxAgeMs: 3 * 86_400_000, keepDeliveredMs: 86_400_000, keepDeadMs: 30 * 86_400_000,
     });
     const total = DEFAULT_SCHEDULE_MS.reduce((a, b) => a + b, 0);
@@ -106,6 +106,21 @@ delivery:
   it('PBXHOOK_SIGNING_SECRET_<ENDPOINT> overrides the ini', () => {
     const next = 'whsec_dGhpcy1pcy1hLW5ldy0zMi1ieXRlLXNlY3JldCE=';
     expect(parse('', INI, { PBXHOOK_SIGNING_SECRET_CRM: next }).endpoints[0]!.signingSecrets).toEqual([next]);
+  });
+});
+
+describe('shutdown_grace_seconds (issue #14 item 5)', () => {
+  it('bounds the whole stop, 10 s by default; stop_timeout is the part attempts in flight may use', () => {
+    expect(parse('').shutdownGraceMs).toBe(10_000);
+    expect(parse('shutdown_grace_seconds: 30\ndelivery:\n  stop_timeout: 20s\n')).toMatchObject({ shutdownGraceMs: 30_000, delivery: { stopTimeoutMs: 20_000 } });
+    expect(explainConfig(parse(''))).toContain('on SIGTERM: attempts in flight get 5s; exited within 10s, after the last commit');
+  });
+
+  it('a stop_timeout that the grace cannot hold is a problem, naming both keys', () => {
+    expect(problems('delivery:\n  stop_timeout: 10s\n')).toEqual([
+      'config/pbxhook.yaml: delivery.stop_timeout: must be shorter than shutdown_grace_seconds (10 s), which bounds the whole stop',
+    ]);
+    expect(problems('shutdown_grace_seconds: 0\n')).toEqual(['config/pbxhook.yaml: shutdown_grace_seconds: expected a whole number from 1 to 3600, got 0']);
   });
 });
 

@@ -3,8 +3,8 @@
  * → `node dist/cli.js run` → a real HTTP receiver on loopback. What the receiver gets must be,
  * per endpoint and in order, exactly what `pbxhook replay` prints for the same trace and config:
  * the live path and the replay path agree byte for byte. Also proven here: graceful SIGTERM
- * (exit 0), secrets never in the logs, the start-up exit codes (77 login refused, 69 PBX
- * unreachable) and delivery through retryable 500s.
+ * (exit 0), secrets never in the logs, a refused login (exit 77), an unreachable PBX (retried, no
+ * exit) and delivery through retryable 500s.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -361,14 +361,17 @@ describe('pbxhook run: start-up failures', () => {
     expect(crm.requests).toHaveLength(0);
   });
 
-  it('a closed AMI port exits 69, naming host:port', async () => {
+  // An unreachable PBX is no reason to stop: the outbox must still be delivered (issue #14 item 1).
+  it('a closed AMI port keeps the daemon running, retrying in the background, naming host:port; SIGTERM exits 0', async () => {
     const port = await freePort();
     const yaml = writeConfig({ amiPort: port, receiverPort: 9 });
     const daemon = startDaemon(yaml);
-    const exit = await exitWithin(daemon, 15_000, 'closed AMI port');
-    expect(exit, `stderr:\n${daemon.out.stderr}`).toEqual({ code: 69, signal: null });
-    expect(daemon.out.stderr, 'a log line naming host:port').toContain(`127.0.0.1:${port}`);
-    logRecords(daemon.out.stderr);
+    await waitFor(() => /PBXHOOK_AMI_CONNECT/.test(daemon.out.stderr), () => `the connect failure logged\n${daemon.out.stderr}`, 15_000);
+    expect(daemon.child.exitCode, `stderr:\n${daemon.out.stderr}`).toBeNull();
+    const failure = logRecords(daemon.out.stderr).find((l) => l.code === 'PBXHOOK_AMI_CONNECT');
+    expect(failure, 'a log line naming host:port').toMatchObject({ host: '127.0.0.1', port });
+    daemon.child.kill('SIGTERM');
+    expect(await exitWithin(daemon, 15_000, 'after SIGTERM'), `stderr:\n${daemon.out.stderr}`).toEqual({ code: 0, signal: null });
     expectNoSecrets(daemon, [AMI_SECRET, TOKEN]);
   });
 });

@@ -3,7 +3,7 @@
  * fake event socket → `node dist/cli.js run` with pbx.type freeswitch → a real HTTP receiver on
  * loopback. What the receiver gets must be, per endpoint and in order, byte for byte what
  * `pbxhook replay` prints for the same trace and config. Also: graceful SIGTERM, the password never
- * in the logs, and the start-up exit codes (77 auth refused, 69 unreachable).
+ * in the logs, a refused auth (exit 77) and an unreachable PBX (retried, no exit).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -217,14 +217,17 @@ describe('pbxhook run: FreeSWITCH start-up failures', () => {
     expect(crm.requests).toHaveLength(0);
   });
 
-  it('a closed ESL port exits 69, naming host:port', async () => {
+  // An unreachable PBX is no reason to stop: the outbox must still be delivered (issue #14 item 1).
+  it('a closed ESL port keeps the daemon running, retrying in the background, naming host:port; SIGTERM exits 0', async () => {
     const s = net.createServer();
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
     const { port } = s.address() as net.AddressInfo;
     await new Promise<void>((r) => s.close(() => r()));
     const daemon = startDaemon(writeConfig(port, 9));
-    expect(await within(daemon.exit, 15_000, 'closed port'), daemon.out.stderr).toEqual({ code: 69, signal: null });
-    expect(daemon.out.stderr).toContain(`127.0.0.1:${port}`);
-    expect(daemon.out.stderr).toContain('PBXHOOK_ESL_CONNECT');
+    await waitFor(() => daemon.out.stderr.includes('PBXHOOK_ESL_CONNECT'), () => `the connect failure logged\n${daemon.out.stderr}`, 15_000);
+    expect(daemon.child.exitCode, daemon.out.stderr).toBeNull();
+    expect(daemon.out.stderr).toContain(`"port":${port}`);
+    daemon.child.kill('SIGTERM');
+    expect(await within(daemon.exit, 15_000, 'SIGTERM'), daemon.out.stderr).toEqual({ code: 0, signal: null });
   });
 });

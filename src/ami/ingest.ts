@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { AmiConfig } from '../config/types.js';
-import { startIngest, type IngestStart } from '../ingest.js';
+import { startIngest, type Ingest } from '../ingest.js';
 import { connectAmi, type AmiHandlers, type AmiSession, type AmiSkipReason } from './client.js';
 import type { AmiFrame } from './frame.js';
 
@@ -12,7 +12,7 @@ export function startAmiIngest(
   onRestored?: (s: AmiSession) => void,
   accept?: AmiHandlers['accept'],
   onSkip?: (reason: AmiSkipReason) => void,
-): Promise<IngestStart<AmiSession>> {
+): Ingest<AmiSession> {
   return startIngest<AmiSession>({
     label: 'AMI',
     where: { host: pbx.host, port: pbx.port },

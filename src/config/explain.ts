@@ -72,6 +72,7 @@ export function explainConfig(cfg: Config): string {
     `  an endpoint failing for ${span(d.pauseAfterMs)} is paused and probed every ${span(d.probeEveryMs)}`,
     `  outbox limits: ${d.maxRows} undelivered, ${span(d.maxAgeMs)} old; delivered kept ${span(d.keepDeliveredMs)}, ` +
       `dead kept ${span(d.keepDeadMs)}`,
+    `  on SIGTERM: attempts in flight get ${span(d.stopTimeoutMs)}; exited within ${span(cfg.shutdownGraceMs)}, after the last commit`,
     `log level: ${cfg.log.level}`,
     `metrics, health and status page: ${ops(cfg)}`,
     `environment (VoipAppz environment_name): ${cfg.environment}`,

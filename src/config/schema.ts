@@ -174,7 +174,7 @@ const deliverySchema = z.strictObject({
   concurrency: wholeNumber(1, 256).default(8).describe('webhooks in flight at once per endpoint (different calls)'),
   pause_after: duration.prefault('10m').describe('an endpoint whose every attempt failed for this long is paused'),
   probe_every: duration.prefault('1m').describe('a paused endpoint gets one probe this often until it answers'),
-  stop_timeout: duration.prefault('10s').describe('on SIGTERM, how long attempts in flight may finish'),
+  stop_timeout: duration.prefault('5s').describe('on SIGTERM, how long attempts in flight may finish; the part of shutdown_grace_seconds they may use, so shorter than it'),
   max_rows: wholeNumber(1).default(100_000).describe('undelivered webhooks kept at most; beyond, the oldest become dead'),
   max_age: duration.prefault('3d').describe('an undelivered webhook older than this becomes dead'),
   keep_delivered: duration.prefault('1d').describe('delivered webhooks are deleted after this'),
@@ -210,6 +210,10 @@ export const fileSchema = z.strictObject({
     .prefault({})
     .describe('/metrics (Prometheus), /healthz and the status page'),
   log: logSchema.prefault({}).describe('logging'),
+  /** SIGTERM to exit, whatever the PBX and the CRM do (issue #14 item 5). */
+  shutdown_grace_seconds: wholeNumber(1, 3600)
+    .default(10)
+    .describe('on SIGTERM, the daemon has exited within this many seconds, after its last outbox commit, whatever the PBX and the CRM do'),
   /** Path of the endpoints ini file, relative to the YAML file's folder. */
   webhooks: text.optional().describe('the endpoints ini file (webhooks.ini.example), relative to this file; absent = no endpoints'),
   /** Extension → person, for schemas that name users. */
@@ -226,7 +230,19 @@ export const fileSchema = z.strictObject({
     .describe('extension → person, for schemas that name users'),
   /** The VoipAppz environment this PBX serves. */
   environment: text.default('default').describe('the VoipAppz environment this PBX serves (environment_name)'),
-});
+})
+  // The grace bounds the whole stop; attempts in flight get a part of it, and the last commit the rest.
+  .superRefine((f, ctx) => {
+    const grace = f.shutdown_grace_seconds;
+    // Either key may itself be wrong (already reported); compare only two good values.
+    if (!Number.isInteger(grace) || grace < 1 || typeof f.delivery?.stop_timeout !== 'number') return;
+    if (f.delivery.stop_timeout < grace * 1000) return;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['delivery', 'stop_timeout'],
+      message: `must be shorter than shutdown_grace_seconds (${f.shutdown_grace_seconds} s), which bounds the whole stop`,
+    });
+  });
 
 export type FileConfig = z.output<typeof fileSchema>;
 

@@ -210,6 +210,8 @@ export interface Config {
    * the status page shows callers' numbers. Never logged.
    */
   readonly opsToken?: string;
+  /** SIGTERM to exit at most, whatever the peers do; `delivery.stopTimeoutMs` is shorter (schema.ts). */
+  readonly shutdownGraceMs: number;
   readonly endpoints: readonly EndpointConfig[];
   /** The endpoints ini file (`webhooks:`), resolved; undefined when the YAML names none. */
   readonly webhooksFile?: string;

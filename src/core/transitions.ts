@@ -121,6 +121,9 @@ export function endCall(t: Tracker, call: Call, at: number, reason: EndReason): 
   call.endReason = reason;
   // An unfinished consultation that never became a transfer says nothing of its own.
   if (call.consultFor !== undefined) return;
+  // Nor does a call never told, its caller never known (a phone that dialled nothing, a call whose
+  // start was cut off): its end would name no caller (issue #14 item 6).
+  if (!call.directionKnown && !call.clickToCall) return;
   const open = t.openSegment(call);
   if (open) endSegment(t, call, open, at, 'hangup');
   for (const leg of call.legs) {

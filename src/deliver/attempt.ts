@@ -14,6 +14,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
+import type { Readable } from 'node:stream';
 import axios, { type AxiosResponse } from 'axios';
 import type { WebhookRequest } from '../emit/request.js';
 import { parseRetryAfter } from './backoff.js';
@@ -66,6 +67,13 @@ const PERMANENT_NETWORK_CODES = new Set([
 
 const CONNECT_TIMEOUT_CODE = 'PBXHOOK_CONNECT_TIMEOUT';
 
+/**
+ * How much of an answer is read (issue #14 item 7): the status decides the outcome, the body is
+ * only kept for the attempt log. Beyond this the answer is not read at all: its connection is
+ * closed, so a CRM answering 200 with hundreds of megabytes costs 64 KB and is still a success.
+ */
+export const ANSWER_KEEP_BYTES = 64 * 1024;
+
 export function createHttpClient(opts: HttpClientOptions): HttpClient {
   const { timeoutMs, connectTimeoutMs, tokens } = opts;
   const httpAgent = new http.Agent({ keepAlive: true });
@@ -82,10 +90,12 @@ export function createHttpClient(opts: HttpClientOptions): HttpClient {
     // axios's timeout is a socket idle timer; the AbortSignal per attempt bounds the whole exchange.
     timeout: timeoutMs,
     transitional: { clarifyTimeoutError: true },
-    // The body is already the exact wire text; the answer is only logged, never parsed.
+    // The body is already the exact wire text; the answer is only logged, never parsed, and read
+    // from its stream up to ANSWER_KEEP_BYTES (readAnswer).
     transformRequest: [(data: unknown) => data],
     transformResponse: [(data: unknown) => data],
-    responseType: 'text',
+    responseType: 'stream',
+    decompress: true,
   });
 
   async function attempt(
@@ -106,15 +116,18 @@ export function createHttpClient(opts: HttpClientOptions): HttpClient {
     }, timeoutMs);
     const stop = () => controller.abort();
     signal?.addEventListener('abort', stop, { once: true });
-    let res: AxiosResponse<unknown>;
+    let res: AxiosResponse<Readable>;
+    let answer: string;
     try {
-      res = await client.request<unknown>({
+      res = await client.request<Readable>({
         method: req.method,
         url: req.url,
         headers: withAuthorization(req, extraHeaders, tokens.get(req.endpoint)),
         data: req.body === '' ? undefined : req.body,
         signal: controller.signal,
       });
+      // The status is in: whatever happens to the body now (too long, cut, slow) cannot change the outcome.
+      answer = await readAnswer(res.data, ANSWER_KEEP_BYTES, controller.signal);
     } catch (err) {
       const error = signal?.aborted
         ? new DeliveryAbortedError(req.endpoint)
@@ -130,7 +143,7 @@ export function createHttpClient(opts: HttpClientOptions): HttpClient {
       status >= 300 && status < 400
         ? new HttpRedirectError(req.endpoint, status, locationForLog(res))
         : new HttpStatusError(req.endpoint, status, parseRetryAfter(header(res, 'retry-after'), Date.now()));
-    return { ok: false, error, status, latencyMs: latency(), body: bodyForLog(res, req, tokens) };
+    return { ok: false, error, status, latencyMs: latency(), body: bodyForLog(answer, req, tokens) };
   }
 
   return {
@@ -196,6 +209,39 @@ function classifyFailure(
   return new HttpNetworkError(endpoint, name, !PERMANENT_NETWORK_CODES.has(name));
 }
 
+/**
+ * The first `keep` bytes of an answer, as text; never rejects. A longer answer is not read on: its
+ * stream (and socket) is destroyed. One that fails or is cut off midway (the attempt's deadline or
+ * a shutdown aborts `signal`) gives what had arrived: by then the status has decided.
+ */
+function readAnswer(body: Readable, keep: number, signal: AbortSignal): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cut = (): void => {
+      body.destroy();
+      done();
+    };
+    const done = (): void => {
+      body.off('data', onData);
+      signal.removeEventListener('abort', cut);
+      resolve(Buffer.concat(chunks).subarray(0, keep).toString('utf8'));
+    };
+    if (signal.aborted) return cut();
+    signal.addEventListener('abort', cut, { once: true });
+    const onData = (chunk: Buffer | string): void => {
+      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      chunks.push(b);
+      size += b.length;
+      if (size >= keep) cut(); // the rest is never read: the connection goes, the memory stays at `keep`
+    };
+    body.on('data', onData);
+    body.once('end', done);
+    body.once('error', done);
+    body.once('close', done);
+  });
+}
+
 function header(res: AxiosResponse<unknown>, name: string): string | undefined {
   const value: unknown = res.headers[name];
   return typeof value === 'string' ? value : undefined;
@@ -214,9 +260,9 @@ export function urlForLog(url: string): string {
 }
 
 /** The start of an error answer helps debugging; any token echoed back is masked. */
-function bodyForLog(res: AxiosResponse<unknown>, req: WebhookRequest, tokens: ReadonlyMap<string, string>): string | undefined {
-  if (typeof res.data !== 'string' || res.data === '') return undefined;
-  let text = res.data.slice(0, 200);
+function bodyForLog(answer: string, req: WebhookRequest, tokens: ReadonlyMap<string, string>): string | undefined {
+  if (answer === '') return undefined;
+  let text = answer.slice(0, 200);
   const auth = Object.entries(req.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
   const secrets = [tokens.get(req.endpoint), auth?.replace(/^\S+\s+/, '')]
     .filter((x): x is string => x !== undefined && x.length >= 4)

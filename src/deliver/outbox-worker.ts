@@ -137,15 +137,18 @@ export class OutboxWorker {
     this.wake();
   }
 
-  /** Commits what was enqueued; stops claiming; waits stop_timeout for attempts in flight, then cuts them off (they stay pending). */
-  async stop(): Promise<void> {
+  /**
+   * Commits what was enqueued; stops claiming; waits stop_timeout (or `waitMs`, if shorter: what the
+   * daemon's shutdown grace leaves) for attempts in flight, then cuts them off (they stay pending).
+   */
+  async stop(waitMs = this.o.delivery.stopTimeoutMs): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timer);
     clearInterval(this.housekeeper);
     this.pump();
     const all = () => Promise.allSettled([...this.running]);
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), this.o.delivery.stopTimeoutMs)));
+    const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), Math.min(waitMs, this.o.delivery.stopTimeoutMs))));
     const finished = await Promise.race([all().then(() => true), late]);
     clearTimeout(timer);
     if (!finished) {

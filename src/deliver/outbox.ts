@@ -26,8 +26,8 @@ export interface Outbox {
   readonly worker: OutboxWorker;
   /** SIGHUP: new endpoints, tokens and signing secrets; queued webhooks keep their URL and body. */
   reload(cfg: Pick<Config, 'endpoints'>): void;
-  /** Stops the worker (in-flight attempts get delivery.stop_timeout), then closes sockets and the database. */
-  close(): Promise<void>;
+  /** Stops the worker (in-flight attempts get delivery.stop_timeout, or `waitMs` if shorter), then closes sockets and the database. */
+  close(waitMs?: number): Promise<void>;
 }
 
 /**
@@ -65,8 +65,8 @@ export function openOutbox(
       for (const [name, token] of tokensOf(next)) tokens.set(name, token);
       worker.setEndpoints(enabled(next));
     },
-    async close() {
-      await worker.stop();
+    async close(waitMs) {
+      await worker.stop(waitMs);
       http.close();
       store.close();
       lock.release();

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { EslConfig } from '../config/types.js';
-import { startIngest, type IngestStart } from '../ingest.js';
+import { startIngest, type Ingest } from '../ingest.js';
 import { connectEsl, type EslSession, type EslSkipReason } from './client.js';
 import type { EslFrame } from './frame.js';
 
@@ -14,7 +14,7 @@ export function startEslIngest(
   log: Logger,
   onRestored?: (s: EslSession) => void,
   onSkip?: (reason: EslSkipReason) => void,
-): Promise<IngestStart<EslSession>> {
+): Ingest<EslSession> {
   return startIngest<EslSession>({
     label: 'ESL',
     where: { host: pbx.host, port: pbx.port },

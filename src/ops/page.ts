@@ -46,7 +46,7 @@ function fill(id, rows, empty) {
 async function refresh() {
   try {
     const s = await (await fetch('status.json', { cache: 'no-store' })).json();
-    document.getElementById('pbx').textContent = s.pbx.type + ' ' + s.pbx.address + ' — ' + (s.pbx.connected ? 'connected' : 'DISCONNECTED');
+    document.getElementById('pbx').textContent = s.pbx.type + ' ' + s.pbx.address + ' — ' + (s.pbx.connected ? 'connected' : s.pbx.state === 'connecting' ? 'CONNECTING' : 'DISCONNECTED');
     document.getElementById('pbx').className = s.pbx.connected ? 'ok' : 'bad';
     document.getElementById('summary').textContent =
       s.calls.length + (s.calls.length === 1 ? ' live call' : ' live calls') + ' · outbox ' + Object.entries(s.outbox).map(([k, v]) => k + ' ' + v).join(', ') + ' · updated ' + time(s.now);

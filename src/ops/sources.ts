@@ -11,6 +11,8 @@ export interface DaemonParts {
   readonly pipeline: Pipeline;
   readonly outbox: Outbox;
   pbxConnected(): boolean;
+  /** `connecting` until the first login, `connected`, or `disconnected` while a lost one is retried. */
+  pbxState(): 'connecting' | 'connected' | 'disconnected';
   /** Frames whose handling threw, logged and skipped. */
   frameErrors(): number;
   /** PBX input the live client dropped unread, by reason (`oversized`, `desync`). */
@@ -42,10 +44,10 @@ export function metricSources(d: DaemonParts): MetricSources {
 
 export function health(d: DaemonParts): Health {
   const s = d.outbox.worker.stats;
-  const connected = d.pbxConnected();
+  const pbx = d.pbxState();
   return {
-    ok: connected,
-    pbx: connected ? 'connected' : 'disconnected',
+    ok: pbx === 'connected',
+    pbx,
     liveCalls: d.pipeline.tracker.liveCalls,
     outboxDepth: s.outboxDepth,
     pausedEndpoints: s.pausedEndpoints,
@@ -78,7 +80,7 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
   });
   return {
     now,
-    pbx: { type: pbx.type, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected() },
+    pbx: { type: pbx.type, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
     calls,
     outbox: Object.fromEntries([...d.outbox.store.stateCounts()].filter(([, n]) => n > 0)),
     webhooks: d.outbox.store.list({}, LIMIT).map(row),

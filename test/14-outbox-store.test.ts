@@ -375,6 +375,33 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     await worker.stop();
   });
 
+  it('an endpoint whose answer never comes delays no other: the other delivers everything meanwhile', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const sent: string[] = [];
+    const http: HttpClient = {
+      attempt: async (r) => {
+        sent.push(r.body);
+        if (r.endpoint === 'slow') await held; // no answer until the test says so
+        return ok();
+      },
+      close: () => {},
+    };
+    const store = open();
+    const { log } = memoryLog();
+    const SLOW = { ...ENDPOINT, name: 'slow' } as EndpointConfig;
+    const worker = new OutboxWorker({ store, http, log, endpoints: [SLOW, ENDPOINT], delivery: DELIVERY, now: () => T0 });
+    worker.start();
+    worker.enqueue([req('A', 's1', 'slow'), req('A', 'a1'), req('B', 'b1')]);
+    worker.enqueue([req('A', 's2', 'slow'), req('A', 'a2'), req('B', 'b2')]);
+    await until(() => worker.stats.delivered === 4, "crm's four webhooks delivered while slow's first is unanswered");
+    expect(sent.filter((b) => b.startsWith('s')), 'slow: one lane, one attempt at a time').toEqual(['s1']);
+    release();
+    await until(() => worker.stats.delivered === 6, "slow's two, once answered");
+    expect(sent.filter((b) => b.startsWith('s'))).toEqual(['s1', 's2']);
+    await worker.stop();
+  });
+
   it('one turn, one commit: a write that fails is logged alone and undoes nothing else', async () => {
     const store = open();
     const finish = store.finish.bind(store);

@@ -301,7 +301,7 @@ async function runUntil(yaml: string, crm: Receiver, expected: number, ami: Fake
   expect(daemon.child.exitCode, `pbxhook exited early:\n${daemon.out.stderr}`).toBeNull();
   await ami.done;
   daemon.child.kill('SIGTERM');
-  const exit = await exitWithin(daemon, 5_000, 'after SIGTERM');
+  const exit = await exitWithin(daemon, 30_000, 'after SIGTERM');
   expect(exit, `stderr:\n${daemon.out.stderr}`).toEqual({ code: 0, signal: null });
   return { daemon, logs: logRecords(daemon.out.stderr) };
 }
@@ -349,7 +349,7 @@ describe('pbxhook run: start-up failures', () => {
     const wrong = 'wrong-Secret-5v8K';
     const yaml = writeConfig({ amiPort: ami.port, receiverPort: crm.port, secret: wrong });
     const daemon = startDaemon(yaml);
-    const exit = await exitWithin(daemon, 15_000, 'wrong AMI secret');
+    const exit = await exitWithin(daemon, 30_000, 'wrong AMI secret');
     expect(exit, `stderr:\n${daemon.out.stderr}`).toEqual({ code: 77, signal: null });
     const lines = daemon.out.stderr.split('\n');
     expect(
@@ -365,7 +365,7 @@ describe('pbxhook run: start-up failures', () => {
     const port = await freePort();
     const yaml = writeConfig({ amiPort: port, receiverPort: 9 });
     const daemon = startDaemon(yaml);
-    const exit = await exitWithin(daemon, 15_000, 'closed AMI port');
+    const exit = await exitWithin(daemon, 30_000, 'closed AMI port');
     expect(exit, `stderr:\n${daemon.out.stderr}`).toEqual({ code: 69, signal: null });
     expect(daemon.out.stderr, 'a log line naming host:port').toContain(`127.0.0.1:${port}`);
     logRecords(daemon.out.stderr);

@@ -9,6 +9,7 @@ import { fromManagerEvent } from '../src/ami/managerEvent.js';
 import { AmiNormaliser, wantsAmiEvent, wantsAmiEventNamed } from '../src/ami/normalise.js';
 import { DEFAULT_ROLES, RoleBook } from '../src/core/roles.js';
 import { loadTrace, startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
+import { pacing } from './support/pacing.js';
 
 const FIXTURES = 'test/fixtures/asterisk';
 const USER = 'admin';
@@ -202,6 +203,7 @@ describe('fake AMI server', () => {
     const trace = Buffer.from('Asterisk Call Manager/11.0.0\r\n' + event(1000.0) + event(1000.3) + event(1000.6));
     const server = await serve(trace, 2); // 0.6 s of trace → 0.3 s
     const arrived: number[] = [];
+    const before = Date.now();
     const res = await connectAmi(
       { host: '127.0.0.1', port: server.port, username: USER, secret: SECRET },
       { onFrame: () => void arrived.push(Date.now()) },
@@ -210,9 +212,37 @@ describe('fake AMI server', () => {
     if (!res.ok) throw res.error;
     cleanup.unshift(() => res.session.close());
     await waitFor(() => arrived.length === 3, '3 ticks');
-    const spread = arrived[2]! - arrived[0]!;
-    expect(spread).toBeGreaterThanOrEqual(250);
-    expect(spread).toBeLessThan(1500);
+    // The server writes the last one no earlier than 300 ms after the login (it reads the clock
+    // before each write): a lower bound that no load can break. How much later is the machine's
+    // business (issue #13), so the pace itself is checked below, without a stopwatch.
+    expect(arrived[2]! - before).toBeGreaterThanOrEqual(300);
+  });
+
+  it('stops before the message matching pauseBefore until resume()', async () => {
+    const event = (t: number): string => `Event: Tick\r\nTimestamp: ${t}\r\n\r\n`;
+    const trace = Buffer.from('Asterisk Call Manager/11.0.0\r\n' + event(1000.0) + event(1000.3) + event(1000.6));
+    const server = await startFakeAmi({ trace, username: USER, secret: SECRET, pauseBefore: /Timestamp: 1000\.6/ });
+    cleanup.push(() => server.close());
+    const arrived: string[] = [];
+    const res = await connectAmi(
+      { host: '127.0.0.1', port: server.port, username: USER, secret: SECRET },
+      { onFrame: (f) => void arrived.push(String(f.fields.timestamp)) },
+      memoryLog(),
+    );
+    if (!res.ok) throw res.error;
+    cleanup.unshift(() => res.session.close());
+    await server.paused;
+    await waitFor(() => arrived.length === 2, 'the ticks before the pause');
+    expect(arrived).toEqual(['1000', '1000.3']); // the third is not even written yet
+    server.resume();
+    await waitFor(() => arrived.length === 3, 'the tick after the pause');
+    expect(arrived.at(-1)).toBe('1000.6');
+  });
+
+  it('paces each message at its trace time after the first, divided by speed (untimed ones go with the one before)', () => {
+    expect(pacing([1_000_000, 1_000_300, 1_000_600], 2)).toEqual([0, 150, 300]);
+    expect(pacing([1_000_000, 1_000_300, 1_000_600], 1)).toEqual([0, 300, 600]);
+    expect(pacing([undefined, 5_000, undefined, 4_000, 7_000], 10)).toEqual([0, 0, 0, 0, 200]);
   });
 });
 

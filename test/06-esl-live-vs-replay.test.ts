@@ -9,6 +9,7 @@ import { decodeEvent, type EslFrame } from '../src/esl/frame.js';
 import { frameAll } from '../src/esl/framer.js';
 import { startEslIngest } from '../src/esl/ingest.js';
 import { loadTrace, startFakeEsl, type FakeEsl } from './support/fakeEslServer.js';
+import { pacing } from './support/pacing.js';
 
 /**
  * Replay reads .esl files with src/esl/framer.ts; the live daemon reads the socket through modesl.
@@ -182,7 +183,7 @@ describe('ingest', () => {
     cleanup.unshift(() => ingest.close());
     await waitFor(() => frames.length === 1, 'the first heartbeat');
     server.dropClients();
-    await waitFor(() => server.commands.filter((c) => c.startsWith('event plain')).length === 2, 're-subscription', 10_000);
+    await waitFor(() => server.commands.filter((c) => c.startsWith('event plain')).length === 2, 're-subscription', 30_000);
     await waitFor(() => frames.length === 2, 'the heartbeat after reconnecting');
     expect(server.commands.filter((c) => c === 'auth ***')).toHaveLength(2);
   });
@@ -194,13 +195,21 @@ describe('fake ESL server', () => {
     const trace = Buffer.from(SESSION + event(1795400000000000) + event(1795400000300000) + event(1795400000600000));
     const server = await serve(trace, 2); // 0.6 s of trace → 0.3 s
     const arrived: number[] = [];
+    const before = Date.now();
     const res = await connectEsl({ host: '127.0.0.1', port: server.port, password: PASSWORD }, { onFrame: () => void arrived.push(Date.now()) }, memoryLog());
     if (!res.ok) throw res.error;
     cleanup.unshift(() => res.session.close());
     await waitFor(() => arrived.length === 3, '3 heartbeats');
-    const spread = arrived[2]! - arrived[0]!;
-    expect(spread).toBeGreaterThanOrEqual(250);
-    expect(spread).toBeLessThan(1500);
+    // The server writes the last one no earlier than 300 ms after the login (it reads the clock
+    // before each write): a lower bound that no load can break. How much later is the machine's
+    // business (issue #13), so the pace itself is checked below, without a stopwatch.
+    expect(arrived[2]! - before).toBeGreaterThanOrEqual(300);
+  });
+
+  it('paces each message at its trace time after the first, divided by speed (untimed ones go with the one before)', () => {
+    expect(pacing([1_000_000, 1_000_300, 1_000_600], 2)).toEqual([0, 150, 300]);
+    expect(pacing([1_000_000, 1_000_300, 1_000_600], 1)).toEqual([0, 300, 600]);
+    expect(pacing([undefined, 5_000, undefined, 4_000, 7_000], 10)).toEqual([0, 0, 0, 0, 200]);
   });
 });
 

@@ -314,6 +314,26 @@ function memoryLog() {
   return { log: pino({ level: 'info' }, stream), lines };
 }
 
+/**
+ * Waits for what the worker does a few turns of the event loop later: a condition, never a fixed
+ * sleep, which a busy machine can outlast (issue #13). The deadline only guards against a hang.
+ */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`still waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Every attempt made so far has been recorded (its decision committed and counted). */
+function allRecorded(worker: OutboxWorker): () => boolean {
+  return () => {
+    const s = worker.stats;
+    return s.attempts === s.delivered + s.retried + s.dead + s.requeued;
+  };
+}
+
 describe('OutboxWorker (fake HTTP, fake clock)', () => {
   it('pauses a failing endpoint, probes it, resumes and sends the backlog in order', async () => {
     let now = T0;
@@ -328,30 +348,57 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     const worker = new OutboxWorker({ store, http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => now, random: half });
     worker.start();
     worker.enqueue([req('A', 'a1'), req('A', 'a2'), req('B', 'b1')]);
-    const settle = () => new Promise((r) => setTimeout(r, 30));
-    await settle();
+    const pump = () => (worker as unknown as { pump(): void }).pump();
+    const recorded = allRecorded(worker);
+    await until(() => worker.stats.retried === 2, 'a1 and b1 failed and recorded');
     expect(sent).toEqual(['a1', 'b1']);
     for (const t of [1_000, 2_000, 3_000]) {
       now = T0 + t;
-      (worker as unknown as { pump(): void }).pump();
-      await settle();
+      pump(); // claims and sends what is due now, at once
+      await until(recorded, `the attempts at +${t} ms recorded`);
     }
     expect(worker.stats.pausedEndpoints).toBe(1);
     expect(lines.some((l) => String(l.msg).startsWith('endpoint paused'))).toBe(true);
     const whilePaused = sent.length;
     now = T0 + 5_000; // before the probe is due: nothing is sent
-    (worker as unknown as { pump(): void }).pump();
-    await settle();
+    pump();
     expect(sent.length).toBe(whilePaused);
     up = true;
     now = T0 + 13_000; // probe due: one attempt, it is answered, everything owed goes at once
-    (worker as unknown as { pump(): void }).pump();
-    await settle();
-    await settle();
+    pump();
+    expect(sent.length, 'one probe').toBe(whilePaused + 1);
+    await until(() => worker.stats.delivered === 3 && recorded(), 'the probe answered, then the backlog delivered');
     expect(lines.find((l) => String(l.msg).startsWith('endpoint resumed'))).toMatchObject({ endpoint: 'crm' });
     expect(sent.slice(whilePaused)).toEqual(expect.arrayContaining(['a1', 'a2', 'b1']));
     expect(sent.lastIndexOf('a1')).toBeLessThan(sent.lastIndexOf('a2'));
     expect(worker.stats).toMatchObject({ delivered: 3, dead: 0, pausedEndpoints: 0, outboxDepth: 0 });
+    await worker.stop();
+  });
+
+  it('an endpoint whose answer never comes delays no other: the other delivers everything meanwhile', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const sent: string[] = [];
+    const http: HttpClient = {
+      attempt: async (r) => {
+        sent.push(r.body);
+        if (r.endpoint === 'slow') await held; // no answer until the test says so
+        return ok();
+      },
+      close: () => {},
+    };
+    const store = open();
+    const { log } = memoryLog();
+    const SLOW = { ...ENDPOINT, name: 'slow' } as EndpointConfig;
+    const worker = new OutboxWorker({ store, http, log, endpoints: [SLOW, ENDPOINT], delivery: DELIVERY, now: () => T0 });
+    worker.start();
+    worker.enqueue([req('A', 's1', 'slow'), req('A', 'a1'), req('B', 'b1')]);
+    worker.enqueue([req('A', 's2', 'slow'), req('A', 'a2'), req('B', 'b2')]);
+    await until(() => worker.stats.delivered === 4, "crm's four webhooks delivered while slow's first is unanswered");
+    expect(sent.filter((b) => b.startsWith('s')), 'slow: one lane, one attempt at a time').toEqual(['s1']);
+    release();
+    await until(() => worker.stats.delivered === 6, "slow's two, once answered");
+    expect(sent.filter((b) => b.startsWith('s'))).toEqual(['s1', 's2']);
     await worker.stop();
   });
 
@@ -370,7 +417,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     worker.enqueue([req('A', 'a1')]);
     worker.enqueue([unstorable]);
     worker.enqueue([req('B', 'b1'), req('A', 'a2')]);
-    await new Promise((r) => setTimeout(r, 50));
+    const logged = (msg: string) => lines.filter((l) => l.msg === msg).length;
+    await until(() => logged('webhook delivered') === 2 && logged('could not record a delivery attempt') === 1, 'a1 and a2 delivered, b1 not recorded');
     expect(lines.filter((l) => l.code === 'PBXHOOK_OUTBOX_WRITE')).toMatchObject([{ webhooks: 1, msg: expect.stringContaining('could not be written') }]);
     expect(lines.filter((l) => l.msg === 'could not record a delivery attempt')).toMatchObject([{ endpoint: 'crm' }]);
     expect(lines.filter((l) => l.msg === 'webhook delivered').map((l) => l.call)).toEqual(['A', 'A']);
@@ -386,7 +434,7 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     worker.start();
     worker.enqueue([req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);
     expect(store.depth(), 'committed by the next pump, not at once').toBe(0);
-    await new Promise((r) => setTimeout(r, 20));
+    await until(() => lines.some((l) => l.code === 'PBXHOOK_OUTBOX_FULL'), 'max_rows to bite');
     expect(lines.find((l) => l.code === 'PBXHOOK_OUTBOX_FULL')).toMatchObject({ endpoint: 'crm', count: 1, msg: expect.stringContaining('delivery.max_rows') });
     expect(worker.stats).toMatchObject({ expired: 1, outboxDepth: 2 });
     await worker.stop();

@@ -78,7 +78,7 @@ describe('the state_dir lock', () => {
       await new Promise<void>((resolve, reject) => {
         child.stdout.setEncoding('utf8').on('data', (d: string) => d.includes('held') && resolve());
         child.once('exit', (code) => reject(new Error(`the holder exited early (${code})`)));
-        setTimeout(() => reject(new Error('the holder did not take the lock within 10 s')), 10_000);
+        setTimeout(() => reject(new Error('the holder did not take the lock within 30 s')), 30_000);
       });
       expect(() => holdStateDir(dir)).toThrow(`(pid ${child.pid})`);
     } finally {

@@ -301,7 +301,7 @@ async function runUntil(yaml: string, crm: Receiver, expected: number, ami: Fake
   expect(daemon.child.exitCode, `pbxhook exited early:\n${daemon.out.stderr}`).toBeNull();
   await ami.done;
   daemon.child.kill('SIGTERM');
-  const exit = await exitWithin(daemon, 5_000, 'after SIGTERM');
+  const exit = await exitWithin(daemon, 30_000, 'after SIGTERM');
   expect(exit, `stderr:\n${daemon.out.stderr}`).toEqual({ code: 0, signal: null });
   return { daemon, logs: logRecords(daemon.out.stderr) };
 }
@@ -349,7 +349,7 @@ describe('pbxhook run: start-up failures', () => {
     const wrong = 'wrong-Secret-5v8K';
     const yaml = writeConfig({ amiPort: ami.port, receiverPort: crm.port, secret: wrong });
     const daemon = startDaemon(yaml);
-    const exit = await exitWithin(daemon, 15_000, 'wrong AMI secret');
+    const exit = await exitWithin(daemon, 30_000, 'wrong AMI secret');
     expect(exit, `stderr:\n${daemon.out.stderr}`).toEqual({ code: 77, signal: null });
     const lines = daemon.out.stderr.split('\n');
     expect(
@@ -366,12 +366,12 @@ describe('pbxhook run: start-up failures', () => {
     const port = await freePort();
     const yaml = writeConfig({ amiPort: port, receiverPort: 9 });
     const daemon = startDaemon(yaml);
-    await waitFor(() => /PBXHOOK_AMI_CONNECT/.test(daemon.out.stderr), () => `the connect failure logged\n${daemon.out.stderr}`, 15_000);
+    await waitFor(() => /PBXHOOK_AMI_CONNECT/.test(daemon.out.stderr), () => `the connect failure logged\n${daemon.out.stderr}`, 30_000);
     expect(daemon.child.exitCode, `stderr:\n${daemon.out.stderr}`).toBeNull();
     const failure = logRecords(daemon.out.stderr).find((l) => l.code === 'PBXHOOK_AMI_CONNECT');
     expect(failure, 'a log line naming host:port').toMatchObject({ host: '127.0.0.1', port });
     daemon.child.kill('SIGTERM');
-    expect(await exitWithin(daemon, 15_000, 'after SIGTERM'), `stderr:\n${daemon.out.stderr}`).toEqual({ code: 0, signal: null });
+    expect(await exitWithin(daemon, 30_000, 'after SIGTERM'), `stderr:\n${daemon.out.stderr}`).toEqual({ code: 0, signal: null });
     expectNoSecrets(daemon, [AMI_SECRET, TOKEN]);
   });
 });

@@ -64,7 +64,7 @@ const FAST = ['retry:', '  schedule: [20ms, 20ms, 20ms, 20ms, 20ms]', '  retry_a
 
 async function sigterm(d: Daemon): Promise<void> {
   d.child.kill('SIGTERM');
-  expect(await exitWithin(d, 10_000), d.out.stderr.slice(-3000)).toEqual({ code: 0, signal: null });
+  expect(await exitWithin(d, 30_000), d.out.stderr.slice(-3000)).toEqual({ code: 0, signal: null });
 }
 
 /** webhook-id → lane and seq, read from the daemon's own database. */
@@ -168,7 +168,7 @@ describe('kill -9 mid-stream, restart', () => {
     await ami.done;
     await waitFor(() => crm.requests.length >= 4, () => `4 requests (have ${crm.requests.length})`, 20_000);
     d1.child.kill('SIGKILL');
-    expect(await exitWithin(d1, 5_000)).toEqual({ code: null, signal: 'SIGKILL' });
+    expect(await exitWithin(d1, 30_000)).toEqual({ code: null, signal: 'SIGKILL' });
     const beforeKill = crm.requests.length;
     // The last request of each endpoint before the kill was in flight: the only ones allowed twice.
     const inFlight = new Set(
@@ -197,7 +197,10 @@ describe('kill -9 mid-stream, restart', () => {
 });
 
 describe('what the endpoint answers', () => {
-  it('500, 429 + Retry-After, slow, reset: retried and delivered in order; 301 and 410: dead after one try; a slow endpoint delays no other', async () => {
+  // That a slow endpoint delays no other is proven without a stopwatch in test/14 (an answer that
+  // never comes while another endpoint delivers everything); a wall-clock comparison here failed on
+  // a busy machine (issue #13).
+  it('500, 429 + Retry-After, slow, reset: retried and delivered in order; 301 and 410: dead after one try', async () => {
     const crm = await receiver();
     crm.handle((req, n): Answer => {
       const first = n === 1;
@@ -239,9 +242,6 @@ describe('what the endpoint answers', () => {
     expect(on('/301')).toHaveLength(per);
     expect(on('/410')).toHaveLength(per);
     expect(on('/moved'), 'redirects are never followed').toHaveLength(0);
-    expect(Math.max(...crm.ok('/ok').map((r) => r.at)), 'the healthy endpoint finished long before the slow one').toBeLessThan(
-      Math.max(...crm.ok('/slow').map((r) => r.at)) - 1_000,
-    );
 
     const logs = daemon.logs();
     const dead = logs.filter((l) => String(l.msg).startsWith('webhook dead'));
@@ -280,17 +280,19 @@ describe('what the endpoint answers', () => {
 describe('SIGTERM with an attempt in flight', () => {
   it('exits 0 after stop_timeout; the webhook stays in the outbox and the next start sends it with the same webhook-id', async () => {
     const crm = await receiver();
-    crm.handle(() => (crm.requests.length === 1 ? { status: 200, delayMs: 5_000 } : { status: 200 }));
+    // The first answer would come after the test (the receiver's close cancels it), and the attempt's
+    // own timeout is longer than that: the daemon exiting at all (sigterm() allows 10 s, a hang
+    // guard) proves stop_timeout cut the attempt off; no stopwatch (issue #13).
+    crm.handle(() => (crm.requests.length === 1 ? { status: 200, delayMs: 600_000 } : { status: 200 }));
     const ami = await fakeAmi(ANSWERED);
     const ini = section('crm-json', crm.port, '/3cx');
-    const first = writeConfig(sandbox.tmp, ami.port, [...FAST, 'delivery:', '  stop_timeout: 300ms'], ini);
+    const first = writeConfig(sandbox.tmp, ami.port, [...FAST, '  timeout_ms: 600000', 'delivery:', '  stop_timeout: 300ms'], ini);
     const want = replay(ANSWERED, first.yaml);
     const d1 = startDaemon(first.yaml);
     await ami.done;
     await waitFor(() => crm.requests.length >= 1, () => 'the first request', 20_000);
-    const started = Date.now();
     await sigterm(d1);
-    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(crm.requests[0]!.status, 'never answered').toBe(0);
     expect(d1.logs().find((l) => l.msg === 'stopped')).toMatchObject({ requeued: 1, outboxDepth: want.length });
     expect(outboxCli(['stats'], first.stateDir).stdout).toMatch(new RegExp(`crm-json +${want.length} +0 +0 +0 +0`));
 
@@ -366,7 +368,7 @@ describe('a second daemon on the same state_dir', () => {
 
     const other = await quietAmi();
     const d2 = startDaemon(writeConfig(sandbox.tmp, other.port, FAST, ini, first.stateDir).yaml);
-    expect(await exitWithin(d2, 10_000)).toEqual({ code: 75, signal: null });
+    expect(await exitWithin(d2, 30_000)).toEqual({ code: 75, signal: null });
     expect(d2.logs().find((l) => l.code === 'PBXHOOK_STATE_DIR_BUSY')).toMatchObject({
       level: 50, // pino's error
       stateDir: first.stateDir,

@@ -190,7 +190,7 @@ describe('pbxhook run: live FreeSWITCH ESL → webhooks, same bytes as replay', 
     expect(daemon.child.exitCode, `pbxhook exited early:\n${daemon.out.stderr}`).toBeNull();
     await esl.done;
     daemon.child.kill('SIGTERM');
-    expect(await within(daemon.exit, 5_000, 'exit after SIGTERM'), daemon.out.stderr).toEqual({ code: 0, signal: null });
+    expect(await within(daemon.exit, 30_000, 'exit after SIGTERM'), daemon.out.stderr).toEqual({ code: 0, signal: null });
 
     expect(crm.requests).toHaveLength(want.length);
     for (const [endpoint, urlPath] of [['crm-json', JSON_PATH], ['crm-legacy', LEGACY_PATH]] as const) {
@@ -211,7 +211,7 @@ describe('pbxhook run: FreeSWITCH start-up failures', () => {
     const { esl, crm } = await fixture(path.join(ROOT, 'test/fixtures/freeswitch/in-busy.esl'));
     const wrong = 'wrong-Pass-5v8K';
     const daemon = startDaemon(writeConfig(esl.port, crm.port, wrong));
-    expect(await within(daemon.exit, 15_000, 'wrong password'), daemon.out.stderr).toEqual({ code: 77, signal: null });
+    expect(await within(daemon.exit, 30_000, 'wrong password'), daemon.out.stderr).toEqual({ code: 77, signal: null });
     expect(daemon.out.stderr).toMatch(new RegExp(`PBXHOOK_ESL_AUTH.*127\\.0\\.0\\.1:${esl.port}|127\\.0\\.0\\.1:${esl.port}.*PBXHOOK_ESL_AUTH`));
     for (const secret of [wrong, PASSWORD, TOKEN]) expect(daemon.out.stderr + daemon.out.stdout).not.toContain(secret);
     expect(crm.requests).toHaveLength(0);
@@ -224,10 +224,10 @@ describe('pbxhook run: FreeSWITCH start-up failures', () => {
     const { port } = s.address() as net.AddressInfo;
     await new Promise<void>((r) => s.close(() => r()));
     const daemon = startDaemon(writeConfig(port, 9));
-    await waitFor(() => daemon.out.stderr.includes('PBXHOOK_ESL_CONNECT'), () => `the connect failure logged\n${daemon.out.stderr}`, 15_000);
+    await waitFor(() => daemon.out.stderr.includes('PBXHOOK_ESL_CONNECT'), () => `the connect failure logged\n${daemon.out.stderr}`, 30_000);
     expect(daemon.child.exitCode, daemon.out.stderr).toBeNull();
     expect(daemon.out.stderr).toContain(`"port":${port}`);
     daemon.child.kill('SIGTERM');
-    expect(await within(daemon.exit, 15_000, 'SIGTERM'), daemon.out.stderr).toEqual({ code: 0, signal: null });
+    expect(await within(daemon.exit, 30_000, 'SIGTERM'), daemon.out.stderr).toEqual({ code: 0, signal: null });
   });
 });

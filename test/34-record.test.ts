@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { frameAll } from '../src/ami/framer.js';
 import { recordTrace } from '../src/record.js';
-import { loadTrace, startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
+import { loadTrace, splitTrace, startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
 
 const TRACE = 'test/fixtures/asterisk/in-queue-answered.ami';
 const SECRET = 'rec-Secret-42';
@@ -26,8 +26,15 @@ describe('pbxhook record', () => {
     let stop: () => void = () => undefined;
     const stopped = new Promise<void>((r) => (stop = r));
     const pending = recordTrace(pbx(server.port), { out, stop: stopped });
-    await server.done;
-    await new Promise((r) => setTimeout(r, 200));
+    // Stop once the file holds the trace's last message, not after a guess at how long writing takes
+    // (issue #13); the deadline only guards against a hang.
+    const last = splitTrace(loadTrace(TRACE)).messages.at(-1)!.bytes;
+    const deadline = Date.now() + 30_000;
+    const holdsAll = () => existsSync(out) && readFileSync(out).subarray(-last.length).equals(last);
+    while (!holdsAll()) {
+      if (Date.now() > deadline) throw new Error(`${out} never received the trace's last message`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     stop();
     const r = await pending;
     expect(r.ok).toBe(true);

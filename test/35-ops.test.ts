@@ -131,13 +131,13 @@ describe('pbxhook run: /healthz, /metrics, /status.json, SIGHUP', () => {
     const iniFile = path.join(path.dirname(yaml), 'webhooks.ini');
     writeFileSync(iniFile, ini(crm.port, false));
     daemon.child.kill('SIGHUP');
-    await waitFor(() => daemon.logs().some((l) => String(l.msg).startsWith('config reloaded')), () => `"config reloaded"\n${daemon.out.stderr}`, 5_000);
+    await waitFor(() => daemon.logs().some((l) => String(l.msg).startsWith('config reloaded')), () => `"config reloaded"\n${daemon.out.stderr}`, 30_000);
     expect(daemon.logs().find((l) => String(l.msg).startsWith('config reloaded'))).toMatchObject({ endpoints: ['crm-json', 'crm-gone'] });
     const second = path.join(FIXTURES, 'out-answered.ami');
     const wantSecond = replay(second, yaml).filter((l) => l.endpoint === 'crm-json').length;
     expect(wantSecond).toBeGreaterThan(0);
     ami.send(Buffer.concat(splitTrace(readFileSync(second)).messages.map((x) => x.bytes)));
-    await waitFor(() => crm.ok('/3cx').length >= want + wantSecond, () => `the second call's webhooks\n${daemon.out.stderr}`, 10_000);
+    await waitFor(() => crm.ok('/3cx').length >= want + wantSecond, () => `the second call's webhooks\n${daemon.out.stderr}`, 30_000);
     expect(crm.ok('/legacy'), 'nothing more to the disabled endpoint').toHaveLength(want);
 
     // A broken config + SIGHUP: refused, and the daemon goes on with the running one.
@@ -145,22 +145,22 @@ describe('pbxhook run: /healthz, /metrics, /status.json, SIGHUP', () => {
     const wantThird = replay(third, yaml).filter((l) => l.endpoint === 'crm-json').length;
     writeFileSync(iniFile, ini(crm.port, false) + `colour = blue\ntoken = ${TOKEN}\n`);
     daemon.child.kill('SIGHUP');
-    await waitFor(() => daemon.logs().some((l) => String(l.msg).startsWith('reload refused')), () => `"reload refused"\n${daemon.out.stderr}`, 5_000);
+    await waitFor(() => daemon.logs().some((l) => String(l.msg).startsWith('reload refused')), () => `"reload refused"\n${daemon.out.stderr}`, 30_000);
     ami.send(Buffer.concat(splitTrace(readFileSync(third)).messages.map((x) => x.bytes)));
-    await waitFor(() => crm.ok('/3cx').length >= want + wantSecond + wantThird, () => `the third call's webhooks\n${daemon.out.stderr}`, 10_000);
+    await waitFor(() => crm.ok('/3cx').length >= want + wantSecond + wantThird, () => `the third call's webhooks\n${daemon.out.stderr}`, 30_000);
     expect(daemon.child.exitCode).toBeNull();
     expect(crm.ok('/legacy')).toHaveLength(want);
 
     // The PBX goes away: /healthz 503, pbx_connected 0.
     await ami.down();
-    await waitFor(() => /connection lost/.test(daemon.out.stderr), () => 'connection lost', 5_000);
+    await waitFor(() => /connection lost/.test(daemon.out.stderr), () => 'connection lost', 30_000);
     const down = await get(opsPort, '/healthz');
     expect(down.status).toBe(503);
     expect(JSON.parse(down.text)).toMatchObject({ ok: false, pbx: 'disconnected' });
     expect(parseMetrics((await get(opsPort, '/metrics')).text).get('pbxhook_pbx_connected')).toBe(0);
 
     daemon.child.kill('SIGTERM');
-    expect(await exitWithin(daemon, 10_000)).toEqual({ code: 0, signal: null });
+    expect(await exitWithin(daemon, 30_000)).toEqual({ code: 0, signal: null });
     expectCleanLogs(daemon);
     // Every CRM request carried the token and a signature, and the secrets only where they belong.
     for (const r of crm.requests.filter((x) => x.path === '/3cx')) {

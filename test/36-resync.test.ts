@@ -165,18 +165,18 @@ async function dropMidCall(s: Scenario, alive: (cut: ReturnType<Scenario['cut']>
   const daemon = startDaemon(yaml);
   await waitFor(() => crm.ok().length >= before.length, () => `${before.length} webhooks before the drop\n${daemon.out.stderr}`, 20_000);
   await pbx.down();
-  await waitFor(() => /connection lost/.test(daemon.out.stderr), () => `"connection lost"\n${daemon.out.stderr}`, 5_000);
+  await waitFor(() => /connection lost/.test(daemon.out.stderr), () => `"connection lost"\n${daemon.out.stderr}`, 30_000);
   await new Promise((r) => setTimeout(r, DOWN_MS));
   pbx.setTrace(Buffer.alloc(0));
   pbx.setChannels(alive(cut));
   await pbx.up();
-  await waitFor(() => /resynced live calls/.test(daemon.out.stderr), () => `"resynced live calls"\n${daemon.out.stderr}`, 10_000);
+  await waitFor(() => /resynced live calls/.test(daemon.out.stderr), () => `"resynced live calls"\n${daemon.out.stderr}`, 30_000);
   return { cut, pbx, crm, daemon, before };
 }
 
 async function stop(d: Daemon): Promise<void> {
   d.child.kill('SIGTERM');
-  expect(await exitWithin(d, 10_000)).toEqual({ code: 0, signal: null });
+  expect(await exitWithin(d, 30_000)).toEqual({ code: 0, signal: null });
 }
 
 /** The state changes are logged once each; a refused reconnect attempt is logged once, not per attempt. */
@@ -194,7 +194,7 @@ describe.each([AMI, ESL])('reconnect and resync: $name', (s) => {
   it('a call that ended while disconnected is closed, with its end webhooks', async () => {
     const { crm, daemon, before } = await dropMidCall(s, () => []);
     // 3CX: the answered call's end ("incoming", Finishtype Ok) and its recording.
-    await waitFor(() => crm.ok().length >= before.length + 2, () => `the end webhooks\n${daemon.out.stderr}`, 10_000);
+    await waitFor(() => crm.ok().length >= before.length + 2, () => `the end webhooks\n${daemon.out.stderr}`, 30_000);
     await stop(daemon);
     const got = bodies(crm);
     expect(crm.ok().slice(0, before.length).map((r) => r.body)).toEqual(before.map((l) => l.body));
@@ -212,7 +212,7 @@ describe.each([AMI, ESL])('reconnect and resync: $name', (s) => {
     expect(resynced).toMatchObject({ pbxChannels: cut.alive.length, callsClosed: 0, liveCalls: 1 });
     pbx.send(cut.rest);
     const whole = replay(s.trace, writeConfig(s, pbx.port, crm.port));
-    await waitFor(() => crm.ok().length >= whole.length, () => `${whole.length} webhooks\n${daemon.out.stderr}`, 10_000);
+    await waitFor(() => crm.ok().length >= whole.length, () => `${whole.length} webhooks\n${daemon.out.stderr}`, 30_000);
     await stop(daemon);
     expect(crm.ok().map((r) => r.body)).toEqual(whole.map((l) => l.body));
     expectOneLinePerStateChange(daemon);

@@ -4,15 +4,19 @@
  * no secret, and the exit codes must be the documented ones (77 login refused, 69 unreachable).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeAmi } from './support/fakeAmiServer.js';
-import { startFakeEsl } from './support/fakeEslServer.js';
+import { loadTrace as loadAmi, splitTrace as splitAmi, startFakeAmi } from './support/fakeAmiServer.js';
+import { loadTrace as loadEsl, splitTrace as splitEsl, startFakeEsl } from './support/fakeEslServer.js';
 import { ptyAvailable, runInPty } from './support/pty.js';
+import { requires } from './support/requires.js';
+
+/** A terminal for the child: util-linux `script` (test/support/pty.ts). */
+const terminalNeeded = requires('util-linux script', ptyAvailable(), 'apt-get install bsdutils');
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'dist/cli.js');
@@ -90,17 +94,22 @@ function replay(trace: string, yaml: string): string {
   return r.stdout;
 }
 
-/** Resolves once `file` has stopped growing: the recorder has written everything the server sent. */
-async function settled(file: string): Promise<void> {
-  let size = -1;
-  for (let i = 0; i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    const now = existsSync(file) ? statSync(file).size : 0;
-    if (now > 0 && now === size) return;
-    size = now;
+/**
+ * Resolves once `file` ends with `last`, the last bytes the fake server sends: the recorder has
+ * written everything. Waiting for the file to stop growing for 100 ms was a guess a busy machine
+ * could defeat (issue #13); the deadline is only a hang guard.
+ */
+async function holdsAll(file: string, last: Buffer): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const bytes = existsSync(file) ? readFileSync(file) : Buffer.alloc(0);
+    if (bytes.length >= last.length && bytes.subarray(bytes.length - last.length).equals(last)) return;
+    if (Date.now() > deadline) throw new Error(`${file} never received the trace's last message`);
+    await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`${file} never settled`);
 }
+const lastAmiMessage = (trace: string): Buffer => splitAmi(loadAmi(path.join(ROOT, trace))).messages.at(-1)!.bytes;
+const lastEslFrame = (trace: string): Buffer => splitEsl(loadEsl(path.join(ROOT, trace))).at(-1)!.bytes;
 
 /** A loopback port nobody listens on. */
 async function closedPort(): Promise<number> {
@@ -120,8 +129,7 @@ describe('pbxhook record', () => {
     const yaml = amiConfig(server.port);
     const out = path.join(path.dirname(yaml), 'live.ami');
     const run = start(['record', '--config', yaml, '-o', out], { PBXHOOK_AMI_SECRET: SECRET });
-    await server.done;
-    await settled(out);
+    await holdsAll(out, lastAmiMessage(AMI_TRACE));
     run.child.kill('SIGINT');
     const r = await run.exit;
     expect(r.status, r.stderr).toBe(0);
@@ -138,8 +146,7 @@ describe('pbxhook record', () => {
     const yaml = eslConfig(server.port);
     const out = path.join(path.dirname(yaml), 'live.esl');
     const run = start(['record', '--config', yaml, '-o', out]);
-    await server.done;
-    await settled(out);
+    await holdsAll(out, lastEslFrame(ESL_TRACE));
     run.child.kill('SIGTERM');
     const r = await run.exit;
     expect(r.status, r.stderr).toBe(0);
@@ -160,17 +167,21 @@ describe('pbxhook record', () => {
     const r = await start(['record', '--config', yaml, '-o', out, '--seconds', '1'], { PBXHOOK_AMI_SECRET: SECRET }).exit;
     expect(r.status, r.stderr).toBe(0);
     expect(lastLine(r.stderr)).toMatch(/written to .*timed\.ami \(--seconds 1 elapsed\)$/);
-    expect(replay(out, yaml)).toBe(replay(AMI_TRACE, yaml));
+    // What arrived within the second: all of it, unless the machine starved the recorder, so the
+    // assertion is that it is the trace's beginning, whatever its length (issue #13).
+    expect(readFileSync(out, 'latin1')).toMatch(/^Asterisk Call Manager\/[\d.]+\r\nResponse: Success\r\n/); // logged in, then recorded
+    expect(replay(AMI_TRACE, yaml).startsWith(replay(out, yaml))).toBe(true);
   });
 
-  it.skipIf(!ptyAvailable())('on a terminal, rewrites one progress line in place and ends with the summary', async () => {
+  it.skipIf(terminalNeeded.skip)(`on a terminal, rewrites one progress line in place and ends with the summary${terminalNeeded.note}`, async () => {
+    terminalNeeded.check();
     const server = await startFakeAmi({ trace: AMI_TRACE, username: 'admin', secret: SECRET });
     cleanup.push(() => server.close());
     const yaml = amiConfig(server.port);
     const out = path.join(path.dirname(yaml), 'tty.ami');
     const r = await runInPty([process.execPath, CLI, 'record', '--config', yaml, '-o', out, '--seconds', '2'], env({ PBXHOOK_AMI_SECRET: SECRET }));
     expect(r.status, r.output).toBe(0);
-    expect(r.output).toMatch(/\r\x1b\[Krecording: \d+ events, 1 call, [\d.]+ kB in 1s \(127\.0\.0\.1:\d+ → /);
+    expect(r.output).toMatch(/\r\x1b\[Krecording: \d+ events, 1 call, [\d.]+ kB in \d+s \(127\.0\.0\.1:\d+ → /);
     // The progress line is erased before the summary, which is the only line left standing.
     expect(r.output).toMatch(/\r\x1b\[Kpbxhook record: \d+ events, 1 call, .* \(--seconds 2 elapsed\)\r?\n$/);
     expect(r.output).not.toContain(SECRET);

@@ -7,9 +7,13 @@ import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BAR_MIN_BYTES, formatBytes, formatElapsed, progressBar, StatusLine, wantsProgressBar } from '../src/progress.js';
 import { ptyAvailable, runInPty } from './support/pty.js';
+import { requires } from './support/requires.js';
+
+/** A terminal for the child: util-linux `script` (test/support/pty.ts). */
+const terminalNeeded = requires('util-linux script', ptyAvailable(), 'apt-get install bsdutils');
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'dist/cli.js');
@@ -73,7 +77,8 @@ describe('when there is a bar', () => {
   });
 });
 
-describe.skipIf(!ptyAvailable())('pbxhook replay on a terminal', () => {
+describe.skipIf(terminalNeeded.skip)(`pbxhook replay on a terminal${terminalNeeded.note}`, () => {
+  beforeAll(() => terminalNeeded.check());
   const replay = (trace: string, pipeTo?: string) =>
     runInPty([process.execPath, CLI, 'replay', trace, '--config', CONFIG], env(), pipeTo === undefined ? {} : { pipeTo });
   const plain = (trace: string) => spawnSync(process.execPath, [CLI, 'replay', trace, '--config', CONFIG], { cwd: ROOT, env: env(), encoding: 'utf8' });

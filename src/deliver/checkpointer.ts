@@ -6,11 +6,14 @@
  *
  * The store asks for a checkpoint every `everyCommits` commits (about as often as SQLite would);
  * the thread runs it PASSIVE, which never waits for the daemon nor blocks it. Under constant writes
- * the log never empties at a moment when it could start over, so once it passes `restartPages` the
- * thread says so and the store checkpoints once itself, between two commits: the thread has
- * already copied nearly all of it, and the next commit starts the log over. (A RESTART checkpoint
- * from the thread would make the daemon's commit sleep in SQLite's busy handler, milliseconds at a
- * time: that cost the end-to-end p99 more than it saved.)
+ * the log never empties at a moment when it could start over, so it keeps growing: the store
+ * bounds it itself (outbox-store.ts, `walLimitBytes`), checkpointing on the writing connection
+ * once the log passes its limit, and the thread has already copied nearly all of it by then.
+ *
+ * The two never run a checkpoint at once: a second checkpoint fails at once with SQLITE_BUSY
+ * (SQLite's busy handler is not called for the checkpoint lock), which would let the log pass its
+ * limit. A shared word says who is checkpointing: the thread skips its turn while the store holds
+ * it, and the store waits (Atomics.wait: the length of one PASSIVE copy) while the thread does.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -18,19 +21,23 @@ import { Worker } from 'node:worker_threads';
 export interface CheckpointerOptions {
   /** Commits between two checkpoints (default 100). */
   readonly everyCommits?: number;
-  /** Log length, in pages, past which the writing connection must checkpoint once (default 4096). */
-  readonly restartPages?: number;
   /** A checkpoint failed, or the thread stopped: reported once, and the thread is stopped. */
   readonly onError: (err: Error) => void;
-  /** The log passed `restartPages`: checkpoint once on the writing connection so that it starts over. */
-  readonly onLongLog: () => void;
 }
+
+/** The shared word: nobody, the thread or the store (the writing connection) is checkpointing. */
+const FREE = 0;
+const THREAD_HOLDS = 1;
+const STORE_HOLDS = 2;
+/** The store waits at most this long for the thread's checkpoint (as long as busy_timeout). */
+const HOLD_WAIT_MS = 5_000;
 
 /** Plain CommonJS run by the worker, so it loads the same from src (tests) and dist. */
 const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
 // A SqliteError crosses threads without its message: send the words instead.
 const describe = (err) => (err && err.message ? err.message : String(err)) + (err && err.code ? ' (' + err.code + ')' : '');
+const turn = new Int32Array(workerData.turn);
 let db;
 try {
   db = new (require(workerData.driver))(workerData.file, { fileMustExist: true });
@@ -40,11 +47,15 @@ try {
   process.exit(1);
 }
 const checkpoint = () => {
+  // The store is checkpointing itself: this turn is already done.
+  if (Atomics.compareExchange(turn, 0, ${FREE}, ${THREAD_HOLDS}) !== ${FREE}) return;
   try {
-    const [{ log }] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (log > workerData.restartPages) parentPort.postMessage({ longLog: log });
+    db.pragma('wal_checkpoint(PASSIVE)');
   } catch (err) {
     parentPort.postMessage({ error: describe(err) });
+  } finally {
+    Atomics.store(turn, 0, ${FREE});
+    Atomics.notify(turn, 0);
   }
 };
 parentPort.on('message', (m) => {
@@ -57,24 +68,25 @@ parentPort.on('message', (m) => {
 export class Checkpointer {
   private readonly worker: Worker;
   private readonly everyCommits: number;
+  private readonly turn = new Int32Array(new SharedArrayBuffer(4));
   private commits = 0;
   private stopped = false;
+  /** Resolves when the thread has ended, however it ended. */
+  readonly exited: Promise<void>;
 
   constructor(file: string, o: CheckpointerOptions) {
     this.everyCommits = o.everyCommits ?? 100;
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(THREAD, {
-      eval: true,
-      workerData: { file, driver, restartPages: o.restartPages ?? 4096 },
-    });
+    this.worker = new Worker(THREAD, { eval: true, workerData: { file, driver, turn: this.turn.buffer } });
     // The first failure is reported; the store then stops this thread and checkpoints itself.
     const fail = (message: string): void => {
       if (this.stopped) return;
       this.stop();
       o.onError(new Error(`outbox checkpoint thread (${file}): ${message}`));
     };
-    this.worker.on('message', (m: { error?: string; longLog?: number }) => (m.error !== undefined ? fail(m.error) : o.onLongLog()));
+    this.worker.on('message', (m: { error: string }) => fail(m.error));
     this.worker.on('error', (err: unknown) => fail(err instanceof Error ? err.message : String(err)));
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('exit', (code) => fail(`exited (${code})`));
     // A checkpoint thread alone never keeps the daemon alive.
     this.worker.unref();
@@ -85,6 +97,35 @@ export class Checkpointer {
     if (this.stopped || ++this.commits < this.everyCommits) return;
     this.commits = 0;
     this.worker.postMessage('checkpoint');
+  }
+
+  /**
+   * Runs `fn` (the store's own checkpoint) while the thread runs none: waits for the one under
+   * way, if any, and keeps the thread from starting another until `fn` returns. Should the thread
+   * hold its turn past HOLD_WAIT_MS (a disk that hangs), `fn` runs anyway and SQLite's checkpoint
+   * lock decides.
+   */
+  exclusive<T>(fn: () => T): T {
+    const deadline = performance.now() + HOLD_WAIT_MS;
+    let held = false;
+    for (;;) {
+      const was = Atomics.compareExchange(this.turn, 0, FREE, STORE_HOLDS);
+      if (was === FREE) {
+        held = true;
+        break;
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      Atomics.wait(this.turn, 0, was, left);
+    }
+    try {
+      return fn();
+    } finally {
+      if (held) {
+        Atomics.store(this.turn, 0, FREE);
+        Atomics.notify(this.turn, 0);
+      }
+    }
   }
 
   /** Its connection closes after the checkpoint under way, if any. */

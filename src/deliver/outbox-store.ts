@@ -9,6 +9,7 @@
  * from the rows at start-up and whenever another connection (`pbxhook outbox retry`) committed.
  * `lanes` keeps each lane's sequence counter, so webhook-sequence never starts over for a call.
  */
+import { statSync } from 'node:fs';
 import type { WebhookRequest } from '../emit/request.js';
 import {
   IllegalTransitionError,
@@ -31,6 +32,31 @@ export type { AttemptRecord, AttemptRow, StateCount } from './outbox-db.js';
 
 /** Per endpoint, how many webhooks a limit moved to dead. */
 export type Expired = Map<string, number>;
+
+/**
+ * The write-ahead log's default bound: past it, the writing connection checkpoints itself. About as
+ * long as the log grew under constant writes before (4096 pages, issue #7), so the benchmarks hold.
+ */
+export const WAL_LIMIT_BYTES = 16 * 1024 * 1024;
+
+export interface OutboxStoreOptions {
+  /** The daemon: the WAL is copied on a thread of its own (checkpointer.ts). */
+  readonly backgroundCheckpoints?: CheckpointerOptions;
+  /**
+   * The `-wal` file's bound, in bytes (default WAL_LIMIT_BYTES): after any commit that leaves it
+   * longer, the store checkpoints it into the database and truncates it, so it never exceeds this
+   * by more than one commit, whatever the checkpoint thread does (issue #13).
+   */
+  readonly walLimitBytes?: number;
+}
+
+/** What the store's own checkpoints did: counters for tests and anomalies. */
+export interface WalStats {
+  /** The log passed walLimitBytes and was checkpointed and truncated by the writing connection. */
+  truncated: number;
+  /** ... but a reader in another process held it, so it could not start over (tried again next commit). */
+  blocked: number;
+}
 
 /** Lanes due this recently are live traffic; see claim(). */
 const FRESH_MS = 5_000;
@@ -62,23 +88,26 @@ export class OutboxStore extends OutboxDatabase {
   private readonly runInTransaction: (fn: () => unknown) => unknown;
 
   private checkpointer: Checkpointer | undefined;
-  /** Set by the checkpoint thread when the log keeps growing; done after the next commit. */
-  private checkpointDue = false;
+  private readonly walFile: string;
+  private readonly walLimitBytes: number;
+  readonly wal: WalStats = { truncated: 0, blocked: 0 };
 
   /**
    * Opens (creating if needed) and migrates the outbox; throws if the file is from a newer pbxhook.
    * With `backgroundCheckpoints` (the daemon) the WAL is copied on a thread of its own
-   * (checkpointer.ts); otherwise SQLite does it inside commits, as usual.
+   * (checkpointer.ts); otherwise SQLite does it inside commits, as usual. Either way the log stays
+   * within `walLimitBytes` (plus one commit).
    */
-  constructor(file: string, opts: { backgroundCheckpoints?: Omit<CheckpointerOptions, 'onLongLog'> } = {}) {
+  constructor(file: string, opts: OutboxStoreOptions = {}) {
     super(file);
     this.runInTransaction = this.db.transaction((fn: () => unknown) => fn());
+    this.walFile = `${file}-wal`;
+    this.walLimitBytes = opts.walLimitBytes ?? WAL_LIMIT_BYTES;
     const bg = opts.backgroundCheckpoints;
     if (bg !== undefined) {
       this.db.pragma('wal_autocheckpoint = 0');
       this.checkpointer = new Checkpointer(file, {
         ...bg,
-        onLongLog: () => (this.checkpointDue = true),
         onError: (err) => {
           // Never let the log grow unchecked: back to checkpoints inside commits.
           this.checkpointer = undefined;
@@ -147,16 +176,30 @@ export class OutboxStore extends OutboxDatabase {
       this.forget();
       throw err;
     }
-    if (outermost) this.checkpointer?.committed();
-    if (outermost && this.checkpointDue) {
-      this.checkpointDue = false;
-      try {
-        this.db.pragma('wal_checkpoint(PASSIVE)');
-      } catch {
-        // Committed all the same; the thread will ask again.
-      }
-    }
+    if (outermost) this.committed();
     return result;
+  }
+
+  /**
+   * After each commit: the thread may copy the log; if the log passed its limit, the writing
+   * connection copies the rest and truncates it now, so that it never grows past the limit by more
+   * than this commit, whether the thread keeps up, lags or is gone. Under constant writes this is
+   * also what lets the log start over (a PASSIVE checkpoint racing the writes never finds it empty).
+   * TRUNCATE waits (busy_timeout) for readers of the log; the thread is kept out (exclusive()).
+   */
+  private committed(): void {
+    this.checkpointer?.committed();
+    const size = statSync(this.walFile, { throwIfNoEntry: false })?.size ?? 0;
+    if (size <= this.walLimitBytes) return;
+    const truncate = () => this.db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+    try {
+      const [r] = this.checkpointer ? this.checkpointer.exclusive(truncate) : truncate();
+      if (r?.busy) this.wal.blocked++;
+      else this.wal.truncated++;
+    } catch {
+      // Committed all the same; the next commit tries again.
+      this.wal.blocked++;
+    }
   }
 
   /**

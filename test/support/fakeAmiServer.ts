@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import { pacing } from './pacing.js';
 import { AmiFramer } from '../../src/ami/framer.js';
 import type { AmiFrame } from '../../src/ami/frame.js';
 
@@ -18,6 +19,11 @@ export interface FakeAmiOptions {
   readonly secret: string;
   /** Replay speed factor: 1 = real time, Infinity (default) = as fast as possible. */
   readonly speed?: number;
+  /**
+   * The stream stops before the first message matching this until `resume()`: a test looks at a
+   * call while it is live for as long as it needs, instead of racing the trace's clock (issue #13).
+   */
+  readonly pauseBefore?: RegExp;
 }
 
 export interface FakeAmi {
@@ -40,6 +46,10 @@ export interface FakeAmi {
   up(): Promise<void>;
   /** Drops every connection and stops listening. */
   close(): Promise<void>;
+  /** Resolves once the stream has stopped at `pauseBefore` (never without it). */
+  readonly paused: Promise<void>;
+  /** Carries on after `pauseBefore`. */
+  resume(): void;
 }
 
 const DEFAULT_BANNER = 'Asterisk Call Manager/11.0.0\r\n';
@@ -98,31 +108,39 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
   const timers = new Set<NodeJS.Timeout>();
   let markDone!: () => void;
   const done = new Promise<void>((resolve) => (markDone = resolve));
+  let markPaused!: () => void;
+  const paused = new Promise<void>((resolve) => (markPaused = resolve));
+  let resumed = opts.pauseBefore === undefined;
+  const waiting: Array<() => void> = [];
 
   const stream = (sock: net.Socket): void => {
     const list = messages; // this connection's stream, whatever setTrace does meanwhile
-    if (speed === Infinity) {
-      sock.write(Buffer.concat(list.map((m) => m.bytes)), () => markDone());
-      return;
-    }
+    const hold = resumed ? -1 : list.findIndex((m) => opts.pauseBefore!.test(m.bytes.toString('latin1')));
     const start = Date.now();
-    const first = list.find((m) => m.at !== undefined)?.at ?? 0;
+    const dues = pacing(list.map((m) => (m.at === undefined ? undefined : m.at * 1000)), speed);
     let i = 0;
     let due = 0;
     const step = (): void => {
       const batch: Buffer[] = [];
       // Write every message that is due; messages without a Timestamp go with the previous one.
+      let holding = false;
       while (i < list.length) {
-        const m = list[i]!;
-        if (m.at !== undefined) due = Math.max(due, ((m.at - first) * 1000) / speed);
+        if (i === hold && !resumed) {
+          holding = true;
+          break;
+        }
+        due = speed === Infinity ? 0 : dues[i]!;
         if (due > Date.now() - start) break;
-        batch.push(m.bytes);
+        batch.push(list[i]!.bytes);
         i++;
       }
       const last = i === list.length;
       if (batch.length > 0 && !sock.destroyed) sock.write(Buffer.concat(batch), last ? () => markDone() : undefined);
       else if (last) markDone();
-      if (!last) {
+      if (holding) {
+        waiting.push(step);
+        markPaused();
+      } else if (!last) {
         const t = setTimeout(() => (timers.delete(t), step()), due - (Date.now() - start));
         timers.add(t);
       }
@@ -203,6 +221,11 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
         server.close(() => resolve());
       }),
     up: () => listen(address.port),
+    paused,
+    resume: () => {
+      resumed = true;
+      for (const step of waiting.splice(0)) step();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import { pacing } from './pacing.js';
 
 export interface FakeEslOptions {
   /** Raw trace bytes, or a path to a `.esl` / `.esl.gz` file. */
@@ -100,17 +101,16 @@ export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
       return;
     }
     const start = Date.now();
-    const first = list.find((f) => f.at !== undefined)?.at ?? 0;
+    // Events arrive in socket order, which is not quite timestamp order (late COMMAND events).
+    const dues = pacing(list.map((f) => (f.at === undefined ? undefined : f.at / 1000)), speed);
     let i = 0;
     let due = 0;
     const step = (): void => {
       const batch: Buffer[] = [];
-      // Events arrive in socket order, which is not quite timestamp order (late COMMAND events).
       while (i < list.length) {
-        const f = list[i]!;
-        if (f.at !== undefined) due = Math.max(due, (f.at - first) / 1000 / speed);
+        due = dues[i]!;
         if (due > Date.now() - start) break;
-        batch.push(f.bytes);
+        batch.push(list[i]!.bytes);
         i++;
       }
       const last = i === list.length;

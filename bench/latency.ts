@@ -4,6 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { serviceLaunch } from './service-env.js';
 
 /**
  * Issue #7 §3: end-to-end latency. A fake AMI server streams calls at a steady rate into the real
@@ -106,7 +107,9 @@ export async function latency(callsPerSecond: number, seconds: number, subject: 
     `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\nstate_dir: ./state\nops:\n  enabled: false\nlog:\n  level: warn\nwebhooks: ./webhooks.ini\n`,
   );
   const args = subject === 'daemon' ? ['dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')] : ['dist-bench/bench/latency-baseline.js', String(amiPort), String(receiverPort)];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  // The daemon as the service runs it (the unit's node flags and environment); the baseline as a bare node process.
+  const launch = subject === 'daemon' ? serviceLaunch() : { nodeArgs: [], env: {} };
+  const child = spawn(process.execPath, [...launch.nodeArgs, ...args], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...launch.env } });
   const timeout = setTimeout(() => allIn(), (seconds + 30) * 1000);
   await received;
   clearTimeout(timeout);

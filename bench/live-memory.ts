@@ -8,6 +8,7 @@ import { AmiFramer } from '../src/ami/framer.js';
 import { wantsAmiEvent } from '../src/ami/normalise.js';
 import { DEFAULT_ROLES } from '../src/core/roles.js';
 import { Pipeline } from '../src/pipeline.js';
+import { describeLaunch, serviceLaunch } from './service-env.js';
 
 /**
  * Issue #14 item 8: the live daemon's memory with N calls up at once, on the real path: a fake AMI
@@ -16,7 +17,8 @@ import { Pipeline } from '../src/pipeline.js';
  * caller's HangupRequest: answered, bridged, still up. Its Uniqueids, Linkedid, channel names and
  * bridge id are renumbered per copy and its times moved to now, so the daemon follows N distinct
  * live calls. Measured once the daemon holds them all and has delivered every webhook:
- * RSS (/proc) and the JS heap (the daemon's own /metrics).
+ * RSS (/proc) and the JS heap (the daemon's own /metrics). The daemon runs with the environment
+ * the shipped unit gives it (node flags and environment, bench/service-env.ts), as the service runs it.
  */
 const TRACE = 'test/fixtures/asterisk/in-queue-answered.ami';
 
@@ -64,6 +66,8 @@ export interface LiveMemoryResult {
   /** MB of AMI bytes streamed. */
   readonly streamedMb: number;
   readonly ms: number;
+  /** The unit's node flags and environment the daemon ran with. */
+  readonly environment: string;
 }
 
 const mb = (bytes: number | undefined): number => Math.round((bytes ?? NaN) / 104857.6) / 10;
@@ -166,7 +170,11 @@ export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
     `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\nstate_dir: ./state\n` +
       `ops:\n  listen: 127.0.0.1:0\nlog:\n  level: info\nwebhooks: ./webhooks.ini\n`,
   );
-  const child = spawn(process.execPath, ['dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const launch = serviceLaunch();
+  const child = spawn(process.execPath, [...launch.nodeArgs, 'dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...launch.env },
+  });
   let opsPort = 0;
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
@@ -222,6 +230,7 @@ export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
       callsHeapSliced: heapSliced,
       streamedMb: Math.round(streamed / 104857.6) / 10,
       ms: Math.round(ms),
+      environment: describeLaunch(launch),
     };
   } finally {
     child.kill('SIGKILL');

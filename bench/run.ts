@@ -190,7 +190,8 @@ that arrive meanwhile queue behind it. (ICU's time-zone data, 15–20 ms, is loa
 
 A fake AMI server streams ${fmt(liveMem['calls'] as number)} copies of the recorded in-queue-answered call, unfiltered, up to the
 caller's hangup (answered, bridged, still up; ${fmt(liveMem['streamedMb'] as number, 1)} MB at loopback speed) into \`pbxhook run\`; measured once
-every webhook (${fmt(liveMem['webhooks'] as number)}) is delivered (bench/live-memory.ts).
+every webhook (${fmt(liveMem['webhooks'] as number)}) is delivered (bench/live-memory.ts). The daemon runs with the shipped unit's
+node flags and environment, as the service runs it: \`${liveMem['environment'] as string}\`.
 
 | state | RSS (MB) | JS heap in use / allocated (MB) |
 |---|---:|---:|

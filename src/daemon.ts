@@ -9,7 +9,6 @@ import { StateDirBusyError } from './deliver/state-lock.js';
 import type { WebhookRequest } from './emit/request.js';
 import type { EslFrame } from './esl/frame.js';
 import { startEslIngest } from './esl/ingest.js';
-import { createMetrics } from './ops/metrics.js';
 import { startOpsServer, type OpsServer } from './ops/server.js';
 import { health, metricSources, statusSnapshot, type DaemonParts } from './ops/sources.js';
 import { Pipeline } from './pipeline.js';
@@ -165,6 +164,8 @@ async function startOps(
   log: Logger,
 ): Promise<{ server: OpsServer; observe: (endpoint: string, seconds: number) => void } | undefined> {
   if (cfg.opsListen === undefined) return undefined;
+  // prom-client (~10 MB of RSS) is loaded only with ops on (issue #14, memory).
+  const { createMetrics } = await import('./ops/metrics.js');
   const metrics = createMetrics(metricSources(parts));
   try {
     const server = await startOpsServer({

@@ -183,7 +183,7 @@ describe.skipIf(missing !== null && !CI)('Debian package: build, install, run, r
 
   it('installs a unit that systemd accepts, with the package paths', () => {
     const unit = readFileSync('/lib/systemd/system/pbxhook.service', 'utf8');
-    expect(unit).toContain('ExecStart=/usr/bin/node /usr/lib/pbxhook/dist/cli.js run --config /etc/pbxhook/pbxhook.yaml');
+    expect(unit).toContain('ExecStart=/usr/bin/node --max-semi-space-size=2 --heap-growing-percent=50 /usr/lib/pbxhook/dist/cli.js run --config /etc/pbxhook/pbxhook.yaml');
     expect(unit).not.toContain('/opt/');
     const verify = spawnSync('systemd-analyze', ['verify', '/lib/systemd/system/pbxhook.service'], { encoding: 'utf8' });
     if (verify.error) {

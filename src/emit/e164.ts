@@ -1,4 +1,15 @@
-import { isSupportedCountry, parsePhoneNumberFromString } from 'libphonenumber-js';
+import { createRequire } from 'node:module';
+import type * as PhoneNumbers from 'libphonenumber-js';
+
+/**
+ * libphonenumber-js and its numbering metadata cost ~11 MB of RSS and only VXT endpoints use them:
+ * they are loaded when a VXT endpoint is configured (`prepareE164`, from render.ts), never by a
+ * daemon without one (issue #14, memory). `require` rather than `import()`: rendering is synchronous.
+ */
+let phoneNumbers: typeof PhoneNumbers | undefined;
+export function prepareE164(): typeof PhoneNumbers {
+  return (phoneNumbers ??= createRequire(import.meta.url)('libphonenumber-js') as typeof PhoneNumbers);
+}
 
 /**
  * A number as the PBX shows it (national `2125550800`, trunk-prefixed `020 7946 0018`, with an
@@ -11,6 +22,7 @@ import { isSupportedCountry, parsePhoneNumberFromString } from 'libphonenumber-j
  */
 export function toE164(number: string, defaultCountry: string): string | undefined {
   const text = number.trim();
+  const { isSupportedCountry, parsePhoneNumberFromString } = prepareE164();
   if (text === '' || !isSupportedCountry(defaultCountry)) return undefined;
   // extract: false — the whole caller ID must be the number, so "sip:5551@host" is not read as 5551.
   const parsed = parsePhoneNumberFromString(text, { defaultCountry, extract: false });

@@ -1,6 +1,7 @@
 import type { EndpointConfig, SchemaName } from '../config/types.js';
 import type { LifecycleEvent } from '../core/lifecycle.js';
 import type { RenderContext } from './context.js';
+import { prepareE164 } from './e164.js';
 import type { WebhookRequest } from './request.js';
 import { renderPetDesk } from './petdesk.js';
 import { renderThreeCx } from './threecx.js';
@@ -22,5 +23,7 @@ const RENDERERS: RendererTable = {
 };
 
 export function rendererFor(endpoint: EndpointConfig): Render {
+  // VXT's phone-number library is loaded only with a VXT endpoint, before its first call needs it.
+  if (endpoint.schema === 'vxt') prepareE164();
   return (RENDERERS[endpoint.schema] as Render | undefined) ?? (() => []);
 }

@@ -44,3 +44,16 @@ describe.skipIf(toolsNeeded.skip)(`systemd unit${toolsNeeded.note}`, () => {
     expect(r.stdout).toContain('Restart=on-failure');
   });
 });
+
+// The unit starts node with memory flags (issue #14), one of them V8's own: a node that stopped
+// knowing it would refuse to start the service, so the node the project runs on must accept them.
+describe('systemd unit: node flags', () => {
+  it('the node flags of ExecStart are accepted by this node', () => {
+    const unit = spawnSync('cat', [UNIT], { encoding: 'utf8' }).stdout;
+    const exec = /^ExecStart=\S+ (.*?)\s*\S+\/dist\/cli\.js run /m.exec(unit);
+    expect(exec, 'ExecStart runs dist/cli.js run').not.toBeNull();
+    const flags = exec![1]!.split(/\s+/).filter(Boolean);
+    const r = spawnSync(process.execPath, [...flags, '-e', '0'], { encoding: 'utf8' });
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+  });
+});

@@ -7,6 +7,18 @@ import Database from 'better-sqlite3';
 import type { EndpointHealth, OutboxState } from './outbox-state.js';
 import { FINISHED_TERM, MIGRATIONS, type OutboxRow, type RawRow, type Selection, rowOf, selectionSql } from './outbox-schema.js';
 
+/**
+ * SQLite result codes that say the database could not be written now, not that the write was
+ * wrong: a full disk (SQLITE_FULL), an I/O error, a lock held too long. Whatever failed this way
+ * is kept and written again later, never dropped (issue #14 item 3).
+ */
+const STORAGE_FAILURES = /^SQLITE_(FULL|IOERR|BUSY|LOCKED|NOMEM|READONLY|CANTOPEN|PROTOCOL)/;
+
+export function isStorageFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && STORAGE_FAILURES.test(code);
+}
+
 export interface AttemptRecord {
   readonly latencyMs: number;
   readonly status: number | undefined;

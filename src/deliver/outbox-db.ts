@@ -162,6 +162,19 @@ export class OutboxDatabase {
     ).run(endpoint, h.failingSince, h.pausedAt, h.nextProbeAt);
   }
 
+  /** The live state saved by the last run (issue #14 item 2): key → JSON text. */
+  liveState(): Array<[string, string]> {
+    return (this.sql(`SELECT key, value FROM live_state`).raw().all() as Array<[string, string]>);
+  }
+
+  /** Writes what changed of the live state (undefined: gone); inside the caller's transaction. */
+  saveLiveState(changes: ReadonlyMap<string, string | undefined>): void {
+    for (const [key, value] of changes) {
+      if (value === undefined) this.sql(`DELETE FROM live_state WHERE key = ?`).run(key);
+      else this.sql(`INSERT INTO live_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(key, value);
+    }
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }

@@ -97,6 +97,10 @@ export class OutboxWorker {
   private pendingInserts: Array<readonly WebhookRequest[]> = [];
   private stopping = false;
   private failing: WriteFailure | undefined;
+  /** Where the live calls come from (the daemon's pipeline), saved with each commit. */
+  private liveState: (() => ReadonlyMap<string, string | undefined>) | undefined;
+  /** Live state taken but not committed yet (a failed commit keeps it for the next). */
+  private stateToWrite = new Map<string, string | undefined>();
 
   constructor(private readonly o: WorkerOptions) {
     this.now = o.now ?? Date.now;
@@ -109,6 +113,20 @@ export class OutboxWorker {
   /** Set while commits fail (a full disk: issue #14 item 3), for /healthz and the status page. */
   get writeFailure(): WriteFailure | undefined {
     return this.failing;
+  }
+
+  /**
+   * Saves the live calls with the outbox (issue #14 item 2): `take` gives what changed since it
+   * was last called; it is written in the same commit as the webhooks enqueued meanwhile, so a
+   * restart finds the calls as those webhooks left them. Call `changed()` after each PBX event.
+   */
+  saveLiveStateFrom(take: () => ReadonlyMap<string, string | undefined>): void {
+    this.liveState = take;
+  }
+
+  /** A PBX event changed the live state without a webhook: commit it soon all the same. */
+  changed(): void {
+    if (this.liveState !== undefined) this.wake();
   }
 
   /**
@@ -206,7 +224,9 @@ export class OutboxWorker {
     const writes = this.pendingWrites;
     this.pendingInserts = [];
     this.pendingWrites = [];
-    if (this.stopping && writes.length === 0 && inserts.length === 0) return;
+    this.takeLiveState();
+    const state = this.stateToWrite;
+    if (this.stopping && writes.length === 0 && inserts.length === 0 && state.size === 0) return;
     const now = this.now();
     let claimed: Array<[Endpoint, OutboxRow, boolean]> = [];
     let failure: unknown;
@@ -214,6 +234,7 @@ export class OutboxWorker {
       this.o.store.inTransaction(() => {
         this.each(inserts, (reqs) => this.o.store.insert(reqs, now), (reqs, err) => this.lost(reqs, err));
         this.each(writes, (w) => w.write(), (w, err) => (w.error = err));
+        if (state.size > 0) this.o.store.saveLiveState(state);
         if (!this.stopping) for (const ep of this.endpoints.values()) this.fill(ep, now, claimed);
       });
     } catch (err) {
@@ -225,7 +246,10 @@ export class OutboxWorker {
       // The commit itself failed (disk full, I/O error): keep the events for the next try.
       this.pendingInserts = inserts.concat(this.pendingInserts);
     }
-    if (failure === undefined) this.writable(now);
+    if (failure === undefined) {
+      this.writable(now);
+      this.stateToWrite = new Map();
+    }
     else this.unwritable(failure, now, count(inserts), writes.length);
     // Finished attempts wait for the next commit, their rows in flight meanwhile, rather than
     // leave their rows in flight for good (issue #14 item 3). Only a stop gives up on them: the
@@ -264,6 +288,12 @@ export class OutboxWorker {
         failed(item, err);
       }
     }
+  }
+
+  /** Merges what changed into what waits to be written: the newest text of a key wins. */
+  private takeLiveState(): void {
+    if (this.liveState === undefined) return;
+    for (const [key, value] of this.liveState()) this.stateToWrite.set(key, value);
   }
 
   /** A commit failed: logged once when it starts failing (and again if the reason changes), not every second. */

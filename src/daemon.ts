@@ -66,10 +66,15 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     return EX_CANTCREAT;
   }
   const pipeline = new Pipeline(cfg);
+  const restored = restoreLiveCalls(pipeline, outbox, log);
   let frameErrors = 0;
 
-  // One PBX event's webhooks go to disk all or none; the worker logs a failure to write (PBXHOOK_OUTBOX_WRITE).
-  const dispatch = (rs: WebhookRequest[]): void => outbox.worker.enqueue(rs);
+  // One PBX event's webhooks go to disk all or none, with the live calls as the event left them
+  // (issue #14 item 2); the worker logs a failure to write (PBXHOOK_OUTBOX_WRITE).
+  const dispatch = (rs: WebhookRequest[]): void => {
+    outbox.worker.enqueue(rs);
+    outbox.worker.changed();
+  };
   // Bad PBX input is logged and skipped: one odd event must never take the daemon down.
   const guarded = <F>(toRequests: (f: F) => WebhookRequest[], describe: (f: F) => object) => (f: F): void => {
     try {
@@ -92,13 +97,25 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   };
 
   // Connecting runs in the background from the first attempt: the outbox delivers meanwhile.
-  const ingest =
-    pbx.type === 'asterisk'
-      ? startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s), acceptAmi, onSkip)
-      : startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log), onSkip);
+  let resyncNow: () => void;
+  let ingest: ReturnType<typeof startAmiIngest> | ReturnType<typeof startEslIngest>;
+  if (pbx.type === 'asterisk') {
+    const ami = startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s, 'reconnect'), acceptAmi, onSkip);
+    resyncNow = () => ami.session && amiSync.onRestored(ami.session, 'restart');
+    ingest = ami;
+  } else {
+    const esl = startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log, 'reconnect'), onSkip);
+    const atStart = eslResync(pipeline, dispatch, log, 'restart');
+    resyncNow = () => esl.session && atStart(esl.session);
+    ingest = esl;
+  }
   const endpoints = cfg.endpoints.filter((e) => e.enabled).map((e) => e.name);
   const connected = pbx.type === 'asterisk' ? 'connected to Asterisk AMI' : 'connected to FreeSWITCH ESL';
-  void ingest.ready.then(() => log.info({ host: pbx.host, port: pbx.port, endpoints }, connected));
+  void ingest.ready.then(() => {
+    log.info({ host: pbx.host, port: pbx.port, endpoints }, connected);
+    // Calls restored from the last run are checked against the PBX's channels, as after a reconnect.
+    if (restored) resyncNow();
+  });
   // Idle timeouts on the PBX's clock, never the host's: the two may be hours apart (issue #14 item 6).
   const ticker = setInterval(() => dispatch(pipeline.tick(pipeline.pbxNow())), tickMsFor(cfg.calls.idleTimeoutSeconds));
 
@@ -127,6 +144,36 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   const { stats } = outbox.worker;
   log.info({ ...stats, undelivered: stats.outboxDepth }, 'stopped'); // undelivered ones wait in the outbox for the next start
   return code;
+}
+
+/**
+ * A restart: the calls the last run was following, as its last commit left them (issue #14 item 2),
+ * taken back before the PBX is connected; from then on every commit saves what changed. True when
+ * there is something to check against the PBX's channel list.
+ */
+function restoreLiveCalls(pipeline: Pipeline, outbox: Outbox, log: Logger): boolean {
+  let restored = false;
+  const first = new Map<string, string | undefined>();
+  pipeline.trackLiveState();
+  try {
+    const r = pipeline.restoreLiveState(outbox.store.liveState());
+    restored = r.calls > 0;
+    if (r.calls > 0) log.info({ calls: r.calls, channels: r.channels }, 'live calls restored from the outbox; checking them against the PBX at login');
+    if (r.unreadable.length > 0) {
+      log.warn({ unreadable: r.unreadable.length, code: 'PBXHOOK_LIVE_STATE' }, 'live state saved by another pbxhook version not restored: those calls are lost');
+    }
+    // What could not be read goes at the first commit, so that it is not read again at every start.
+    for (const key of r.unreadable) first.set(key, undefined);
+  } catch (err) {
+    log.error({ err, code: 'PBXHOOK_LIVE_STATE' }, 'live calls could not be read from the outbox; starting without them');
+  }
+  outbox.worker.saveLiveStateFrom(() => {
+    const changes = pipeline.takeLiveState();
+    for (const [k, v] of first) if (!changes.has(k)) changes.set(k, v);
+    first.clear();
+    return changes;
+  });
+  return restored;
 }
 
 /** Kept from the grace for the last outbox commit and closing the database after attempts are cut off. */

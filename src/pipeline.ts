@@ -8,10 +8,24 @@ import type { LifecycleEvent } from './core/lifecycle.js';
 import { PbxClock } from './core/clock.js';
 import { RoleBook } from './core/roles.js';
 import { Tracker } from './core/tracker.js';
+import { decodeCall, encodeCall, encodeJson, undefinedForNull, type CallRecord } from './core/persist.js';
+import type { LegState } from './esl/legs.js';
+import type { Recording } from './ami/voicemail.js';
 import type { RenderContext } from './emit/context.js';
 import { rendererFor, type Render } from './emit/render.js';
 import { prepareZone } from './emit/time.js';
 import type { WebhookRequest } from './emit/request.js';
+
+/**
+ * The live state a restart must find again, as keyed texts (issue #14 item 2): `call:<id>` a call
+ * and its channels, `esl:<uuid>` what the ESL normaliser knows of a channel, `vm:<uniqueid>` a
+ * voicemail being recorded, `clock` how far the PBX's clock is from the host's. A key mapped to
+ * `undefined` is gone.
+ */
+export type LiveStateChanges = Map<string, string | undefined>;
+
+/** The PBX's clock offset is saved again when it moved more than this. */
+const CLOCK_SAVE_MS = 1_000;
 
 export type PipelineConfig = Pick<Config, 'roles' | 'calls' | 'endpoints' | 'directory' | 'environment'>;
 
@@ -33,6 +47,8 @@ export class Pipeline {
   private createdDuringResync: Set<string> | undefined;
   /** The PBX's time as its events tell it: the live daemon's one clock (issue #14 item 6). */
   readonly clock = new PbxClock();
+  /** The PBX's clock minus the host's, as last saved. */
+  private savedSkew: number | undefined;
 
   /**
    * `wallClock` and `monotonic` are the host's clocks, read only to carry the PBX's time on between
@@ -106,6 +122,68 @@ export class Pipeline {
     this.createdDuringResync = undefined;
     this.esl.legs.keepOnly(alive);
     return { ...ev, channels: [...alive] };
+  }
+
+  /** From now on, remember what changes, for `takeLiveState` (the daemon; replay keeps nothing). */
+  trackLiveState(): void {
+    this.tracker.trackChanges();
+    this.esl.legs.trackChanges();
+    this.ami.voicemail.trackChanges();
+  }
+
+  /**
+   * What changed since the last call (once `trackLiveState` was called): the daemon writes it with the webhooks of the same events,
+   * in one commit, so that a kill -9 loses at most what a commit had not written yet.
+   */
+  takeLiveState(): LiveStateChanges {
+    const out: LiveStateChanges = new Map();
+    for (const [id, r] of this.tracker.takeChanged()) out.set(`call:${id}`, r && encodeCall(r));
+    for (const [uuid, leg] of this.esl.legs.takeChanged()) out.set(`esl:${uuid}`, leg && encodeJson(leg));
+    for (const [ch, rec] of this.ami.voicemail.takeChanged()) out.set(`vm:${ch}`, rec && encodeJson(rec));
+    const skew = this.clock.skew(this.monotonic(), this.wallClock());
+    if (skew !== undefined && (this.savedSkew === undefined || Math.abs(skew - this.savedSkew) > CLOCK_SAVE_MS)) {
+      this.savedSkew = skew;
+      out.set('clock', encodeJson({ pbxAheadMs: skew }));
+    }
+    return out;
+  }
+
+  /**
+   * A restart: the state saved by `takeLiveState`, before the PBX is connected (its channel list
+   * then ends the calls that ended meanwhile). Records this pbxhook cannot read are counted, not used.
+   */
+  restoreLiveState(entries: Iterable<readonly [string, string]>): { calls: number; channels: number; unreadable: string[] } {
+    const calls: CallRecord[] = [];
+    const legs: Array<[string, LegState]> = [];
+    const recordings: Array<[string, Recording]> = [];
+    const unreadable: string[] = [];
+    for (const [key, text] of entries) {
+      const colon = key.indexOf(':');
+      const [kind, id] = colon < 0 ? [key, ''] : [key.slice(0, colon), key.slice(colon + 1)];
+      try {
+        if (kind === 'call') {
+          const r = decodeCall(text);
+          if (r) calls.push(r);
+          else unreadable.push(key);
+        } else if (kind === 'esl') legs.push([id, undefinedForNull(JSON.parse(text)) as LegState]);
+        else if (kind === 'vm') recordings.push([id, undefinedForNull(JSON.parse(text)) as Recording]);
+        else if (kind === 'clock') this.restoreClock((JSON.parse(text) as { pbxAheadMs: number }).pbxAheadMs);
+        else unreadable.push(key);
+      } catch {
+        unreadable.push(key);
+      }
+    }
+    this.tracker.restore(calls);
+    this.esl.legs.restore(legs);
+    this.ami.voicemail.restore(recordings);
+    return { calls: calls.length, channels: calls.reduce((n, r) => n + r.channels.length, 0), unreadable };
+  }
+
+  /** Until the PBX's first event, its time is the host's plus the offset it had before the restart. */
+  private restoreClock(pbxAheadMs: number): void {
+    if (!Number.isFinite(pbxAheadMs)) return;
+    this.savedSkew = pbxAheadMs;
+    this.clock.observe(this.wallClock() + pbxAheadMs, this.monotonic());
   }
 
   /**

@@ -25,7 +25,10 @@ class Resync {
     private readonly log: Logger,
   ) {}
 
-  begin(): number {
+  private why: 'reconnect' | 'restart' = 'reconnect';
+
+  begin(why: 'reconnect' | 'restart' = 'reconnect'): number {
+    this.why = why;
     this.pipeline.beginResync();
     const generation = ++this.generation;
     this.waiting = generation;
@@ -54,7 +57,7 @@ class Resync {
       return;
     }
     const closed = t.stats.callsResynced - before;
-    this.log.info({ pbxChannels: result.channels.length, callsClosed: closed, liveCalls: t.liveCalls }, 'resynced live calls after reconnect');
+    this.log.info({ pbxChannels: result.channels.length, callsClosed: closed, liveCalls: t.liveCalls }, `resynced live calls after ${this.why}`);
   }
 }
 
@@ -64,8 +67,8 @@ export function amiResync(pipeline: Pipeline, dispatch: (rs: WebhookRequest[]) =
   const list = new AmiChannelList();
   let generation = 0;
   return {
-    onRestored(session: AmiSession): void {
-      generation = resync.begin();
+    onRestored(session: AmiSession, why: 'reconnect' | 'restart' = 'reconnect'): void {
+      generation = resync.begin(why);
       session.action(list.request());
     },
     onFrame(f: AmiFrame): void {
@@ -76,10 +79,10 @@ export function amiResync(pipeline: Pipeline, dispatch: (rs: WebhookRequest[]) =
 }
 
 /** ESL: `api show channels as json`, answered on the same socket after the events before it. */
-export function eslResync(pipeline: Pipeline, dispatch: (rs: WebhookRequest[]) => void, log: Logger) {
+export function eslResync(pipeline: Pipeline, dispatch: (rs: WebhookRequest[]) => void, log: Logger, why: 'reconnect' | 'restart' = 'reconnect') {
   const resync = new Resync(pipeline, dispatch, log);
   return (session: EslSession): void => {
-    const generation = resync.begin();
+    const generation = resync.begin(why);
     session.api(SHOW_CHANNELS).then(
       (body) => resync.listed(channelsFromShowJson(body), generation),
       (err: unknown) => resync.listed({ ok: false, message: err instanceof Error ? err.message : String(err) }, generation),

@@ -5,8 +5,11 @@
  * bytes a replay of the uninterrupted trace gives. The connection's state changes are logged once
  * each, not once per reconnect attempt.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
+import { AmiFramer } from '../src/ami/framer.js';
+import { EslFramer } from '../src/esl/framer.js';
 import { describe, expect, it } from 'vitest';
 import { AmiChannelList } from '../src/ami/resync.js';
 import { loadConfig } from '../src/config/load.js';
@@ -218,3 +221,113 @@ describe.each([AMI, ESL])('reconnect and resync: $name', (s) => {
     expectOneLinePerStateChange(daemon);
   });
 });
+
+/**
+ * A restart mid-call (issue #14 item 2): the first run reads the trace up to the answer; the second
+ * finds the call in the outbox's live state and checks it against the PBX's channel list at login.
+ */
+describe.each([AMI, ESL])('restart mid-call: $name', (s) => {
+  /** The first run: the trace up to the cut, every webhook of it delivered. */
+  async function firstRun() {
+    const cut = s.cut(readFileSync(s.trace));
+    const pbx = await s.start(cut.first);
+    sandbox.defer(() => pbx.close());
+    const crm: Receiver = await startReceiver();
+    sandbox.defer(() => crm.close());
+    const yaml = writeConfig(s, pbx.port, crm.port);
+    const trace = path.join(sandbox.tmp, `first${path.extname(s.trace)}`);
+    writeFileSync(trace, cut.first);
+    const before = replay(trace, yaml);
+    const whole = replay(s.trace, yaml);
+    const daemon = startDaemon(yaml);
+    await waitFor(() => crm.ok().length >= before.length, () => `${before.length} webhooks before the restart\n${daemon.out.stderr}`, 20_000);
+    return { cut, pbx, crm, yaml, before, whole, daemon, trace };
+  }
+
+  /** The second run: the PBX lists `alive` and streams `rest`. */
+  async function secondRun(r: Awaited<ReturnType<typeof firstRun>>, alive: string[], rest: Buffer): Promise<Daemon> {
+    r.pbx.setChannels(alive);
+    r.pbx.setTrace(rest);
+    const daemon = startDaemon(r.yaml);
+    await waitFor(() => /resynced live calls after restart/.test(daemon.out.stderr), () => `"resynced live calls after restart"\n${daemon.out.stderr}`, 20_000);
+    return daemon;
+  }
+
+  it('SIGTERM: the call continues, every webhook delivered once, the same bytes as without a restart', async () => {
+    const r = await firstRun();
+    await stop(r.daemon);
+    expect(r.daemon.logs().find((l) => l.msg === 'stopping')).toMatchObject({ liveCalls: 1 });
+    const d2 = await secondRun(r, r.cut.alive, r.cut.rest);
+    expect(d2.logs().find((l) => String(l.msg).startsWith('live calls restored'))).toMatchObject({ calls: 1 });
+    await waitFor(() => r.crm.ok().length >= r.whole.length, () => `${r.whole.length} webhooks\n${d2.out.stderr}`, 20_000);
+    await stop(d2);
+    expect(r.crm.ok().map((x) => x.body)).toEqual(r.whole.map((l) => l.body));
+    const ids = r.crm.ok().map((x) => String(x.headers['webhook-id']));
+    expect(new Set(ids).size, 'each webhook once').toBe(r.whole.length);
+    expect(d2.logs().find((l) => l.msg === 'resynced live calls after restart')).toMatchObject({ callsClosed: 0, liveCalls: 0 });
+  });
+
+  it('kill -9 after the commit of the last event read: the call continues (its end webhook with the right User and Duration)', async () => {
+    const r = await firstRun();
+    // The daemon committed the state of every event it read: the calls it saved are those a
+    // pipeline fed the same events holds (nothing else is waited for; no sleep).
+    const want = savedCalls(r.trace, r.yaml);
+    await waitFor(() => sameCalls(r.yaml, want), () => `the live state committed\n${r.daemon.out.stderr}`, 20_000);
+    r.daemon.child.kill('SIGKILL');
+    await exitWithin(r.daemon, 10_000);
+    const d2 = await secondRun(r, r.cut.alive, r.cut.rest);
+    await waitFor(() => r.crm.ok().length >= r.whole.length, () => `${r.whole.length} webhooks\n${d2.out.stderr}`, 20_000);
+    await stop(d2);
+    expect(r.crm.ok().map((x) => x.body)).toEqual(r.whole.map((l) => l.body));
+    const end = bodies(r.crm).find((b) => b.Event === 'incoming')!;
+    const wanted = r.whole.map((l) => JSON.parse(l.body) as Record<string, string>).find((b) => b.Event === 'incoming')!;
+    expect(end).toMatchObject({ User: wanted.User, Duration: wanted.Duration, Finishtype: 'Ok' });
+    expect(end.User).not.toBe('');
+  });
+
+  it('a call that ended while the daemon was down ends at the restart, with its normal end webhooks', async () => {
+    const r = await firstRun();
+    await stop(r.daemon);
+    const d2 = await secondRun(r, [], Buffer.alloc(0));
+    await waitFor(() => r.crm.ok().length >= r.before.length + 2, () => `the end webhooks\n${d2.out.stderr}`, 20_000);
+    await stop(d2);
+    const got = bodies(r.crm);
+    const after = got.slice(r.before.length);
+    expect(after.map((b) => b.Event)).toEqual(['incoming', 'recording']);
+    expect(after[0]).toMatchObject({ Finishtype: 'Ok', Id: got[r.before.length - 1]!.Id });
+    expect(after[0]!.User).not.toBe('');
+    expect(d2.logs().find((l) => l.msg === 'resynced live calls after restart')).toMatchObject({ pbxChannels: 0, callsClosed: 1, liveCalls: 0 });
+  });
+});
+
+/** The `call:` rows a pipeline holds after reading `trace` (as the daemon saves them). */
+function savedCalls(trace: string, yaml: string): Map<string, string> {
+  const p = new Pipeline(loadConfig(yaml));
+  p.trackLiveState();
+  const bytes = readFileSync(trace);
+  if (trace.endsWith('.ami')) {
+    const f = new AmiFramer();
+    for (const fr of [...f.push(bytes), ...f.end()]) p.amiFrame(fr);
+  } else {
+    const f = new EslFramer();
+    for (const fr of [...f.push(bytes), ...f.end()]) p.eslFrame(fr);
+  }
+  const out = new Map<string, string>();
+  for (const [k, v] of p.takeLiveState()) if (k.startsWith('call:') && v !== undefined) out.set(k, v);
+  return out;
+}
+
+/** True when the daemon's outbox holds exactly these `call:` rows. */
+function sameCalls(yaml: string, want: ReadonlyMap<string, string>): boolean {
+  const file = path.join(path.dirname(yaml), 'state', 'outbox.sqlite');
+  if (!existsSync(file)) return false;
+  const db = new Database(file, { readonly: true });
+  try {
+    const rows = db.prepare(`SELECT key, value FROM live_state WHERE key LIKE 'call:%'`).raw().all() as Array<[string, string]>;
+    return rows.length === want.size && rows.every(([k, v]) => want.get(k) === v);
+  } catch {
+    return false;
+  } finally {
+    db.close();
+  }
+}

@@ -8,13 +8,14 @@
  *
  * Deadlines here are hang guards only, generous; no test asserts how fast anything happened.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { splitTrace, startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
+import { loadTrace, splitTrace, startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
 import {
   type Daemon,
   type Receiver,
@@ -31,6 +32,7 @@ import {
 const FIXTURES = path.join(ROOT, 'test/fixtures/asterisk');
 const ANSWERED = path.join(FIXTURES, 'in-queue-answered.ami');
 const OUT_ANSWERED = path.join(FIXTURES, 'out-answered.ami');
+const LOAD = path.join(FIXTURES, 'load.ami.gz');
 const FAST = ['retry:', '  schedule: [20ms, 20ms, 20ms, 20ms, 20ms]'];
 
 const sandbox = e2eSandbox('pbxhook-e2e-faults-');
@@ -297,3 +299,76 @@ describe('a PBX clock hours off the host (issue #14 item 6)', () => {
     await Promise.all([run('behind', ANSWERED, -SIX_HOURS), run('ahead', OUT_ANSWERED, SIX_HOURS)]);
   });
 });
+
+/**
+ * A full disk, for real: the state_dir is a tmpfs of its own, mounted in a mount namespace of the
+ * daemon's own (`unshare -m`, so it goes with the process), and the test fills it to the last byte
+ * with a file it then deletes. Chosen over `PRAGMA max_page_count` because that limit lives on one
+ * connection inside the daemon and would need a hook in the product; the tmpfs gives the daemon
+ * the ENOSPC of a real disk, everywhere SQLite writes (the WAL, the checkpoint thread). Needs root
+ * (CI runs the tests as root); skipped otherwise.
+ */
+const canMount = process.getuid?.() === 0 && spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o size=1m tmpfs /mnt'], { stdio: 'ignore' }).status === 0;
+
+describe('a full disk, then room again (issue #14 item 3)', () => {
+  it.skipIf(!canMount)('everything is delivered without a restart; /healthz and the status page show the failure while it lasts', async () => {
+    const crm = await receiver();
+    const ami = await fakeAmi(Buffer.from('Asterisk Call Manager/11.0.0\r\n'));
+    const ini = section('crm-json', crm.port, '/3cx');
+    const stateDir = path.join(mkdtempSync(path.join(sandbox.tmp, 'tmpfs-')), 'state');
+    mkdirSync(stateDir);
+    const { yaml } = writeConfig(sandbox.tmp, ami.port, FAST, ini, stateDir);
+    const want = replay(LOAD, yaml);
+    const mount = `mount -t tmpfs -o size=8m,mode=0750 tmpfs '${stateDir}' && exec "$@"`;
+    const d = startDaemon(yaml, ['unshare', '-m', 'sh', '-c', mount, 'sh']);
+    const port = await opsPort(d);
+    await waitFor(() => /connected to Asterisk AMI/.test(d.out.stderr), () => `the login\n${d.out.stderr.slice(-3000)}`, 20_000);
+    // The daemon's view of its state_dir, through its own mount namespace.
+    const seen = `/proc/${d.child.pid}/root${stateDir}`;
+    expect(existsSync(path.join(seen, 'outbox.sqlite'))).toBe(true);
+    const filler = path.join(seen, 'filler');
+    fillUp(filler);
+
+    // 100 calls' webhooks while not one more byte fits: nothing may be lost, nothing delivered late for good.
+    ami.send(Buffer.concat(splitTrace(loadTrace(LOAD)).messages.map((m) => m.bytes)));
+    await waitFor(() => d.logs().some((l) => l.code === 'PBXHOOK_OUTBOX_WRITE'), () => `a failed commit\n${d.out.stderr.slice(-3000)}`, 30_000);
+    const full = await healthz(port);
+    expect(full.status).toBe(503);
+    expect(full.body).toMatchObject({ ok: false, pbx: 'connected', outbox: 'failing', outboxError: { code: expect.stringMatching(/^SQLITE_(FULL|IOERR)/) } });
+    const status = (await (await fetch(`http://127.0.0.1:${port}/status.json`)).json()) as { outboxWrite: Record<string, unknown> };
+    expect(status.outboxWrite).toMatchObject({ outbox: 'failing' });
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/^pbxhook_outbox_write_failing 1$/m);
+    expect(crm.ok().length, 'not everything got through while the disk was full').toBeLessThan(want.length);
+
+    rmSync(filler);
+    await waitFor(() => crm.ok().length >= want.length, () => `${want.length} deliveries (have ${crm.ok().length})\n${d.out.stderr.slice(-3000)}`, 60_000);
+    await waitFor(() => d.logs().some((l) => l.msg === 'outbox writable again: delivery resumes'), () => 'the recovery logged', 10_000);
+    const ok = await healthz(port);
+    expect(ok.body).toMatchObject({ ok: true, outbox: 'writing' });
+    await sigterm(d);
+    const ids = crm.ok().map((r) => String(r.headers['webhook-id']));
+    expect(new Set(ids).size, 'each webhook delivered once').toBe(want.length);
+    expect(crm.ok().map((r) => r.body).sort()).toEqual(want.map((w) => w.body).sort());
+    expect(d.logs().filter((l) => l.msg === 'webhooks could not be written to the outbox'), 'none given up').toEqual([]);
+    expect(d.logs().filter((l) => l.code === 'PBXHOOK_OUTBOX_WRITE').length, 'the failure logged once, not per retry').toBeLessThanOrEqual(2);
+  }, 180_000);
+});
+
+/** Writes `file` until the filesystem has not one more byte (ENOSPC). */
+function fillUp(file: string): void {
+  const fd = openSync(file, 'w');
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (let size = chunk.length; size >= 1; ) {
+      try {
+        writeSync(fd, chunk, 0, size);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        size = Math.floor(size / 2);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -12,7 +12,7 @@ import { field, type AmiFrame } from './frame.js';
  * a review) starts the span again.
  */
 
-interface Recording {
+export interface Recording {
   /** The beep is playing; the recording starts when it ends. */
   beeping: boolean;
   from: number | undefined;
@@ -24,6 +24,25 @@ const MAX_CHANNELS = 10_000;
 
 export class VoicemailRecordings {
   private readonly byChannel = new Map<string, Recording>();
+  /** Channels whose recording changed since `takeChanged()` (saved with the outbox: issue #14 item 2). */
+  private changed: Set<string> | undefined;
+
+  /** From now on, remember which recordings change, for `takeChanged` (the daemon; not replay). */
+  trackChanges(): void {
+    this.changed ??= new Set();
+  }
+
+  /** The recordings that changed since the last call, undefined for one gone. */
+  takeChanged(): Array<[string, Recording | undefined]> {
+    const out = [...(this.changed ?? [])].map((ch): [string, Recording | undefined] => [ch, this.byChannel.get(ch)]);
+    this.changed?.clear();
+    return out;
+  }
+
+  /** Takes back recordings saved by `takeChanged` (a restart). */
+  restore(entries: Iterable<[string, Recording]>): void {
+    for (const [ch, rec] of entries) this.byChannel.set(ch, rec);
+  }
 
   /** A CEL event: only VoiceMail's STREAM_BEGIN/STREAM_END matter. */
   cel(f: AmiFrame, at: number): void {
@@ -31,6 +50,7 @@ export class VoicemailRecordings {
     const channel = field(f, 'uniqueid');
     const name = field(f, 'eventname');
     const rec = this.byChannel.get(channel);
+    if (rec) this.changed?.add(channel);
     if (name === 'STREAM_BEGIN') {
       if (soundOf(field(f, 'extra')) === 'beep') this.start(channel);
       else if (rec && rec.from !== undefined && rec.to === undefined) rec.to = at;
@@ -43,13 +63,13 @@ export class VoicemailRecordings {
   /** The message just saved on `channel`: its recording's length in ms, if a beep was seen. */
   messageSaved(channel: string, at: number): number | undefined {
     const rec = this.byChannel.get(channel);
-    this.byChannel.delete(channel);
+    this.forget(channel);
     if (rec?.from === undefined) return undefined;
     return Math.max(0, (rec.to ?? at) - rec.from);
   }
 
   forget(channel: string): void {
-    this.byChannel.delete(channel);
+    if (this.byChannel.delete(channel)) this.changed?.add(channel);
   }
 
   get size(): number {
@@ -60,9 +80,10 @@ export class VoicemailRecordings {
     this.byChannel.delete(channel); // a re-recording starts over, and moves to the newest end
     if (this.byChannel.size >= MAX_CHANNELS) {
       const oldest = this.byChannel.keys().next().value;
-      if (oldest !== undefined) this.byChannel.delete(oldest);
+      if (oldest !== undefined) this.forget(oldest);
     }
     this.byChannel.set(channel, { beeping: true, from: undefined, to: undefined });
+    this.changed?.add(channel);
   }
 }
 

@@ -2,6 +2,7 @@ import { endpointOf, type PbxEvent } from './events.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import { viewOf, type Call, type Channel, type EndReason, type Leg, type LegKind, type Segment } from './model.js';
 import { isWiredThrough, localPairName, realDialler } from './locals.js';
+import type { CallRecord } from './persist.js';
 import { endCall, finishLeg, startSegment, endSegment, unansweredAs } from './transitions.js';
 
 export interface TrackerStats {
@@ -32,6 +33,11 @@ export class Tracker {
   private readonly unpairedLocals = new Map<string, string>();
   /** The newest event time seen: replay's clock for idle timeouts. */
   lastEventAt = 0;
+  /**
+   * Calls an event may have changed (or ended) since `takeChanged()`: what a restart must find
+   * again. Kept only once `trackChanges()` was called (the daemon), so replay keeps no such list.
+   */
+  private changed: Set<string> | undefined;
 
   constructor(private readonly idleTimeoutMs: number) {}
 
@@ -58,6 +64,48 @@ export class Tracker {
     return this.calls.size;
   }
 
+  /**
+   * The calls that may have changed since the last call, each with its channels, or undefined for
+   * one that ended: what the daemon saves with the outbox at each commit (issue #14 item 2).
+   */
+  takeChanged(): Array<[string, CallRecord | undefined]> {
+    const out: Array<[string, CallRecord | undefined]> = [];
+    if (this.changed === undefined) return out;
+    for (const id of this.changed) {
+      const call = this.calls.get(id);
+      out.push([id, call && { call, channels: call.channelIds.flatMap((c) => this.channels.get(c) ?? []) }]);
+    }
+    this.changed.clear();
+    return out;
+  }
+
+  /**
+   * Takes back calls saved by `takeChanged` (a restart). The two indexes are rebuilt from them:
+   * Local halves still waiting for their pair, and who holds which call (a hint, checked on use).
+   */
+  restore(records: Iterable<CallRecord>): void {
+    for (const { call, channels } of records) {
+      this.calls.set(call.id, call);
+      for (const ch of channels) this.channels.set(ch.id, ch);
+      if (call.lastEventAt > this.lastEventAt) this.lastEventAt = call.lastEventAt;
+    }
+    for (const ch of this.channels.values()) {
+      const pair = ch.party.kind === 'local' && ch.localPeer === undefined ? localPairName(ch.name) : undefined;
+      if (pair !== undefined) this.unpairedLocals.set(pair, ch.id);
+      if (ch.held && ch.party.kind === 'extension' && this.calls.has(ch.call)) this.heldBy.set(endpointOf(ch.party), ch.call);
+    }
+  }
+
+  /** From now on, remember which calls change, for `takeChanged`. */
+  trackChanges(): void {
+    this.changed ??= new Set();
+  }
+
+  /** An event reached this call: saved at the next commit. */
+  changedCall(id: string): void {
+    this.changed?.add(id);
+  }
+
   // ---- helpers used by the handlers and transitions ----
 
   emit(e: LifecycleEvent): void {
@@ -79,6 +127,7 @@ export class Tracker {
       this.stats.orphanEvents++;
       return undefined;
     }
+    this.changed?.add(call.id);
     return { call, channel };
   }
 
@@ -95,6 +144,7 @@ export class Tracker {
     this.unpairedLocals.delete(pair);
     peer.localPeer = ch.id;
     ch.localPeer = peer.id;
+    this.changed?.add(peer.call);
   }
 
   /** The party that really dials through `from`: Local channels in between are wires (locals.ts). */
@@ -121,6 +171,7 @@ export class Tracker {
       this.channels.delete(id);
     }
     this.calls.delete(call.id);
+    this.changed?.add(call.id);
     this.stats.callsEnded++;
   }
 
@@ -186,6 +237,7 @@ const HANDLERS: HandlerTable = {
       localPeer: undefined,
     };
     t.channels.set(ev.channel, channel);
+    t.changedCall(ev.call);
     if (ev.party.kind === 'local') t.pairLocal(channel);
     const existing = t.calls.get(ev.call);
     if (existing) {
@@ -501,6 +553,7 @@ function completeAttendedTransfer(t: Tracker, ev: Extract<PbxEvent, { type: 'tra
   const targetLeg = consultLegFor(t, ev.target);
   if (!targetLeg) return;
   const { leg, call: consultCall } = targetLeg;
+  t.changedCall(consultCall.id);
   if (consultCall !== call) {
     consultCall.legs = consultCall.legs.filter((l) => l !== leg);
     const moved = t.channels.get(leg.channel);

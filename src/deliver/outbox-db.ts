@@ -7,6 +7,18 @@ import Database from 'better-sqlite3';
 import type { EndpointHealth, OutboxState } from './outbox-state.js';
 import { FINISHED_TERM, MIGRATIONS, type OutboxRow, type RawRow, type Selection, rowOf, selectionSql } from './outbox-schema.js';
 
+/**
+ * SQLite result codes that say the database could not be written now, not that the write was
+ * wrong: a full disk (SQLITE_FULL), an I/O error, a lock held too long. Whatever failed this way
+ * is kept and written again later, never dropped (issue #14 item 3).
+ */
+const STORAGE_FAILURES = /^SQLITE_(FULL|IOERR|BUSY|LOCKED|NOMEM|READONLY|CANTOPEN|PROTOCOL)/;
+
+export function isStorageFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && STORAGE_FAILURES.test(code);
+}
+
 export interface AttemptRecord {
   readonly latencyMs: number;
   readonly status: number | undefined;
@@ -148,6 +160,19 @@ export class OutboxDatabase {
        ON CONFLICT (endpoint) DO UPDATE SET failing_since = excluded.failing_since, paused_at = excluded.paused_at,
          next_probe_at = excluded.next_probe_at`,
     ).run(endpoint, h.failingSince, h.pausedAt, h.nextProbeAt);
+  }
+
+  /** The live state saved by the last run (issue #14 item 2): key → JSON text. */
+  liveState(): Array<[string, string]> {
+    return (this.sql(`SELECT key, value FROM live_state`).raw().all() as Array<[string, string]>);
+  }
+
+  /** Writes what changed of the live state (undefined: gone); inside the caller's transaction. */
+  saveLiveState(changes: ReadonlyMap<string, string | undefined>): void {
+    for (const [key, value] of changes) {
+      if (value === undefined) this.sql(`DELETE FROM live_state WHERE key = ?`).run(key);
+      else this.sql(`INSERT INTO live_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(key, value);
+    }
   }
 
   close(): void {

@@ -3,7 +3,8 @@
  * `webhooks` (one row per webhook: the request, its state, schedule step, attempt count),
  * `attempts` (one row per finished or interrupted attempt: start, latency, status, error, outcome),
  * `lanes` (one per call and endpoint: its webhook-sequence counter), `endpoint_health` (failing
- * since, paused, next probe) and `state_counts` (webhooks per state, kept by triggers).
+ * since, paused, next probe), `state_counts` (webhooks per state, kept by triggers) and
+ * `live_state` (the calls in progress, for a restart).
  */
 import type { OutboxState } from './outbox-state.js';
 
@@ -80,6 +81,10 @@ export const MIGRATIONS: readonly string[] = [
      UPDATE state_counts SET n = n - 1 WHERE state = old.state;
      UPDATE state_counts SET n = n + 1 WHERE state = new.state;
    END;`,
+  // Issue #14 item 2: the live calls (and what the PBX adapters remember of their channels), as
+  // keyed JSON texts written in the same commit as the webhooks of the same events, so that a
+  // restart finds them again (src/pipeline.ts takeLiveState).
+  `CREATE TABLE live_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
 ];
 
 export interface OutboxRow {

@@ -12,6 +12,7 @@ import type { WebhookRequest } from '../emit/request.js';
 import { type AttemptResult, type HttpClient, urlForLog } from './attempt.js';
 import { type EndpointHealth, HEALTHY, type Verdict, afterAttempt } from './outbox-state.js';
 import type { OutboxRow, OutboxStore } from './outbox-store.js';
+import { isStorageFailure } from './outbox-db.js';
 import { type Decision, decide, isRetryable } from './schedule.js';
 import { deliveryHeaders, signingKey } from './signing.js';
 
@@ -45,6 +46,15 @@ export interface WorkerOptions {
   readonly random?: () => number;
   /** Told of every finished attempt (metrics): the outcome and how long the webhook waited in all. */
   readonly onAttempt?: (endpoint: string, outcome: Decision['kind'], sinceQueuedMs: number) => void;
+}
+
+/** The outbox cannot be written (a full disk…), since when and why; undefined once a commit succeeds. */
+export interface WriteFailure {
+  readonly since: number;
+  readonly code: string;
+  readonly message: string;
+  /** Commits that failed since `since`. */
+  readonly failures: number;
 }
 
 interface Endpoint {
@@ -86,6 +96,11 @@ export class OutboxWorker {
   /** PBX events' webhooks not yet committed (one array per event). */
   private pendingInserts: Array<readonly WebhookRequest[]> = [];
   private stopping = false;
+  private failing: WriteFailure | undefined;
+  /** Where the live calls come from (the daemon's pipeline), saved with each commit. */
+  private liveState: (() => ReadonlyMap<string, string | undefined>) | undefined;
+  /** Live state taken but not committed yet (a failed commit keeps it for the next). */
+  private stateToWrite = new Map<string, string | undefined>();
 
   constructor(private readonly o: WorkerOptions) {
     this.now = o.now ?? Date.now;
@@ -93,6 +108,25 @@ export class OutboxWorker {
     this.endpoints = endpointsOf(o.endpoints, new Map());
     // Every attempt in flight listens for shutdown: as many as concurrency × endpoints, not a leak.
     setMaxListeners(0, this.abort.signal);
+  }
+
+  /** Set while commits fail (a full disk: issue #14 item 3), for /healthz and the status page. */
+  get writeFailure(): WriteFailure | undefined {
+    return this.failing;
+  }
+
+  /**
+   * Saves the live calls with the outbox (issue #14 item 2): `take` gives what changed since it
+   * was last called; it is written in the same commit as the webhooks enqueued meanwhile, so a
+   * restart finds the calls as those webhooks left them. Call `changed()` after each PBX event.
+   */
+  saveLiveStateFrom(take: () => ReadonlyMap<string, string | undefined>): void {
+    this.liveState = take;
+  }
+
+  /** A PBX event changed the live state without a webhook: commit it soon all the same. */
+  changed(): void {
+    if (this.liveState !== undefined) this.wake();
   }
 
   /**
@@ -190,7 +224,9 @@ export class OutboxWorker {
     const writes = this.pendingWrites;
     this.pendingInserts = [];
     this.pendingWrites = [];
-    if (this.stopping && writes.length === 0 && inserts.length === 0) return;
+    this.takeLiveState();
+    const state = this.stateToWrite;
+    if (this.stopping && writes.length === 0 && inserts.length === 0 && state.size === 0) return;
     const now = this.now();
     let claimed: Array<[Endpoint, OutboxRow, boolean]> = [];
     let failure: unknown;
@@ -198,16 +234,29 @@ export class OutboxWorker {
       this.o.store.inTransaction(() => {
         this.each(inserts, (reqs) => this.o.store.insert(reqs, now), (reqs, err) => this.lost(reqs, err));
         this.each(writes, (w) => w.write(), (w, err) => (w.error = err));
+        if (state.size > 0) this.o.store.saveLiveState(state);
         if (!this.stopping) for (const ep of this.endpoints.values()) this.fill(ep, now, claimed);
       });
     } catch (err) {
       failure = err;
+      // Claims rolled back with the commit: their slots are free again (issue #14 item 3: they
+      // were kept, and once the disk had room again nothing was ever claimed).
+      for (const [ep] of claimed) ep.inFlight--;
       claimed = [];
       // The commit itself failed (disk full, I/O error): keep the events for the next try.
       this.pendingInserts = inserts.concat(this.pendingInserts);
-      this.o.log.error({ err, code: 'PBXHOOK_OUTBOX_WRITE', webhooks: count(inserts) }, 'outbox commit failed; trying again shortly');
     }
-    for (const w of writes) w.settle(failure);
+    if (failure === undefined) {
+      this.writable(now);
+      this.stateToWrite = new Map();
+    }
+    else this.unwritable(failure, now, count(inserts), writes.length);
+    // Finished attempts wait for the next commit, their rows in flight meanwhile, rather than
+    // leave their rows in flight for good (issue #14 item 3). Only a stop gives up on them: the
+    // next start sends them again, with the same webhook-id.
+    const keep = failure !== undefined && !this.stopping && isStorageFailure(failure);
+    if (keep) this.pendingWrites = writes.concat(this.pendingWrites);
+    else for (const w of writes) w.settle(failure);
     for (const [ep, row, probe] of claimed) this.launch(ep, row, probe);
     if (this.stopping) return;
     if (this.stats.outboxDepth > this.o.delivery.maxRows) this.housekeeping();
@@ -215,7 +264,11 @@ export class OutboxWorker {
     this.timer = setTimeout(() => this.pump(), Math.max(0, this.nextWake(now) - now));
   }
 
-  /** All in one savepoint; only if that fails, each in its own, so one bad item cannot undo the others. */
+  /**
+   * All in one savepoint; only if that fails, each in its own, so one bad item cannot undo the
+   * others. A database that cannot be written (full disk) fails the whole commit instead: nothing
+   * is given up for it, everything is tried again at the next pump.
+   */
   private each<T>(items: readonly T[], run: (item: T) => void, failed: (item: T, err: unknown) => void): void {
     if (items.length === 0) return;
     try {
@@ -223,16 +276,44 @@ export class OutboxWorker {
         for (const item of items) run(item);
       });
       return;
-    } catch {
+    } catch (err) {
+      if (isStorageFailure(err)) throw err;
       // Which one? Each again on its own.
     }
     for (const item of items) {
       try {
         this.o.store.inTransaction(() => run(item));
       } catch (err) {
+        if (isStorageFailure(err)) throw err;
         failed(item, err);
       }
     }
+  }
+
+  /** Merges what changed into what waits to be written: the newest text of a key wins. */
+  private takeLiveState(): void {
+    if (this.liveState === undefined) return;
+    for (const [key, value] of this.liveState()) this.stateToWrite.set(key, value);
+  }
+
+  /** A commit failed: logged once when it starts failing (and again if the reason changes), not every second. */
+  private unwritable(err: unknown, now: number, webhooks: number, attempts: number): void {
+    const code = String((err as { code?: unknown } | null)?.code ?? 'unknown');
+    const message = err instanceof Error ? err.message : String(err);
+    const before = this.failing;
+    this.failing = { since: before?.since ?? now, code, message, failures: (before?.failures ?? 0) + 1 };
+    if (before?.code === code) return;
+    this.o.log.error(
+      { err, code: 'PBXHOOK_OUTBOX_WRITE', sqlite: code, webhooks, attempts },
+      'outbox commit failed (disk full?); nothing is dropped: trying again every second',
+    );
+  }
+
+  private writable(now: number): void {
+    const was = this.failing;
+    if (was === undefined) return;
+    this.failing = undefined;
+    this.o.log.info({ failingForMs: now - was.since, failedCommits: was.failures }, 'outbox writable again: delivery resumes');
   }
 
   /** One event's webhooks that cannot be stored (never expected): logged, not retried. */
@@ -251,16 +332,19 @@ export class OutboxWorker {
         into.push([ep, row, paused]);
       }
     } catch (err) {
+      if (isStorageFailure(err)) throw err; // the whole commit fails, and says so once
       this.o.log.error({ err, endpoint: ep.name }, 'outbox claim failed; trying again shortly');
     }
   }
 
   private launch(ep: Endpoint, row: OutboxRow, probe: boolean): void {
-    const job = this.deliver(ep, row, probe).finally(() => {
-      ep.inFlight--;
-      this.running.delete(job);
-      this.wake();
-    });
+    const job = this.deliver(ep, row, probe)
+      .catch((err: unknown) => this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'delivery attempt failed unexpectedly'))
+      .finally(() => {
+        ep.inFlight--;
+        this.running.delete(job);
+        this.wake();
+      });
     this.running.add(job);
   }
 
@@ -295,7 +379,12 @@ export class OutboxWorker {
     this.count(decision);
     this.o.onAttempt?.(ep.name, decision.kind, now - row.createdAt);
     this.logAttempt(row, result, decision, probe, ep.retryOn);
-    this.updateHealth(ep, verdictOf(result, ep.retryOn), now);
+    try {
+      this.updateHealth(ep, verdictOf(result, ep.retryOn), now);
+    } catch (err) {
+      // Kept in memory all the same; written with the endpoint's next change of health.
+      this.o.log.error({ err, endpoint: ep.name }, 'could not save the endpoint health');
+    }
   }
 
   /** Queues a finished attempt's write for the next pump; settles once it is committed (or not). */

@@ -32,6 +32,16 @@ export class LegBook {
   private readonly legs = new Map<string, LegState>();
   /** Entries dropped by the cap: each one is a CHANNEL_DESTROY that never came. */
   evicted = 0;
+  /**
+   * Legs read or written since `takeChanged()`: the handlers change a leg through what `get` and
+   * `dialledBy` hand them, so every leg handed out may have changed (saved with the outbox).
+   */
+  private changed: Set<string> | undefined;
+
+  /** From now on, remember which legs change, for `takeChanged` (the daemon; not replay). */
+  trackChanges(): void {
+    this.changed ??= new Set();
+  }
 
   constructor(private readonly max = MAX_TRACKED_CHANNELS) {}
 
@@ -40,7 +50,21 @@ export class LegBook {
   }
 
   get(uuid: string | undefined): LegState | undefined {
-    return uuid ? this.legs.get(uuid) : undefined;
+    const leg = uuid ? this.legs.get(uuid) : undefined;
+    if (leg) this.changed?.add(uuid!);
+    return leg;
+  }
+
+  /** The legs that may have changed since the last call, undefined for one gone (issue #14 item 2). */
+  takeChanged(): Array<[string, LegState | undefined]> {
+    const out = [...(this.changed ?? [])].map((uuid): [string, LegState | undefined] => [uuid, this.legs.get(uuid)]);
+    this.changed?.clear();
+    return out;
+  }
+
+  /** Takes back legs saved by `takeChanged` (a restart). */
+  restore(entries: Iterable<[string, LegState]>): void {
+    for (const [uuid, leg] of entries) this.legs.set(uuid, leg);
   }
 
   add(uuid: string, call: string, dialer: string | undefined): LegState {
@@ -50,9 +74,10 @@ export class LegBook {
     };
     this.legs.delete(uuid);
     this.legs.set(uuid, leg);
+    this.changed?.add(uuid);
     if (this.legs.size > this.max) {
       const oldest = this.legs.keys().next().value;
-      if (oldest !== undefined) this.legs.delete(oldest);
+      if (oldest !== undefined) this.delete(oldest);
       this.evicted++;
     }
     return leg;
@@ -74,15 +99,20 @@ export class LegBook {
 
   /** The live legs `uuid` dialled. */
   *dialledBy(uuid: string): Iterable<[string, LegState]> {
-    for (const entry of this.legs) if (entry[1].dialer === uuid) yield entry;
+    for (const entry of this.legs) {
+      if (entry[1].dialer !== uuid) continue;
+      this.changed?.add(entry[0]);
+      yield entry;
+    }
   }
 
   delete(uuid: string): void {
     this.legs.delete(uuid);
+    this.changed?.add(uuid);
   }
 
   /** After a reconnect: channels FreeSWITCH no longer has sent their CHANNEL_DESTROY to nobody. */
   keepOnly(alive: ReadonlySet<string>): void {
-    for (const uuid of [...this.legs.keys()]) if (!alive.has(uuid)) this.legs.delete(uuid);
+    for (const uuid of [...this.legs.keys()]) if (!alive.has(uuid)) this.delete(uuid);
   }
 }

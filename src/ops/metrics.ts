@@ -12,6 +12,8 @@ export interface MetricSources {
   outbox(): ReadonlyMap<string, number>;
   /** Webhooks not yet delivered nor dead (pending, in flight, waiting to retry). */
   outboxDepth(): number;
+  /** True while outbox commits fail (a full disk). */
+  outboxWriteFailing?(): boolean;
 }
 
 /**
@@ -97,6 +99,14 @@ export function createMetrics(src: MetricSources): Metrics {
     },
   });
   // Depth and dead letters on their own: the two numbers an alert rule wants without a sum().
+  new Gauge({
+    name: 'pbxhook_outbox_write_failing',
+    help: '1 while the outbox cannot be written (disk full, I/O error): nothing is dropped, delivery waits',
+    registers: [registry],
+    collect() {
+      this.set(src.outboxWriteFailing?.() ? 1 : 0);
+    },
+  });
   new Gauge({
     name: 'pbxhook_outbox_depth',
     help: 'Webhooks waiting to be delivered (pending, in flight, retrying)',

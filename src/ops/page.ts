@@ -20,6 +20,7 @@ export const STATUS_PAGE = `<!doctype html>
 <body>
 <h1>pbxhook <span id="pbx" class="muted">…</span></h1>
 <p id="summary" class="muted">loading…</p>
+<p id="write" class="bad" hidden></p>
 <h2>Live calls</h2>
 <table id="calls"><thead><tr><th>call</th><th>direction</th><th>customer</th><th>started</th><th>legs</th></tr></thead><tbody></tbody></table>
 <h2>Recent webhooks</h2>
@@ -50,6 +51,12 @@ async function refresh() {
     document.getElementById('pbx').className = s.pbx.connected ? 'ok' : 'bad';
     document.getElementById('summary').textContent =
       s.calls.length + (s.calls.length === 1 ? ' live call' : ' live calls') + ' · outbox ' + Object.entries(s.outbox).map(([k, v]) => k + ' ' + v).join(', ') + ' · updated ' + time(s.now);
+    const w = s.outboxWrite ?? { outbox: 'writing' };
+    document.getElementById('write').hidden = w.outbox !== 'failing';
+    document.getElementById('write').textContent = w.outbox === 'failing'
+      ? 'OUTBOX CANNOT BE WRITTEN since ' + w.outboxError.since.replace('T', ' ').slice(0, 19) + ' (' + w.outboxError.code + ': ' + w.outboxError.message +
+        '): nothing is dropped, delivery resumes once the disk has room'
+      : '';
     fill('calls', s.calls.map((c) => [c.id, c.direction, c.customer, time(c.startedAt),
       c.legs.map((l) => l.party + ' ' + (l.disposition ?? (l.answeredAt ? 'talking' : 'ringing'))).join(', ')]), 'no live call');
     fill('webhooks', s.webhooks.map((w) => [time(w.at), w.endpoint, w.call, w.event,

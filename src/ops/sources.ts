@@ -39,15 +39,29 @@ export function metricSources(d: DaemonParts): MetricSources {
     webhooks: () => d.attempts,
     outbox: () => d.outbox.store.stateCounts(),
     outboxDepth: () => d.outbox.worker.stats.outboxDepth,
+    outboxWriteFailing: () => d.outbox.worker.writeFailure !== undefined,
   };
+}
+
+/**
+ * `outbox: "writing"`, or `"failing"` with the SQLite code, since when and how many commits failed
+ * while the database cannot be written (a full disk: issue #14 item 3). Nothing is dropped
+ * meanwhile, but nothing new reaches the CRM either, so /healthz says 503.
+ */
+function outboxWrite(d: DaemonParts): { outbox: 'writing' | 'failing'; outboxError?: object } {
+  const f = d.outbox.worker.writeFailure;
+  if (f === undefined) return { outbox: 'writing' };
+  return { outbox: 'failing', outboxError: { code: f.code, message: f.message, since: new Date(f.since).toISOString(), failedCommits: f.failures } };
 }
 
 export function health(d: DaemonParts): Health {
   const s = d.outbox.worker.stats;
   const pbx = d.pbxState();
+  const write = outboxWrite(d);
   return {
-    ok: pbx === 'connected',
+    ok: pbx === 'connected' && write.outbox === 'writing',
     pbx,
+    ...write,
     liveCalls: d.pipeline.tracker.liveCalls,
     outboxDepth: s.outboxDepth,
     pausedEndpoints: s.pausedEndpoints,
@@ -83,6 +97,7 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
     pbx: { type: pbx.type, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
     calls,
     outbox: Object.fromEntries([...d.outbox.store.stateCounts()].filter(([, n]) => n > 0)),
+    outboxWrite: outboxWrite(d),
     webhooks: d.outbox.store.list({}, LIMIT).map(row),
     dead: d.outbox.store.recentDead(LIMIT).map(row),
   };

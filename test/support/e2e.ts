@@ -151,8 +151,11 @@ export interface Daemon {
 
 const children = new Set<ChildProcess>();
 
-export function startDaemon(yaml: string): Daemon {
-  const child = spawn(process.execPath, [CLI, 'run', '--config', yaml], { cwd: ROOT, env: cleanEnv(), stdio: 'pipe' });
+/** `wrap`: a command that execs the daemon's (e.g. `unshare -m sh -c 'mount … && exec "$@"' sh`). */
+export function startDaemon(yaml: string, wrap: readonly string[] = []): Daemon {
+  const argv = [process.execPath, CLI, 'run', '--config', yaml];
+  const [cmd, ...args] = [...wrap, ...argv] as [string, ...string[]];
+  const child = spawn(cmd, args, { cwd: ROOT, env: cleanEnv(), stdio: 'pipe' });
   children.add(child);
   const out = { stdout: '', stderr: '' };
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (out.stdout += c));

@@ -4,6 +4,7 @@
  * package.json `files`; `prepack` builds dist, so a pack from a clean clone is complete.
  */
 import { spawnSync } from 'node:child_process';
+import { runAsync } from './support/runAsync.js';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,10 +35,10 @@ interface PackFile {
   readonly size: number;
 }
 
-function packList(cwd: string, scripts: boolean): PackFile[] {
+async function packList(cwd: string, scripts: boolean): Promise<PackFile[]> {
   const args = ['pack', '--dry-run', '--json', ...(scripts ? [] : ['--ignore-scripts'])];
-  const r = spawnSync('npm', args, { cwd, encoding: 'utf8', timeout: 180_000, killSignal: 'SIGKILL' });
-  if (r.error || r.status !== 0) throw new Error(`npm ${args.join(' ')}: ${r.error?.message ?? r.stderr}`);
+  const r = await runAsync('npm', args, { cwd, timeout: 180_000 });
+  if (r.status !== 0) throw new Error(`npm ${args.join(' ')}: ${r.stderr}`);
   // Script output (prepack's build) may precede the JSON on stdout.
   const json = r.stdout.slice(r.stdout.indexOf('[\n'));
   const [pkg] = JSON.parse(json) as { files: PackFile[] }[];
@@ -54,11 +55,11 @@ function sourceFiles(): string[] {
 describe('npm pack', () => {
   let files: PackFile[] = [];
   let paths: string[] = [];
-  beforeAll(() => {
+  beforeAll(async () => {
     // --ignore-scripts: prepack would rebuild dist under the other test files' feet; pretest built it.
-    files = packList(ROOT, false);
+    files = await packList(ROOT, false);
     paths = files.map((f) => f.path);
-  });
+  }, 200_000);
 
   it('ships only the allowed set', () => {
     expect(paths.filter((p) => !ALLOWED.some((re) => re.test(p)))).toEqual([]);
@@ -83,7 +84,7 @@ describe('npm pack from a clean clone', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pbxhook-pack-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('builds dist in prepack, so the pack is complete without a prior build', () => {
+  it('builds dist in prepack, so the pack is complete without a prior build', async () => {
     const sources = sourceFiles();
     for (const f of sources) {
       mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
@@ -91,10 +92,10 @@ describe('npm pack from a clean clone', () => {
     }
     symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
 
-    const shipped = packList(dir, true).map((f) => f.path);
+    const shipped = (await packList(dir, true)).map((f) => f.path);
     // Every module of src/ ships compiled, and nothing else from dist (prepack starts from none).
     const modules = sources.filter((f) => /^src\/.*\.ts$/.test(f) && !f.endsWith('.d.ts')).map((f) => f.replace(/^src\/(.*)\.ts$/, 'dist/$1.js'));
     expect(modules).toContain('dist/cli.js');
     expect(shipped.filter((p) => p.startsWith('dist/')).sort()).toEqual(modules.sort());
-  });
+  }, 200_000);
 });

@@ -5,12 +5,13 @@
  * Debian and must not skip; elsewhere the file skips and says why. Whatever happens, afterAll
  * purges the package, so a failure never leaves it installed.
  */
-import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAsync, type Run } from './support/runAsync.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -22,40 +23,10 @@ const SECRETS = { CRM_TOKEN: 'deb-test-token', CRM_SIGNING_SECRET: 'whsec_MfKQ9r
 const BUILD_TIMEOUT_MS = 20 * 60_000;
 const STEP_TIMEOUT_MS = 5 * 60_000;
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 function run(cmd: string, args: readonly string[], opts: SpawnSyncOptions = {}): Run {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: STEP_TIMEOUT_MS, killSignal: 'SIGKILL', ...opts });
   if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
   return { status: r.status, stdout: String(r.stdout), stderr: String(r.stderr) };
-}
-
-/**
- * For the long steps (the build, dpkg): a child that does not block the worker's event loop, which
- * vitest needs to hear from the worker.
- */
-function runAsync(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout: number }): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-20_000)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd} ${args.join(' ')}: ${e.message}`));
-    });
-    child.once('close', (status, signal) => {
-      clearTimeout(timer);
-      if (signal) reject(new Error(`${cmd} ${args.join(' ')}: killed by ${signal} (over ${opts.timeout} ms?)\n${stderr}`));
-      else resolve({ status, stdout, stderr });
-    });
-  });
 }
 
 /** The environment without PBXHOOK_* overrides, plus the example's secrets. */

@@ -79,8 +79,6 @@ export interface Call {
   customerName: string;
   /** The extension that placed an outbound or internal call. */
   originExtension: string;
-  /** Caller ID name shown on the originating phone (click-to-call: the originate's CallerID name). */
-  originCallerIdName: string;
   did: string;
   routes: RouteVisit[];
   legs: Leg[];

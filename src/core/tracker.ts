@@ -260,7 +260,6 @@ const HANDLERS: HandlerTable = {
       customerNumber: inbound ? ev.callerId.num : '',
       customerName: inbound ? ev.callerId.name : '',
       originExtension: ev.party.kind === 'extension' ? ev.party.id : '',
-      originCallerIdName: ev.callerId.name,
       did: inbound ? ev.dialed : '',
       routes: [],
       legs: [],
@@ -285,7 +284,6 @@ const HANDLERS: HandlerTable = {
     const found = t.callOf(ev.channel);
     if (!found) return;
     found.channel.callerId = ev.callerId;
-    if (found.call.origin === ev.channel) found.call.originCallerIdName = ev.callerId.name;
     touch(found.call, ev.at);
   },
 
@@ -375,11 +373,8 @@ const HANDLERS: HandlerTable = {
     }
     leg.answeredAt = ev.at;
     leg.disposition = 'answered';
-    if (leg.kind === 'origin') {
-      call.originCallerIdName = t.channels.get(leg.channel)?.callerId.name ?? call.originCallerIdName;
-      return;
-    }
-    if (leg.kind === 'consult') return; // becomes a segment only when the transfer completes
+    // The click-to-call's own phone, or a consultation: a segment only once the customer or a transfer joins.
+    if (leg.kind === 'origin' || leg.kind === 'consult') return;
     if (call.answeredAt === undefined) call.answeredAt = ev.at;
     const user = leg.kind === 'customer' ? call.originExtension : leg.party.id;
     const userChannel = leg.kind === 'customer' ? call.origin : leg.channel;

@@ -22,8 +22,15 @@ function isSpecialExten(exten: string): boolean {
   return /^(s|i|t|T|h|e|o|a)$/.test(exten);
 }
 
-/** A dialplan generating numbers in a loop must not grow memory: past this, rules are not kept. */
+/** A dialplan generating numbers in a loop must not grow memory: past this, routes are not kept. */
 const MAX_RULES_KEPT = 1000;
+
+interface Sighting {
+  route: Route;
+  rule: string;
+  /** First sightings in order, across roles. */
+  order: number;
+}
 
 /**
  * Knows which numbers are IVRs, queues and ring groups, and which endpoints are extensions
@@ -33,9 +40,16 @@ export class RoleBook {
   private readonly byTarget = new Map<string, RouteRole>();
   private readonly extension: RegExp;
   private readonly trunk: RegExp | undefined;
-  private readonly rules = new Map<string, InferredRoute>();
+  /** Per role, each number named so far: its one Route object and the rule that named it first. */
+  private readonly seen: Record<RouteRole, Map<string, Sighting>> = {
+    ivr: new Map(),
+    queue: new Map(),
+    ringgroup: new Map(),
+    voicemail: new Map(),
+  };
+  private kept = 0;
 
-  constructor(private readonly cfg: RoleConfig) {
+  constructor(cfg: RoleConfig) {
     for (const t of cfg.ivrs) this.byTarget.set(t, 'ivr');
     for (const t of cfg.queues) this.byTarget.set(t, 'queue');
     for (const t of cfg.ringGroups) this.byTarget.set(t, 'ringgroup');
@@ -80,16 +94,16 @@ export class RoleBook {
    */
   routeAt(context: string, exten: string): Route | undefined {
     const role = this.byTarget.get(`${exten}@${context}`) ?? this.byTarget.get(exten);
-    if (role) return this.found(role, exten, `roles.${CONFIG_KEY[role]} in the config`);
+    if (role) return this.found(role, exten, () => `roles.${CONFIG_KEY[role]} in the config`);
     if (exten === '' || isSpecialExten(exten)) {
-      if (context.startsWith('ivr-')) return this.found('ivr', context.slice(4), `FreePBX context ${context}`);
+      if (context.startsWith('ivr-')) return this.found('ivr', context.slice(4), () => `FreePBX context ${context}`);
       return undefined;
     }
-    if (context === 'ext-queues') return this.found('queue', exten, 'FreePBX context ext-queues');
-    if (context === 'ext-group') return this.found('ringgroup', exten, 'FreePBX context ext-group');
+    if (context === 'ext-queues') return this.found('queue', exten, () => 'FreePBX context ext-queues');
+    if (context === 'ext-group') return this.found('ringgroup', exten, () => 'FreePBX context ext-group');
     // Follow-me is FreePBX's ring group of one extension's phones and numbers, named by the extension.
-    if (FOLLOW_ME.has(context)) return this.found('ringgroup', exten.replace(/^FM/, ''), `FreePBX context ${context} (follow-me)`);
-    if (context.startsWith('ivr-')) return this.found('ivr', context.slice(4), `FreePBX context ${context}`);
+    if (FOLLOW_ME.has(context)) return this.found('ringgroup', exten.replace(/^FM/, ''), () => `FreePBX context ${context} (follow-me)`);
+    if (context.startsWith('ivr-')) return this.found('ivr', context.slice(4), () => `FreePBX context ${context}`);
     return undefined;
   }
 
@@ -99,27 +113,28 @@ export class RoleBook {
    */
   routeBy(role: RouteRole, context: string, exten: string, rule: string): Route {
     const number = exten === '' || isSpecialExten(exten) ? context : exten;
-    return this.found(role, number, context ? `${rule} in ${context}` : rule);
+    return this.found(role, number, () => (context ? `${rule} in ${context}` : rule));
   }
 
   /** Which rule named each route so far, first sighting first: check-config and replay show it. */
   inferred(): readonly InferredRoute[] {
-    return [...this.rules.values()];
+    const all = Object.values(this.seen).flatMap((byNumber) => [...byNumber.values()]);
+    return all.sort((a, b) => a.order - b.order).map(({ route, rule }) => ({ ...route, rule }));
   }
 
-  private found(role: RouteRole, number: string, rule: string): Route {
-    const key = `${role} ${number}`;
-    if (!this.rules.has(key) && this.rules.size < MAX_RULES_KEPT) this.rules.set(key, { role, number, rule });
-    return { role, number };
-  }
-
-  /** True when config names this number for a role, so automatic detection must not relabel it. */
-  isConfigured(context: string, exten: string): boolean {
-    return this.byTarget.has(`${exten}@${context}`) || this.byTarget.has(exten);
-  }
-
-  displayName(number: string): string | undefined {
-    return this.cfg.names[number];
+  /**
+   * The route of a number, the same object each time: routes are named on every dialplan step of
+   * a call, so no key string and no object is built once a number is known. The rule's text is
+   * built only at its first sighting.
+   */
+  private found(role: RouteRole, number: string, rule: () => string): Route {
+    const byNumber = this.seen[role];
+    const known = byNumber.get(number);
+    if (known) return known.route;
+    const route: Route = Object.freeze({ role, number });
+    // A dialplan generating numbers in a loop must not grow memory: past the bound, nothing is kept.
+    if (this.kept < MAX_RULES_KEPT) byNumber.set(number, { route, rule: rule(), order: this.kept++ });
+    return route;
   }
 }
 

@@ -9,6 +9,7 @@ import { StateDirBusyError } from './deliver/state-lock.js';
 import type { WebhookRequest } from './emit/request.js';
 import type { EslFrame } from './esl/frame.js';
 import { startEslIngest } from './esl/ingest.js';
+import { eslSkipLog } from './esl/skips.js';
 import { startOpsServer, type OpsServer } from './ops/server.js';
 import { health, metricSources, statusSnapshot, type DaemonParts } from './ops/sources.js';
 import { Pipeline } from './pipeline.js';
@@ -88,7 +89,16 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   const inputSkipped: Record<string, number> = {};
   const onSkip = (reason: string): void => void (inputSkipped[reason] = (inputSkipped[reason] ?? 0) + 1);
   const amiFrame = guarded<AmiFrame>((f) => pipeline.amiFrame(f), (f) => ({ event: f.fields['event'] }));
-  const onEslFrame = guarded<EslFrame>((f) => pipeline.eslFrame(f), (f) => ({ contentType: f.headers['Content-Type'] }));
+  const eslFrame = guarded<EslFrame>((f) => pipeline.eslFrame(f), (f) => ({ contentType: f.headers['Content-Type'] }));
+  // Event frames with no event in them, channel events naming no channel: one line, not one each.
+  const eslSkips = eslSkipLog(log, { host: pbx.host, port: pbx.port });
+  const onEslFrame = (f: EslFrame): void => {
+    const { undecodable, noChannel } = pipeline.esl.stats;
+    eslFrame(f);
+    const now = pipeline.esl.stats;
+    if (now.undecodable > undecodable) eslSkips.skipped('undecodable', { contentType: f.headers['Content-Type'] });
+    if (now.noChannel > noChannel) eslSkips.skipped('no-channel');
+  };
   // After a reconnect, calls that ended meanwhile are closed from the PBX's channel list.
   const amiSync = amiResync(pipeline, dispatch, log);
   const onAmiFrame = (f: AmiFrame): void => {
@@ -138,6 +148,7 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   }
   await stopWithin(cfg, log, () => {
     clearInterval(ticker);
+    eslSkips.flush();
     log.info({ liveCalls: pipeline.tracker.liveCalls }, 'stopping');
     return { pbx: ingest.close(), ops: ops?.server.close(), outbox };
   });

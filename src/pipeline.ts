@@ -19,8 +19,9 @@ import type { WebhookRequest } from './emit/request.js';
 /**
  * The live state a restart must find again, as keyed texts (issue #14 item 2): `call:<id>` a call
  * and its channels, `esl:<uuid>` what the ESL normaliser knows of a channel, `vm:<uniqueid>` a
- * voicemail being recorded, `clock` how far the PBX's clock is from the host's. A key mapped to
- * `undefined` is gone.
+ * voicemail being recorded, `clock` how far the PBX's clock is from the host's, `numbering` the
+ * number the next call without one of its own gets (FreeSWITCH's, in 3CX call ids). A key mapped
+ * to `undefined` is gone.
  */
 export type LiveStateChanges = Map<string, string | undefined>;
 
@@ -49,6 +50,8 @@ export class Pipeline {
   readonly clock = new PbxClock();
   /** The PBX's clock minus the host's, as last saved. */
   private savedSkew: number | undefined;
+  /** `tracker.nextCallNumber` as last saved. */
+  private savedCallNumber = 0;
 
   /**
    * `wallClock` and `monotonic` are the host's clocks, read only to carry the PBX's time on between
@@ -140,6 +143,10 @@ export class Pipeline {
     for (const [id, r] of this.tracker.takeChanged()) out.set(`call:${id}`, r && encodeCall(r));
     for (const [uuid, leg] of this.esl.legs.takeChanged()) out.set(`esl:${uuid}`, leg && encodeJson(leg));
     for (const [ch, rec] of this.ami.voicemail.takeChanged()) out.set(`vm:${ch}`, rec && encodeJson(rec));
+    if (this.tracker.nextCallNumber !== this.savedCallNumber) {
+      this.savedCallNumber = this.tracker.nextCallNumber;
+      out.set('numbering', encodeJson({ nextCall: this.savedCallNumber }));
+    }
     const skew = this.clock.skew(this.monotonic(), this.wallClock());
     if (skew !== undefined && (this.savedSkew === undefined || Math.abs(skew - this.savedSkew) > CLOCK_SAVE_MS)) {
       this.savedSkew = skew;
@@ -168,6 +175,7 @@ export class Pipeline {
         } else if (kind === 'esl') legs.push([id, undefinedForNull(JSON.parse(text)) as LegState]);
         else if (kind === 'vm') recordings.push([id, undefinedForNull(JSON.parse(text)) as Recording]);
         else if (kind === 'clock') this.restoreClock((JSON.parse(text) as { pbxAheadMs: number }).pbxAheadMs);
+        else if (kind === 'numbering') this.restoreNumbering((JSON.parse(text) as { nextCall: number }).nextCall);
         else unreadable.push(key);
       } catch {
         unreadable.push(key);
@@ -177,6 +185,12 @@ export class Pipeline {
     this.esl.legs.restore(legs);
     this.ami.voicemail.restore(recordings);
     return { calls: calls.length, channels: calls.reduce((n, r) => n + r.channels.length, 0), unreadable };
+  }
+
+  private restoreNumbering(nextCall: number): void {
+    if (!Number.isSafeInteger(nextCall) || nextCall < 0) throw new RangeError(`numbering: ${nextCall}`);
+    this.tracker.nextCallNumber = nextCall;
+    this.savedCallNumber = nextCall;
   }
 
   /** Until the PBX's first event, its time is the host's plus the offset it had before the restart. */

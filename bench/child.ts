@@ -1,6 +1,7 @@
 import { backlog, bareAxios, autocannon, outbox, startReceiver } from './delivery.js';
 import { latency } from './latency.js';
 import { liveMemory } from './live-memory.js';
+import { liveStateCommits } from './live-state.js';
 import { memory } from './memory.js';
 import { upkeep } from './upkeep.js';
 import { asteriskManager, filtered, floor, live, pipeline, repeatedLoad } from './replay.js';
@@ -48,6 +49,11 @@ async function main(): Promise<unknown> {
       return memory(10_000, Number(arg ?? 1_000_000));
     case 'live-memory':
       return liveMemory(Number(arg ?? 10_000));
+    case 'live-state': {
+      // `<calls up>:<commits>:with|without` (saving the live calls in each commit, or not)
+      const [calls = '1000', commits = '5000', saving = 'with'] = (arg ?? '').split(':');
+      return liveStateCommits(Number(calls), Number(commits), saving === 'with');
+    }
     default:
       throw new Error(`unknown measurement ${what}`);
   }

@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { cpus, totalmem, release } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import type { LatencyResult } from './latency.js';
+import type { LiveStateResult } from './live-state.js';
+import { spread, type Spread } from './stats.js';
 
 /**
  * `npm run bench`: runs every measurement of issue #7 in its own process (compiled JS, no tsx),
@@ -53,6 +55,24 @@ process.stderr.write(`live memory: ${JSON.stringify(liveMem)}\n`);
 const UPKEEP_ROWS = 500_000;
 const upkeep = measure('upkeep', UPKEEP_ROWS) as unknown as Record<'housekeeping' | 'scrape' | 'statusPage' | 'afterOtherWriter', number>;
 process.stderr.write(`upkeep: ${JSON.stringify(upkeep)}\n`);
+
+// §6 saving the live calls in each commit (issue #14): paired with and without, interleaved, per size.
+const LIVE_STATE_COMMITS = Number(process.env['BENCH_LIVE_STATE_COMMITS'] ?? 5_000);
+const liveStateSizes = [1_000, 10_000] as const;
+const liveState = Object.fromEntries(
+  liveStateSizes.map((calls) => {
+    const rounds = { with: [] as LiveStateResult[], without: [] as LiveStateResult[] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const saving of round % 2 === 0 ? (['with', 'without'] as const) : (['without', 'with'] as const)) {
+        const r = measure('live-state', `${calls}:${LIVE_STATE_COMMITS}:${saving}`) as unknown as LiveStateResult;
+        rounds[saving].push(r);
+        process.stderr.write(`round ${round + 1} live state ${calls} calls ${saving}: p50 ${r.p50} µs, p99 ${r.p99} µs\n`);
+      }
+    }
+    const extra = (k: 'p50' | 'p99') => spread(rounds.with.map((w, i) => w[k] - rounds.without[i]![k]));
+    return [calls, { rounds, p50: extra('p50'), p99: extra('p99') }];
+  }),
+) as Record<(typeof liveStateSizes)[number], { rounds: Record<'with' | 'without', LiveStateResult[]>; p50: Spread; p99: Spread }>;
 
 // §2 delivery: the same N webhooks through bare axios and through the outbox, interleaved.
 const N = Number(process.env['BENCH_WEBHOOKS'] ?? 20_000);
@@ -216,6 +236,22 @@ Six days of webhooks kept (\`keep_delivered: 7d\`; the default is 1d), 1 in 500 
 
 The first three read indexes and a five-row table kept by triggers (test/18 explains every statement
 they run and fails on a scan of the table); the last one scans the table once.
+
+## 6. Saving the live calls in each outbox commit (issue #14)
+
+Each commit ends one call and starts another (${fmt(liveState[1_000].rounds.with[0]!.webhooksPerCommit, 1)} webhooks), so the number of
+calls up stays put; with saving, the commit also takes the calls that changed as JSON
+(\`Pipeline.takeLiveState\`) and writes them to \`live_state\` in the same transaction, as the daemon does
+(bench/live-state.ts, ${fmt(LIVE_STATE_COMMITS)} commits per run, ${ROUNDS} rounds, with and without interleaved, one process each).
+Extra time per commit, per round (with − without), median (min–max):
+
+| calls up | without: p50 / p99 (µs) | with: p50 / p99 (µs) | extra p50 (µs) | extra p99 (µs) | live_state rows, bytes each |
+|---:|---:|---:|---:|---:|---:|
+${liveStateSizes.map((calls) => {
+  const x = liveState[calls];
+  const med = (rs: LiveStateResult[], k: 'p50' | 'p99') => spread(rs.map((r) => r[k])).median;
+  return `| ${fmt(calls)} | ${fmt(med(x.rounds.without, 'p50'), 1)} / ${fmt(med(x.rounds.without, 'p99'), 1)} | ${fmt(med(x.rounds.with, 'p50'), 1)} / ${fmt(med(x.rounds.with, 'p99'), 1)} | ${fmt(x.p50.median, 1)} (${fmt(x.p50.min, 1)}–${fmt(x.p50.max, 1)}) | ${fmt(x.p99.median, 1)} (${fmt(x.p99.min, 1)}–${fmt(x.p99.max, 1)}) | ${fmt(x.rounds.with[0]!.stateRows)}, ${fmt(x.rounds.with[0]!.stateBytesPerRow)} |`;
+}).join('\n')}
 
 ## Profiled and fixed (issue #7; before → after, one run each, same machine)
 

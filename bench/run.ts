@@ -69,10 +69,10 @@ const liveState = Object.fromEntries(
         process.stderr.write(`round ${round + 1} live state ${calls} calls ${saving}: p50 ${r.p50} µs, p99 ${r.p99} µs\n`);
       }
     }
-    const extra = (k: 'p50' | 'p99') => spread(rounds.with.map((w, i) => w[k] - rounds.without[i]![k]));
-    return [calls, { rounds, p50: extra('p50'), p99: extra('p99') }];
+    const extra = (k: 'p50' | 'p99' | 'cpu') => spread(rounds.with.map((w, i) => w[k] - rounds.without[i]![k]));
+    return [calls, { rounds, p50: extra('p50'), p99: extra('p99'), cpu: extra('cpu') }];
   }),
-) as Record<(typeof liveStateSizes)[number], { rounds: Record<'with' | 'without', LiveStateResult[]>; p50: Spread; p99: Spread }>;
+) as Record<(typeof liveStateSizes)[number], { rounds: Record<'with' | 'without', LiveStateResult[]>; p50: Spread; p99: Spread; cpu: Spread }>;
 
 // §2 delivery: the same N webhooks through bare axios and through the outbox, interleaved.
 const N = Number(process.env['BENCH_WEBHOOKS'] ?? 20_000);
@@ -243,14 +243,16 @@ Each commit ends one call and starts another (${fmt(liveState[1_000].rounds.with
 calls up stays put; with saving, the commit also takes the calls that changed as JSON
 (\`Pipeline.takeLiveState\`) and writes them to \`live_state\` in the same transaction, as the daemon does
 (bench/live-state.ts, ${fmt(LIVE_STATE_COMMITS)} commits per run, ${ROUNDS} rounds, with and without interleaved, one process each).
-Extra time per commit, per round (with − without), median (min–max):
+Extra per commit, per round (with − without), median (min–max); CPU is the whole process's (the
+checkpoint thread's share included), which a busy machine's neighbours do not inflate as they do the wall times' tail:
 
-| calls up | without: p50 / p99 (µs) | with: p50 / p99 (µs) | extra p50 (µs) | extra p99 (µs) | live_state rows, bytes each |
-|---:|---:|---:|---:|---:|---:|
+| calls up | without: p50 / p99 (µs) | with: p50 / p99 (µs) | extra p50 (µs) | extra p99 (µs) | extra CPU (µs) | live_state rows, bytes each |
+|---:|---:|---:|---:|---:|---:|---:|
 ${liveStateSizes.map((calls) => {
   const x = liveState[calls];
   const med = (rs: LiveStateResult[], k: 'p50' | 'p99') => spread(rs.map((r) => r[k])).median;
-  return `| ${fmt(calls)} | ${fmt(med(x.rounds.without, 'p50'), 1)} / ${fmt(med(x.rounds.without, 'p99'), 1)} | ${fmt(med(x.rounds.with, 'p50'), 1)} / ${fmt(med(x.rounds.with, 'p99'), 1)} | ${fmt(x.p50.median, 1)} (${fmt(x.p50.min, 1)}–${fmt(x.p50.max, 1)}) | ${fmt(x.p99.median, 1)} (${fmt(x.p99.min, 1)}–${fmt(x.p99.max, 1)}) | ${fmt(x.rounds.with[0]!.stateRows)}, ${fmt(x.rounds.with[0]!.stateBytesPerRow)} |`;
+  const sp = (v: Spread) => `${fmt(v.median, 1)} (${fmt(v.min, 1)}–${fmt(v.max, 1)})`;
+  return `| ${fmt(calls)} | ${fmt(med(x.rounds.without, 'p50'), 1)} / ${fmt(med(x.rounds.without, 'p99'), 1)} | ${fmt(med(x.rounds.with, 'p50'), 1)} / ${fmt(med(x.rounds.with, 'p99'), 1)} | ${sp(x.p50)} | ${sp(x.p99)} | ${sp(x.cpu)} | ${fmt(x.rounds.with[0]!.stateRows)}, ${fmt(x.rounds.with[0]!.stateBytesPerRow)} |`;
 }).join('\n')}
 
 ## Profiled and fixed (issue #7; before → after, one run each, same machine)

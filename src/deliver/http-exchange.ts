@@ -63,10 +63,10 @@ export function createExchanger(opts: ExchangeOptions): Exchanger {
   const { httpAgent, httpsAgent, timeoutMs, keepBytes } = opts;
   const targets = new Map<string, http.RequestOptions>();
   /**
-   * Exchanges in flight, each with its way to stop. One listener per shutdown signal, not one
-   * added and removed per attempt.
+   * Exchanges in flight: how to stop each, and the shutdown signal it obeys. One listener per
+   * signal, not one added and removed per attempt.
    */
-  const live = new Set<(reason: string) => void>();
+  const live = new Map<(reason: string) => void, AbortSignal | undefined>();
   const watched = new WeakSet<AbortSignal>();
 
   function target(url: string): http.RequestOptions {
@@ -85,7 +85,7 @@ export function createExchanger(opts: ExchangeOptions): Exchanger {
     if (watched.has(signal)) return;
     watched.add(signal);
     signal.addEventListener('abort', () => {
-      for (const stop of [...live]) stop(ABORTED);
+      for (const [stop, s] of [...live]) if (s === signal) stop(ABORTED);
     }, { once: true });
   }
 
@@ -136,7 +136,7 @@ export function createExchanger(opts: ExchangeOptions): Exchanger {
         req.destroy(err);
       };
       const deadline = setTimeout(stop, timeoutMs, DEADLINE);
-      live.add(stop);
+      live.set(stop, signal);
       if (signal !== undefined) watch(signal);
       req.on('error', fail);
       req.on('response', (answer: http.IncomingMessage) => {

@@ -314,6 +314,15 @@ describe('the HTTP exchange', () => {
     expect(b).toMatchObject({ ok: true, status: 200 });
   });
 
+  it('sends the userinfo of a URL as Basic authentication, unless a token is set', async () => {
+    const url = crm.url('/hook').replace('http://', 'http://ann:s%40cret@');
+    const tokenless = createHttpClient({ timeoutMs: 1000, tokens: new Map() });
+    clients.push(tokenless);
+    await tokenless.attempt(request({ url }));
+    await client().attempt(request({ url }));
+    expect(crm.seen.map((s) => s.headers.authorization)).toEqual([`Basic ${Buffer.from('ann:s@cret').toString('base64')}`, `Bearer ${TOKEN}`]);
+  });
+
   it('refuses what the same request would hit again, before sending anything: permanent', async () => {
     for (const over of [{ url: 'not a url' }, { url: 'ftp://127.0.0.1/hook' }, { headers: { 'x-bad': 'line\nbreak' } }]) {
       const r = failure(await client().attempt(request(over)));

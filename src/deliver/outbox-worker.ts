@@ -338,10 +338,16 @@ export class OutboxWorker {
   }
 
   private launch(ep: Endpoint, row: OutboxRow, probe: boolean): void {
-    const job = this.deliver(ep, row, probe)
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      ep.inFlight--;
+    };
+    const job = this.deliver(ep, row, probe, release)
       .catch((err: unknown) => this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'delivery attempt failed unexpectedly'))
       .finally(() => {
-        ep.inFlight--;
+        release();
         this.running.delete(job);
         this.wake();
       });
@@ -363,11 +369,16 @@ export class OutboxWorker {
     return next;
   }
 
-  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean): Promise<void> {
+  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean, release: () => void): Promise<void> {
     const { store, http, delivery } = this.o;
     const req: WebhookRequest = { endpoint: row.endpoint, method: row.method, url: row.url, headers: row.headers, body: row.body, orderKey: row.lane };
     this.stats.attempts++;
     const result = await http.attempt(req, deliveryHeaders(row, this.now(), ep.keys), this.abort.signal);
+    // A delivered webhook's slot is free once its answer is in: the commit that records it claims
+    // the next one too, instead of one pump later (issue #15). Its lane stays in flight until then.
+    // A failure keeps its slot until recorded: its verdict may pause the endpoint, which must stop
+    // further claims, and a probe is one at a time.
+    if (result.ok && !probe) release();
     const now = this.now();
     const decision = decide(result, { step: row.step, probe, retryOn: ep.retryOn }, delivery, now, this.random);
     try {

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AmiFramer } from '../src/ami/framer.js';
+import { AMI_EVENT_FILTERS } from '../src/ami/event-filter.js';
 import { AMI_EVENTS } from '../src/ami/events.js';
 import { wantsAmiEvent, wantsAmiEventNamed } from '../src/ami/normalise.js';
 import { loadConfig } from '../src/config/load.js';
@@ -50,7 +51,10 @@ describe('replay filter', () => {
   // The README's manager.conf lines must pass everything pbxhook reads, or a filtered PBX loses calls.
   it("README's eventfilter passes every event and variable the normaliser reads", () => {
     const readme = readFileSync('README.md', 'utf8');
-    const filters = [...readme.matchAll(/^eventfilter = (.+)$/gm)].map((m) => new RegExp(m[1]!));
+    const lines = [...readme.matchAll(/^eventfilter = (.+)$/gm)].map((m) => m[1]!);
+    // The README shows what pbxhook asks Asterisk for at login, and check-config prints (issue #15).
+    expect(lines).toEqual(AMI_EVENT_FILTERS);
+    const filters = lines.map((l) => new RegExp(l));
     expect(filters.length).toBeGreaterThan(0);
     const passes = (text: string): boolean => filters.some((f) => f.test(text));
     const read = AMI_EVENTS.filter((name) => name !== 'VarSet' && wantsAmiEventNamed(name, undefined));

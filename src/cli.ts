@@ -193,7 +193,7 @@ async function runCommand(command: string, argv: string[]): Promise<number> {
       const file = values.config ?? positionals[0];
       if (file === undefined) throw new UsageError('which config? pbxhook check-config FILE');
       const cfg = loadConfig(file);
-      const filter = cfg.pbx.type === 'asterisk' ? explainEventFilter(cfg.pbx).join('\n') + '\n' : '';
+      const filter = cfg.pbx.type === 'asterisk' ? explainEventFilter(cfg.pbx, cfg.roles).join('\n') + '\n' : '';
       process.stdout.write(explainConfig(cfg) + filter + '\nconfig OK\n');
       return 0;
     }

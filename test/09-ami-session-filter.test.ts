@@ -1,14 +1,17 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectAmi, type AmiLog, type AmiSession } from '../src/ami/client.js';
-import { AMI_EVENT_FILTERS, AMI_SESSION_FILTER } from '../src/ami/event-filter.js';
+import { amiEventFilters, amiSessionFilter } from '../src/ami/event-filter.js';
 import { AMI_EVENTS } from '../src/ami/events.js';
 import type { AmiFrame } from '../src/ami/frame.js';
 import { frameAll } from '../src/ami/framer.js';
 import { startAmiIngest } from '../src/ami/ingest.js';
 import { HANDLED_AMI_EVENTS, wantsAmiEventNamed } from '../src/ami/normalise.js';
 import { loadConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/types.js';
 import { Pipeline } from '../src/pipeline.js';
 import { loadTrace, startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
 
@@ -20,15 +23,11 @@ import { loadTrace, startFakeAmi, type FakeAmi } from './support/fakeAmiServer.j
 const USER = 'admin';
 const SECRET = 'Filter-Secret-9';
 const cfg = loadConfig('config/all-schemas.example.yaml');
-const TRACES = [
-  'test/fixtures/asterisk/in-queue-blind-transfer.ami',
-  'test/fixtures/asterisk/in-voicemail.ami',
-  'test/fixtures/asterisk/in-ringgroup-answered.ami',
-  'test/fixtures/asterisk-freepbx/fpbx-queue-blind-transfer.ami',
-  'test/fixtures/asterisk-freepbx/fpbx-ext-voicemail.ami',
-  'test/fixtures/asterisk-freepbx/fpbx-ringgroup-local-answered.ami',
-  'test/fixtures/asterisk-freepbx/fpbx-load.ami.gz',
-];
+/** FreePBX's config names no route (no Exten line in the filter); the lab's names two ring groups. */
+const FREEPBX_CFG = loadConfig('config/freepbx.example.yaml');
+const DIRS = ['test/fixtures/asterisk', 'test/fixtures/asterisk-synth', 'test/fixtures/asterisk-freepbx', 'test/fixtures/asterisk-freepbx-synth'];
+const TRACES = DIRS.filter(existsSync).flatMap((d) => readdirSync(d).filter((f) => /\.ami(\.gz)?$/.test(f)).map((f) => join(d, f)));
+const configFor = (trace: string): Config => (trace.includes('freepbx') ? FREEPBX_CFG : cfg);
 
 const quiet: AmiLog = { info: () => undefined, warn: () => undefined };
 
@@ -46,14 +45,14 @@ async function serve(trace: Buffer, filter: 'apply' | 'refuse'): Promise<FakeAmi
 }
 
 /** Every request replay makes of the whole trace, unfiltered: the golden side. */
-function replayRequests(trace: Buffer): string[] {
-  const p = new Pipeline(cfg);
+function replayRequests(trace: Buffer, config: Config = cfg): string[] {
+  const p = new Pipeline(config);
   return frameAll(trace).frames.flatMap((f) => p.amiFrame(f)).map((r) => JSON.stringify(r));
 }
 
 /** Feeds a session's frames to a pipeline; `drained` resolves once everything the server sent is in. */
-function collector(): { onFrame(f: AmiFrame): void; requests: string[]; frames: number; drained(s: AmiSession, server: FakeAmi): Promise<void> } {
-  const p = new Pipeline(cfg);
+function collector(config: Config = cfg): { onFrame(f: AmiFrame): void; requests: string[]; frames: number; drained(s: AmiSession, server: FakeAmi): Promise<void> } {
+  const p = new Pipeline(config);
   const requests: string[] = [];
   let pong: () => void = () => undefined;
   const c = {
@@ -79,9 +78,10 @@ describe('Asterisk filters the session (AMI Filter action)', () => {
   it.each(TRACES)('%s: a filtered session gives the same webhooks as the whole trace', async (path) => {
     const trace = loadTrace(path);
     const server = await serve(trace, 'apply');
-    const c = collector();
+    const config = configFor(path);
+    const c = collector(config);
     const res = await connectAmi(
-      { host: '127.0.0.1', port: server.port, username: USER, secret: SECRET, sessionFilter: AMI_SESSION_FILTER },
+      { host: '127.0.0.1', port: server.port, username: USER, secret: SECRET, sessionFilter: amiSessionFilter(config.roles) },
       { onFrame: (f) => c.onFrame(f), accept: wantsAmiEventNamed },
       quiet,
     );
@@ -90,22 +90,39 @@ describe('Asterisk filters the session (AMI Filter action)', () => {
     await c.drained(res.session, server);
     expect(server.actions).toEqual(['login', 'filter', 'ping']);
     expect(server.filteredOut, 'the filter held events back').toBeGreaterThan(0);
-    const golden = replayRequests(trace);
+    const golden = replayRequests(trace, config);
     expect(golden.length).toBeGreaterThan(0);
     expect(c.requests).toEqual(golden);
   });
 
   it('sends one Filter whose parts are the manager.conf eventfilter lines', () => {
-    expect(AMI_SESSION_FILTER).toBe(AMI_EVENT_FILTERS.join('|'));
-    const re = new RegExp(AMI_SESSION_FILTER);
-    expect(re.test('Event: Newchannel\r\nChannel: PJSIP/117-00000001\r\n')).toBe(true);
-    expect(re.test('Event: VarSet\r\nVariable: QUEUESTATUS\r\nValue: TIMEOUT\r\n')).toBe(true);
-    expect(re.test('Event: CEL\r\nEventName: STREAM_END\r\nApplication: VoiceMail\r\n')).toBe(true);
-    expect(re.test('Event: VarSet\r\nVariable: SIPDOMAIN\r\nValue: x\r\n')).toBe(false);
-    expect(re.test('Event: RTCPSent\r\nChannel: PJSIP/117-00000001\r\n')).toBe(false);
-    expect(re.test('Event: CEL\r\nEventName: ANSWER\r\n')).toBe(false);
+    expect(amiSessionFilter(cfg.roles)).toBe(amiEventFilters(cfg.roles).join('|'));
+    // As Asterisk compiles it: POSIX extended without REG_NEWLINE, `.` spans lines.
+    const re = new RegExp(amiSessionFilter(cfg.roles), 's');
+    const step = (context: string, exten: string, app: string): string =>
+      `Event: Newexten\r\nChannel: PJSIP/117-00000001\r\nContext: ${context}\r\nExten: ${exten}\r\nPriority: 1\r\nApplication: ${app}\r\nAppData: x\r\n`;
+    const passes: Array<[string, boolean]> = [
+      ['Event: Newchannel\r\nChannel: PJSIP/117-00000001\r\n', true],
+      ['Event: VarSet\r\nVariable: QUEUESTATUS\r\nValue: TIMEOUT\r\n', true],
+      ['Event: CEL\r\nEventName: STREAM_END\r\nApplication: VoiceMail\r\n', true],
+      ['Event: VarSet\r\nVariable: SIPDOMAIN\r\nValue: x\r\n', false],
+      ['Event: RTCPSent\r\nChannel: PJSIP/117-00000001\r\n', false],
+      ['Event: CEL\r\nEventName: ANSWER\r\n', false],
+      // Dialplan steps: only where a route can be named.
+      [step('ext-queues', '400', 'Set'), true],
+      [step('ivr-3', 's', 'Answer'), true],
+      [step('followme-check', '117', 'GotoIf'), true],
+      [step('from-internal', '800', 'BackGround'), true],
+      [step('from-internal', '800', 'Background'), true],
+      [step('macro-dial-one', 's', 'Dial'), true],
+      [step('default', '100', 'VoiceMail'), true],
+      [step('internal', '830', 'Set'), true], // roles.ring_groups: 830@internal
+      [step('macro-user-callerid', 's', 'Set'), false],
+      [step('from-trunk', '02125550117', 'Goto'), false],
+    ];
+    for (const [text, want] of passes) expect(re.test(text), text).toBe(want);
     // Every event the normaliser has a handler for passes, spelled as Asterisk documents it.
-    for (const handled of HANDLED_AMI_EVENTS.filter((h) => h !== 'varset' && h !== 'cel')) {
+    for (const handled of HANDLED_AMI_EVENTS.filter((h) => h !== 'varset' && h !== 'cel' && h !== 'newexten')) {
       expect(AMI_EVENTS.some((n) => n.toLowerCase() === handled && re.test(`Event: ${n}\r\n`)), handled).toBe(true);
     }
   });
@@ -143,7 +160,7 @@ describe('Asterisk filters the session (AMI Filter action)', () => {
     expect(refused).toHaveLength(1);
     expect(refused[0]!['level']).toBe(40);
     expect(refused[0]!['said']).toBe('Permission denied');
-    for (const f of AMI_EVENT_FILTERS) expect(String(refused[0]!['managerConf'])).toContain(`eventfilter = ${f}`);
+    for (const f of amiEventFilters()) expect(String(refused[0]!['managerConf'])).toContain(`eventfilter = ${f}`);
     for (const l of lines) expect(l).not.toContain(SECRET);
   });
 

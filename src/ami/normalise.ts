@@ -32,6 +32,11 @@ const DIAL_STATUS: Record<string, DialStatus> = {
 };
 
 const IVR_APPS = new Set(['background', 'waitexten', 'read']);
+/**
+ * Every application routeOf names a route by (lower-case): Asterisk's filter passes a dialplan
+ * step running one of them (src/ami/event-filter.ts).
+ */
+export const ROUTE_APPLICATIONS: readonly string[] = [...IVR_APPS, 'dial', 'voicemail'];
 
 /** Dial(PJSIP/117&PJSIP/204,20,tT): more than one destination at once is a ring group. */
 function dialsSeveral(appData: string): boolean {

@@ -215,8 +215,8 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
       if (opts.filter === 'refuse') {
         reply(['Response: Error', 'Message: Permission denied']);
       } else if ((f.fields.operation ?? '').toLowerCase() === 'add' && f.fields.filter) {
-        // Asterisk compiles it POSIX extended; the filters pbxhook sends mean the same in JS.
-        state.filters.push(new RegExp(f.fields.filter));
+        // Asterisk compiles it POSIX extended without REG_NEWLINE, so `.` spans lines: JS's `s`.
+        state.filters.push(new RegExp(f.fields.filter, 's'));
         reply(['Response: Success', 'Message: Filter Added Successfully']);
       } else {
         reply(['Response: Error', 'Message: Filter Not Added']);

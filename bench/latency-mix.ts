@@ -46,6 +46,21 @@ export interface MixLatencyResult {
   readonly webhooks: number;
   /** How far behind its schedule the server fell at worst (its own stalls or backpressure), ms. */
   readonly serverLagMs: number;
+  /** CPU the daemon used, start-up to the last probe (user + system, from /proc), ms; NaN elsewhere. */
+  readonly daemonCpuMs: number;
+  /** Seconds streamed (warm-up included). */
+  readonly seconds: number;
+}
+
+/** utime + stime of a process, ms (Linux /proc; clock ticks of 10 ms). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return NaN;
+  }
 }
 
 /**
@@ -257,7 +272,9 @@ export async function mixLatency(o: MixLatencyOptions): Promise<MixLatencyResult
       `state_dir: ./state\nops:\n  enabled: false\nlog:\n  level: warn\nwebhooks: ./webhooks.ini\n`,
   );
   const launch = serviceLaunch();
-  const child = spawn(process.execPath, [...launch.nodeArgs, 'dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')], {
+  // BENCH_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof": profile the daemon of a run.
+  const extra = (process.env['BENCH_DAEMON_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...launch.nodeArgs, ...extra, 'dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, ...launch.env },
   });
@@ -265,6 +282,7 @@ export async function mixLatency(o: MixLatencyOptions): Promise<MixLatencyResult
   const timeout = setTimeout(() => allIn(), (o.drainSeconds ?? 10) * 1000);
   await received;
   clearTimeout(timeout);
+  const daemonCpuMs = cpuMs(child.pid);
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
   ami.close();
@@ -290,5 +308,7 @@ export async function mixLatency(o: MixLatencyOptions): Promise<MixLatencyResult
     received: lat.length,
     webhooks,
     serverLagMs: Math.round(serverLagMs),
+    daemonCpuMs,
+    seconds: total,
   };
 }

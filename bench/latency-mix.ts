@@ -48,6 +48,8 @@ export interface MixLatencyResult {
   readonly serverLagMs: number;
   /** CPU the daemon used, start-up to the last probe (user + system, from /proc), ms; NaN elsewhere. */
   readonly daemonCpuMs: number;
+  /** The same from its login (start-up left out) per call streamed, probes counted as calls. */
+  readonly cpuMsPerCall: number;
   /** Seconds streamed (warm-up included). */
   readonly seconds: number;
 }
@@ -187,7 +189,10 @@ export async function mixLatency(o: MixLatencyOptions): Promise<MixLatencyResult
   let serverLagMs = 0;
   let streamed: () => void = () => undefined;
   const streamDone = new Promise<void>((r) => (streamed = r));
+  let childPid: number | undefined;
+  let cpuAtLogin = NaN;
   const stream = (sock: net.Socket, filtered: boolean): void => {
+    cpuAtLogin = cpuMs(childPid);
     const l = filtered ? t.passing : t.all;
     let copy = -1;
     let copyBuf = l.whole;
@@ -278,6 +283,7 @@ export async function mixLatency(o: MixLatencyOptions): Promise<MixLatencyResult
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, ...launch.env },
   });
+  childPid = child.pid;
   await streamDone;
   const timeout = setTimeout(() => allIn(), (o.drainSeconds ?? 10) * 1000);
   await received;
@@ -309,6 +315,7 @@ export async function mixLatency(o: MixLatencyOptions): Promise<MixLatencyResult
     webhooks,
     serverLagMs: Math.round(serverLagMs),
     daemonCpuMs,
+    cpuMsPerCall: Math.round(((daemonCpuMs - cpuAtLogin) / (o.callsPerSecond * total + probes)) * 100) / 100,
     seconds: total,
   };
 }

@@ -174,7 +174,8 @@ that arrive meanwhile queue behind it. (ICU's time-zone data, 15–20 ms, is loa
 
 Under the real traces' event mix (bench/latency-mix.ts: the load traces streamed evenly at each rate, a probe call
 every 20 ms timed from its Hangup to its webhook; filter on = Asterisk's Filter action answered and applied; the
-spread is over interleaved rounds; saturated = some probe not in 10 s after the stream; README "Latency"):
+spread is over interleaved rounds; behind = some probe not in 10 s after the stream, or the median one over a second;
+CPU per call from login on, probes counted as calls; README "Latency and capacity"):
 
 ${mixTable}
 

@@ -14,6 +14,7 @@ import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import { Pipeline } from '../src/pipeline.js';
 import { loadTrace, startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
+import { runAsync } from './support/runAsync.js';
 
 /**
  * Issue #15: pbxhook asks Asterisk (AMI `Filter` action) for only the events it reads. The fake
@@ -162,6 +163,14 @@ describe('Asterisk filters the session (AMI Filter action)', () => {
     expect(refused[0]!['said']).toBe('Permission denied');
     for (const f of amiEventFilters()) expect(String(refused[0]!['managerConf'])).toContain(`eventfilter = ${f}`);
     for (const l of lines) expect(l).not.toContain(SECRET);
+  });
+
+  it('check-config prints the manager.conf lines for the config, its roles included', async () => {
+    const run = await runAsync(process.execPath, ['dist/cli.js', 'check-config', 'config/all-schemas.example.yaml'], { timeout: 50_000 });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toContain('AMI event filter: auto');
+    for (const f of amiEventFilters(cfg.roles)) expect(run.stdout).toContain(`    eventfilter = ${f}\n`);
+    expect(run.stdout).toContain('.*Exten: (830|831)');
   });
 
   it('pbx.event_filter: off sends no Filter action', async () => {

@@ -1,5 +1,6 @@
 import { backlog, bareAxios, autocannon, outbox, startReceiver } from './delivery.js';
 import { latency } from './latency.js';
+import { mixLatency, type Mix } from './latency-mix.js';
 import { liveMemory } from './live-memory.js';
 import { liveStateCommits } from './live-state.js';
 import { memory } from './memory.js';
@@ -43,6 +44,12 @@ async function main(): Promise<unknown> {
     }
     case 'latency':
       return latency(300, 10, arg === 'baseline' ? 'baseline' : 'daemon');
+    case 'latency-mix': {
+      // `freepbx:300:on`: the trace's mix, calls/s, Asterisk's filter; seconds from BENCH_LATENCY_SECONDS.
+      const [mix, rate, filter] = (arg ?? 'freepbx:300:on').split(':');
+      const seconds = Number(process.env['BENCH_LATENCY_SECONDS'] ?? 5);
+      return mixLatency({ mix: mix as Mix, callsPerSecond: Number(rate), filter: filter === 'on', seconds });
+    }
     case 'upkeep':
       return upkeep(Number(arg ?? 500_000));
     case 'memory':

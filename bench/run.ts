@@ -6,6 +6,7 @@ import { compareDelivery, deliveryVerdicts } from './delivery-ratio.js';
 import type { LatencyResult } from './latency.js';
 import type { LiveStateResult } from './live-state.js';
 import { spread, type Spread } from './stats.js';
+import { latencyMixReport } from './latency-mix-report.js';
 
 /**
  * `npm run bench`: runs every measurement of issue #7 in its own process (compiled JS, no tsx),
@@ -105,6 +106,7 @@ for (let round = 0; round < LATENCY_ROUNDS; round++) {
 }
 const base = [...baselines].sort((a, b) => a.p99 - b.p99)[Math.floor(baselines.length / 2)]!;
 const lat = [...latencies].sort((a, b) => a.p99 - b.p99)[Math.floor(latencies.length / 2)]!;
+const mixTable = latencyMixReport(); // issue #15: the real traces' event mix, filter on and off
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const rows = [
@@ -193,6 +195,13 @@ ${latencies.map((l) => `${fmt(l.startup.first, 1)} ms`).join(', ')}; that second
 The first webhooks after a start wait for what a fresh process does once: compiling the pipeline's and
 axios's code, opening the first connection to the CRM, preparing the outbox's statements; the calls
 that arrive meanwhile queue behind it. (ICU's time-zone data, 15–20 ms, is loaded before login.)
+
+Under the real traces' event mix (bench/latency-mix.ts: the load traces streamed evenly at each rate, a probe call
+every 20 ms timed from its Hangup to its webhook; filter on = Asterisk's Filter action answered and applied; the
+spread is over interleaved rounds; behind = some probe not in 10 s after the stream, or the median one over a second;
+CPU per call from login on, probes counted as calls; README "Latency and capacity"):
+
+${mixTable}
 
 ## 4. Memory (tracker + renderers, neutral events fed directly)
 

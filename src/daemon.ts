@@ -110,7 +110,7 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   let resyncNow: () => void;
   let ingest: ReturnType<typeof startAmiIngest> | ReturnType<typeof startEslIngest>;
   if (pbx.type === 'asterisk') {
-    const ami = startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s, 'reconnect'), acceptAmi, onSkip);
+    const ami = startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s, 'reconnect'), acceptAmi, onSkip, cfg.roles);
     resyncNow = () => ami.session && amiSync.onRestored(ami.session, 'restart');
     ingest = ami;
   } else {

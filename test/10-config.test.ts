@@ -79,7 +79,7 @@ describe('loadConfig', () => {
     const dir = tempConfig({ 'config/pbxhook.yaml': YAML, 'config/webhooks.ini': INI });
     const cfg = loadConfig(path.join(dir, 'config/pbxhook.yaml'), {});
     expect(cfg.file).toBe(path.join(dir, 'config/pbxhook.yaml'));
-    expect(cfg.pbx).toEqual({ type: 'asterisk', host: '10.0.0.5', port: 5038, username: 'pbxhook', secret: 'from-file', maxFrameBytes: 65536 });
+    expect(cfg.pbx).toEqual({ type: 'asterisk', host: '10.0.0.5', port: 5038, username: 'pbxhook', secret: 'from-file', maxFrameBytes: 65536, eventFilter: 'auto' });
     expect(cfg.roles).toEqual({
       ivrs: ['500', '501@ivr-main'],
       queues: ['600'],
@@ -160,6 +160,14 @@ describe('problems name the file and the key', () => {
       'config/pbxhook.yaml: roles.names.100: expected a string (put it in quotes), got 42',
       'config/pbxhook.yaml: log.level: expected one of "trace", "debug", "info", "warn", "error", got "loud"',
     ]);
+  });
+
+  it('an event filter that is neither auto nor off (issue #15)', () => {
+    expect(problems(YAML.replace('host: 10.0.0.5', 'host: 10.0.0.5\n  event_filter: on'), INI)).toEqual([
+      'config/pbxhook.yaml: pbx.event_filter: expected one of "auto", "off", got "on"',
+    ]);
+    const cfg = parseConfig(YAML.replace('host: 10.0.0.5', 'host: 10.0.0.5\n  event_filter: "off"'), INI, { yamlPath: 'config/pbxhook.yaml' }, {});
+    expect(cfg.pbx).toMatchObject({ eventFilter: 'off' });
   });
 
   it('a time zone that is not IANA', () => {

@@ -203,7 +203,7 @@ function parseEndpoints(
 function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath: string, opsToken: string | undefined): Config {
   const pbx =
     f.pbx.type === 'asterisk'
-      ? { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, username: f.pbx.username, secret: f.pbx.secret, maxFrameBytes: f.pbx.max_frame_bytes }
+      ? { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, username: f.pbx.username, secret: f.pbx.secret, maxFrameBytes: f.pbx.max_frame_bytes, eventFilter: f.pbx.event_filter }
       : { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, password: f.pbx.password, maxFrameBytes: f.pbx.max_frame_bytes };
   return {
     file: path.resolve(yamlPath),

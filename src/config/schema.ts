@@ -88,6 +88,7 @@ const asteriskSchema = z.strictObject({
   username: text.describe('manager.conf user, e.g. [pbxhook] with read = call,dialplan,agent,user'),
   secret: text.describe('that user\'s secret; PBXHOOK_AMI_SECRET in the environment overrides it'),
   max_frame_bytes: wholeNumber(1024).default(65_536).describe('largest AMI message read, in bytes; a longer one is logged, counted and skipped'),
+  event_filter: z.enum(['auto', 'off']).default('auto').describe('auto: at each login ask Asterisk (AMI Filter action, needs write = system) for only the events pbxhook reads; refused, one warning and every event is read. off: do not ask'),
 });
 
 const freeswitchSchema = z.strictObject({

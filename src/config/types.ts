@@ -30,6 +30,8 @@ export interface AmiConfig {
   readonly secret: string;
   /** pbx.max_frame_bytes: a longer AMI message is logged, counted and skipped. */
   readonly maxFrameBytes?: number;
+  /** pbx.event_filter: `auto` (absent too) asks Asterisk at each login for only the events pbxhook reads. */
+  readonly eventFilter?: 'auto' | 'off';
 }
 
 export interface EslConfig {

@@ -48,7 +48,12 @@ export interface DaemonOptions {
 export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): Promise<number> {
   const pbx = cfg.pbx;
   const attempts = new Map<string, Record<string, number>>();
-  let observe: (endpoint: string, seconds: number) => void = () => undefined;
+  // Deliveries made before the ops server is up (it loads prom-client first) are counted once it is,
+  // so the latency histogram never misses the first webhooks of a busy start.
+  const early: Array<[string, number]> = [];
+  let observe: (endpoint: string, seconds: number) => void = (endpoint, seconds) => {
+    if (cfg.opsListen !== undefined && early.length < 10_000) early.push([endpoint, seconds]);
+  };
   let outbox: Outbox;
   try {
     outbox = openOutbox(cfg, log, (endpoint, outcome, sinceQueuedMs) => {
@@ -134,7 +139,8 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     inputSkipped: () => inputSkipped, attempts,
   };
   const ops = await startOps(cfg, parts, log);
-  if (ops) observe = ops.observe;
+  observe = ops ? ops.observe : () => undefined;
+  for (const [endpoint, seconds] of early.splice(0)) observe(endpoint, seconds);
 
   opts.onReload?.(() => reload(cfg.file, pipeline, outbox, log));
 

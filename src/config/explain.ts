@@ -72,6 +72,7 @@ export function explainConfig(cfg: Config): string {
     `  an endpoint failing for ${span(d.pauseAfterMs)} is paused and probed every ${span(d.probeEveryMs)}`,
     `  outbox limits: ${d.maxRows} undelivered, ${span(d.maxAgeMs)} old; delivered kept ${span(d.keepDeliveredMs)}, ` +
       `dead kept ${span(d.keepDeadMs)}`,
+    `  notify_url: ${d.notifyUrl === undefined ? 'not set' : `${notifyTarget(d.notifyUrl)}: endpoint paused or resumed, webhooks dead`}`,
     `  on SIGTERM: attempts in flight get ${span(d.stopTimeoutMs)}; exited within ${span(cfg.shutdownGraceMs)}, after the last commit`,
     `log level: ${cfg.log.level}`,
     `metrics, health and status page: ${ops(cfg)}`,
@@ -107,6 +108,11 @@ export function takes(e: EndpointConfig): string {
     r.directions.length > 0 && `direction ${r.directions.join(' or ')}`,
   ].filter((p): p is string => typeof p === 'string');
   return `calls with ${parts.join(' and ')}`;
+}
+
+/** A chat tool's incoming-webhook URL carries its secret in the path: only the origin is shown. */
+function notifyTarget(url: string): string {
+  return URL.canParse(url) ? `${new URL(url).origin}/${MASK}` : MASK;
 }
 
 function ops(cfg: Config): string {

@@ -75,6 +75,8 @@ export interface DeliveryConfig {
   readonly maxAgeMs: number;
   readonly keepDeliveredMs: number;
   readonly keepDeadMs: number;
+  /** delivery.notify_url: pauses, resumes and dead webhooks are told there (src/deliver/notify.ts). */
+  readonly notifyUrl?: string;
 }
 
 /** A call's direction as the tracker tells it (src/core/model.ts `Direction`). */

@@ -13,6 +13,7 @@ import type { LifecycleEvent } from '../src/core/lifecycle.js';
 import type { CallView } from '../src/core/model.js';
 import { EndpointRouter, HELD_PER_CALL } from '../src/emit/routing.js';
 import type { WebhookRequest } from '../src/emit/request.js';
+import { createMetrics } from '../src/ops/metrics.js';
 import { Pipeline } from '../src/pipeline.js';
 import { replayFile } from '../src/replay.js';
 import { LAB_CONFIG } from './support/replayTrace.js';
@@ -152,6 +153,21 @@ describe('EndpointRouter', () => {
     expect(r.route(msg, [req(3)])).toEqual([req(3)]);
     expect(new EndpointRouter({ ...routing, queues: [], dids: ['02125550100'] }).route({ ...msg, direction: 'inbound' }, [req(4)])).toEqual([req(4)]);
     expect(new EndpointRouter(routing).route(msg, [req(5)])).toEqual([]);
+  });
+});
+
+describe('routing metrics', () => {
+  it('/metrics exports per routed endpoint what is held and what was dropped past the bound', async () => {
+    const routing = new Map([['sales', { heldNow: 3, heldDropped: 0 }], ['desk', { heldNow: 0, heldDropped: 7 }]]);
+    const { registry } = createMetrics({
+      pbxConnected: () => true, eventsByType: () => new Map(), framesSkipped: () => ({}),
+      calls: () => ({ live: 0, started: 0, ended: 0, timedOut: 0, resynced: 0 }),
+      webhooks: () => new Map(), outbox: () => new Map(), outboxDepth: () => 0, routing: () => routing,
+    });
+    const text = await registry.metrics();
+    expect(text).toContain('pbxhook_routing_held{endpoint="sales"} 3\n');
+    expect(text).toContain('pbxhook_routing_held_dropped_total{endpoint="desk"} 7\n');
+    expect(text).toContain('pbxhook_routing_held_dropped_total{endpoint="sales"} 0\n');
   });
 });
 

@@ -61,7 +61,11 @@ export function openOutbox(
   const notify = notifyUrl === undefined ? [] : [{ name: NOTIFY_ENDPOINT }];
   const enabled = (c: Pick<Config, 'endpoints'>) => [...c.endpoints.filter((e) => e.enabled), ...notify];
   const onEndpointEvent: WorkerOptions['onEndpointEvent'] =
-    notifyUrl === undefined ? undefined : (ev) => shouldNotify(ev) && worker.enqueue([notifyRequest(ev, notifyUrl)]);
+    notifyUrl === undefined
+      ? undefined
+      : (ev) => {
+          if (shouldNotify(ev)) worker.enqueue([notifyRequest(ev, notifyUrl)]);
+        };
   const worker: OutboxWorker = new OutboxWorker({
     store, http, log, endpoints: enabled(cfg), delivery: cfg.delivery, ...(onAttempt ? { onAttempt } : {}), ...(onEndpointEvent ? { onEndpointEvent } : {}),
   });

@@ -132,7 +132,8 @@ describe('delivery.notify_url end to end (real daemon)', () => {
     sandbox.defer(() => ami.close());
     const ini = ['[crm]', `url = http://127.0.0.1:${crm.port}/3cx`, 'schema = 3cx', ''].join('\n');
     const { yaml } = writeConfig(sandbox.tmp, ami.port, [
-      'retry:', `  schedule: [${Array(40).fill('100ms').join(', ')}]`,
+      // 100 retries: no webhook runs out of schedule (and goes dead) before the test turns the CRM up.
+      'retry:', `  schedule: [${Array(100).fill('100ms').join(', ')}]`,
       'delivery:', '  pause_after: 300ms', '  probe_every: 100ms', `  notify_url: http://127.0.0.1:${crm.port}/notify/${NOTIFY_SECRET}`,
     ], ini);
     const daemon = startDaemon(yaml);

@@ -13,6 +13,7 @@ import type { LegState } from './esl/legs.js';
 import type { Recording } from './ami/voicemail.js';
 import type { RenderContext } from './emit/context.js';
 import { rendererFor, type Render } from './emit/render.js';
+import { EndpointRouter } from './emit/routing.js';
 import { prepareZone } from './emit/time.js';
 import type { WebhookRequest } from './emit/request.js';
 
@@ -39,7 +40,7 @@ export class Pipeline {
   readonly ami: AmiNormaliser;
   readonly esl: EslNormaliser;
   readonly tracker: Tracker;
-  private targets: { ctx: RenderContext; render: Render }[] = [];
+  private targets: { ctx: RenderContext; render: Render; router: EndpointRouter | undefined }[] = [];
   /** Neutral events in, by type (metrics). */
   readonly eventsByType = new Map<string, number>();
   /** Optional tap on lifecycle events (status page, tests). */
@@ -73,6 +74,8 @@ export class Pipeline {
   /** Swaps the endpoint list (SIGHUP) without touching live calls. */
   setEndpoints(endpoints: readonly EndpointConfig[], cfg: Omit<PipelineConfig, 'endpoints'>): void {
     prepareZone(cfg.calls.timezone);
+    // A reload keeps what an endpoint with the same routing holds: its calls' earlier webhooks.
+    const before = new Map(this.targets.map((t) => [t.ctx.endpoint.name, t.router]));
     this.targets = endpoints
       .filter((e) => e.enabled)
       .map((endpoint) => ({
@@ -84,6 +87,7 @@ export class Pipeline {
           environment: cfg.environment,
         },
         render: rendererFor(endpoint),
+        router: routerFor(endpoint, before.get(endpoint.name)),
       }));
   }
 
@@ -125,6 +129,13 @@ export class Pipeline {
     this.createdDuringResync = undefined;
     this.esl.legs.keepOnly(alive);
     return { ...ev, channels: [...alive] };
+  }
+
+  /** Per endpoint with `only_*` keys: webhooks dropped and held (metrics, replay, tests). */
+  routing(): Map<string, { heldDropped: number; unmatched: number; heldNow: number }> {
+    const out = new Map<string, { heldDropped: number; unmatched: number; heldNow: number }>();
+    for (const t of this.targets) if (t.router) out.set(t.ctx.endpoint.name, { ...t.router.stats, heldNow: t.router.heldNow });
+    return out;
   }
 
   /** From now on, remember what changes, for `takeLiveState` (the daemon; replay keeps nothing). */
@@ -218,8 +229,17 @@ export class Pipeline {
     const out: WebhookRequest[] = [];
     for (const e of events) {
       this.onLifecycleEvent?.(e);
-      for (const t of this.targets) for (const r of t.render(e, t.ctx)) out.push(r);
+      for (const t of this.targets) {
+        const rendered = t.render(e, t.ctx);
+        for (const r of t.router === undefined ? rendered : t.router.route(e, rendered)) out.push(r);
+      }
     }
     return out;
   }
+}
+
+function routerFor(endpoint: EndpointConfig, before: EndpointRouter | undefined): EndpointRouter | undefined {
+  if (endpoint.routing === undefined) return undefined;
+  const same = before !== undefined && JSON.stringify(before.routing) === JSON.stringify(endpoint.routing);
+  return same ? before : new EndpointRouter(endpoint.routing);
 }

@@ -222,7 +222,7 @@ describe('problems name the file and the key', () => {
     expect(problems(YAML, ini)).toEqual([
       'config/webhooks.ini: line 1: key "stray" is outside any [section]; every key belongs to an endpoint section',
       'config/webhooks.ini: line 19: section name [crm.b] must be letters, digits, "-" or "_" (it names the endpoint)',
-      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: schema, url, method, events, token, enabled, signing_secret, retry_on, variant, recording_url',
+      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: schema, url, method, events, token, enabled, signing_secret, retry_on, only_dids, only_queues, only_ring_groups, only_extensions, only_directions, variant, recording_url',
       'config/webhooks.ini: [legacy] url2: unknown key (did you mean "url"?)',
     ]);
   });
@@ -387,7 +387,7 @@ describe('mistakes caught before they cost a webhook (issue #13)', () => {
     expect(explainConfig(cfg)).toContain('    recording_url: not set; no "recording" event is sent');
     expect(explainConfig(cfg)).toContain('    recording_url: not set; recording_url is sent as null');
     expect(problems(YAML, section('v', 'schema = vxt\ndefault_country = US\nrecording_url = https://pbx/{file}'))).toEqual([
-      'config/webhooks.ini: [v] recording_url: unknown key; allowed here: schema, url, method, events, token, enabled, signing_secret, retry_on, default_country, phone_number, web_url',
+      'config/webhooks.ini: [v] recording_url: unknown key; allowed here: schema, url, method, events, token, enabled, signing_secret, retry_on, only_dids, only_queues, only_ring_groups, only_extensions, only_directions, default_country, phone_number, web_url',
     ]);
   });
 

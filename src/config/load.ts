@@ -261,6 +261,7 @@ function deliveryOf(f: FileConfig): DeliveryConfig {
     maxAgeMs: d.max_age,
     keepDeliveredMs: d.keep_delivered,
     keepDeadMs: d.keep_dead,
+    ...(d.notify_url !== undefined ? { notifyUrl: d.notify_url } : {}),
   };
   return delivery;
 }

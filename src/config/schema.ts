@@ -180,6 +180,9 @@ const deliverySchema = z.strictObject({
   max_age: duration.prefault('3d').describe('an undelivered webhook older than this becomes dead'),
   keep_delivered: duration.prefault('1d').describe('delivered webhooks are deleted after this'),
   keep_dead: duration.prefault('30d').describe('dead webhooks are deleted after this'),
+  notify_url: httpUrl
+    .optional()
+    .describe("a webhook (JSON with a text field) to the admin's chat or incident tool when an endpoint pauses or resumes and when webhooks go dead; delivered through the outbox. Default: none"),
 });
 
 const logSchema = z.strictObject({

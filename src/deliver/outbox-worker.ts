@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { DeliveryConfig, EndpointConfig } from '../config/types.js';
 import type { WebhookRequest } from '../emit/request.js';
 import { type AttemptResult, type HttpClient, urlForLog } from './attempt.js';
+import { type EndpointEvent, NOTIFY_ENDPOINT } from './notify.js';
 import { type EndpointHealth, HEALTHY, type Verdict, afterAttempt } from './outbox-state.js';
 import type { OutboxRow, OutboxStore } from './outbox-store.js';
 import { isStorageFailure } from './outbox-db.js';
@@ -35,17 +36,22 @@ export interface DeliveryStats {
   outboxDepth: number;
 }
 
+/** What delivery needs of an endpoint: a CRM's from webhooks.ini, or the built-in notify endpoint's. */
+export type DeliveryEndpoint = Pick<EndpointConfig, 'name' | 'signingSecrets' | 'retryOn'>;
+
 export interface WorkerOptions {
   readonly store: OutboxStore;
   readonly http: HttpClient;
   readonly log: Logger;
   /** Enabled endpoints; webhooks for others wait in the outbox. */
-  readonly endpoints: readonly EndpointConfig[];
+  readonly endpoints: readonly DeliveryEndpoint[];
   readonly delivery: DeliveryConfig;
   readonly now?: () => number;
   readonly random?: () => number;
   /** Told of every finished attempt (metrics): the outcome and how long the webhook waited in all. */
   readonly onAttempt?: (endpoint: string, outcome: Decision['kind'], sinceQueuedMs: number) => void;
+  /** Told when an endpoint pauses or resumes and when webhooks go dead (delivery.notify_url, issue #16 item 6). */
+  readonly onEndpointEvent?: (ev: EndpointEvent) => void;
 }
 
 /** The outbox cannot be written (a full disk…), since when and why; undefined once a commit succeeds. */
@@ -65,7 +71,7 @@ interface Endpoint {
   health: EndpointHealth;
 }
 
-function endpointsOf(configs: readonly EndpointConfig[], previous: ReadonlyMap<string, Endpoint>): Map<string, Endpoint> {
+function endpointsOf(configs: readonly DeliveryEndpoint[], previous: ReadonlyMap<string, Endpoint>): Map<string, Endpoint> {
   return new Map(
     configs.map((e) => {
       const before = previous.get(e.name);
@@ -133,7 +139,7 @@ export class OutboxWorker {
    * SIGHUP: the new endpoint list takes effect for the next attempt. Endpoints that stay keep their
    * in-flight count and health; webhooks of a removed or disabled endpoint wait in the outbox.
    */
-  setEndpoints(endpoints: readonly EndpointConfig[]): void {
+  setEndpoints(endpoints: readonly DeliveryEndpoint[]): void {
     this.endpoints = endpointsOf(endpoints, this.endpoints);
     this.countPaused();
     this.wake();
@@ -390,8 +396,11 @@ export class OutboxWorker {
     this.count(decision);
     this.o.onAttempt?.(ep.name, decision.kind, now - row.createdAt);
     this.logAttempt(row, result, decision, probe, ep.retryOn);
+    if (decision.kind === 'dead') {
+      this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint: ep.name, at: now, count: 1, reason: decision.reason, webhookId: row.webhookId, call: row.callId });
+    }
     try {
-      this.updateHealth(ep, verdictOf(result, ep.retryOn), now);
+      this.updateHealth(ep, verdictOf(result, ep.retryOn), now, lastErrorOf(result));
     } catch (err) {
       // Kept in memory all the same; written with the endpoint's next change of health.
       this.o.log.error({ err, endpoint: ep.name }, 'could not save the endpoint health');
@@ -423,7 +432,7 @@ export class OutboxWorker {
     if (d.kind !== 'retry') s.outboxDepth = Math.max(0, s.outboxDepth - (d.kind === 'requeue' ? 0 : 1));
   }
 
-  private updateHealth(ep: Endpoint, verdict: Verdict, now: number): void {
+  private updateHealth(ep: Endpoint, verdict: Verdict, now: number, lastError?: string): void {
     const { health, change } = afterAttempt(ep.health, verdict, now, this.o.delivery);
     if (health === ep.health) return;
     const before = ep.health;
@@ -434,9 +443,12 @@ export class OutboxWorker {
         { endpoint: ep.name, failingForMs: now - (health.failingSince ?? now), probeEveryMs: this.o.delivery.probeEveryMs },
         'endpoint paused: every attempt failed for delivery.pause_after; probing it until it answers',
       );
+      const failingForMs = now - (health.failingSince ?? now);
+      this.o.onEndpointEvent?.({ type: 'endpoint.paused', endpoint: ep.name, at: now, failingForMs, ...(lastError !== undefined ? { lastError } : {}) });
     } else if (change === 'resumed') {
       const due = this.o.store.resumeEndpoint(ep.name, now);
       this.o.log.info({ endpoint: ep.name, pausedForMs: now - (before.pausedAt ?? now), due }, 'endpoint resumed: its probe was answered');
+      this.o.onEndpointEvent?.({ type: 'endpoint.resumed', endpoint: ep.name, at: now, pausedForMs: now - (before.pausedAt ?? now) });
     }
     this.countPaused();
   }
@@ -451,7 +463,8 @@ export class OutboxWorker {
     const fields = {
       endpoint: row.endpoint,
       method: row.method,
-      url: urlForLog(row.url),
+      // A chat tool's incoming-webhook URL is its secret, path included.
+      url: row.endpoint === NOTIFY_ENDPOINT ? 'delivery.notify_url' : urlForLog(row.url),
       webhookId: row.webhookId,
       call: row.callId,
       seq: row.seq,
@@ -487,6 +500,7 @@ export class OutboxWorker {
           this.stats.expired += count;
           log.error({ endpoint, count, code: what === 'delivery.max_age' ? 'PBXHOOK_OUTBOX_EXPIRED' : 'PBXHOOK_OUTBOX_FULL' },
             `outbox limit ${what} reached: webhooks moved to dead (pbxhook outbox list --state dead)`);
+          this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint, at: now, count, reason: `outbox limit ${what} reached` });
         }
       }
       const delivered = store.purge('delivered', now - d.keepDeliveredMs);
@@ -520,4 +534,10 @@ function verdictOf(r: AttemptResult, retryOn: readonly number[]): Verdict {
   if (r.ok) return 'answered';
   if (r.error.code === 'PBXHOOK_HTTP_ABORTED') return 'aborted';
   return isRetryable(r, retryOn) ? 'unreachable' : 'answered';
+}
+
+/** For a notification: `HTTP 503`, or the error code when nothing answered. */
+function lastErrorOf(result: AttemptResult): string | undefined {
+  if (result.ok) return undefined;
+  return result.status !== undefined ? `HTTP ${result.status}` : result.error.code;
 }

@@ -14,6 +14,8 @@ export interface MetricSources {
   outboxDepth(): number;
   /** True while outbox commits fail (a full disk). */
   outboxWriteFailing?(): boolean;
+  /** Endpoints with `only_*` keys → webhooks held now, and dropped past the per-call bound (issue #16 item 5). */
+  routing?(): ReadonlyMap<string, { readonly heldNow: number; readonly heldDropped: number }>;
 }
 
 /**
@@ -122,6 +124,20 @@ export function createMetrics(src: MetricSources): Metrics {
     collect() {
       this.set(src.outbox().get('dead') ?? 0);
     },
+  });
+  // Routing by number (issue #16 item 5): a call's webhooks held until it matches an endpoint.
+  new Gauge({
+    name: 'pbxhook_routing_held',
+    help: 'Webhooks held for calls not yet known to match the endpoint (only_* keys)',
+    labelNames: ['endpoint'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [endpoint, r] of src.routing?.() ?? []) this.set({ endpoint }, r.heldNow);
+    },
+  });
+  mirroredCounter(registry, 'pbxhook_routing_held_dropped_total', 'Webhooks dropped past the per-call bound while their call was not yet known to match', ['endpoint'], function* () {
+    for (const [endpoint, r] of src.routing?.() ?? []) yield [{ endpoint }, r.heldDropped] as const;
   });
   const deliveryLatency = new Histogram({
     name: 'pbxhook_delivery_latency_seconds',

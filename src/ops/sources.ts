@@ -42,6 +42,7 @@ export function metricSources(d: DaemonParts): MetricSources {
     outbox: () => d.outbox.store.stateCounts(),
     outboxDepth: () => d.outbox.worker.stats.outboxDepth,
     outboxWriteFailing: () => d.outbox.worker.writeFailure !== undefined,
+    routing: () => d.pipeline.routing(),
   };
 }
 

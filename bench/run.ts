@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { cpus, totalmem, release } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import type { LatencyResult } from './latency.js';
+import { replayCommand } from './replay-command.js';
+import { showSpread, verdict } from './stats.js';
 
 /**
  * `npm run bench`: runs every measurement of issue #7 in its own process (compiled JS, no tsx),
@@ -45,6 +47,8 @@ const ms = Object.fromEntries(replayKinds.map((k) => [k, median(times[k]!)])) as
 const events = sample['floor']!.events;
 const calls = sample['pipeline']!.calls ?? 0;
 const perSec = (n: number, t: number): number => (n / t) * 1000;
+// Issue #15: the command users run, a process from spawn to exit, against the floor and asterisk-manager as programs.
+const command = await replayCommand(ROUNDS, COPIES, 'dist/cli.js', 'dist-bench/bench/child.js', (line) => process.stderr.write(`${line}\n`));
 const mem = measure('memory', 1_000_000, true);
 process.stderr.write(`memory: ${JSON.stringify(mem)}\n`);
 // Issue #14 item 8: the real daemon (socket → outbox, ops on) with 10k calls up.
@@ -122,6 +126,23 @@ ${rows.map(([name, t, eps, ratio]) => `| ${name} | ${fmt(t)} | ${fmt(eps)} | ${f
   are sent (${fmt((100 * sample['pipeline-filtered']!.events) / events, 1)} %); replaying the same calls takes
   ${fmt((100 * ms['pipeline-filtered']) / ms.pipeline, 0)} % of the unfiltered time, and Asterisk and the socket carry
   ${fmt(100 - (100 * sample['pipeline-filtered']!.events) / events, 0)} % fewer events.
+
+### \`pbxhook replay BIG.ami --config … > /dev/null\` as a process (issue #15)
+
+What a user runs, timed from spawn to exit: start-up, reading the file, framing, the pipeline and
+the output to /dev/null (bench/replay-command.ts). The floor and asterisk-manager run the same way,
+each a node process reading the same file (asterisk-manager's from a loopback socket). Ratios per
+round (baseline time / command time) from ${ROUNDS} paired, interleaved rounds:
+
+| command vs | ratio (median, min–max) | target | verdict |
+|---|---:|---:|---|
+| floor | ${showSpread(command.vsFloor)} | ≥ 1× | ${verdict(command.vsFloor, 1, 'atLeast')} |
+| asterisk-manager | ${showSpread(command.vsAsteriskManager)} | ≥ 5× | ${verdict(command.vsAsteriskManager, 5, 'atLeast')} |
+
+- Times (ms): command ${command.command.map((t) => fmt(t)).join(', ')}; floor ${command.floor.map((t) => fmt(t)).join(', ')};
+  asterisk-manager ${command.asteriskManager.map((t) => fmt(t)).join(', ')}.
+- Start-up: \`pbxhook --help\` ${command.help.map((t) => fmt(t)).join(', ')} ms against \`node -e ''\` ${command.bareNode.map((t) => fmt(t)).join(', ')} ms
+  (${showSpread(command.startup)} of bare node): each command loads only its own modules (src/cli.ts).
 
 Replay beats the floor because it does not build fields for frames it does not need: the framer
 reads each event's name from its first line and skips the documented events the model never uses

@@ -51,15 +51,35 @@ export function writeCommandInput(copies: number): CommandInput {
   return { dir, trace, config: path.join(dir, 'pbxhook.yaml'), close: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Wall time of one process, stdout to /dev/null as in `… > /dev/null`; throws on a failed run. */
-export function timeProcess(args: readonly string[]): number {
+export interface ProcessTime {
+  /** Wall time from spawn to exit. */
+  readonly ms: number;
+  /** CPU time (user + system) of the child and its threads: what neighbours on a busy machine disturb least. */
+  readonly cpuMs: number;
+}
+
+/**
+ * The CPU time of this process's waited-for children (Linux /proc/self/stat, `cutime` + `cstime`,
+ * in clock ticks of 10 ms): a spawnSync'd child's share is the difference across the call.
+ */
+function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // cutime and cstime are fields 16 and 17 of the whole line: 14 and 15 after pid and (comm).
+  return (Number(fields[13]) + Number(fields[14])) * 10;
+}
+
+/** One process, stdout to /dev/null as in `… > /dev/null`; throws on a failed run. */
+export function timeProcess(args: readonly string[]): ProcessTime {
   const devNull = openSync('/dev/null', 'w');
   try {
+    const cpu0 = childrenCpuMs();
     const t0 = performance.now();
     const r = spawnSync(process.execPath, args, { stdio: ['ignore', devNull, 'pipe'], timeout: 600_000, maxBuffer: 1 << 20 });
     const ms = performance.now() - t0;
     if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr.toString()}`);
-    return ms;
+    return { ms, cpuMs: childrenCpuMs() - cpu0 };
   } finally {
     closeSync(devNull);
   }
@@ -94,39 +114,50 @@ function countEvents(bytes: Buffer): number {
 }
 
 export interface CommandRatios {
-  readonly command: number[];
-  readonly floor: number[];
-  readonly asteriskManager: number[];
+  readonly command: ProcessTime[];
+  readonly floor: ProcessTime[];
+  readonly asteriskManager: ProcessTime[];
   /** floor time / command time, per round: ≥ 1 means the command is at least as fast as the floor. */
   readonly vsFloor: Spread;
   readonly vsAsteriskManager: Spread;
+  /** The same ratios of CPU time (user + system), from the same runs. */
+  readonly vsFloorCpu: Spread;
+  readonly vsAsteriskManagerCpu: Spread;
   /** `pbxhook --help`, paired with `node -e ''`: the start-up every command pays. */
-  readonly help: number[];
-  readonly bareNode: number[];
+  readonly help: ProcessTime[];
+  readonly bareNode: ProcessTime[];
   readonly startup: Spread;
 }
+
+const wall = (ts: ProcessTime[]): number[] => ts.map((t) => t.ms);
+const cpu = (ts: ProcessTime[]): number[] => ts.map((t) => t.cpuMs);
 
 /** Paired, interleaved rounds of the three programs; `child` is bench/child.js, `cli` dist/cli.js. */
 export async function replayCommand(rounds: number, copies: number, cli: string, child: string, log: (s: string) => void): Promise<CommandRatios> {
   const input = writeCommandInput(copies);
   try {
-    const command = (): number => timeProcess([cli, 'replay', input.trace, '--config', input.config]);
-    const floor = (): number => timeProcess([child, 'floor-file', input.trace]);
-    const am = (): number => timeProcess([child, 'asterisk-manager-file', input.trace]);
+    const command = (): ProcessTime => timeProcess([cli, 'replay', input.trace, '--config', input.config]);
+    const floor = (): ProcessTime => timeProcess([child, 'floor-file', input.trace]);
+    const am = (): ProcessTime => timeProcess([child, 'asterisk-manager-file', input.trace]);
     const vsFloor = await interleaved(rounds, command, floor);
     const vsAm = await interleaved(rounds, command, am);
     const startup = await interleaved(Math.max(5, rounds), () => timeProcess([cli, '--help']), () => timeProcess(['-e', '']));
-    for (let i = 0; i < rounds; i++) log(`round ${i + 1} command ${Math.round(vsFloor.a[i]!)} ms, floor ${Math.round(vsFloor.b[i]!)} ms; command ${Math.round(vsAm.a[i]!)} ms, asterisk-manager ${Math.round(vsAm.b[i]!)} ms`);
-    log(`--help ${startup.a.map(Math.round).join(', ')} ms; node -e '' ${startup.b.map(Math.round).join(', ')} ms`);
+    const show = (t: ProcessTime): string => `${Math.round(t.ms)} ms (cpu ${Math.round(t.cpuMs)})`;
+    for (let i = 0; i < rounds; i++) {
+      log(`round ${i + 1} command ${show(vsFloor.a[i]!)}, floor ${show(vsFloor.b[i]!)}; command ${show(vsAm.a[i]!)}, asterisk-manager ${show(vsAm.b[i]!)}`);
+    }
+    log(`--help ${startup.a.map(show).join(', ')}; node -e '' ${startup.b.map(show).join(', ')}`);
     return {
       command: [...vsFloor.a, ...vsAm.a],
       floor: vsFloor.b,
       asteriskManager: vsAm.b,
-      vsFloor: pairedRatios(vsFloor.b, vsFloor.a),
-      vsAsteriskManager: pairedRatios(vsAm.b, vsAm.a),
+      vsFloor: pairedRatios(wall(vsFloor.b), wall(vsFloor.a)),
+      vsAsteriskManager: pairedRatios(wall(vsAm.b), wall(vsAm.a)),
+      vsFloorCpu: pairedRatios(cpu(vsFloor.b), cpu(vsFloor.a)),
+      vsAsteriskManagerCpu: pairedRatios(cpu(vsAm.b), cpu(vsAm.a)),
       help: startup.a,
       bareNode: startup.b,
-      startup: pairedRatios(startup.a, startup.b),
+      startup: pairedRatios(wall(startup.a), wall(startup.b)),
     };
   } finally {
     input.close();

@@ -5,6 +5,7 @@ import { liveMemory } from './live-memory.js';
 import { liveStateCommits } from './live-state.js';
 import { memory } from './memory.js';
 import { upkeep } from './upkeep.js';
+import { asteriskManagerFile, floorFile } from './replay-command.js';
 import { asteriskManager, filtered, floor, live, pipeline, repeatedLoad } from './replay.js';
 
 /** One measurement per process, so memory and JIT state of one never colour another. */
@@ -27,6 +28,11 @@ async function main(): Promise<unknown> {
       const input = repeatedLoad(copies);
       return live(input, floor(input).events);
     }
+    // Issue #15: the baselines of the command-level rows, as programs reading the same file.
+    case 'floor-file':
+      return floorFile(arg!);
+    case 'asterisk-manager-file':
+      return asteriskManagerFile(arg!);
     case 'axios':
     case 'outbox':
     case 'autocannon':

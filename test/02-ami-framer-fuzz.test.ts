@@ -2,7 +2,8 @@ import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AmiFrame } from '../src/ami/frame.js';
-import { AmiFramer, frameAll, type AmiFramerStats } from '../src/ami/framer.js';
+import { AmiFramer, frameAll, type AmiFramerOptions, type AmiFramerStats } from '../src/ami/framer.js';
+import { wantsAmiEvent } from '../src/ami/normalise.js';
 import { loadTrace } from './support/fakeAmiServer.js';
 
 const FIXTURES = 'test/fixtures/asterisk';
@@ -20,8 +21,8 @@ function split(bytes: Buffer, cuts: number[]): Buffer[] {
 }
 
 /** Pushes the chunks, checking the memory bound after each push. */
-function frameChunked(chunks: Buffer[], maxFrameBytes: number): { frames: AmiFrame[]; stats: AmiFramerStats } {
-  const framer = new AmiFramer({ maxFrameBytes });
+function frameChunked(chunks: Buffer[], maxFrameBytes: number, opts: AmiFramerOptions = {}): { frames: AmiFrame[]; stats: AmiFramerStats } {
+  const framer = new AmiFramer({ ...opts, maxFrameBytes });
   const frames: AmiFrame[] = [];
   for (const chunk of chunks) {
     frames.push(...framer.push(chunk));
@@ -123,6 +124,42 @@ describe('AmiFramer fuzz: recorded traces split at random boundaries', () => {
     fc.assert(
       fc.property(fc.array(fc.nat(), { minLength: 1000, maxLength: 5000 }), (at) => {
         expect(frameChunked(split(bytes, at), 64 * 1024)).toEqual(whole);
+      }),
+      { numRuns: 3 },
+    );
+  });
+});
+
+// Issue #15: a push carrying a remainder is framed in two parts (the carried frame's end, then the
+// rest in place), and replay's filter reads event names and VarSet variables from the raw bytes.
+describe('AmiFramer fuzz: replay\'s filter, random chunks', () => {
+  const FILTER_TOKENS = [
+    'Event: VarSet\r\n', 'Event: CEL\r\n', 'Event: Newchannel\r\n', 'Variable: MIXMONITOR_FILENAME', 'Variable: QUEUESTATUS',
+    'Variable: QUEUESTATUSX', 'Value: TIMEOUT', 'EventName: STREAM_BEGIN', 'Application: VoiceMail', 'Event: ', 'VarSet',
+    '\r\n', '\n', '\r', '\r\n\r\n', '\n\n', ': ', 'x', 'é',
+  ].map((t) => Buffer.from(t));
+  const frames = fc
+    .array(fc.oneof(fc.constantFrom(...FILTER_TOKENS), fc.uint8Array({ minLength: 1, maxLength: 3 }).map((a) => Buffer.from(a))), { maxLength: 300, size: 'medium' })
+    .map((parts) => Buffer.concat(parts));
+  const filter = { filter: wantsAmiEvent };
+
+  it('token soup: the same frames and counts in any chunking as in one push', () => {
+    fc.assert(
+      fc.property(frames, cuts, cap, (bytes, at, max) => {
+        const whole = frameAll(bytes, { ...filter, maxFrameBytes: max });
+        expect(frameChunked(split(bytes, at), max, filter)).toEqual(whole);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('load.ami.gz: the same frames and counts in any chunking as in one push', () => {
+    const bytes = loadTrace(`${FIXTURES}/load.ami.gz`);
+    const whole = frameAll(bytes, filter);
+    expect(whole.stats.filtered).toBeGreaterThan(whole.stats.frames);
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { minLength: 100, maxLength: 2000 }), (at) => {
+        expect(frameChunked(split(bytes, at), 64 * 1024, filter)).toEqual(whole);
       }),
       { numRuns: 3 },
     );

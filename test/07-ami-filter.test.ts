@@ -48,6 +48,20 @@ describe('replay filter', () => {
     expect(wantsAmiEvent('Hangup', noise, 0, 0)).toBe(true);
   });
 
+  it('reads a VarSet\'s variable whole, from its Variable line only, within the frame (issue #15)', () => {
+    const at = (text: string, variable: string): boolean => {
+      const bytes = Buffer.from(`Event: Other\r\n\r\n${text}\r\n\r\nVariable: ${variable}\r\n`);
+      const start = bytes.indexOf('Event: VarSet');
+      return wantsAmiEvent('VarSet', bytes, start, bytes.indexOf('\r\n\r\n', start) + 1);
+    };
+    expect(at('Event: VarSet\r\nVariable: MIXMONITOR_FILENAME\r\nValue: /x.wav', 'QUEUESTATUS')).toBe(true);
+    expect(at('Event: VarSet\nVariable: QUEUESTATUS\nValue: TIMEOUT', 'X')).toBe(true); // LF-only lines
+    expect(at('Event: VarSet\r\nVariable: QUEUESTATUSX\r\nValue: x', 'QUEUESTATUS')).toBe(false); // a longer name
+    expect(at('Event: VarSet\r\nChanVariable: QUEUESTATUS=x\r\nVariable: FOO\r\nValue: QUEUESTATUS', 'QUEUESTATUS')).toBe(false);
+    // No Variable line: the next frame's is not this one's.
+    expect(at('Event: VarSet\r\nValue: x', 'MIXMONITOR_FILENAME')).toBe(false);
+  });
+
   // The README's manager.conf lines must pass everything pbxhook reads, or a filtered PBX loses calls.
   it("README's eventfilter passes every event and variable the normaliser reads", () => {
     const readme = readFileSync('README.md', 'utf8');

@@ -8,6 +8,8 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { EventEmitter } from 'node:events';
+import { StdoutLines } from '../src/commands/stdout-lines.js';
 import { BAR_MIN_BYTES, formatBytes, formatElapsed, progressBar, StatusLine, wantsProgressBar } from '../src/progress.js';
 import { ptyAvailable, runInPty } from './support/pty.js';
 import { requires } from './support/requires.js';
@@ -74,6 +76,60 @@ describe('when there is a bar', () => {
     line.clear();
     line.clear();
     expect(written).toEqual([`${ERASE}c`, `${ERASE}${'x'.repeat(39)}`, ERASE]);
+  });
+});
+
+/** A stdout that records each write; `fail` makes the next write fail as a closed pipe does. */
+function fakeStdout(): { out: NodeJS.WriteStream; writes: string[]; fail: () => void } {
+  const writes: string[] = [];
+  let broken = false;
+  const out = Object.assign(new EventEmitter(), {
+    errored: null as Error | null,
+    writableNeedDrain: false,
+    write(s: string) {
+      if (broken) out.errored = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+      else writes.push(s);
+      return true;
+    },
+  });
+  return { out: out as unknown as NodeJS.WriteStream, writes, fail: () => (broken = true) };
+}
+
+// Issue #15: one write per line was 12 % of a replay; the lines now go out in large writes.
+describe('replay output', () => {
+  const line = (i: number): string => `{"endpoint":"crm","n":${i},"body":"${'x'.repeat(200)}"}\n`;
+
+  it('the same bytes in the same order, in far fewer writes than lines, erasing the bar before each', () => {
+    const { out, writes } = fakeStdout();
+    const order: string[] = [];
+    const lines = new StdoutLines(out, () => order.push(`clear before write ${writes.length}`));
+    const want: string[] = [];
+    for (let i = 0; i < 2_000; i++) {
+      want.push(line(i));
+      lines.write(line(i));
+    }
+    expect(lines.drained()).toBeUndefined();
+    expect(writes.join('')).toBe(want.join(''));
+    expect(writes.length).toBeLessThan(20);
+    expect(order).toEqual(writes.map((_, i) => `clear before write ${i}`));
+    lines.flush(); // nothing waiting: nothing written, nothing erased
+    expect(order).toHaveLength(writes.length);
+  });
+
+  it('a reader that left (EPIPE) stops the replay quietly; nothing more is written', () => {
+    const { out, writes, fail } = fakeStdout();
+    const lines = new StdoutLines(out);
+    lines.write(line(0));
+    lines.flush();
+    fail();
+    lines.write(line(1));
+    expect(lines.signal.aborted).toBe(false); // still waiting in memory
+    lines.flush();
+    expect(lines.signal.aborted).toBe(true);
+    expect(lines.failure).toBeUndefined();
+    lines.write(line(2));
+    lines.flush();
+    expect(writes).toEqual([line(0)]);
   });
 });
 

@@ -77,7 +77,9 @@ function routeOf(roles: RoleBook, context: string, exten: string, application: s
 
 /** The only channel variables the model reads; every other VarSet is noise (half of all AMI events). */
 export const USED_VARIABLES: readonly string[] = ['MIXMONITOR_FILENAME', 'QUEUESTATUS'];
-const VARSET_NEEDLES = USED_VARIABLES.map((v) => Buffer.from(`Variable: ${v}`));
+/** A VarSet's `Variable:` line (its first line is `Event: VarSet`, so the line always follows an LF). */
+const VARIABLE_LINE = Buffer.from('\nVariable: ');
+const USED_VARIABLE_BYTES = USED_VARIABLES.map((v) => Buffer.from(v, 'latin1'));
 /** The only CEL events read: VoiceMail's prompts, which bound a message's length (src/ami/voicemail.ts). */
 export const USED_CEL_EVENTS: readonly string[] = ['STREAM_BEGIN', 'STREAM_END'];
 const CEL_NEEDLES = [Buffer.from('EventName: STREAM_'), Buffer.from('Application: VoiceMail')];
@@ -239,15 +241,29 @@ const wanted = new Map<string, boolean>();
  * pass, so they are still counted.
  */
 export function wantsAmiEvent(name: string, bytes: Buffer, start: number, end: number): boolean {
-  if (name === 'VarSet') {
-    const frame = bytes.subarray(start, end);
-    return VARSET_NEEDLES.some((n) => frame.includes(n));
-  }
+  if (name === 'VarSet') return usesVariable(bytes.subarray(start, end));
   if (name === 'CEL') {
     const frame = bytes.subarray(start, end);
     return CEL_NEEDLES.every((n) => frame.includes(n));
   }
   return wantsAmiEventNamed(name, undefined);
+}
+
+/**
+ * Whether a VarSet frame sets a variable the model reads. Half of all AMI events are VarSets: one
+ * search for the line, then the name compared byte by byte (it was one search of the frame per
+ * variable; issue #15).
+ */
+function usesVariable(frame: Buffer): boolean {
+  const at = frame.indexOf(VARIABLE_LINE);
+  if (at < 0) return false;
+  const from = at + VARIABLE_LINE.length;
+  return USED_VARIABLE_BYTES.some((v) => {
+    const end = from + v.length;
+    if (end > frame.length || (frame[end] !== 0x0d && frame[end] !== 0x0a && end !== frame.length)) return false;
+    for (let i = 0; i < v.length; i++) if (frame[from + i] !== v[i]) return false;
+    return true;
+  });
 }
 
 /**

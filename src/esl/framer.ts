@@ -117,13 +117,35 @@ export class EslFramer {
   push(chunk: Buffer): EslFrame[] {
     const out: EslFrame[] = [];
     if (chunk.length === 0) return out;
+    // Only what completes the carried frame joins it in the store, the rest is framed in place:
+    // most chunks end mid-frame, and copying each whole chunk into the store cost a copy of the
+    // stream (issue #15). Pushing a chunk in two parts frames the same (test/05 fuzzes every split).
+    const cut = this.restLen > 0 ? this.carriedEnd(chunk) : 0;
+    if (cut > 0 && cut < chunk.length) {
+      this.pushPart(chunk.subarray(0, cut), out);
+      this.pushPart(chunk.subarray(cut), out);
+    } else {
+      this.pushPart(chunk, out);
+    }
+    return out;
+  }
+
+  private pushPart(chunk: Buffer, out: EslFrame[]): void {
     // With nothing carried, parse the chunk in place (a whole trace is never copied).
     const fromStore = this.restLen > 0;
     const data = fromStore ? this.append(chunk) : chunk;
     const hint = this.scanFrom;
     const keepFrom = this.scan(data, out, hint);
     this.keep(data, keepFrom, fromStore);
-    return out;
+  }
+
+  /** How many bytes of `chunk` finish the carried body or header block (0: unknown, take it all). */
+  private carriedEnd(chunk: Buffer): number {
+    const phase = this.phase;
+    if (phase.kind === 'body') return phase.length - this.restLen;
+    if (phase.kind !== 'head') return 0;
+    const blank = chunk.indexOf(BLANK);
+    return blank < 0 ? 0 : blank + 2;
   }
 
   /** End of stream: an unfinished frame is counted as skipped, never guessed at. */

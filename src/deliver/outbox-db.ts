@@ -179,6 +179,11 @@ export class OutboxDatabase {
     return { lastDeliveredAt: lastDelivered, lastError: lastError ?? null, attemptsSince: attempts, dead };
   }
 
+  /** A lane's webhooks in sequence order, with their states (a call's journey): the (lane, seq) index. */
+  laneRows(lane: string): Array<{ id: number; state: OutboxState; summary: string }> {
+    return this.sql(`SELECT id, state, summary FROM webhooks WHERE lane = ? ORDER BY seq`).all(lane) as Array<{ id: number; state: OutboxState; summary: string }>;
+  }
+
   /** The first undelivered webhook of a lane: the one every later webhook of the lane waits behind. */
   laneHead(lane: string): { id: number; seq: number; state: OutboxState } | undefined {
     return this.sql(

@@ -10,7 +10,8 @@ import type { WebhookRequest } from './emit/request.js';
 import type { EslFrame } from './esl/frame.js';
 import { startEslIngest } from './esl/ingest.js';
 import { startOpsServer, type OpsServer } from './ops/server.js';
-import { CONSOLE_PAGE, startConsole } from './console/console.js';
+import { CONSOLE_PAGE, journalOf, startConsole } from './console/console.js';
+import type { CallJournal } from './console/journal.js';
 import { health, metricSources, statusSnapshot, type DaemonParts } from './ops/sources.js';
 import { Pipeline } from './pipeline.js';
 import { amiResync, eslResync } from './resync.js';
@@ -67,6 +68,8 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     return EX_CANTCREAT;
   }
   const pipeline = new Pipeline(cfg);
+  // The console's call journal hears every call from the first event (issue #16 item 4).
+  const journal = cfg.opsListen !== undefined ? journalOf(cfg, pipeline, outbox.store) : undefined;
   const restored = restoreLiveCalls(pipeline, outbox, log);
   let frameErrors = 0;
 
@@ -125,7 +128,7 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     cfg, pipeline, outbox, pbxConnected: () => ingest.connected, pbxState: () => ingest.state, frameErrors: () => frameErrors,
     inputSkipped: () => inputSkipped, attempts, endpoints: () => endpointsNow,
   };
-  const ops = await startOps(cfg, parts, log);
+  const ops = await startOps(cfg, parts, journal, log);
   if (ops) observe = ops.observe;
 
   opts.onReload?.(() => {
@@ -213,12 +216,13 @@ async function stopWithin(
 async function startOps(
   cfg: Config,
   parts: DaemonParts,
+  journal: CallJournal | undefined,
   log: Logger,
 ): Promise<{ server: OpsServer; observe: (endpoint: string, seconds: number) => void } | undefined> {
   if (cfg.opsListen === undefined) return undefined;
   // prom-client (~10 MB of RSS) is loaded only with ops on (issue #14, memory).
   const { createMetrics } = await import('./ops/metrics.js');
-  const operatorConsole = startConsole(cfg, parts, log);
+  const operatorConsole = startConsole(journal, parts, log);
   const deadLetters = () => new Map([...parts.endpoints().map((e) => [e.name, 0] as const), ...parts.outbox.worker.deadLetters]);
   const metrics = createMetrics({
     ...metricSources(parts),

@@ -20,15 +20,24 @@ export interface Console {
   oldestUndelivered(now: number): Map<string, number>;
 }
 
+/**
+ * The call journal, fed by the pipeline from its first event: set up before the PBX is connected,
+ * since a fast PBX can play a whole call before the ops server is listening.
+ */
+export function journalOf(cfg: Pick<Config, 'opsJournal'>, pipeline: Pipeline, store: Outbox['store']): CallJournal | undefined {
+  const j = cfg.opsJournal ?? { calls: 500, keepMs: 3_600_000 };
+  if (j.calls === 0) return undefined;
+  const journal = new CallJournal(j.calls, j.keepMs, (endpoint, call) => store.laneRows(`${endpoint}:${call}`));
+  pipeline.onRendered = (e, reqs) => journal.record(e, reqs.map((r) => r.endpoint));
+  return journal;
+}
+
 export function startConsole(
-  cfg: Pick<Config, 'opsJournal'>,
+  journal: CallJournal | undefined,
   parts: { pipeline: Pipeline; outbox: Outbox; endpoints(): readonly EndpointConfig[] },
   log: Logger,
 ): Console {
   const { store, worker } = parts.outbox;
-  const j = cfg.opsJournal ?? { calls: 500, keepMs: 3_600_000 };
-  const journal = j.calls > 0 ? new CallJournal(j.calls, j.keepMs, (endpoint, call) => store.laneRows(`${endpoint}:${call}`)) : undefined;
-  if (journal) parts.pipeline.onRendered = (e, reqs) => journal.record(e, reqs.map((r) => r.endpoint));
   const sources: ConsoleSources = { store, worker, endpoints: parts.endpoints };
   return {
     // The journal keeps the PBX's time (events' timestamps), so it is searched on the PBX's clock.

@@ -24,6 +24,7 @@ import type { CallEvent } from '../src/core/lifecycle.js';
 import type { WebhookRequest } from '../src/emit/request.js';
 import { mayRead, mayWrite, sessionCookie, sessionOf } from '../src/ops/auth.js';
 import { startOpsServer } from '../src/ops/server.js';
+import { runOutboxCommand } from '../src/outbox-cli.js';
 
 const T0 = Date.parse('2026-01-01T10:00:00Z');
 const dirs: string[] = [];
@@ -122,6 +123,26 @@ describe('outbox actions (the CLI and the page call these)', () => {
     expect(parseAction('resend', { id: 7 })).toEqual({ kind: 'resend', id: '7' });
     expect(parseAction('drop-table', { id: 1 })).toMatch(/^unknown action "drop-table"/);
     expect(parseAction('probe', null)).toBe('probe needs "endpoint"');
+  });
+});
+
+describe('pbxhook outbox resend | retry --lane | probe', () => {
+  it('runs the same actions on the outbox file; probe without a daemon says so', async () => {
+    const s = store();
+    s.insert([req('c1', 1), req('c2', 1)], T0);
+    for (const r of s.claim('crm', 10, T0)) s.finish(r, failure(410), { kind: 'dead', reason: 'gone' }, T0);
+    const [first] = s.list({ ids: ['1'] }, 1);
+    const dir = path.dirname(s.file);
+    let text = '';
+    const out = new Writable({ write: (c, _e, cb) => ((text += String(c)), cb()) });
+    expect(await runOutboxCommand(['resend', '--state-dir', dir, '--id', first!.webhookId], out)).toBe(0);
+    expect(text).toBe(`webhook ${first!.webhookId} sent again (new attempt series, same webhook-id)\n`);
+    expect(await runOutboxCommand(['resend', '--state-dir', dir, '--endpoint', 'crm'], out)).toBe(0);
+    expect(text).toMatch(/1 dead webhook of crm sent again\n$/);
+    expect(s.list({ states: ['pending'] }, 10)).toHaveLength(2);
+    expect(await runOutboxCommand(['retry', '--state-dir', dir, '--lane', 'crm:c1'], out)).toBe(0);
+    expect(text).toMatch(/lane crm:c1: nothing waits for a retry\n$/);
+    expect(await runOutboxCommand(['probe', '--state-dir', dir, '--endpoint', 'crm'], out)).toBe(69);
   });
 });
 

@@ -226,6 +226,6 @@ describe('ops.listen off loopback (issue #13)', () => {
     const { yaml } = writeConfig(sandbox.tmp, 1, ['ops:', '  listen: 127.0.0.1:0'], ini(1));
     const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'check-config', yaml], { encoding: 'utf8', env: cleanEnv() });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toContain('metrics, health and status page: http://127.0.0.1:0/, no token (loopback only)');
+    expect(r.stdout).toContain('metrics, health and status page: http://127.0.0.1:0/, no token (loopback only; console actions refused)');
   });
 });

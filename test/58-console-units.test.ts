@@ -207,6 +207,8 @@ describe('endpoints at a glance', () => {
     expect(by['crm']!.url).toBe('http://u:****@127.0.0.1:9/hook?token=****');
     expect(by['gone']).toMatchObject({ state: 'ok', depth: 0, oldestUndeliveredSeconds: null, dead: 1 });
     expect(by['off']).toMatchObject({ state: 'disabled' });
+    // The metric's source: from the lane heads in memory, the same answer as the view's scan.
+    expect(s.oldestUndelivered()).toEqual(new Map([['crm', T0]]));
   });
 });
 

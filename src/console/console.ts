@@ -52,9 +52,8 @@ export function startConsole(
       return out;
     },
     oldestUndelivered(now) {
-      const owed = store.undeliveredByEndpoint();
       const out = new Map<string, number>(parts.endpoints().map((e) => [e.name, 0]));
-      for (const [name, o] of owed) out.set(name, Math.max(0, (now - o.oldestCreatedAt) / 1000));
+      for (const [name, createdAt] of store.oldestUndelivered()) out.set(name, Math.max(0, (now - createdAt) / 1000));
       return out;
     },
   };

@@ -165,9 +165,10 @@ export class OutboxDatabase {
   endpointActivity(endpoint: string, since: number, window = 10_000): EndpointActivity {
     const newest = (this.sql(`SELECT max(id) FROM webhooks`).pluck().get() as number | null) ?? 0;
     const from = newest - window;
-    const lastDelivered = this.sql(
-      `SELECT max(updated_at) FROM webhooks WHERE ${FINISHED_TERM} AND state = 'delivered' AND endpoint = ?`,
-    ).pluck().get(endpoint) as number | null;
+    // Newest first down the finished index, stopping at this endpoint's first row.
+    const lastDelivered = (this.sql(
+      `SELECT updated_at FROM webhooks WHERE ${FINISHED_TERM} AND state = 'delivered' AND endpoint = ? ORDER BY updated_at DESC LIMIT 1`,
+    ).pluck().get(endpoint) as number | undefined) ?? null;
     const lastError = this.sql(
       `SELECT a.started_at AS at, a.status, a.error_code AS code, a.error, w.id AS webhook FROM attempts a JOIN webhooks w ON w.id = a.webhook
        WHERE a.webhook > @from AND w.endpoint = @endpoint AND a.error IS NOT NULL ORDER BY a.webhook DESC, a.n DESC LIMIT 1`,

@@ -446,6 +446,19 @@ export class OutboxStore extends OutboxDatabase {
     return new Map(rows.map((r) => [r.endpoint, { depth: r.depth, oldestCreatedAt: r.oldest }]));
   }
 
+  /**
+   * Per endpoint, when its oldest undelivered webhook was queued (pbxhook_outbox_oldest_undelivered_seconds
+   * on every scrape): the lane heads in memory, then one row read by id per endpoint, never a scan.
+   */
+  oldestUndelivered(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [endpoint, id] of this.heads(true).oldestIdByEndpoint()) {
+      const at = this.sql(`SELECT created_at FROM webhooks WHERE id = ?`).pluck().get(id) as number | undefined;
+      if (at !== undefined) out.set(endpoint, at);
+    }
+    return out;
+  }
+
   /** Webhooks not yet delivered or dead: a read of the counts the triggers keep (schema 3). */
   depth(): number {
     return this.sql(UNDELIVERED_COUNT).pluck().get() as number;

@@ -76,7 +76,12 @@ export class CallJournal {
     if (j === undefined) {
       j = { id: e.call.id, direction: '', customer: '', did: '', startedAt: e.call.startedAt, endedAt: undefined, numbers: new Set(), steps: [] };
       this.calls.set(e.call.id, j);
-      this.evict(e.at);
+      // Bounded on every new call, in O(1): the oldest started go first. Ended calls past keepMs go
+      // when the journal is read (evict), which memory does not need, since maxCalls bounds it.
+      for (const oldest of this.calls.keys()) {
+        if (this.calls.size <= this.maxCalls) break;
+        this.calls.delete(oldest);
+      }
     }
     j.direction = e.call.direction;
     j.customer = e.call.customerNumber;
@@ -131,13 +136,9 @@ export class CallJournal {
     };
   }
 
-  /** Ended calls past keepMs go; beyond maxCalls the oldest go, live or not (memory is bounded first). */
+  /** Ended calls past keepMs go (read time: a search walks every call anyway). */
   private evict(now: number): void {
-    // Insertion order is start order: the oldest go first when over maxCalls.
-    for (const [id, j] of this.calls) {
-      const expired = j.endedAt !== undefined && now - j.endedAt > this.keepMs;
-      if (expired || this.calls.size > this.maxCalls) this.calls.delete(id);
-    }
+    for (const [id, j] of this.calls) if (j.endedAt !== undefined && now - j.endedAt > this.keepMs) this.calls.delete(id);
   }
 }
 

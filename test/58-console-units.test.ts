@@ -11,7 +11,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { CallJournal, describe as describeStep } from '../src/console/journal.js';
 import { maskHeaders, maskUrl } from '../src/console/mask.js';
 import { consoleRoutes } from '../src/console/routes.js';
@@ -216,6 +217,41 @@ function ev(type: CallEvent['type'], at: number, call: string, extra: object = {
   const view = { id: call, startedAt: T0, direction: 'inbound', customerNumber: '0555', did: '0212', originExtension: '', routes: [], legs: [], segments: [], disposition: 'answered', endReason: 'hangup' };
   return { type, at, call: view, ...extra } as unknown as CallEvent;
 }
+
+describe('what the console and the metrics read: indexes, never the whole table', () => {
+  it('endpoint activity, lane rows and heads, the oldest undelivered, retry-lane: no SCAN of webhooks or attempts', () => {
+    const s = store();
+    waitingLane(s);
+    s.insert([req('d', 1, 'gone')], T0);
+    const prepare = Database.prototype.prepare;
+    const prepared: string[] = [];
+    const spy = vi.spyOn(Database.prototype, 'prepare').mockImplementation(function (this: Database.Database, text: string) {
+      prepared.push(text);
+      return prepare.call(this, text);
+    });
+    try {
+      s.endpointActivity('crm', T0);
+      s.laneHead('crm:c1');
+      s.laneRows('crm:c1');
+      s.oldestUndelivered();
+      s.retryLaneNow('crm:c1', T0 + 1);
+    } finally {
+      spy.mockRestore();
+    }
+    const reader = new Database(s.file, { readonly: true });
+    const touching = prepared.filter((t) => /\b(webhooks|attempts)\b/.test(t) && !/^\s*PRAGMA/i.test(t));
+    expect(touching.length, 'the statements were captured').toBeGreaterThanOrEqual(7);
+    for (const text of touching) {
+      const names = Object.fromEntries([...text.matchAll(/@(\w+)/g)].map((m) => [m[1]!, 0]));
+      const positional = (text.match(/\?/g) ?? []).map(() => 0);
+      const stmt = reader.prepare(`EXPLAIN QUERY PLAN ${text}`);
+      const plan = (Object.keys(names).length > 0 ? stmt.all(names) : stmt.all(...positional)) as Array<{ detail: string }>;
+      const details = plan.map((p) => p.detail);
+      expect(details.filter((d) => /^SCAN (webhooks|attempts|w|a)\b(?! USING)/.test(d)), `${text}\n${details.join('\n')}`).toEqual([]);
+    }
+    reader.close();
+  });
+});
 
 describe('call journal', () => {
   it('keeps steps in order with their webhooks\' rows, finds calls by number, call id or extension', () => {

@@ -17,10 +17,13 @@ import { CallJournal, describe as describeStep } from '../src/console/journal.js
 import { maskHeaders, maskUrl } from '../src/console/mask.js';
 import { consoleRoutes } from '../src/console/routes.js';
 import { type ConsoleSources, endpointsView, webhookView, waitOf } from '../src/console/views.js';
-import type { EndpointConfig } from '../src/config/types.js';
+import type { DeliveryConfig, EndpointConfig } from '../src/config/types.js';
 import { ActionError, parseAction, runAction } from '../src/deliver/outbox-actions.js';
 import { type EndpointHealth, HEALTHY } from '../src/deliver/outbox-state.js';
 import { OutboxStore } from '../src/deliver/outbox-store.js';
+import { OutboxWorker } from '../src/deliver/outbox-worker.js';
+import type { HttpClient } from '../src/deliver/attempt.js';
+import { HttpNetworkError } from '../src/deliver/errors.js';
 import type { CallEvent } from '../src/core/lifecycle.js';
 import type { WebhookRequest } from '../src/emit/request.js';
 import { mayRead, mayWrite, sessionCookie, sessionOf } from '../src/ops/auth.js';
@@ -144,6 +147,50 @@ describe('pbxhook outbox resend | retry --lane | probe', () => {
     expect(await runOutboxCommand(['retry', '--state-dir', dir, '--lane', 'crm:c1'], out)).toBe(0);
     expect(text).toMatch(/lane crm:c1: nothing waits for a retry\n$/);
     expect(await runOutboxCommand(['probe', '--state-dir', dir, '--endpoint', 'crm'], out)).toBe(69);
+  });
+});
+
+describe('probe now, with the real worker', () => {
+  it('a paused endpoint is probed at once rather than at probe_every; the answer resumes it', async () => {
+    let now = T0;
+    let up = false;
+    const sent: string[] = [];
+    const http: HttpClient = {
+      attempt: async (r) => (sent.push(r.body), up ? { ok: true, status: 200, latencyMs: 1 } : { ok: false, error: new HttpNetworkError('crm', 'ECONNREFUSED', true), status: undefined, latencyMs: 1, body: undefined }),
+      close: () => {},
+    };
+    const s = store();
+    const { log, lines } = logger();
+    const delivery: DeliveryConfig = {
+      schedule: [1_000], jitter: 0, retryAfterMaxMs: 60_000, connectTimeoutMs: 1_000, timeoutMs: 1_000, concurrency: 1,
+      pauseAfterMs: 0, probeEveryMs: 600_000, stopTimeoutMs: 1_000, maxRows: 1_000, maxAgeMs: 86_400_000, keepDeliveredMs: 86_400_000, keepDeadMs: 86_400_000,
+    };
+    const worker = new OutboxWorker({ store: s, http, log, endpoints: [endpoint('crm')], delivery, now: () => now, random: () => 0.5 });
+    worker.start();
+    try {
+      worker.enqueue([req('c1', 1)]);
+      const deadline = Date.now() + 20_000;
+      const until = async (cond: () => boolean) => {
+        while (!cond()) {
+          if (Date.now() > deadline) throw new Error('timed out');
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      };
+      await until(() => worker.stats.pausedEndpoints === 1 && worker.stats.retried === 1);
+      expect(worker.healthOf('crm')).toMatchObject({ pausedAt: T0, nextProbeAt: T0 + 600_000 });
+      now = T0 + 2_000; // due by the schedule, but the next probe is 10 minutes away
+      (worker as unknown as { pump(): void }).pump();
+      expect(sent).toHaveLength(1);
+      up = true;
+      expect(runAction({ store: s, worker, log }, { kind: 'probe', endpoint: 'crm' }, 'console bearer 127.0.0.1', now)).toMatchObject({ changed: 1 });
+      await until(() => worker.stats.delivered === 1);
+      expect(sent).toHaveLength(2);
+      expect(worker.stats.pausedEndpoints).toBe(0);
+      expect(lines.some((l) => String(l.msg).startsWith('endpoint resumed'))).toBe(true);
+      expect(worker.probeNow('crm'), 'not paused any more').toBe(false);
+    } finally {
+      await worker.stop();
+    }
   });
 });
 

@@ -1,6 +1,8 @@
 import { backlog, bareAxios, autocannon, outbox, startReceiver } from './delivery.js';
 import { latency } from './latency.js';
+import { mixLatency, type Mix } from './latency-mix.js';
 import { liveMemory } from './live-memory.js';
+import { liveStateCommits } from './live-state.js';
 import { memory } from './memory.js';
 import { upkeep } from './upkeep.js';
 import { asteriskManager, filtered, floor, live, pipeline, repeatedLoad } from './replay.js';
@@ -42,12 +44,23 @@ async function main(): Promise<unknown> {
     }
     case 'latency':
       return latency(300, 10, arg === 'baseline' ? 'baseline' : 'daemon');
+    case 'latency-mix': {
+      // `freepbx:300:on`: the trace's mix, calls/s, Asterisk's filter; seconds from BENCH_LATENCY_SECONDS.
+      const [mix, rate, filter] = (arg ?? 'freepbx:300:on').split(':');
+      const seconds = Number(process.env['BENCH_LATENCY_SECONDS'] ?? 5);
+      return mixLatency({ mix: mix as Mix, callsPerSecond: Number(rate), filter: filter === 'on', seconds });
+    }
     case 'upkeep':
       return upkeep(Number(arg ?? 500_000));
     case 'memory':
       return memory(10_000, Number(arg ?? 1_000_000));
     case 'live-memory':
       return liveMemory(Number(arg ?? 10_000));
+    case 'live-state': {
+      // `<calls up>:<commits>:with|without` (saving the live calls in each commit, or not)
+      const [calls = '1000', commits = '5000', saving = 'with'] = (arg ?? '').split(':');
+      return liveStateCommits(Number(calls), Number(commits), saving === 'with');
+    }
     default:
       throw new Error(`unknown measurement ${what}`);
   }

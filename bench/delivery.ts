@@ -12,6 +12,27 @@ import type { WebhookRequest } from '../src/emit/request.js';
 
 /** Issue #7 §2: delivery throughput with the durable outbox, against bare axios and autocannon. */
 
+/**
+ * Wall time and this process's CPU (user + system, every thread: the checkpointer's too) of one
+ * delivery run, per webhook (issue #15): on 2 cores a sender spending more CPU can still finish as
+ * fast, so wall time alone hides what the outbox costs. The receiver runs in its own process.
+ */
+export interface DeliveryRun {
+  ms: number;
+  cpuMs: number;
+  cpuUsPerWebhook: number;
+}
+
+async function timed(n: number, run: () => Promise<void>): Promise<DeliveryRun> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await run();
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
+  return { ms, cpuMs, cpuUsPerWebhook: (cpuMs * 1000) / n };
+}
+
 export async function startReceiver(): Promise<{ url: string; proc: ChildProcess; stop(): void }> {
   const proc = spawn(process.execPath, ['dist-bench/bench/receiver.js'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve) => proc.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
@@ -32,22 +53,22 @@ export function webhooks(n: number, url: string, prefix = 'c'): WebhookRequest[]
   }));
 }
 
-export async function bareAxios(n: number, url: string, connections: number): Promise<{ ms: number }> {
+export async function bareAxios(n: number, url: string, connections: number): Promise<DeliveryRun> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const client = axios.create({ httpAgent: agent, maxRedirects: 0, validateStatus: () => true });
   let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (next < n) {
-        next++;
-        await client.post(url, BODY, { headers: { 'content-type': 'application/json' } });
-      }
-    }),
-  );
-  const ms = performance.now() - t0;
+  const r = await timed(n, async () => {
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (next < n) {
+          next++;
+          await client.post(url, BODY, { headers: { 'content-type': 'application/json' } });
+        }
+      }),
+    );
+  });
   agent.destroy();
-  return { ms };
+  return r;
 }
 
 export async function autocannon(url: string, connections: number, seconds: number): Promise<{ rps: number }> {
@@ -70,7 +91,7 @@ function endpoint(url: string): EndpointConfig {
  * The daemon's delivery path: 20,000 webhooks as PBX events of 6 each, one event per turn of the
  * event loop, into the SQLite outbox; the worker claims and sends with `concurrency` in flight.
  */
-export async function outbox(n: number, url: string): Promise<{ ms: number }> {
+export async function outbox(n: number, url: string): Promise<DeliveryRun> {
   const dir = mkdtempSync(join(tmpdir(), 'pbxhook-bench-'));
   let delivered = 0;
   let done: () => void = () => undefined;
@@ -80,22 +101,22 @@ export async function outbox(n: number, url: string): Promise<{ ms: number }> {
   });
   box.worker.start();
   const reqs = webhooks(n, url);
-  const t0 = performance.now();
-  // One PBX event per turn of the event loop: the worst case for the outbox's one commit per turn
-  // (a live AMI socket hands over many events per read under load).
-  let next = 0;
-  const feed = (): void => {
-    if (next >= n) return;
-    box.worker.enqueue(reqs.slice(next, next + 6));
-    next += 6;
-    setImmediate(feed);
-  };
-  feed();
-  await all;
-  const ms = performance.now() - t0;
+  const r = await timed(n, async () => {
+    // One PBX event per turn of the event loop: the worst case for the outbox's one commit per turn
+    // (a live AMI socket hands over many events per read under load).
+    let next = 0;
+    const feed = (): void => {
+      if (next >= n) return;
+      box.worker.enqueue(reqs.slice(next, next + 6));
+      next += 6;
+      setImmediate(feed);
+    };
+    feed();
+    await all;
+  });
   await box.close();
   rmSync(dir, { recursive: true, force: true });
-  return { ms };
+  return r;
 }
 
 /**

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { explainEventFilter } from './ami/event-filter.js';
 import { EX_USAGE, optionList, parseCommandArgs, UsageError } from './args.js';
 import { ConfigError, EX_CONFIG } from './config/errors.js';
 import { explainConfig } from './config/explain.js';
@@ -191,7 +192,9 @@ async function runCommand(command: string, argv: string[]): Promise<number> {
       const { values, positionals } = parseCommandArgs(command, CHECK_OPTIONS, argv, 1);
       const file = values.config ?? positionals[0];
       if (file === undefined) throw new UsageError('which config? pbxhook check-config FILE');
-      process.stdout.write(explainConfig(loadConfig(file)) + '\nconfig OK\n');
+      const cfg = loadConfig(file);
+      const filter = cfg.pbx.type === 'asterisk' ? explainEventFilter(cfg.pbx, cfg.roles).join('\n') + '\n' : '';
+      process.stdout.write(explainConfig(cfg) + filter + '\nconfig OK\n');
       return 0;
     }
     case 'replay': {

@@ -9,6 +9,7 @@ import { StateDirBusyError } from './deliver/state-lock.js';
 import type { WebhookRequest } from './emit/request.js';
 import type { EslFrame } from './esl/frame.js';
 import { startEslIngest } from './esl/ingest.js';
+import { eslSkipLog } from './esl/skips.js';
 import { startOpsServer, type OpsServer } from './ops/server.js';
 import { CONSOLE_PAGE, journalOf, startConsole } from './console/console.js';
 import type { CallJournal } from './console/journal.js';
@@ -49,7 +50,12 @@ export interface DaemonOptions {
 export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): Promise<number> {
   const pbx = cfg.pbx;
   const attempts = new Map<string, Record<string, number>>();
-  let observe: (endpoint: string, seconds: number) => void = () => undefined;
+  // Deliveries made before the ops server is up (it loads prom-client first) are counted once it is,
+  // so the latency histogram never misses the first webhooks of a busy start.
+  const early: Array<[string, number]> = [];
+  let observe: (endpoint: string, seconds: number) => void = (endpoint, seconds) => {
+    if (cfg.opsListen !== undefined && early.length < 10_000) early.push([endpoint, seconds]);
+  };
   let outbox: Outbox;
   try {
     outbox = openOutbox(cfg, log, (endpoint, outcome, sinceQueuedMs) => {
@@ -92,7 +98,16 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   const inputSkipped: Record<string, number> = {};
   const onSkip = (reason: string): void => void (inputSkipped[reason] = (inputSkipped[reason] ?? 0) + 1);
   const amiFrame = guarded<AmiFrame>((f) => pipeline.amiFrame(f), (f) => ({ event: f.fields['event'] }));
-  const onEslFrame = guarded<EslFrame>((f) => pipeline.eslFrame(f), (f) => ({ contentType: f.headers['Content-Type'] }));
+  const eslFrame = guarded<EslFrame>((f) => pipeline.eslFrame(f), (f) => ({ contentType: f.headers['Content-Type'] }));
+  // Event frames with no event in them, channel events naming no channel: one line, not one each.
+  const eslSkips = eslSkipLog(log, { host: pbx.host, port: pbx.port });
+  const onEslFrame = (f: EslFrame): void => {
+    const { undecodable, noChannel } = pipeline.esl.stats;
+    eslFrame(f);
+    const now = pipeline.esl.stats;
+    if (now.undecodable > undecodable) eslSkips.skipped('undecodable', { contentType: f.headers['Content-Type'] });
+    if (now.noChannel > noChannel) eslSkips.skipped('no-channel');
+  };
   // After a reconnect, calls that ended meanwhile are closed from the PBX's channel list.
   const amiSync = amiResync(pipeline, dispatch, log);
   const onAmiFrame = (f: AmiFrame): void => {
@@ -104,7 +119,7 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   let resyncNow: () => void;
   let ingest: ReturnType<typeof startAmiIngest> | ReturnType<typeof startEslIngest>;
   if (pbx.type === 'asterisk') {
-    const ami = startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s, 'reconnect'), acceptAmi, onSkip);
+    const ami = startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s, 'reconnect'), acceptAmi, onSkip, cfg.roles);
     resyncNow = () => ami.session && amiSync.onRestored(ami.session, 'restart');
     ingest = ami;
   } else {
@@ -129,7 +144,8 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     inputSkipped: () => inputSkipped, attempts, endpoints: () => endpointsNow,
   };
   const ops = await startOps(cfg, parts, journal, log);
-  if (ops) observe = ops.observe;
+  observe = ops ? ops.observe : () => undefined;
+  for (const [endpoint, seconds] of early.splice(0)) observe(endpoint, seconds);
 
   opts.onReload?.(() => {
     const next = reload(cfg.file, pipeline, outbox, log);
@@ -146,6 +162,7 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   }
   await stopWithin(cfg, log, () => {
     clearInterval(ticker);
+    eslSkips.flush();
     log.info({ liveCalls: pipeline.tracker.liveCalls }, 'stopping');
     return { pbx: ingest.close(), ops: ops?.server.close(), outbox };
   });

@@ -13,14 +13,16 @@ import type { LegState } from './esl/legs.js';
 import type { Recording } from './ami/voicemail.js';
 import type { RenderContext } from './emit/context.js';
 import { rendererFor, type Render } from './emit/render.js';
+import { EndpointRouter } from './emit/routing.js';
 import { prepareZone } from './emit/time.js';
 import type { WebhookRequest } from './emit/request.js';
 
 /**
  * The live state a restart must find again, as keyed texts (issue #14 item 2): `call:<id>` a call
  * and its channels, `esl:<uuid>` what the ESL normaliser knows of a channel, `vm:<uniqueid>` a
- * voicemail being recorded, `clock` how far the PBX's clock is from the host's. A key mapped to
- * `undefined` is gone.
+ * voicemail being recorded, `clock` how far the PBX's clock is from the host's, `numbering` the
+ * number the next call without one of its own gets (FreeSWITCH's, in 3CX call ids). A key mapped
+ * to `undefined` is gone.
  */
 export type LiveStateChanges = Map<string, string | undefined>;
 
@@ -38,7 +40,7 @@ export class Pipeline {
   readonly ami: AmiNormaliser;
   readonly esl: EslNormaliser;
   readonly tracker: Tracker;
-  private targets: { ctx: RenderContext; render: Render }[] = [];
+  private targets: { ctx: RenderContext; render: Render; router: EndpointRouter | undefined }[] = [];
   /** Neutral events in, by type (metrics). */
   readonly eventsByType = new Map<string, number>();
   /** Optional tap on lifecycle events (status page, tests). */
@@ -51,6 +53,8 @@ export class Pipeline {
   readonly clock = new PbxClock();
   /** The PBX's clock minus the host's, as last saved. */
   private savedSkew: number | undefined;
+  /** `tracker.nextCallNumber` as last saved. */
+  private savedCallNumber = 0;
 
   /**
    * `wallClock` and `monotonic` are the host's clocks, read only to carry the PBX's time on between
@@ -72,6 +76,8 @@ export class Pipeline {
   /** Swaps the endpoint list (SIGHUP) without touching live calls. */
   setEndpoints(endpoints: readonly EndpointConfig[], cfg: Omit<PipelineConfig, 'endpoints'>): void {
     prepareZone(cfg.calls.timezone);
+    // A reload keeps what an endpoint with the same routing holds: its calls' earlier webhooks.
+    const before = new Map(this.targets.map((t) => [t.ctx.endpoint.name, t.router]));
     this.targets = endpoints
       .filter((e) => e.enabled)
       .map((endpoint) => ({
@@ -83,6 +89,7 @@ export class Pipeline {
           environment: cfg.environment,
         },
         render: rendererFor(endpoint),
+        router: routerFor(endpoint, before.get(endpoint.name)),
       }));
   }
 
@@ -126,6 +133,13 @@ export class Pipeline {
     return { ...ev, channels: [...alive] };
   }
 
+  /** Per endpoint with `only_*` keys: webhooks dropped and held (metrics, replay, tests). */
+  routing(): Map<string, { heldDropped: number; unmatched: number; heldNow: number }> {
+    const out = new Map<string, { heldDropped: number; unmatched: number; heldNow: number }>();
+    for (const t of this.targets) if (t.router) out.set(t.ctx.endpoint.name, { ...t.router.stats, heldNow: t.router.heldNow });
+    return out;
+  }
+
   /** From now on, remember what changes, for `takeLiveState` (the daemon; replay keeps nothing). */
   trackLiveState(): void {
     this.tracker.trackChanges();
@@ -142,6 +156,10 @@ export class Pipeline {
     for (const [id, r] of this.tracker.takeChanged()) out.set(`call:${id}`, r && encodeCall(r));
     for (const [uuid, leg] of this.esl.legs.takeChanged()) out.set(`esl:${uuid}`, leg && encodeJson(leg));
     for (const [ch, rec] of this.ami.voicemail.takeChanged()) out.set(`vm:${ch}`, rec && encodeJson(rec));
+    if (this.tracker.nextCallNumber !== this.savedCallNumber) {
+      this.savedCallNumber = this.tracker.nextCallNumber;
+      out.set('numbering', encodeJson({ nextCall: this.savedCallNumber }));
+    }
     const skew = this.clock.skew(this.monotonic(), this.wallClock());
     if (skew !== undefined && (this.savedSkew === undefined || Math.abs(skew - this.savedSkew) > CLOCK_SAVE_MS)) {
       this.savedSkew = skew;
@@ -170,6 +188,7 @@ export class Pipeline {
         } else if (kind === 'esl') legs.push([id, undefinedForNull(JSON.parse(text)) as LegState]);
         else if (kind === 'vm') recordings.push([id, undefinedForNull(JSON.parse(text)) as Recording]);
         else if (kind === 'clock') this.restoreClock((JSON.parse(text) as { pbxAheadMs: number }).pbxAheadMs);
+        else if (kind === 'numbering') this.restoreNumbering((JSON.parse(text) as { nextCall: number }).nextCall);
         else unreadable.push(key);
       } catch {
         unreadable.push(key);
@@ -179,6 +198,12 @@ export class Pipeline {
     this.esl.legs.restore(legs);
     this.ami.voicemail.restore(recordings);
     return { calls: calls.length, channels: calls.reduce((n, r) => n + r.channels.length, 0), unreadable };
+  }
+
+  private restoreNumbering(nextCall: number): void {
+    if (!Number.isSafeInteger(nextCall) || nextCall < 0) throw new RangeError(`numbering: ${nextCall}`);
+    this.tracker.nextCallNumber = nextCall;
+    this.savedCallNumber = nextCall;
   }
 
   /** Until the PBX's first event, its time is the host's plus the offset it had before the restart. */
@@ -207,9 +232,18 @@ export class Pipeline {
     for (const e of events) {
       this.onLifecycleEvent?.(e);
       const from = out.length;
-      for (const t of this.targets) for (const r of t.render(e, t.ctx)) out.push(r);
+      for (const t of this.targets) {
+        const rendered = t.render(e, t.ctx);
+        for (const r of t.router === undefined ? rendered : t.router.route(e, rendered)) out.push(r);
+      }
       this.onRendered?.(e, out.slice(from));
     }
     return out;
   }
+}
+
+function routerFor(endpoint: EndpointConfig, before: EndpointRouter | undefined): EndpointRouter | undefined {
+  if (endpoint.routing === undefined) return undefined;
+  const same = before !== undefined && JSON.stringify(before.routing) === JSON.stringify(endpoint.routing);
+  return same ? before : new EndpointRouter(endpoint.routing);
 }

@@ -89,6 +89,17 @@ describe('EslFramer: frames', () => {
     expect(framer.stats).toMatchObject({ frames: 1, oversizedFrames: 1, oversizedBodies: 1, skippedBytes: Buffer.byteLength(plain(CREATE)) });
   });
 
+  it('stopAtOversizedHeader: frames nothing after a header block over the cap, whether or not it ends', () => {
+    const junk = 'X-Junk: ' + 'a'.repeat(100) + '\n';
+    for (const end of ['', '\n']) {
+      const bytes = Buffer.from(plain(CREATE) + junk.repeat(20) + end + plain(CREATE));
+      const framer = new EslFramer({ maxHeaderBytes: 1024, stopAtOversizedHeader: true });
+      expect(framer.push(bytes)).toHaveLength(1);
+      expect(framer.stopped).toBe(true);
+      expect(framer.stats).toMatchObject({ frames: 1, oversizedFrames: 1, oversizedBodies: 0, skippedBytes: bytes.length - Buffer.byteLength(plain(CREATE)) });
+    }
+  });
+
   it('bodyLimit: one frame type may carry a larger body than the cap', () => {
     const big = 'x'.repeat(5000);
     const bytes = Buffer.from(`Content-Type: api/response\nContent-Length: 5000\n\n${big}` + plain(CREATE));

@@ -20,8 +20,9 @@ function split(bytes: Buffer, cuts: number[]): Buffer[] {
 }
 
 /** Pushes the chunks, checking the memory bound after each push. */
-function frameChunked(chunks: Buffer[], maxHeaderBytes: number, maxBodyBytes: number): { frames: EslFrame[]; stats: EslFramerStats } {
-  const framer = new EslFramer({ maxHeaderBytes, maxBodyBytes });
+function frameChunked(chunks: Buffer[], maxHeaderBytes: number, maxBodyBytes: number, live = false): { frames: EslFrame[]; stats: EslFramerStats } {
+  // `live`: as the live client reads, stopping at the first oversized frame (issue #14).
+  const framer = new EslFramer({ maxHeaderBytes, maxBodyBytes, ...(live ? { stopAtOversizedBody: true, stopAtOversizedHeader: true } : {}) });
   const frames: EslFrame[] = [];
   for (const chunk of chunks) {
     frames.push(...framer.push(chunk));
@@ -57,6 +58,17 @@ describe('EslFramer fuzz', () => {
         for (const f of once.frames) decodeEvent(f, s);
       }),
       { numRuns: 1500 },
+    );
+  });
+
+  it('stopping at an oversized frame (the live client) does not depend on the chunks either', () => {
+    fc.assert(
+      fc.property(fc.oneof(anyBytes, soup), cuts, caps, (bytes, at, [h, b]) => {
+        const once = frameChunked([bytes], h, b, true);
+        expect(frameChunked(split(bytes, at), h, b, true)).toEqual(once);
+        expect(frameChunked([...bytes].map((x) => Buffer.from([x])), h, b, true)).toEqual(once);
+      }),
+      { numRuns: 1000 },
     );
   });
 

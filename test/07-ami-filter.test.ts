@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AmiFramer } from '../src/ami/framer.js';
+import { amiEventFilters } from '../src/ami/event-filter.js';
 import { AMI_EVENTS } from '../src/ami/events.js';
 import { wantsAmiEvent, wantsAmiEventNamed } from '../src/ami/normalise.js';
 import { loadConfig } from '../src/config/load.js';
@@ -50,7 +51,10 @@ describe('replay filter', () => {
   // The README's manager.conf lines must pass everything pbxhook reads, or a filtered PBX loses calls.
   it("README's eventfilter passes every event and variable the normaliser reads", () => {
     const readme = readFileSync('README.md', 'utf8');
-    const filters = [...readme.matchAll(/^eventfilter = (.+)$/gm)].map((m) => new RegExp(m[1]!));
+    const lines = [...readme.matchAll(/^eventfilter = (.+)$/gm)].map((m) => m[1]!);
+    // The README shows what pbxhook asks Asterisk for at login, and check-config prints (issue #15).
+    expect(lines).toEqual(amiEventFilters());
+    const filters = lines.map((l) => new RegExp(l, 's'));
     expect(filters.length).toBeGreaterThan(0);
     const passes = (text: string): boolean => filters.some((f) => f.test(text));
     const read = AMI_EVENTS.filter((name) => name !== 'VarSet' && wantsAmiEventNamed(name, undefined));
@@ -58,7 +62,9 @@ describe('replay filter', () => {
     // AMI_EVENTS lists both spellings Asterisk versions used (Newexten, NewExten): one must pass.
     const spellings = new Map<string, string[]>();
     for (const name of read) spellings.set(name.toLowerCase(), [...(spellings.get(name.toLowerCase()) ?? []), name]);
-    for (const [name, names] of spellings) expect(names.some((n) => passes(`Event: ${n}`)), name).toBe(true);
+    // A dialplan step passes where it can name a route (test/09 has the cases).
+    const text = (n: string): string => (n.toLowerCase() === 'newexten' ? `Event: ${n}\r\nContext: ext-queues\r\nExten: 400\r\nApplication: Set\r\n` : `Event: ${n}`);
+    for (const [name, names] of spellings) expect(names.some((n) => passes(text(n))), name).toBe(true);
     for (const v of ['MIXMONITOR_FILENAME', 'QUEUESTATUS']) {
       expect(wantsAmiEventNamed('VarSet', v)).toBe(true);
       expect(passes(`Event: VarSet\r\nVariable: ${v}`), v).toBe(true);

@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { connectAmi, type AmiSkipReason } from '../src/ami/client.js';
 import type { AmiFrame } from '../src/ami/frame.js';
 import { AmiFramer } from '../src/ami/framer.js';
@@ -16,6 +16,7 @@ import { startAmiIngest } from '../src/ami/ingest.js';
 import { connectEsl, liveEslFramer, type EslSkipReason } from '../src/esl/client.js';
 import { decodeEvent, isEventFrame, type EslFrame } from '../src/esl/frame.js';
 import { startEslIngest } from '../src/esl/ingest.js';
+import { SkipLog } from '../src/skip-log.js';
 import { startFakeAmi, type FakeAmi } from './support/fakeAmiServer.js';
 import { startFakeEsl, type FakeEsl } from './support/fakeEslServer.js';
 
@@ -225,13 +226,28 @@ describe('ESL: hostile input through the fake server', () => {
     expect(c.status).toEqual(['connected']);
   });
 
-  it('an oversized header block is skipped to its blank line, logged and counted; the connection stays', async () => {
+  it('an oversized header block is logged, counted, and the connection dropped: its blank line, if any, cannot be told from the next frame\'s', async () => {
     const server = await eslServer();
     const c = await eslClient(server);
-    server.send(('X-Junk: ' + 'a'.repeat(62) + '\n').repeat((4 * MB) / 71) + '\n' + ESL_REAL);
-    await waitFor(realEslArrived(c.frames), () => 'the real event');
-    expect(c.skips).toEqual(['oversized']);
+    server.send(('X-Junk: ' + 'a'.repeat(62) + '\n').repeat((4 * MB) / 71) + ESL_REAL);
+    await waitFor(() => c.status.includes('disconnected'), () => 'the disconnect');
+    expect(c.skips).toEqual(['oversized', 'desync']);
     expect(c.log.lines.filter((l) => l.includes('PBXHOOK_ESL_FRAME_SKIPPED'))).toHaveLength(1);
+    expect(c.log.lines.filter((l) => l.includes('PBXHOOK_ESL_DESYNC'))).toHaveLength(1);
+    expect(c.frames.some((f) => f.body.includes('real-call-1')), 'no frame is read from inside the junk').toBe(false);
+  });
+
+  it('frames of no known Content-Type are skipped with one log line, not one each', async () => {
+    const server = await eslServer();
+    const c = await eslClient(server);
+    server.send('A: b\n\n'.repeat(1000) + ESL_REAL);
+    await waitFor(realEslArrived(c.frames), () => 'the real event');
+    expect(c.skips.filter((r) => r === 'unexpected')).toHaveLength(1000);
+    // Told at once, then once per 10 s while it lasts: a line or two whatever the machine's speed.
+    const lines = c.log.lines.filter((l) => l.includes('PBXHOOK_ESL_FRAME_UNEXPECTED'));
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines.length).toBeLessThanOrEqual(1 + 60 / 10);
+    expect(lines[0]).toContain('"skipped":1');
     expect(c.status).toEqual(['connected']);
   });
 
@@ -315,5 +331,32 @@ describe('ESL fuzz through the fake server: the live client gives the framer\'s 
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+describe('SkipLog: one line per kind of skipped input, then a count per interval', () => {
+  it('tells the first at once, the rest as one count at the interval\'s end, and what is left at flush', () => {
+    vi.useFakeTimers();
+    try {
+      const lines: Array<Record<string, unknown>> = [];
+      const skips = new SkipLog({ warn: (o) => void lines.push(o as Record<string, unknown>) }, (r) => ({ code: `C_${r}`, msg: r }), { host: 'h' }, 10_000);
+      for (let i = 0; i < 100_000; i++) skips.skipped('tiny');
+      skips.skipped('odd', { contentType: 'x/y' });
+      expect(lines).toEqual([
+        { host: 'h', code: 'C_tiny', reason: 'tiny', skipped: 1 },
+        { host: 'h', code: 'C_odd', reason: 'odd', skipped: 1, contentType: 'x/y' },
+      ]);
+      vi.advanceTimersByTime(10_000);
+      expect(lines.slice(2)).toEqual([{ host: 'h', code: 'C_tiny', reason: 'tiny', skipped: 99_999 }]);
+      vi.advanceTimersByTime(10_000); // a quiet interval: nothing to tell, and the next skip is told at once
+      skips.skipped('tiny');
+      skips.skipped('tiny');
+      expect(lines.slice(3)).toEqual([{ host: 'h', code: 'C_tiny', reason: 'tiny', skipped: 1 }]);
+      skips.flush();
+      expect(lines.slice(4)).toEqual([{ host: 'h', code: 'C_tiny', reason: 'tiny', skipped: 1 }]);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

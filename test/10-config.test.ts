@@ -79,7 +79,7 @@ describe('loadConfig', () => {
     const dir = tempConfig({ 'config/pbxhook.yaml': YAML, 'config/webhooks.ini': INI });
     const cfg = loadConfig(path.join(dir, 'config/pbxhook.yaml'), {});
     expect(cfg.file).toBe(path.join(dir, 'config/pbxhook.yaml'));
-    expect(cfg.pbx).toEqual({ type: 'asterisk', host: '10.0.0.5', port: 5038, username: 'pbxhook', secret: 'from-file', maxFrameBytes: 65536 });
+    expect(cfg.pbx).toEqual({ type: 'asterisk', host: '10.0.0.5', port: 5038, username: 'pbxhook', secret: 'from-file', maxFrameBytes: 65536, eventFilter: 'auto' });
     expect(cfg.roles).toEqual({
       ivrs: ['500', '501@ivr-main'],
       queues: ['600'],
@@ -162,6 +162,14 @@ describe('problems name the file and the key', () => {
     ]);
   });
 
+  it('an event filter that is neither auto nor off (issue #15)', () => {
+    expect(problems(YAML.replace('host: 10.0.0.5', 'host: 10.0.0.5\n  event_filter: on'), INI)).toEqual([
+      'config/pbxhook.yaml: pbx.event_filter: expected one of "auto", "off", got "on"',
+    ]);
+    const cfg = parseConfig(YAML.replace('host: 10.0.0.5', 'host: 10.0.0.5\n  event_filter: "off"'), INI, { yamlPath: 'config/pbxhook.yaml' }, {});
+    expect(cfg.pbx).toMatchObject({ eventFilter: 'off' });
+  });
+
   it('a time zone that is not IANA', () => {
     expect(problems(YAML.replace('Europe/Berlin', 'Mars/Olympus'), INI)).toEqual([
       'config/pbxhook.yaml: calls.timezone: is not an IANA time zone such as "Europe/Berlin", got "Mars/Olympus"',
@@ -214,7 +222,7 @@ describe('problems name the file and the key', () => {
     expect(problems(YAML, ini)).toEqual([
       'config/webhooks.ini: line 1: key "stray" is outside any [section]; every key belongs to an endpoint section',
       'config/webhooks.ini: line 19: section name [crm.b] must be letters, digits, "-" or "_" (it names the endpoint)',
-      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: schema, url, method, events, token, enabled, signing_secret, retry_on, variant, recording_url',
+      'config/webhooks.ini: [legacy] bogus: unknown key; allowed here: schema, url, method, events, token, enabled, signing_secret, retry_on, only_dids, only_queues, only_ring_groups, only_extensions, only_directions, variant, recording_url',
       'config/webhooks.ini: [legacy] url2: unknown key (did you mean "url"?)',
     ]);
   });
@@ -379,7 +387,7 @@ describe('mistakes caught before they cost a webhook (issue #13)', () => {
     expect(explainConfig(cfg)).toContain('    recording_url: not set; no "recording" event is sent');
     expect(explainConfig(cfg)).toContain('    recording_url: not set; recording_url is sent as null');
     expect(problems(YAML, section('v', 'schema = vxt\ndefault_country = US\nrecording_url = https://pbx/{file}'))).toEqual([
-      'config/webhooks.ini: [v] recording_url: unknown key; allowed here: schema, url, method, events, token, enabled, signing_secret, retry_on, default_country, phone_number, web_url',
+      'config/webhooks.ini: [v] recording_url: unknown key; allowed here: schema, url, method, events, token, enabled, signing_secret, retry_on, only_dids, only_queues, only_ring_groups, only_extensions, only_directions, default_country, phone_number, web_url',
     ]);
   });
 

@@ -1,9 +1,13 @@
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ANSWER_KEEP_BYTES, createHttpClient, type AttemptResult, type HttpClient } from '../src/deliver/attempt.js';
 import { parseRetryAfter } from '../src/deliver/backoff.js';
 import type { WebhookRequest } from '../src/emit/request.js';
+import { runAsync } from './support/runAsync.js';
 
 const TOKEN = 'tok-9f8e7d6c5b4a';
 
@@ -254,5 +258,120 @@ describe('Retry-After', () => {
     expect(parseRetryAfter('Wed, 01 May 2024 09:00:00 GMT', now)).toBe(0);
     expect(parseRetryAfter('soon', now)).toBeUndefined();
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+});
+
+/**
+ * The exchange itself (src/deliver/http-exchange.ts, issue #15): what axios did for the outbox
+ * before, kept by hand — keep-alive, a shutdown mid-request, no compression asked, bad input
+ * refused before anything is sent, and TLS verified.
+ */
+describe('the HTTP exchange', () => {
+  it('keeps the connection alive between attempts, and asks for no compression', async () => {
+    const sockets = new Set<unknown>();
+    crm.handle((req, res) => {
+      sockets.add(req.socket);
+      res.end('ok');
+    });
+    const c = client();
+    for (let i = 0; i < 3; i++) expect(await c.attempt(request())).toMatchObject({ ok: true, status: 200 });
+    expect(sockets.size).toBe(1);
+    expect(crm.seen[0]?.headers['accept-encoding']).toBeUndefined();
+    expect(crm.seen[0]?.headers['content-length']).toBe(String(Buffer.byteLength('{"event":"call-start"}')));
+    expect(crm.seen[0]?.headers['user-agent']).toBe('pbxhook');
+  });
+
+  it('sends a body of any UTF-8 text with its byte length', async () => {
+    const body = '{"caller":"Zoë Ångström ☎"}';
+    expect(await client().attempt(request({ body }))).toMatchObject({ ok: true });
+    expect(crm.seen[0]?.body).toBe(body);
+  });
+
+  it('a shutdown during the request cuts it off: PBXHOOK_HTTP_ABORTED, retryable', async () => {
+    const abort = new AbortController();
+    crm.handle(() => abort.abort()); // the request arrived; its answer never comes
+    const r = failure(await client(60_000).attempt(request(), {}, abort.signal));
+    expect(r.error).toMatchObject({ code: 'PBXHOOK_HTTP_ABORTED', retryable: true });
+    expect(crm.seen).toHaveLength(1);
+  });
+
+  it('a shutdown stops only the attempts that obey that signal', async () => {
+    const one = new AbortController();
+    const two = new AbortController();
+    const held: http.ServerResponse[] = [];
+    crm.handle((req, res) => {
+      held[Number(req.headers['x-n'])] = res;
+      if (held.filter(Boolean).length < 2) return;
+      one.abort(); // both requests are in: shut down the first only, then answer the second
+      held[2]!.end('ok');
+    });
+    const c = client(60_000);
+    const [a, b] = await Promise.all([
+      c.attempt(request({ headers: { 'x-n': '1' } }), {}, one.signal),
+      c.attempt(request({ headers: { 'x-n': '2' } }), {}, two.signal),
+    ]);
+    expect(a).toMatchObject({ ok: false, error: { code: 'PBXHOOK_HTTP_ABORTED' } });
+    expect(b).toMatchObject({ ok: true, status: 200 });
+  });
+
+  it('sends the userinfo of a URL as Basic authentication, unless a token is set', async () => {
+    const url = crm.url('/hook').replace('http://', 'http://ann:s%40cret@');
+    const tokenless = createHttpClient({ timeoutMs: 1000, tokens: new Map() });
+    clients.push(tokenless);
+    await tokenless.attempt(request({ url }));
+    await client().attempt(request({ url }));
+    expect(crm.seen.map((s) => s.headers.authorization)).toEqual([`Basic ${Buffer.from('ann:s@cret').toString('base64')}`, `Bearer ${TOKEN}`]);
+  });
+
+  it('refuses what the same request would hit again, before sending anything: permanent', async () => {
+    for (const over of [{ url: 'not a url' }, { url: 'ftp://127.0.0.1/hook' }, { headers: { 'x-bad': 'line\nbreak' } }]) {
+      const r = failure(await client().attempt(request(over)));
+      expect(r.error).toMatchObject({ code: 'PBXHOOK_HTTP_NETWORK', retryable: false });
+    }
+    expect(crm.seen).toHaveLength(0);
+  });
+});
+
+describe('https endpoints', () => {
+  const tls = fileURLToPath(new URL('./fixtures/tls/', import.meta.url));
+  const seen: Array<{ auth: string | undefined; body: string }> = [];
+  const server = https.createServer({ key: readFileSync(`${tls}key.pem`), cert: readFileSync(`${tls}cert.pem`) }, (req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      seen.push({ auth: req.headers.authorization, body });
+      res.end('ok');
+    });
+  });
+  const url = () => `https://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  beforeAll(() => new Promise<void>((r) => server.listen(0, '127.0.0.1', r)));
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('refuses a certificate no CA vouches for: a network error, nothing sent', async () => {
+    const r = failure(await client().attempt(request({ url: url() })));
+    expect(r.error).toMatchObject({ code: 'PBXHOOK_HTTP_NETWORK' });
+    expect(r.error.message).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|CERT/);
+    expect(seen).toHaveLength(0);
+  });
+
+  it('delivers over TLS to a private CA given by NODE_EXTRA_CA_CERTS (read at process start: a child process)', async () => {
+    const attemptJs = fileURLToPath(new URL('../dist/deliver/attempt.js', import.meta.url));
+    const script = `
+      const { createHttpClient } = await import(${JSON.stringify(attemptJs)});
+      const c = createHttpClient({ timeoutMs: 10000, tokens: new Map([['crm', ${JSON.stringify(TOKEN)}]]) });
+      const r = await c.attempt({ endpoint: 'crm', method: 'POST', url: ${JSON.stringify(url())}, headers: {}, body: 'over tls', orderKey: 'k' });
+      c.close();
+      process.stdout.write(JSON.stringify(r));`;
+    const run = await runAsync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: `${tls}cert.pem` },
+      timeout: 30_000,
+    });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toMatchObject({ ok: true, status: 200 });
+    expect(seen).toEqual([{ auth: `Bearer ${TOKEN}`, body: 'over tls' }]);
   });
 });

@@ -84,6 +84,35 @@ for (const s of SUITES) {
   });
 }
 
+/**
+ * The one-call traces above cannot show what a restart does to the calls after it: FreeSWITCH's
+ * call ids carry no number, so 3CX payloads number its calls in order (`…_N-K`), and a restart must
+ * carry the count on. The load trace (80 calls, several at once) is cut at evenly spaced frames.
+ */
+describe('restart in the middle of many FreeSWITCH calls', () => {
+  it('load.esl.gz: the calls after each cut are numbered on, as without a restart', async () => {
+    const cfg = loadConfig(path.join(ROOT, 'config/freeswitch-lab.example.yaml'));
+    const { frames, feed } = await framesOf(path.join(ROOT, 'test/fixtures/freeswitch/load.esl.gz'));
+    const whole = new Pipeline(cfg);
+    const want = frames.flatMap((f) => feed(whole, f));
+    expect(want.some((l) => /_79-\d/.test(l)), 'the 3CX ids number the calls (from 0)').toBe(true);
+    const CUTS = 6;
+    for (let k = 1; k <= CUTS; k++) {
+      const cut = Math.floor((frames.length * k) / (CUTS + 1));
+      const before = new Pipeline(cfg);
+      before.trackLiveState();
+      const saved = new Map<string, string>();
+      const got = frames.slice(0, cut).flatMap((f) => feed(before, f));
+      save(saved, before);
+      expect(saved.get('numbering')).toBe(JSON.stringify({ nextCall: before.tracker.nextCallNumber }));
+      const after = new Pipeline(cfg);
+      after.restoreLiveState(saved);
+      for (const f of frames.slice(cut)) got.push(...feed(after, f));
+      expect(got, `cut after frame ${cut}`).toEqual(want);
+    }
+  });
+});
+
 describe('call records', () => {
   it('keep undefined values and the order of keys; another version is not read', async () => {
     const { frames, feed } = await framesOf(path.join(ROOT, 'test/fixtures/asterisk/in-queue-answered.ami'));

@@ -404,6 +404,34 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     await worker.stop();
   });
 
+  // Issue #15: the slot is HTTP's (delivery.concurrency requests in flight), not the commit's.
+  it('a delivered attempt frees its slot at once: the commit that records it claims the next; a failed one only after', async () => {
+    for (const [first, sameCommit] of [[ok(), true], [http500, false]] as const) {
+      const store = open();
+      let commits = 0;
+      const inTransaction = store.inTransaction.bind(store);
+      store.inTransaction = <T>(fn: () => T): T => (commits++, inTransaction(fn));
+      const commitOf = new Map<string, number>();
+      const finish = store.finish.bind(store);
+      store.finish = (row, attempt, decision, now) => (commitOf.set(`finish ${row.lane}`, commits), finish(row, attempt, decision, now));
+      const claim = store.claim.bind(store);
+      store.claim = (endpoint, limit, now) => {
+        const rows = claim(endpoint, limit, now);
+        for (const r of rows) commitOf.set(`claim ${r.lane}`, commits);
+        return rows;
+      };
+      const http: HttpClient = { attempt: async (r) => (r.body === 'a1' ? first : ok()), close: () => {} };
+      const worker = new OutboxWorker({ store, http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 1 }, now: () => T0 });
+      worker.start();
+      worker.enqueue([req('A', 'a1'), req('B', 'b1')]); // two calls, one slot: a1 first
+      await until(() => worker.stats.delivered + worker.stats.retried === 2, 'a1 answered and recorded, then b1');
+      expect(commitOf.get('claim crm:A')).toBeLessThan(commitOf.get('claim crm:B')!);
+      if (sameCommit) expect(commitOf.get('claim crm:B')).toBe(commitOf.get('finish crm:A'));
+      else expect(commitOf.get('claim crm:B')).toBeGreaterThan(commitOf.get('finish crm:A')!);
+      await worker.stop();
+    }
+  });
+
   it('one turn, one commit: a write that fails is logged alone and undoes nothing else', async () => {
     const store = open();
     const finish = store.finish.bind(store);

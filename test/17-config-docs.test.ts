@@ -98,7 +98,7 @@ describe(YAML_EXAMPLE, () => {
       const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PBXHOOK_')));
       const r = spawnSync(process.execPath, [CLI, 'check-config', path.join(dir, 'pbxhook.yaml')], { env: { ...clean, ...ENV }, encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/endpoints: 6 \(1 enabled\) from .*webhooks\.ini\n/);
+      expect(r.stdout).toMatch(/endpoints: 7 \(1 enabled\) from .*webhooks\.ini\n/);
       expect(r.stdout).toMatch(/config OK\n$/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -119,7 +119,7 @@ describe(YAML_EXAMPLE, () => {
         expect.stringMatching(/webhooks\.ini: \[crm-json\] token: environment variable CRM_TOKEN is not set$/),
         expect.stringMatching(/webhooks\.ini: \[crm-json\] signing_secret: environment variable CRM_SIGNING_SECRET is not set$/),
       ]);
-      expect(r.stdout).toMatch(/endpoints: 6 \(1 enabled\) from .*webhooks\.ini\n[\s\S]*config OK\n$/);
+      expect(r.stdout).toMatch(/endpoints: 7 \(1 enabled\) from .*webhooks\.ini\n[\s\S]*config OK\n$/);
     } finally {
       rmSync(tmpdir, { recursive: true, force: true });
     }

@@ -339,6 +339,9 @@ describe('pbxhook run: live AMI → webhooks, same bytes as replay', () => {
     const stopped = logs.find((l) => l.msg === 'stopped');
     expect(stopped, 'a "stopped" log line').toMatchObject({ delivered: want.length, dead: 0 });
     expectNoSecrets(daemon, [TOKEN, AMI_SECRET]);
+    // pbx.event_filter is auto by default: the daemon asked Asterisk for only what it reads (issue #15).
+    expect(ami.actions).toContain('filter');
+    expect(logs.find((l) => l.msg === 'AMI connected')).toMatchObject({ eventFilter: 'on' });
   });
 });
 

@@ -300,6 +300,38 @@ describe.each([AMI, ESL])('restart mid-call: $name', (s) => {
   });
 });
 
+/**
+ * FreeSWITCH's call ids carry no number, so 3CX ids number its calls in order (`…_N-K`): a call that
+ * starts after a restart must get the next number, not 0 again (issue #14 item 2).
+ */
+describe('restart between FreeSWITCH calls', () => {
+  it('the call after the restart is numbered on: the same bytes as both calls without a restart', async () => {
+    const first = readFileSync(path.join(ROOT, 'test/fixtures/freeswitch/in-queue-answered.esl'));
+    const second = readFileSync(path.join(ROOT, 'test/fixtures/freeswitch/out-answered.esl'));
+    const both = path.join(sandbox.tmp, 'both.esl');
+    writeFileSync(both, Buffer.concat([first, second]));
+    const pbx = await startFakeEsl({ trace: first, password: SECRET });
+    sandbox.defer(() => pbx.close());
+    const crm = await startReceiver();
+    sandbox.defer(() => crm.close());
+    const yaml = writeConfig(ESL, pbx.port, crm.port);
+    const whole = replay(both, yaml);
+    const firstCall = replay(path.join(ROOT, 'test/fixtures/freeswitch/in-queue-answered.esl'), yaml);
+    const numbers = (ls: typeof whole) => new Set(ls.map((l) => /_(\d+)-\d+$/.exec((JSON.parse(l.body) as { Id: string }).Id)![1]));
+    expect(numbers(firstCall)).toEqual(new Set(['0']));
+    expect(numbers(whole.slice(firstCall.length)), 'the second call is call 1').toEqual(new Set(['1']));
+
+    const d1 = startDaemon(yaml);
+    await waitFor(() => crm.ok().length >= firstCall.length, () => `${firstCall.length} webhooks before the restart\n${d1.out.stderr}`, 20_000);
+    await stop(d1);
+    pbx.setTrace(second);
+    const d2 = startDaemon(yaml);
+    await waitFor(() => crm.ok().length >= whole.length, () => `${whole.length} webhooks\n${d2.out.stderr}`, 20_000);
+    await stop(d2);
+    expect(crm.ok().map((x) => x.body)).toEqual(whole.map((l) => l.body));
+  });
+});
+
 /** The `call:` rows a pipeline holds after reading `trace` (as the daemon saves them). */
 function savedCalls(trace: string, yaml: string): Map<string, string> {
   const p = new Pipeline(loadConfig(yaml));

@@ -22,6 +22,7 @@ const ALLOWED: readonly RegExp[] = [
   /^config\/[\w.-]+\.example\.yaml$/,
   /^config\/[\w.-]+\.webhooks\.ini$/,
   /^config\/pbxhook\.schema\.json$/,
+  /^config\/pbxhook\.rules\.yml$/,
   /^webhooks\.ini\.example$/,
   /^systemd\/pbxhook\.service$/,
   /^docs\/webhooks\/[\w.-]+\.md$/,
@@ -67,7 +68,7 @@ describe('npm pack', () => {
   });
 
   it('ships the CLI with its shebang, the unit, the examples, README and LICENSE', () => {
-    for (const p of ['dist/cli.js', 'systemd/pbxhook.service', 'config/pbxhook.example.yaml', 'webhooks.ini.example', 'README.md', 'LICENSE']) {
+    for (const p of ['dist/cli.js', 'systemd/pbxhook.service', 'config/pbxhook.example.yaml', 'config/pbxhook.rules.yml', 'webhooks.ini.example', 'README.md', 'LICENSE']) {
       expect(paths).toContain(p);
     }
     expect(readFileSync(path.join(ROOT, 'dist/cli.js'), 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');

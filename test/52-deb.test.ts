@@ -103,7 +103,7 @@ describe.skipIf(missing !== null && !CI)('Debian package: build, install, run, r
     expect(field('Version')).toBe(VERSION);
     expect(field('Depends')).toMatch(/^nodejs \(>= 2\d\), nodejs \(<< 2\d\), adduser\b/);
     const files = run('dpkg-deb', ['-c', deb]).stdout.split('\n').map((l) => l.replace(/^.* \.\//, '/'));
-    for (const f of ['/usr/bin/pbxhook', '/usr/lib/pbxhook/dist/cli.js', '/usr/lib/pbxhook/package.json', '/lib/systemd/system/pbxhook.service', '/etc/pbxhook/pbxhook.yaml', '/etc/pbxhook/webhooks.ini', '/usr/lib/pbxhook/node_modules/better-sqlite3/build/Release/better_sqlite3.node', '/usr/share/doc/pbxhook/copyright']) {
+    for (const f of ['/usr/bin/pbxhook', '/usr/lib/pbxhook/dist/cli.js', '/usr/lib/pbxhook/package.json', '/lib/systemd/system/pbxhook.service', '/etc/pbxhook/pbxhook.yaml', '/etc/pbxhook/webhooks.ini', '/usr/lib/pbxhook/node_modules/better-sqlite3/build/Release/better_sqlite3.node', '/usr/share/doc/pbxhook/copyright', '/usr/share/pbxhook/pbxhook.rules.yml']) {
       expect(files).toContain(f);
     }
     for (const dev of ['vitest', 'typescript', 'playwright-core', 'tsx', 'fast-check']) {

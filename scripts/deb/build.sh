@@ -6,6 +6,7 @@
 #   /lib/systemd/system    systemd/pbxhook.service with the package's paths (not enabled on install)
 #   /etc/pbxhook           pbxhook.yaml, webhooks.ini, pbxhook.schema.json: conffiles from the examples
 #   /usr/share/doc/pbxhook README, webhook docs, the other config examples
+#   /usr/share/pbxhook     pbxhook.rules.yml, Prometheus alerts (rule_files: names it there)
 # Maintainer scripts (postinst, prerm, postrm) beside this file make the pbxhook user and
 # /var/lib/pbxhook, and purge them; prune-node-modules.sh leaves in node_modules what runs.
 #
@@ -62,6 +63,7 @@ sed -e 's|/opt/pbxhook/README.md|/usr/share/doc/pbxhook/README.md|' -e 's|/opt/p
 install -D -m 0644 config/pbxhook.example.yaml "$root/etc/pbxhook/pbxhook.yaml"
 install -m 0644 webhooks.ini.example "$root/etc/pbxhook/webhooks.ini"
 install -m 0644 config/pbxhook.schema.json "$root/etc/pbxhook/pbxhook.schema.json"
+install -D -m 0644 config/pbxhook.rules.yml "$root/usr/share/pbxhook/pbxhook.rules.yml"
 
 install -d "$doc/webhooks" "$doc/examples"
 install -m 0644 README.md "$doc/"

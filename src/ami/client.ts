@@ -27,6 +27,11 @@ export interface AmiConnectConfig {
   readonly timeoutMs?: number;
   /** Largest AMI message kept (pbx.max_frame_bytes); a longer one is logged and skipped. */
   readonly maxFrameBytes?: number;
+  /**
+   * A regular expression Asterisk should filter this session's events with (the `Filter` action,
+   * src/ami/event-filter.ts), sent right after the Login; none: every event the user may read.
+   */
+  readonly sessionFilter?: string;
 }
 
 export type AmiStatus = 'connected' | 'disconnected';
@@ -46,6 +51,11 @@ export interface AmiHandlers {
   accept?(event: string, detail: string | undefined): boolean;
   /** A message was dropped unread (already logged here); for the daemon's counters. */
   onSkip?(reason: AmiSkipReason): void;
+  /**
+   * Asterisk refused the `Filter` action (`said`: its message); the session carries on
+   * unfiltered. Without this handler the refusal is logged here, once per login.
+   */
+  onFilterRefused?(said: string): void;
 }
 
 /** The part of a pino logger used here. */
@@ -69,6 +79,7 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 /** After our `end()`, a peer that keeps its side open is cut off after this long. */
 const CLOSE_GRACE_MS = 2_000;
 const LOGIN_ID = 'pbxhook-login';
+const FILTER_ID = 'pbxhook-filter';
 
 /** `Key: value` lines and the blank line; CR and LF inside a value would start a new header. */
 export function actionText(fields: Readonly<Record<string, string>>): string {
@@ -80,7 +91,8 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
   return new Promise((resolve) => {
     const where = { host: cfg.host, port: cfg.port, username: cfg.username }; // never the secret
     const maxFrameBytes = cfg.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    let phase: 'connecting' | 'login' | 'ready' | 'closed' = 'connecting';
+    // `filter`: logged in, waiting for the answer to the Filter action; events flow meanwhile.
+    let phase: 'connecting' | 'login' | 'filter' | 'ready' | 'closed' = 'connecting';
     let socketClosed = false;
     const closeWaiters: Array<() => void> = [];
     const accept = handlers.accept;
@@ -132,9 +144,25 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
         fail(new AmiAuthError(cfg.host, cfg.port, cfg.username, said));
         return;
       }
+      if (cfg.sessionFilter === undefined) return ready('off');
+      phase = 'filter';
+      sock.write(actionText({ Action: 'Filter', ActionID: FILTER_ID, Operation: 'Add', Filter: cfg.sessionFilter }));
+    };
+
+    const filterAnswer = (frame: AmiFrame): void => {
+      const answer = frame.fields.response ?? '';
+      if (answer.toLowerCase() === 'success') return ready('on');
+      // Permission denied (no `write = system`), or an Asterisk before 10: carry on unfiltered.
+      const said = redact(frame.fields.message ?? answer, cfg.secret);
+      if (handlers.onFilterRefused) handlers.onFilterRefused(said);
+      else log.warn({ ...where, code: 'PBXHOOK_AMI_FILTER_REFUSED', said }, 'AMI Filter action refused; reading every event');
+      ready('refused');
+    };
+
+    const ready = (eventFilter: 'on' | 'off' | 'refused'): void => {
       phase = 'ready';
       clearTimeout(timer);
-      log.info(where, 'AMI connected');
+      log.info({ ...where, eventFilter }, 'AMI connected');
       handlers.onStatus?.('connected');
       resolve({ ok: true, session });
     };
@@ -150,7 +178,8 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
       }
       for (const frame of frames) {
         if (phase === 'login') loginAnswer(frame);
-        else if (phase === 'ready') deliver(frame);
+        else if (phase === 'filter' && frame.fields.actionid === FILTER_ID && frame.fields.response !== undefined) filterAnswer(frame);
+        else if (phase === 'ready' || phase === 'filter') deliver(frame);
       }
     });
     const deliver = (frame: AmiFrame): void => {
@@ -162,7 +191,7 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
     };
 
     sock.on('error', (err: Error & { code?: string }) => {
-      if (phase === 'connecting' || phase === 'login') {
+      if (phase === 'connecting' || phase === 'login' || phase === 'filter') {
         fail(new AmiConnectError(cfg.host, cfg.port, err.code ?? err.message, { cause: err }));
       } else if (phase === 'ready') {
         log.warn({ ...where, err: err.message }, 'AMI socket error');

@@ -32,6 +32,11 @@ const DIAL_STATUS: Record<string, DialStatus> = {
 };
 
 const IVR_APPS = new Set(['background', 'waitexten', 'read']);
+/**
+ * Every application routeOf names a route by (lower-case): Asterisk's filter passes a dialplan
+ * step running one of them (src/ami/event-filter.ts).
+ */
+export const ROUTE_APPLICATIONS: readonly string[] = [...IVR_APPS, 'dial', 'voicemail'];
 
 /** Dial(PJSIP/117&PJSIP/204,20,tT): more than one destination at once is a ring group. */
 function dialsSeveral(appData: string): boolean {
@@ -71,10 +76,10 @@ function routeOf(roles: RoleBook, context: string, exten: string, application: s
 }
 
 /** The only channel variables the model reads; every other VarSet is noise (half of all AMI events). */
-const USED_VARIABLES = ['MIXMONITOR_FILENAME', 'QUEUESTATUS'];
+export const USED_VARIABLES: readonly string[] = ['MIXMONITOR_FILENAME', 'QUEUESTATUS'];
 const VARSET_NEEDLES = USED_VARIABLES.map((v) => Buffer.from(`Variable: ${v}`));
 /** The only CEL events read: VoiceMail's prompts, which bound a message's length (src/ami/voicemail.ts). */
-const USED_CEL_EVENTS = ['STREAM_BEGIN', 'STREAM_END'];
+export const USED_CEL_EVENTS: readonly string[] = ['STREAM_BEGIN', 'STREAM_END'];
 const CEL_NEEDLES = [Buffer.from('EventName: STREAM_'), Buffer.from('Application: VoiceMail')];
 
 function varset(f: AmiFrame, at: number): PbxEvent | undefined {
@@ -218,6 +223,13 @@ const HANDLER_TABLE: Record<string, Handler> = {
 
 // A Map, not the object: an event named "constructor" must not find Object's prototype.
 const HANDLERS = new Map<string, Handler>(Object.entries(HANDLER_TABLE));
+
+/**
+ * The events the model reads, lower-case (VarSet and CEL among them: only the variables and CEL
+ * events above are read). src/ami/event-filter.ts builds Asterisk's filter from this list, so the
+ * filter Asterisk applies and the one the client applies cannot drift apart.
+ */
+export const HANDLED_AMI_EVENTS: readonly string[] = [...HANDLERS.keys()];
 
 const wanted = new Map<string, boolean>();
 

@@ -14,8 +14,10 @@ import {
   VOIPAPPZ_EVENTS,
   VOIPAPPZ_FIELDS,
   VXT_EVENTS,
+  DIRECTIONS,
   type EndpointBase,
   type EndpointConfig,
+  type EndpointRouting,
 } from './types.js';
 
 /** ini turns `true`/`false` into booleans; the other usual spellings are taken too. */
@@ -36,6 +38,11 @@ const statusList = list.pipe(
   z.array(z.string().regex(/^4\d\d$/, 'expected HTTP statuses from 400 to 499, comma-separated').transform(Number)),
 );
 
+/** `inbound, internal`: a call's direction as the tracker names it (issue #16 item 5). */
+const directionList = list.pipe(
+  z.array(z.enum(DIRECTIONS, { error: () => `expected ${DIRECTIONS.join(', ')}, comma-separated` })),
+);
+
 const method = z.preprocess((v) => (typeof v === 'string' ? v.trim().toUpperCase() : v), z.enum(['GET', 'POST'])).default('POST');
 
 const base = {
@@ -49,6 +56,12 @@ const base = {
   signing_secret: text.optional(),
   /** 4xx statuses to retry like 5xx (issue #4), e.g. `404, 409`. */
   retry_on: statusList,
+  /** Routing by number (issue #16 item 5): which calls' webhooks this endpoint takes; empty = any. */
+  only_dids: list,
+  only_queues: list,
+  only_ring_groups: list,
+  only_extensions: list,
+  only_directions: directionList,
 };
 
 const threecx = z.strictObject({
@@ -126,6 +139,7 @@ export function toEndpoint(
     method: s.method,
     events: s.events,
     ...(token !== undefined ? { token } : {}),
+    ...routingOf(s),
   };
   switch (s.schema) {
     case '3cx':
@@ -164,6 +178,14 @@ export function toEndpoint(
         },
       };
   }
+}
+
+/** The `only_*` keys as understood; absent when none is set, so an unfiltered endpoint costs nothing per event. */
+function routingOf(s: EndpointSection): { routing?: EndpointRouting } {
+  const routing: EndpointRouting = {
+    dids: s.only_dids, queues: s.only_queues, ringGroups: s.only_ring_groups, extensions: s.only_extensions, directions: s.only_directions,
+  };
+  return Object.values(routing).some((l) => l.length > 0) ? { routing } : {};
 }
 
 const recording = (url: string | undefined) => (url !== undefined ? { recordingUrl: url } : {});

@@ -73,6 +73,7 @@ export function explainConfig(cfg: Config): string {
     `  an endpoint failing for ${span(d.pauseAfterMs)} is paused and probed every ${span(d.probeEveryMs)}`,
     `  outbox limits: ${d.maxRows} undelivered, ${span(d.maxAgeMs)} old; delivered kept ${span(d.keepDeliveredMs)}, ` +
       `dead kept ${span(d.keepDeadMs)}`,
+    `  notify_url: ${d.notifyUrl === undefined ? 'not set' : `${notifyTarget(d.notifyUrl)}: endpoint paused or resumed, webhooks dead`}`,
     `  on SIGTERM: attempts in flight get ${span(d.stopTimeoutMs)}; exited within ${span(cfg.shutdownGraceMs)}, after the last commit`,
     `log level: ${cfg.log.level}`,
     `metrics, health and status page: ${ops(cfg)}`,
@@ -80,9 +81,39 @@ export function explainConfig(cfg: Config): string {
     `directory: ${directory(cfg.directory)}`,
     `endpoints: ${cfg.endpoints.length} (${enabled} enabled)${cfg.webhooksFile === undefined ? ', no webhooks file' : ` from ${cfg.webhooksFile}`}`,
     ...cfg.endpoints.flatMap((e) => endpoint(e, cfg.environment)),
+    ...routingTable(cfg.endpoints),
   ];
   if (enabled === 0) lines.push('warning: no enabled endpoint; no webhook will be sent');
   return `${lines.join('\n')}\n`;
+}
+
+/** Which calls each enabled endpoint takes (issue #16 item 5): one line per endpoint, set keys joined by "and". */
+function routingTable(endpoints: readonly EndpointConfig[]): string[] {
+  const enabled = endpoints.filter((e) => e.enabled);
+  if (enabled.length === 0) return [];
+  const width = Math.max(...enabled.map((e) => e.name.length)) + 2;
+  return [
+    'routing (only_* keys; a call must match every key set, and one value of each):',
+    ...enabled.map((e) => `  ${`[${e.name}]`.padEnd(width)} → ${takes(e)}`),
+  ];
+}
+
+export function takes(e: EndpointConfig): string {
+  const r = e.routing;
+  if (r === undefined) return 'every call';
+  const parts = [
+    r.dids.length > 0 && `DID ${r.dids.join(' or ')}`,
+    r.queues.length > 0 && `queue ${r.queues.join(' or ')}`,
+    r.ringGroups.length > 0 && `ring group ${r.ringGroups.join(' or ')}`,
+    r.extensions.length > 0 && `extension ${r.extensions.join(' or ')}`,
+    r.directions.length > 0 && `direction ${r.directions.join(' or ')}`,
+  ].filter((p): p is string => typeof p === 'string');
+  return `calls with ${parts.join(' and ')}`;
+}
+
+/** A chat tool's incoming-webhook URL carries its secret in the path: only the origin is shown. */
+function notifyTarget(url: string): string {
+  return URL.canParse(url) ? `${new URL(url).origin}/${MASK}` : MASK;
 }
 
 function ops(cfg: Config): string {
@@ -114,8 +145,19 @@ function endpoint(e: EndpointConfig, environment: string): string[] {
     `    token: ${e.token !== undefined ? 'set' : 'not set'}`,
     `    signing: ${e.signingSecrets === undefined ? 'off' : `Standard Webhooks, ${e.signingSecrets.length} secret(s)`}`,
     ...(e.retryOn !== undefined ? [`    also retried: HTTP ${e.retryOn.join(', ')}`] : []),
+    ...routingKeys(e).map((l) => `    ${l}`),
     ...schemaKeys(e, environment).map((l) => `    ${l}`),
   ];
+}
+
+/** The `only_*` keys set, by their ini names. */
+function routingKeys(e: EndpointConfig): string[] {
+  const r = e.routing;
+  if (r === undefined) return [];
+  const keys: Array<[string, readonly string[]]> = [
+    ['only_dids', r.dids], ['only_queues', r.queues], ['only_ring_groups', r.ringGroups], ['only_extensions', r.extensions], ['only_directions', r.directions],
+  ];
+  return keys.filter(([, l]) => l.length > 0).map(([k, l]) => `${k}: ${l.join(', ')}`);
 }
 
 function schemaKeys(e: EndpointConfig, environment: string): string[] {

@@ -203,7 +203,7 @@ function parseEndpoints(
 function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath: string, opsToken: string | undefined): Config {
   const pbx =
     f.pbx.type === 'asterisk'
-      ? { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, username: f.pbx.username, secret: f.pbx.secret, maxFrameBytes: f.pbx.max_frame_bytes }
+      ? { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, username: f.pbx.username, secret: f.pbx.secret, maxFrameBytes: f.pbx.max_frame_bytes, eventFilter: f.pbx.event_filter }
       : { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, password: f.pbx.password, maxFrameBytes: f.pbx.max_frame_bytes };
   return {
     file: path.resolve(yamlPath),
@@ -262,6 +262,7 @@ function deliveryOf(f: FileConfig): DeliveryConfig {
     maxAgeMs: d.max_age,
     keepDeliveredMs: d.keep_delivered,
     keepDeadMs: d.keep_dead,
+    ...(d.notify_url !== undefined ? { notifyUrl: d.notify_url } : {}),
   };
   return delivery;
 }

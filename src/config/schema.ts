@@ -88,6 +88,7 @@ const asteriskSchema = z.strictObject({
   username: text.describe('manager.conf user, e.g. [pbxhook] with read = call,dialplan,agent,user'),
   secret: text.describe('that user\'s secret; PBXHOOK_AMI_SECRET in the environment overrides it'),
   max_frame_bytes: wholeNumber(1024).default(65_536).describe('largest AMI message read, in bytes; a longer one is logged, counted and skipped'),
+  event_filter: z.enum(['auto', 'off']).default('auto').describe('auto: at each login ask Asterisk (AMI Filter action, needs write = system) for only the events pbxhook reads; refused, one warning and every event is read. off: do not ask'),
 });
 
 const freeswitchSchema = z.strictObject({
@@ -179,6 +180,9 @@ const deliverySchema = z.strictObject({
   max_age: duration.prefault('3d').describe('an undelivered webhook older than this becomes dead'),
   keep_delivered: duration.prefault('1d').describe('delivered webhooks are deleted after this'),
   keep_dead: duration.prefault('30d').describe('dead webhooks are deleted after this'),
+  notify_url: httpUrl
+    .optional()
+    .describe("a webhook (JSON with a text field) to the admin's chat or incident tool when an endpoint pauses or resumes and when webhooks go dead; delivered through the outbox. Default: none"),
 });
 
 const logSchema = z.strictObject({

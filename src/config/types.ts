@@ -30,6 +30,8 @@ export interface AmiConfig {
   readonly secret: string;
   /** pbx.max_frame_bytes: a longer AMI message is logged, counted and skipped. */
   readonly maxFrameBytes?: number;
+  /** pbx.event_filter: `auto` (absent too) asks Asterisk at each login for only the events pbxhook reads. */
+  readonly eventFilter?: 'auto' | 'off';
 }
 
 export interface EslConfig {
@@ -75,6 +77,23 @@ export interface DeliveryConfig {
   readonly maxAgeMs: number;
   readonly keepDeliveredMs: number;
   readonly keepDeadMs: number;
+  /** delivery.notify_url: pauses, resumes and dead webhooks are told there (src/deliver/notify.ts). */
+  readonly notifyUrl?: string;
+}
+
+/** A call's direction as the tracker tells it (src/core/model.ts `Direction`). */
+export const DIRECTIONS = ['inbound', 'outbound', 'internal'] as const;
+
+/**
+ * Which calls' webhooks an endpoint takes (issue #16 item 5), from the ini's `only_*` keys. Each
+ * list empty = any; a call must match every list that is set, and one value in each.
+ */
+export interface EndpointRouting {
+  readonly dids: readonly string[];
+  readonly queues: readonly string[];
+  readonly ringGroups: readonly string[];
+  readonly extensions: readonly string[];
+  readonly directions: readonly (typeof DIRECTIONS)[number][];
 }
 
 /** What every endpoint in webhooks.ini has, whatever its schema. */
@@ -91,6 +110,8 @@ export interface EndpointBase {
   readonly signingSecrets?: readonly string[];
   /** 4xx statuses retried like 5xx (e.g. 404 while a CRM deploys); other 4xx are permanent. */
   readonly retryOn?: readonly number[];
+  /** Absent = every call (no `only_*` key set). */
+  readonly routing?: EndpointRouting;
 }
 
 /**

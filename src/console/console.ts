@@ -48,7 +48,7 @@ export function startConsole(
     journal,
     endpointStates() {
       const out = new Map<string, string>();
-      for (const e of parts.endpoints()) out.set(e.name, endpointState(e, e.enabled ? worker.healthOf(e.name) : undefined));
+      for (const e of parts.endpoints()) out.set(e.name, endpointState(worker.healthOf(e.name)));
       return out;
     },
     oldestUndelivered(now) {

@@ -17,10 +17,11 @@ export interface ConsoleSources {
 export type EndpointState = 'ok' | 'failing' | 'paused' | 'disabled';
 export const ENDPOINT_STATES: readonly EndpointState[] = ['ok', 'failing', 'paused', 'disabled'];
 
-export function endpointState(cfg: Pick<EndpointConfig, 'enabled'> | undefined, h: EndpointHealth | undefined): EndpointState {
-  if (cfg === undefined || !cfg.enabled) return 'disabled';
-  if (h?.pausedAt != null) return 'paused';
-  return h?.failingSince != null ? 'failing' : 'ok';
+/** `h`: the worker's health of the endpoint, undefined when the worker does not send to it (disabled, removed). */
+export function endpointState(h: EndpointHealth | undefined): EndpointState {
+  if (h === undefined) return 'disabled';
+  if (h.pausedAt !== null) return 'paused';
+  return h.failingSince !== null ? 'failing' : 'ok';
 }
 
 export interface EndpointView {
@@ -46,13 +47,14 @@ export function endpointsView(s: ConsoleSources, now: number): EndpointView[] {
   const names = [...new Set([...configured.keys(), ...owed.keys()])];
   return names.map((name) => {
     const cfg = configured.get(name);
-    const h = cfg?.enabled ? s.worker.healthOf(name) : undefined;
+    // The worker knows what it sends to: the enabled endpoints and the built-in pbxhook.notify.
+    const h = s.worker.healthOf(name);
     const o = owed.get(name);
     const a = s.store.endpointActivity(name, now - 60_000);
     return {
       name,
-      state: endpointState(cfg, h),
-      url: cfg ? maskUrl(cfg.url) : '(not configured)',
+      state: endpointState(h),
+      url: cfg ? maskUrl(cfg.url) : h ? '(built in)' : '(not configured)',
       depth: o?.depth ?? 0,
       oldestUndeliveredSeconds: o ? Math.max(0, (now - o.oldestCreatedAt) / 1000) : null,
       lastDeliveredAt: a.lastDeliveredAt,
@@ -81,10 +83,9 @@ export function waitOf(s: ConsoleSources, row: OutboxRow, lastRetryAfterMs: numb
   if (row.state === 'in_flight') return { reason: 'sending' };
   const head = s.store.laneHead(row.lane);
   if (head !== undefined && head.seq < row.seq) return { reason: 'behind', seq: head.seq, id: head.id };
-  const cfg = s.endpoints().find((e) => e.name === row.endpoint);
-  if (cfg === undefined || !cfg.enabled) return { reason: 'disabled' };
   const h = s.worker.healthOf(row.endpoint);
-  if (h?.pausedAt != null) return { reason: 'paused', at: h.nextProbeAt === null ? null : Math.max(h.nextProbeAt, row.nextAt) };
+  if (h === undefined) return { reason: 'disabled' };
+  if (h.pausedAt !== null) return { reason: 'paused', at: h.nextProbeAt === null ? null : Math.max(h.nextProbeAt, row.nextAt) };
   if (row.state === 'pending' || row.nextAt <= now) return { reason: 'due', at: row.nextAt };
   // The wait came from Retry-After when the CRM asked for longer than the schedule's step.
   const askedFor = lastRetryAfterMs !== null && row.nextAt - row.updatedAt <= lastRetryAfterMs + 1000 && lastRetryAfterMs > 0;

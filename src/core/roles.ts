@@ -16,6 +16,14 @@ const CONFIG_KEY: Record<RouteRole, string> = { ivr: 'ivrs', queue: 'queues', ri
 
 /** FreePBX findmefollow's contexts: a call to an extension with follow-me on passes one of them. */
 const FOLLOW_ME = new Set(['ext-findmefollow', 'followme-check', 'followme-sub']);
+const IVR_CONTEXT = 'ivr-';
+
+/**
+ * The beginnings of the context names routeAt knows by themselves, for the filter pbxhook asks
+ * Asterisk for (src/ami/event-filter.ts): a dialplan step anywhere else names no route unless the
+ * config or its application does.
+ */
+export const ROUTE_CONTEXTS: readonly string[] = ['ext-queues', 'ext-group', ...FOLLOW_ME, IVR_CONTEXT];
 
 /** Dialplan extensions that are entry points, not numbers: start, invalid, timeout, hangup… */
 function isSpecialExten(exten: string): boolean {
@@ -96,14 +104,14 @@ export class RoleBook {
     const role = this.byTarget.get(`${exten}@${context}`) ?? this.byTarget.get(exten);
     if (role) return this.found(role, exten, () => `roles.${CONFIG_KEY[role]} in the config`);
     if (exten === '' || isSpecialExten(exten)) {
-      if (context.startsWith('ivr-')) return this.found('ivr', context.slice(4), () => `FreePBX context ${context}`);
+      if (context.startsWith(IVR_CONTEXT)) return this.found('ivr', context.slice(IVR_CONTEXT.length), () => `FreePBX context ${context}`);
       return undefined;
     }
     if (context === 'ext-queues') return this.found('queue', exten, () => 'FreePBX context ext-queues');
     if (context === 'ext-group') return this.found('ringgroup', exten, () => 'FreePBX context ext-group');
     // Follow-me is FreePBX's ring group of one extension's phones and numbers, named by the extension.
     if (FOLLOW_ME.has(context)) return this.found('ringgroup', exten.replace(/^FM/, ''), () => `FreePBX context ${context} (follow-me)`);
-    if (context.startsWith('ivr-')) return this.found('ivr', context.slice(4), () => `FreePBX context ${context}`);
+    if (context.startsWith(IVR_CONTEXT)) return this.found('ivr', context.slice(IVR_CONTEXT.length), () => `FreePBX context ${context}`);
     return undefined;
   }
 

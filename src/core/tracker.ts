@@ -31,6 +31,12 @@ export class Tracker {
   readonly heldBy = new Map<string, string>();
   /** Local pair name → the half seen first, until the other half pairs with it. */
   private readonly unpairedLocals = new Map<string, string>();
+  /**
+   * The number the next call gets when its id carries none (FreeSWITCH's UUIDs; an Asterisk
+   * Uniqueid does): 3CX payloads show it in every call id, so a restart must carry it on
+   * (saved with the live calls, issue #14 item 2), or calls after it would be numbered from 0 again.
+   */
+  nextCallNumber = 0;
   /** The newest event time seen: replay's clock for idle timeouts. */
   lastEventAt = 0;
   /**
@@ -250,7 +256,7 @@ const HANDLERS: HandlerTable = {
       ev.party.kind === 'extension' ? heldCallOfExtension(t, endpointOf(ev.party))?.id : undefined;
     const call: Call = {
       id: ev.call,
-      seq: seqOf(ev.call, t.stats.callsStarted),
+      seq: seqOf(ev.call, t.nextCallNumber),
       startedAt: ev.at,
       direction: inbound ? 'inbound' : 'internal',
       directionKnown: inbound,
@@ -277,6 +283,7 @@ const HANDLERS: HandlerTable = {
     };
     t.calls.set(call.id, call);
     t.stats.callsStarted++;
+    t.nextCallNumber++;
     if (inbound) t.emitCall('call.started', call, ev.at);
   },
 

@@ -14,8 +14,6 @@
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
-import type { Readable } from 'node:stream';
-import axios, { type AxiosResponse } from 'axios';
 import type { WebhookRequest } from '../emit/request.js';
 import { parseRetryAfter } from './backoff.js';
 import {
@@ -26,6 +24,7 @@ import {
   HttpStatusError,
   HttpTimeoutError,
 } from './errors.js';
+import { ABORTED, type Answer, DEADLINE, createExchanger } from './http-exchange.js';
 
 export interface HttpClientOptions {
   /** The whole exchange: connect, send, response. */
@@ -82,21 +81,7 @@ export function createHttpClient(opts: HttpClientOptions): HttpClient {
     armConnectTimeout(httpAgent, connectTimeoutMs, 'connect');
     armConnectTimeout(httpsAgent, connectTimeoutMs, 'secureConnect');
   }
-  const client = axios.create({
-    httpAgent,
-    httpsAgent,
-    maxRedirects: 0,
-    validateStatus: () => true,
-    // axios's timeout is a socket idle timer; the AbortSignal per attempt bounds the whole exchange.
-    timeout: timeoutMs,
-    transitional: { clarifyTimeoutError: true },
-    // The body is already the exact wire text; the answer is only logged, never parsed, and read
-    // from its stream up to ANSWER_KEEP_BYTES (readAnswer).
-    transformRequest: [(data: unknown) => data],
-    transformResponse: [(data: unknown) => data],
-    responseType: 'stream',
-    decompress: true,
-  });
+  const exchanger = createExchanger({ httpAgent, httpsAgent, timeoutMs, keepBytes: ANSWER_KEEP_BYTES });
 
   async function attempt(
     req: WebhookRequest,
@@ -105,45 +90,25 @@ export function createHttpClient(opts: HttpClientOptions): HttpClient {
   ): Promise<AttemptResult> {
     const started = performance.now();
     const latency = () => Math.round(performance.now() - started);
-    if (signal?.aborted) return { ok: false, error: new DeliveryAbortedError(req.endpoint), status: undefined, latencyMs: 0, body: undefined };
-    // One controller for both the deadline and shutdown: AbortSignal.timeout + any cost ~15 µs per
-    // attempt, a controller and a timer ~1 µs (issue #7, delivery throughput).
-    const controller = new AbortController();
-    let deadlinePassed = false;
-    const deadline = setTimeout(() => {
-      deadlinePassed = true;
-      controller.abort();
-    }, timeoutMs);
-    const stop = () => controller.abort();
-    signal?.addEventListener('abort', stop, { once: true });
-    let res: AxiosResponse<Readable>;
-    let answer: string;
+    let answer: Answer;
     try {
-      res = await client.request<Readable>({
-        method: req.method,
-        url: req.url,
-        headers: withAuthorization(req, extraHeaders, tokens.get(req.endpoint)),
-        data: req.body === '' ? undefined : req.body,
-        signal: controller.signal,
-      });
-      // The status is in: whatever happens to the body now (too long, cut, slow) cannot change the outcome.
-      answer = await readAnswer(res.data, ANSWER_KEEP_BYTES, controller.signal);
+      answer = await exchanger.exchange(
+        { method: req.method, url: req.url, headers: withAuthorization(req, extraHeaders, tokens.get(req.endpoint)), body: req.body },
+        signal,
+      );
     } catch (err) {
       const error = signal?.aborted
         ? new DeliveryAbortedError(req.endpoint)
-        : classifyFailure(req.endpoint, err, deadlinePassed, timeoutMs, connectTimeoutMs);
+        : classifyFailure(req.endpoint, err, timeoutMs, connectTimeoutMs);
       return { ok: false, error, status: undefined, latencyMs: latency(), body: undefined };
-    } finally {
-      clearTimeout(deadline);
-      signal?.removeEventListener('abort', stop);
     }
-    const { status } = res;
+    const { status } = answer;
     if (status >= 200 && status < 300) return { ok: true, status, latencyMs: latency() };
     const error =
       status >= 300 && status < 400
-        ? new HttpRedirectError(req.endpoint, status, locationForLog(res))
-        : new HttpStatusError(req.endpoint, status, parseRetryAfter(header(res, 'retry-after'), Date.now()));
-    return { ok: false, error, status, latencyMs: latency(), body: bodyForLog(answer, req, tokens) };
+        ? new HttpRedirectError(req.endpoint, status, locationForLog(answer))
+        : new HttpStatusError(req.endpoint, status, parseRetryAfter(header(answer, 'retry-after'), Date.now()));
+    return { ok: false, error, status, latencyMs: latency(), body: bodyForLog(answer.text, req, tokens) };
   }
 
   return {
@@ -195,59 +160,23 @@ function withAuthorization(
 function classifyFailure(
   endpoint: string,
   err: unknown,
-  deadlinePassed: boolean,
   timeoutMs: number,
   connectTimeoutMs: number | undefined,
 ): DeliveryError {
   const code = (err as { code?: unknown }).code;
-  const cause = (err as { cause?: { code?: unknown } }).cause?.code;
-  if (code === CONNECT_TIMEOUT_CODE || cause === CONNECT_TIMEOUT_CODE) {
-    return new HttpTimeoutError(endpoint, connectTimeoutMs ?? timeoutMs, 'connect');
-  }
-  if (deadlinePassed || code === 'ETIMEDOUT') return new HttpTimeoutError(endpoint, timeoutMs);
+  if (code === CONNECT_TIMEOUT_CODE) return new HttpTimeoutError(endpoint, connectTimeoutMs ?? timeoutMs, 'connect');
+  if (code === DEADLINE) return new HttpTimeoutError(endpoint, timeoutMs);
+  if (code === ABORTED) return new DeliveryAbortedError(endpoint);
   const name = typeof code === 'string' ? code : 'UNKNOWN';
   return new HttpNetworkError(endpoint, name, !PERMANENT_NETWORK_CODES.has(name));
 }
 
-/**
- * The first `keep` bytes of an answer, as text; never rejects. A longer answer is not read on: its
- * stream (and socket) is destroyed. One that fails or is cut off midway (the attempt's deadline or
- * a shutdown aborts `signal`) gives what had arrived: by then the status has decided.
- */
-function readAnswer(body: Readable, keep: number, signal: AbortSignal): Promise<string> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cut = (): void => {
-      body.destroy();
-      done();
-    };
-    const done = (): void => {
-      body.off('data', onData);
-      signal.removeEventListener('abort', cut);
-      resolve(Buffer.concat(chunks).subarray(0, keep).toString('utf8'));
-    };
-    if (signal.aborted) return cut();
-    signal.addEventListener('abort', cut, { once: true });
-    const onData = (chunk: Buffer | string): void => {
-      const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      chunks.push(b);
-      size += b.length;
-      if (size >= keep) cut(); // the rest is never read: the connection goes, the memory stays at `keep`
-    };
-    body.on('data', onData);
-    body.once('end', done);
-    body.once('error', done);
-    body.once('close', done);
-  });
-}
-
-function header(res: AxiosResponse<unknown>, name: string): string | undefined {
+function header(res: Answer, name: string): string | undefined {
   const value: unknown = res.headers[name];
   return typeof value === 'string' ? value : undefined;
 }
 
-function locationForLog(res: AxiosResponse<unknown>): string | undefined {
+function locationForLog(res: Answer): string | undefined {
   const location = header(res, 'location');
   return location && urlForLog(location);
 }

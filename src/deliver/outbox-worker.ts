@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { DeliveryConfig, EndpointConfig } from '../config/types.js';
 import type { WebhookRequest } from '../emit/request.js';
 import { type AttemptResult, type HttpClient, urlForLog } from './attempt.js';
+import { type EndpointEvent, NOTIFY_ENDPOINT } from './notify.js';
 import { type EndpointHealth, HEALTHY, type Verdict, afterAttempt } from './outbox-state.js';
 import type { OutboxRow, OutboxStore } from './outbox-store.js';
 import { isStorageFailure } from './outbox-db.js';
@@ -36,17 +37,22 @@ export interface DeliveryStats {
   outboxDepth: number;
 }
 
+/** What delivery needs of an endpoint: a CRM's from webhooks.ini, or the built-in notify endpoint's. */
+export type DeliveryEndpoint = Pick<EndpointConfig, 'name' | 'signingSecrets' | 'retryOn'>;
+
 export interface WorkerOptions {
   readonly store: OutboxStore;
   readonly http: HttpClient;
   readonly log: Logger;
   /** Enabled endpoints; webhooks for others wait in the outbox. */
-  readonly endpoints: readonly EndpointConfig[];
+  readonly endpoints: readonly DeliveryEndpoint[];
   readonly delivery: DeliveryConfig;
   readonly now?: () => number;
   readonly random?: () => number;
   /** Told of every finished attempt (metrics): the outcome and how long the webhook waited in all. */
   readonly onAttempt?: (endpoint: string, outcome: Decision['kind'], sinceQueuedMs: number) => void;
+  /** Told when an endpoint pauses or resumes and when webhooks go dead (delivery.notify_url, issue #16 item 6). */
+  readonly onEndpointEvent?: (ev: EndpointEvent) => void;
 }
 
 /** The outbox cannot be written (a full disk…), since when and why; undefined once a commit succeeds. */
@@ -66,7 +72,7 @@ interface Endpoint {
   health: EndpointHealth;
 }
 
-function endpointsOf(configs: readonly EndpointConfig[], previous: ReadonlyMap<string, Endpoint>): Map<string, Endpoint> {
+function endpointsOf(configs: readonly DeliveryEndpoint[], previous: ReadonlyMap<string, Endpoint>): Map<string, Endpoint> {
   return new Map(
     configs.map((e) => {
       const before = previous.get(e.name);
@@ -159,7 +165,7 @@ export class OutboxWorker {
    * SIGHUP: the new endpoint list takes effect for the next attempt. Endpoints that stay keep their
    * in-flight count and health; webhooks of a removed or disabled endpoint wait in the outbox.
    */
-  setEndpoints(endpoints: readonly EndpointConfig[]): void {
+  setEndpoints(endpoints: readonly DeliveryEndpoint[]): void {
     this.endpoints = endpointsOf(endpoints, this.endpoints);
     this.countPaused();
     this.wake();
@@ -364,10 +370,16 @@ export class OutboxWorker {
   }
 
   private launch(ep: Endpoint, row: OutboxRow, probe: boolean): void {
-    const job = this.deliver(ep, row, probe)
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      ep.inFlight--;
+    };
+    const job = this.deliver(ep, row, probe, release)
       .catch((err: unknown) => this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'delivery attempt failed unexpectedly'))
       .finally(() => {
-        ep.inFlight--;
+        release();
         this.running.delete(job);
         this.wake();
       });
@@ -389,11 +401,16 @@ export class OutboxWorker {
     return next;
   }
 
-  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean): Promise<void> {
+  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean, release: () => void): Promise<void> {
     const { store, http, delivery } = this.o;
     const req: WebhookRequest = { endpoint: row.endpoint, method: row.method, url: row.url, headers: row.headers, body: row.body, orderKey: row.lane };
     this.stats.attempts++;
     const result = await http.attempt(req, deliveryHeaders(row, this.now(), ep.keys), this.abort.signal);
+    // A delivered webhook's slot is free once its answer is in: the commit that records it claims
+    // the next one too, instead of one pump later (issue #15). Its lane stays in flight until then.
+    // A failure keeps its slot until recorded: its verdict may pause the endpoint, which must stop
+    // further claims, and a probe is one at a time.
+    if (result.ok && !probe) release();
     const now = this.now();
     const decision = decide(result, { step: row.step, probe, retryOn: ep.retryOn }, delivery, now, this.random);
     try {
@@ -406,8 +423,11 @@ export class OutboxWorker {
     if (decision.kind === 'dead') this.deadLetters.set(ep.name, (this.deadLetters.get(ep.name) ?? 0) + 1);
     this.o.onAttempt?.(ep.name, decision.kind, now - row.createdAt);
     this.logAttempt(row, result, decision, probe, ep.retryOn);
+    if (decision.kind === 'dead') {
+      this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint: ep.name, at: now, count: 1, reason: decision.reason, webhookId: row.webhookId, call: row.callId });
+    }
     try {
-      this.updateHealth(ep, verdictOf(result, ep.retryOn), now);
+      this.updateHealth(ep, verdictOf(result, ep.retryOn), now, lastErrorOf(result));
     } catch (err) {
       // Kept in memory all the same; written with the endpoint's next change of health.
       this.o.log.error({ err, endpoint: ep.name }, 'could not save the endpoint health');
@@ -439,7 +459,7 @@ export class OutboxWorker {
     if (d.kind !== 'retry') s.outboxDepth = Math.max(0, s.outboxDepth - (d.kind === 'requeue' ? 0 : 1));
   }
 
-  private updateHealth(ep: Endpoint, verdict: Verdict, now: number): void {
+  private updateHealth(ep: Endpoint, verdict: Verdict, now: number, lastError?: string): void {
     const { health, change } = afterAttempt(ep.health, verdict, now, this.o.delivery);
     if (health === ep.health) return;
     const before = ep.health;
@@ -450,9 +470,12 @@ export class OutboxWorker {
         { endpoint: ep.name, failingForMs: now - (health.failingSince ?? now), probeEveryMs: this.o.delivery.probeEveryMs },
         'endpoint paused: every attempt failed for delivery.pause_after; probing it until it answers',
       );
+      const failingForMs = now - (health.failingSince ?? now);
+      this.o.onEndpointEvent?.({ type: 'endpoint.paused', endpoint: ep.name, at: now, failingForMs, ...(lastError !== undefined ? { lastError } : {}) });
     } else if (change === 'resumed') {
       const due = this.o.store.resumeEndpoint(ep.name, now);
       this.o.log.info({ endpoint: ep.name, pausedForMs: now - (before.pausedAt ?? now), due }, 'endpoint resumed: its probe was answered');
+      this.o.onEndpointEvent?.({ type: 'endpoint.resumed', endpoint: ep.name, at: now, pausedForMs: now - (before.pausedAt ?? now) });
     }
     this.countPaused();
   }
@@ -467,7 +490,8 @@ export class OutboxWorker {
     const fields = {
       endpoint: row.endpoint,
       method: row.method,
-      url: urlForLog(row.url),
+      // A chat tool's incoming-webhook URL is its secret, path included.
+      url: row.endpoint === NOTIFY_ENDPOINT ? 'delivery.notify_url' : urlForLog(row.url),
       webhookId: row.webhookId,
       call: row.callId,
       seq: row.seq,
@@ -504,6 +528,7 @@ export class OutboxWorker {
           this.deadLetters.set(endpoint, (this.deadLetters.get(endpoint) ?? 0) + count);
           log.error({ endpoint, count, code: what === 'delivery.max_age' ? 'PBXHOOK_OUTBOX_EXPIRED' : 'PBXHOOK_OUTBOX_FULL' },
             `outbox limit ${what} reached: webhooks moved to dead (pbxhook outbox list --state dead)`);
+          this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint, at: now, count, reason: `outbox limit ${what} reached` });
         }
       }
       const delivered = store.purge('delivered', now - d.keepDeliveredMs);
@@ -544,4 +569,10 @@ function verdictOf(r: AttemptResult, retryOn: readonly number[]): Verdict {
   if (r.ok) return 'answered';
   if (r.error.code === 'PBXHOOK_HTTP_ABORTED') return 'aborted';
   return isRetryable(r, retryOn) ? 'unreachable' : 'answered';
+}
+
+/** For a notification: `HTTP 503`, or the error code when nothing answered. */
+function lastErrorOf(result: AttemptResult): string | undefined {
+  if (result.ok) return undefined;
+  return result.status !== undefined ? `HTTP ${result.status}` : result.error.code;
 }

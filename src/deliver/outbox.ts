@@ -7,6 +7,7 @@ import { createHttpClient } from './attempt.js';
 import { tokensOf } from './auth.js';
 import { OutboxStore } from './outbox-store.js';
 import { OutboxWorker, type WorkerOptions } from './outbox-worker.js';
+import { NOTIFY_ENDPOINT, notifyRequest, shouldNotify } from './notify.js';
 import { holdStateDir } from './state-lock.js';
 
 export const OUTBOX_FILE = 'outbox.sqlite';
@@ -55,8 +56,19 @@ export function openOutbox(
   // The client reads this map on every request, so a reload updates it in place.
   const tokens = tokensOf(cfg);
   const http = createHttpClient({ timeoutMs: cfg.delivery.timeoutMs, connectTimeoutMs: cfg.delivery.connectTimeoutMs, tokens });
-  const enabled = (c: Pick<Config, 'endpoints'>) => c.endpoints.filter((e) => e.enabled);
-  const worker = new OutboxWorker({ store, http, log, endpoints: enabled(cfg), delivery: cfg.delivery, ...(onAttempt ? { onAttempt } : {}) });
+  // delivery.notify_url is one more endpoint of the outbox: retried, paused and ordered like a CRM's.
+  const notifyUrl = cfg.delivery.notifyUrl;
+  const notify = notifyUrl === undefined ? [] : [{ name: NOTIFY_ENDPOINT }];
+  const enabled = (c: Pick<Config, 'endpoints'>) => [...c.endpoints.filter((e) => e.enabled), ...notify];
+  const onEndpointEvent: WorkerOptions['onEndpointEvent'] =
+    notifyUrl === undefined
+      ? undefined
+      : (ev) => {
+          if (shouldNotify(ev)) worker.enqueue([notifyRequest(ev, notifyUrl)]);
+        };
+  const worker: OutboxWorker = new OutboxWorker({
+    store, http, log, endpoints: enabled(cfg), delivery: cfg.delivery, ...(onAttempt ? { onAttempt } : {}), ...(onEndpointEvent ? { onEndpointEvent } : {}),
+  });
   return {
     store,
     worker,

@@ -20,6 +20,7 @@ import { EslAuthError, EslConnectError, type EslClientError } from './errors.js'
 import { subscribeCommand } from './events.js';
 import type { EslFrame } from './frame.js';
 import { DEFAULT_MAX_BODY_BYTES, EslFramer } from './framer.js';
+import { eslSkipLog } from './skips.js';
 
 export interface EslConnectConfig {
   readonly host: string;
@@ -35,10 +36,10 @@ export type EslStatus = 'connected' | 'disconnected';
 
 /**
  * Why PBX input was not turned into a frame (pbxhook_frames_skipped_total{reason}): `oversized`
- * over max_frame_bytes; `desync` a body announced over the bound, after which the connection is
- * dropped and made again.
+ * over max_frame_bytes (a body) or the framer's header cap (a header block); `desync` after either,
+ * the connection is dropped and made again; `unexpected` a frame of no Content-Type FreeSWITCH sends.
  */
-export type EslSkipReason = 'oversized' | 'desync';
+export type EslSkipReason = 'oversized' | 'desync' | 'unexpected';
 
 export interface EslHandlers {
   /** Called synchronously from the socket's data handler; a throw is logged, never fatal. */
@@ -80,15 +81,21 @@ const LEGACY_SUBSCRIPTION = 'event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE'
 
 /**
  * The framer the live client reads with: bodies capped at `maxFrameBytes` (an `api` answer at
- * 64 MiB); an oversized body stops it, and the client connects afresh.
+ * 64 MiB), header blocks at the framer's own cap; an oversized body or header block stops it, and
+ * the client connects afresh: neither an announced length nor a header block that never ends
+ * tells where the next frame starts.
  */
 export function liveEslFramer(maxFrameBytes: number = DEFAULT_MAX_BODY_BYTES): EslFramer {
   return new EslFramer({
     maxBodyBytes: maxFrameBytes,
     bodyLimit: (h) => (h['Content-Type'] === 'api/response' ? Math.max(maxFrameBytes, API_ANSWER_MAX_BYTES) : maxFrameBytes),
     stopAtOversizedBody: true,
+    stopAtOversizedHeader: true,
   });
 }
+
+/** Frames that carry nothing for us and are no anomaly: FreeSWITCH's goodbye, its log lines. */
+const QUIET_TYPES = new Set(['text/disconnect-notice', 'text/rude-rejection', 'log/data']);
 
 /** A command's answer: `command/reply` or `api/response`, in the order the commands were sent. */
 type Pending = (reply: EslFrame | undefined) => void;
@@ -104,6 +111,7 @@ export function connectEsl(cfg: EslConnectConfig, handlers: EslHandlers, log: Es
     let socketClosed = false;
     const closeWaiters: Array<() => void> = [];
     const pending: Pending[] = [];
+    const skips = eslSkipLog(log, where);
 
     const command = (text: string, answer: Pending): void => {
       pending.push(answer);
@@ -178,8 +186,10 @@ export function connectEsl(cfg: EslConnectConfig, handlers: EslHandlers, log: Es
         });
       } else if (type === 'command/reply' || type === 'api/response') {
         pending.shift()?.(frame);
+      } else if (!QUIET_TYPES.has(type ?? '')) {
+        handlers.onSkip?.('unexpected');
+        skips.skipped('unexpected', { contentType: type === undefined ? null : type.slice(0, 64) });
       }
-      // text/disconnect-notice, log/data…: nothing to do; FreeSWITCH closes the socket itself.
     };
     const deliver = (frame: EslFrame): void => {
       try {
@@ -196,14 +206,20 @@ export function connectEsl(cfg: EslConnectConfig, handlers: EslHandlers, log: Es
       const stats = framer.stats;
       if (stats.oversizedFrames === oversized) return;
       for (; oversized < stats.oversizedFrames; oversized++) handlers.onSkip?.('oversized');
-      log.warn({ ...where, code: 'PBXHOOK_ESL_FRAME_SKIPPED', reason: 'oversized', maxFrameBytes, oversizedFrames: oversized }, 'ESL frame over max_frame_bytes skipped');
+      log.warn(
+        { ...where, code: 'PBXHOOK_ESL_FRAME_SKIPPED', reason: 'oversized', maxFrameBytes, maxHeaderBytes: framer.maxHeaderBytes, oversizedFrames: oversized },
+        'ESL frame over max_frame_bytes (body) or maxHeaderBytes (header block) skipped',
+      );
       if (framer.stopped && !desynced) {
         desynced = true;
         // The announced length is the only way to the next frame: if it is wrong, skipping by it
-        // swallows every later event while the socket looks healthy (issue #14). A fresh connection
+        // swallows every later event while the socket looks healthy (issue #14); a header block
+        // that never ends has no blank line of its own to skip to, and the next one found ends the
+        // next real frame's header (skipping to it would drop that frame unseen). A fresh connection
         // frames from a known start, and the reconnect resync catches up on what was missed.
         handlers.onSkip?.('desync');
-        log.warn({ ...where, code: 'PBXHOOK_ESL_DESYNC', maxFrameBytes }, 'ESL body announced over max_frame_bytes: reconnecting');
+        const what = stats.oversizedBodies > 0 ? 'ESL body announced over max_frame_bytes' : `ESL header block over ${framer.maxHeaderBytes} bytes`;
+        log.warn({ ...where, code: 'PBXHOOK_ESL_DESYNC', maxFrameBytes, maxHeaderBytes: framer.maxHeaderBytes }, `${what}: reconnecting`);
         sock.destroy();
       }
     });
@@ -218,6 +234,7 @@ export function connectEsl(cfg: EslConnectConfig, handlers: EslHandlers, log: Es
 
     sock.on('close', () => {
       socketClosed = true;
+      skips.flush();
       for (const answer of pending.splice(0)) answer(undefined);
       for (const done of closeWaiters.splice(0)) done();
       if (phase === 'ready') {

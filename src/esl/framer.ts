@@ -32,6 +32,12 @@ export interface EslFramerOptions {
    * swallow every later event; the client then connects afresh.
    */
   readonly stopAtOversizedBody?: boolean;
+  /**
+   * Stop at a header block over `maxHeaderBytes` instead of dropping it up to the next blank line.
+   * For a live socket: a block that never ends has no blank line of its own, so the next one is the
+   * end of the next real frame's header block, and skipping to it would drop that frame unseen.
+   */
+  readonly stopAtOversizedHeader?: boolean;
 }
 
 export interface EslFramerStats {
@@ -63,7 +69,7 @@ type Phase =
   | { readonly kind: 'body'; readonly headers: Record<string, string>; readonly length: number }
   /** Dropping an oversized body: `left` bytes still to skip. */
   | { readonly kind: 'skip-body'; left: number }
-  /** After an oversized body with `stopAtOversizedBody`: nothing more is framed. */
+  /** After an oversized body or header block with `stopAtOversized…`: nothing more is framed. */
   | { readonly kind: 'stopped' };
 
 export class EslFramer {
@@ -74,6 +80,7 @@ export class EslFramer {
   };
   private readonly bodyLimit: ((headers: Readonly<Record<string, string>>) => number) | undefined;
   private readonly stopAtOversizedBody: boolean;
+  private readonly stopAtOversizedHeader: boolean;
   private phase: Phase = { kind: 'head' };
   /**
    * Bytes carried between pushes, `store[0, restLen)`: an unfinished header block or body (or ≤ 1
@@ -90,6 +97,7 @@ export class EslFramer {
     this.maxBodyBytes = positive('maxBodyBytes', opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
     this.bodyLimit = opts.bodyLimit;
     this.stopAtOversizedBody = opts.stopAtOversizedBody ?? false;
+    this.stopAtOversizedHeader = opts.stopAtOversizedHeader ?? false;
   }
 
   get stats(): Readonly<EslFramerStats> {
@@ -101,7 +109,7 @@ export class EslFramer {
     return this.restLen;
   }
 
-  /** True once an oversized body stopped the framer (`stopAtOversizedBody`). */
+  /** True once an oversized body or header block stopped the framer (`stopAtOversized…`). */
   get stopped(): boolean {
     return this.phase.kind === 'stopped';
   }
@@ -176,7 +184,7 @@ export class EslFramer {
       if (blank < 0) {
         if (n - pos > this.maxHeaderBytes) {
           this.counters.oversizedFrames++;
-          this.phase = { kind: 'skip-head' };
+          this.phase = this.stopAtOversizedHeader ? { kind: 'stopped' } : { kind: 'skip-head' };
           continue;
         }
         this.scanFrom = Math.max(0, n - pos - 1);
@@ -184,6 +192,11 @@ export class EslFramer {
       }
       if (blank + 1 - pos > this.maxHeaderBytes) {
         this.counters.oversizedFrames++;
+        // Stopped whether or not its end is in this chunk: the result must not depend on chunking.
+        if (this.stopAtOversizedHeader) {
+          this.phase = { kind: 'stopped' };
+          continue;
+        }
         this.counters.skippedBytes += blank + 2 - pos;
         pos = blank + 2;
         continue;

@@ -94,6 +94,7 @@ export class LegBook {
       if (!leg || leg.partner === other) continue;
       leg.formerPartner = leg.partner;
       leg.partner = other;
+      this.changed?.add(self); // not handed out by get(): saved here, or a restart would forget it
     }
   }
 

@@ -18,6 +18,11 @@ export interface EslNormaliseStats extends DecodeStats {
   ignored: number;
   /** Events about a channel whose CHANNEL_CREATE was never seen (joined mid-call, or a lost event). */
   unknownChannel: number;
+  /**
+   * Channel events (CHANNEL_*, RECORD_*) without a Unique-ID: skipped. FreeSWITCH puts one on every
+   * such event; without it a CHANNEL_CREATE would start a call of channel "" (issue #14).
+   */
+  noChannel: number;
 }
 
 type Handler = (n: EslNormaliser, ev: EslEvent, at: number) => PbxEvent[];
@@ -295,6 +300,9 @@ const HANDLER_TABLE: Record<string, Handler> = {
   MESSAGE: message,
 };
 
+/** Events about one channel, which FreeSWITCH always names by its Unique-ID. */
+const CHANNEL_EVENT = /^(CHANNEL|RECORD)_/;
+
 // A Map, not the object: an event named "constructor" must not find Object's prototype.
 const HANDLERS = new Map<string, Handler>(Object.entries(HANDLER_TABLE));
 
@@ -310,7 +318,7 @@ function timeOf(ev: EslEvent, now: () => number): number {
  */
 export class EslNormaliser {
   readonly stats: EslNormaliseStats = {
-    events: 0, used: 0, unknown: 0, ignored: 0, unknownChannel: 0, malformedLines: 0, undecodable: 0,
+    events: 0, used: 0, unknown: 0, ignored: 0, unknownChannel: 0, noChannel: 0, malformedLines: 0, undecodable: 0,
   };
   readonly legs = new LegBook();
 
@@ -332,6 +340,10 @@ export class EslNormaliser {
     if (!handler) {
       if (isKnownEslEvent(name)) this.stats.ignored++;
       else this.stats.unknown++;
+      return [];
+    }
+    if (CHANNEL_EVENT.test(name) && header(ev, 'Unique-ID') === '') {
+      this.stats.noChannel++;
       return [];
     }
     const out = handler(this, ev, timeOf(ev, this.now));

@@ -20,6 +20,8 @@ export interface MetricSources {
   oldestUndelivered?(): ReadonlyMap<string, number>;
   /** Endpoint → webhooks that became dead since start (attempts and outbox limits). */
   deadLetters?(): ReadonlyMap<string, number>;
+  /** Endpoints with `only_*` keys → webhooks held now, and dropped past the per-call bound (issue #16 item 5). */
+  routing?(): ReadonlyMap<string, { readonly heldNow: number; readonly heldDropped: number }>;
 }
 
 /** The states pbxhook_endpoint_state reports, each endpoint 1 in one of them and 0 in the others. */
@@ -157,6 +159,20 @@ export function createMetrics(src: MetricSources): Metrics {
   });
   mirroredCounter(registry, 'pbxhook_dead_letters_total', 'Webhooks that became dead, by endpoint (given up on, or an outbox limit)', ['endpoint'], function* () {
     for (const [endpoint, n] of src.deadLetters?.() ?? []) yield [{ endpoint }, n] as const;
+  });
+  // Routing by number (issue #16 item 5): a call's webhooks held until it matches an endpoint.
+  new Gauge({
+    name: 'pbxhook_routing_held',
+    help: 'Webhooks held for calls not yet known to match the endpoint (only_* keys)',
+    labelNames: ['endpoint'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [endpoint, r] of src.routing?.() ?? []) this.set({ endpoint }, r.heldNow);
+    },
+  });
+  mirroredCounter(registry, 'pbxhook_routing_held_dropped_total', 'Webhooks dropped past the per-call bound while their call was not yet known to match', ['endpoint'], function* () {
+    for (const [endpoint, r] of src.routing?.() ?? []) yield [{ endpoint }, r.heldDropped] as const;
   });
   const deliveryLatency = new Histogram({
     name: 'pbxhook_delivery_latency_seconds',

@@ -31,6 +31,8 @@ export function metricSources(d: DaemonParts): MetricSources {
       oversized: 0,
       ...d.inputSkipped?.(),
       unknown: d.pipeline.ami.stats.unknown + d.pipeline.esl.stats.unknown,
+      undecodable: d.pipeline.esl.stats.undecodable,
+      no_channel: d.pipeline.esl.stats.noChannel,
       failed: d.frameErrors(),
       orphan: d.pipeline.tracker.stats.orphanEvents,
     }),
@@ -42,6 +44,7 @@ export function metricSources(d: DaemonParts): MetricSources {
     outbox: () => d.outbox.store.stateCounts(),
     outboxDepth: () => d.outbox.worker.stats.outboxDepth,
     outboxWriteFailing: () => d.outbox.worker.writeFailure !== undefined,
+    routing: () => d.pipeline.routing(),
   };
 }
 

@@ -138,6 +138,59 @@ export function writeConfig(
   return { yaml, stateDir };
 }
 
+/**
+ * As writeConfig, for FreeSWITCH: pbx.type freeswitch on `eslPort` with `password` (and `pbxExtra`
+ * lines under pbx:), the lab's ring groups.
+ */
+export function writeEslConfig(
+  root: string,
+  eslPort: number,
+  password: string,
+  yamlExtra: readonly string[],
+  ini: string,
+  pbxExtra: readonly string[] = [],
+): { yaml: string; stateDir: string } {
+  const folder = mkdtempSync(path.join(root, 'case-'));
+  const stateDir = path.join(folder, 'state');
+  const yaml = path.join(folder, 'pbxhook.yaml');
+  writeFileSync(
+    yaml,
+    [
+      'pbx:', '  type: freeswitch', '  host: 127.0.0.1', `  port: ${eslPort}`, `  password: ${password}`, ...pbxExtra,
+      'roles:', '  ring_groups: ["830@default", "831@default"]',
+      'calls:', '  timezone: UTC',
+      'log:', '  level: info',
+      `state_dir: ${stateDir}`,
+      'webhooks: ./webhooks.ini',
+      ...(yamlExtra.some((l) => l.startsWith('ops:')) ? [] : ['ops:', '  listen: 127.0.0.1:0']),
+      ...yamlExtra,
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(path.join(folder, 'webhooks.ini'), ini);
+  return { yaml, stateDir };
+}
+
+/** The ops port the daemon picked (ops.listen 127.0.0.1:0), from its log. */
+export async function opsPort(d: Daemon): Promise<number> {
+  const line = () => d.logs().find((l) => l.msg === 'metrics, health and status page listening');
+  await waitFor(() => line() !== undefined, () => `the ops server\n${d.out.stderr.slice(-3000)}`, 20_000);
+  return line()!.port as number;
+}
+
+/** GET /healthz on the daemon's ops port. */
+export async function healthz(port: number): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
+/** One sample of /metrics, e.g. `pbxhook_frames_skipped_total{reason="desync"}`; undefined when absent. */
+export async function metric(port: number, sample: string): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+}
+
 export function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PBXHOOK_')));
 }

@@ -24,6 +24,18 @@ export interface FakeAmiOptions {
    * call while it is live for as long as it needs, instead of racing the trace's clock (issue #13).
    */
   readonly pauseBefore?: RegExp;
+  /**
+   * How the server answers the `Filter` action (issue #15): `apply` (default) as Asterisk does for
+   * a user with `write = system`: from then on the session gets only the trace's events one of
+   * its filters matches; `refuse` as Asterisk does without it (`Permission denied`).
+   */
+  readonly filter?: 'apply' | 'refuse';
+  /**
+   * Start streaming at the answer to the client's first action after the Login (its Filter)
+   * instead of at the Login: a test that compares filtered and unfiltered sessions needs the
+   * whole trace to meet the filter.
+   */
+  readonly streamAfterFirstAction?: boolean;
 }
 
 export interface FakeAmi {
@@ -32,6 +44,8 @@ export interface FakeAmi {
   readonly done: Promise<void>;
   /** Every action received (lower-case), all connections together. */
   readonly actions: string[];
+  /** Messages of the trace a session's filters held back, all connections together. */
+  readonly filteredOut: number;
   /** The Uniqueids CoreShowChannels lists from now on (none by default). */
   setChannels(uniqueids: readonly string[]): void;
   /** What a client logging in from now on is streamed instead of the trace (e.g. nothing). */
@@ -113,7 +127,19 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
   let resumed = opts.pauseBefore === undefined;
   const waiting: Array<() => void> = [];
 
-  const stream = (sock: net.Socket): void => {
+  let filteredOut = 0;
+  /** Asterisk's per-session whitelist (manager.c match_filter): any regex found in the event text. */
+  const passes = (m: TraceMessage, filters: readonly RegExp[]): boolean => {
+    if (filters.length === 0) return true;
+    const text = m.bytes.toString('latin1');
+    // Only events are filtered; what answers an action goes to the session that asked.
+    if (!/^Event:/i.test(text) || /(?:^|\n)ActionID:/i.test(text)) return true;
+    if (filters.some((f) => f.test(text))) return true;
+    filteredOut++;
+    return false;
+  };
+
+  const stream = (sock: net.Socket, filters: readonly RegExp[]): void => {
     const list = messages; // this connection's stream, whatever setTrace does meanwhile
     const hold = resumed ? -1 : list.findIndex((m) => opts.pauseBefore!.test(m.bytes.toString('latin1')));
     const start = Date.now();
@@ -131,7 +157,7 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
         }
         due = speed === Infinity ? 0 : dues[i]!;
         if (due > Date.now() - start) break;
-        batch.push(list[i]!.bytes);
+        if (passes(list[i]!, filters)) batch.push(list[i]!.bytes);
         i++;
       }
       const last = i === list.length;
@@ -148,7 +174,15 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
     step();
   };
 
-  const answer = (sock: net.Socket, f: AmiFrame, state: { loggedIn: boolean }): void => {
+  interface Session {
+    loggedIn: boolean;
+    /** The Filter actions' regular expressions (the stream reads them at each message). */
+    readonly filters: RegExp[];
+    /** Streaming waits for the first action after the Login (streamAfterFirstAction). */
+    waiting: boolean;
+  }
+
+  const answer = (sock: net.Socket, f: AmiFrame, state: Session): void => {
     const action = (f.fields.action ?? '').toLowerCase();
     actions.push(action);
     const id = f.fields.actionid;
@@ -161,7 +195,8 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
         reply(['Response: Success', 'Message: Authentication accepted']);
         state.loggedIn = true;
         loggedIn.add(sock);
-        stream(sock);
+        if (opts.streamAfterFirstAction) state.waiting = true;
+        else stream(sock, state.filters);
       } else {
         reply(['Response: Error', 'Message: Authentication failed']);
         sock.end(); // Asterisk ends the session after a failed login
@@ -176,8 +211,22 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
       reply(['Response: Success', 'EventList: start', 'Message: Channels will follow']);
       for (const u of channels) reply(['Event: CoreShowChannel', `Channel: PJSIP/fake-${u}`, `Uniqueid: ${u}`, `Linkedid: ${u}`]);
       reply(['Event: CoreShowChannelsComplete', 'EventList: Complete', `ListItems: ${channels.length}`]);
+    } else if (action === 'filter') {
+      if (opts.filter === 'refuse') {
+        reply(['Response: Error', 'Message: Permission denied']);
+      } else if ((f.fields.operation ?? '').toLowerCase() === 'add' && f.fields.filter) {
+        // Asterisk compiles it POSIX extended without REG_NEWLINE, so `.` spans lines: JS's `s`.
+        state.filters.push(new RegExp(f.fields.filter, 's'));
+        reply(['Response: Success', 'Message: Filter Added Successfully']);
+      } else {
+        reply(['Response: Error', 'Message: Filter Not Added']);
+      }
     } else {
       reply(['Response: Success']);
+    }
+    if (state.waiting && action !== 'login') {
+      state.waiting = false;
+      stream(sock, state.filters);
     }
   };
 
@@ -188,7 +237,7 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
     sock.setNoDelay(true);
     sock.write(banner);
     const framer = new AmiFramer();
-    const state = { loggedIn: false };
+    const state: Session = { loggedIn: false, filters: [], waiting: false };
     sock.on('data', (chunk) => {
       for (const f of framer.push(chunk)) answer(sock, f, state);
     });
@@ -209,6 +258,9 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
     port: address.port,
     done,
     actions,
+    get filteredOut() {
+      return filteredOut;
+    },
     setChannels: (ids) => void (channels = [...ids]),
     setTrace: (bytes) => void (messages = splitTrace(bytes).messages),
     send: (bytes) => {

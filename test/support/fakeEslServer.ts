@@ -18,6 +18,18 @@ export interface FakeEslOptions {
   readonly password: string;
   /** Replay speed factor: 1 = real time, Infinity (default) = as fast as possible. */
   readonly speed?: number;
+  /**
+   * Raw bytes (hostile input, issue #14) written to the first subscriber only, right after its
+   * subscription is answered and before the trace: a client that reconnects over them is
+   * streamed the trace alone.
+   */
+  readonly before?: Buffer;
+  /**
+   * `show channels` also lists the channels this connection was streamed a CHANNEL_CREATE and no
+   * CHANNEL_DESTROY for, as FreeSWITCH would: a call streamed from the moment a client subscribes
+   * is up when its resync asks.
+   */
+  readonly channelsAsStreamed?: boolean;
 }
 
 export interface FakeEsl {
@@ -49,6 +61,8 @@ export function loadTrace(path: string): Buffer {
 
 export interface TraceFrame {
   readonly bytes: Buffer;
+  /** The Unique-ID a CHANNEL_CREATE (+1) or CHANNEL_DESTROY (-1) is about. */
+  readonly channel?: { readonly uuid: string; readonly change: 1 | -1 };
   /** Microseconds (`Event-Date-Timestamp`), undefined for frames without one. */
   readonly at: number | undefined;
   readonly event: boolean;
@@ -67,7 +81,11 @@ export function splitTrace(trace: Buffer): TraceFrame[] {
     const bytes = trace.subarray(pos, end);
     const event = /Content-Type: text\/event-(plain|json)/.test(head);
     const ts = event ? /Event-Date-Timestamp"?:\s*"?(\d+)/.exec(bytes.toString('latin1')) : null;
-    frames.push({ bytes, at: ts ? Number(ts[1]) : undefined, event });
+    const text = event ? bytes.toString('latin1') : '';
+    const name = /Event-Name"?:\s*"?(CHANNEL_CREATE|CHANNEL_DESTROY)\b/.exec(text);
+    const uuid = name ? /(?:^|\n|")Unique-ID"?:\s*"?([^"\n]+)/.exec(text) : null;
+    const channel = name && uuid ? { uuid: uuid[1]!, change: name[1] === 'CHANNEL_CREATE' ? (1 as const) : (-1 as const) } : undefined;
+    frames.push({ bytes, at: ts ? Number(ts[1]) : undefined, event, ...(channel ? { channel } : {}) });
     pos = end;
   }
   return frames;
@@ -86,6 +104,7 @@ export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
   // The capture's own auth/request and command replies are not replayed: ours are sent live.
   let events = splitTrace(trace).filter((f) => f.event);
   let channels: readonly string[] = [];
+  let before = opts.before;
   const subscribed = new Set<net.Socket>();
   const speed = opts.speed ?? Infinity;
   const sockets = new Set<net.Socket>();
@@ -94,9 +113,22 @@ export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
   let markDone!: () => void;
   const done = new Promise<void>((resolve) => (markDone = resolve));
 
+  /** Per connection, the channels its stream created and did not destroy (channelsAsStreamed). */
+  const streamedUp = new Map<net.Socket, Set<string>>();
+  const streamed = (sock: net.Socket, frames: readonly TraceFrame[]): void => {
+    if (!opts.channelsAsStreamed) return;
+    const up = streamedUp.get(sock) ?? new Set<string>();
+    streamedUp.set(sock, up);
+    for (const f of frames) {
+      if (f.channel?.change === 1) up.add(f.channel.uuid);
+      else if (f.channel) up.delete(f.channel.uuid);
+    }
+  };
+
   const stream = (sock: net.Socket): void => {
     const list = events; // this connection's stream, whatever setTrace does meanwhile
     if (speed === Infinity) {
+      streamed(sock, list);
       sock.write(Buffer.concat(list.map((f) => f.bytes)), () => markDone());
       return;
     }
@@ -107,12 +139,14 @@ export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
     let due = 0;
     const step = (): void => {
       const batch: Buffer[] = [];
+      const from = i;
       while (i < list.length) {
         due = dues[i]!;
         if (due > Date.now() - start) break;
         batch.push(list[i]!.bytes);
         i++;
       }
+      streamed(sock, list.slice(from, i));
       const last = i === list.length;
       if (batch.length > 0 && !sock.destroyed) sock.write(Buffer.concat(batch), last ? () => markDone() : undefined);
       else if (last) markDone();
@@ -144,12 +178,15 @@ export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
       if (!state.streaming && format === 'plain' && rest.length > 1) {
         state.streaming = true;
         subscribed.add(sock);
+        if (before) sock.write(before);
+        before = undefined;
         stream(sock);
       }
     } else if (verb === 'api') {
       // `show channels as json` as FreeSWITCH prints it; `{"row_count":0}` alone when there are none.
+      const up = [...new Set([...channels, ...(streamedUp.get(sock) ?? [])])];
       const body = rest.join(' ') === 'show channels as json'
-        ? JSON.stringify(channels.length === 0 ? { row_count: 0 } : { row_count: channels.length, rows: channels.map((uuid) => ({ uuid, direction: 'inbound' })) })
+        ? JSON.stringify(up.length === 0 ? { row_count: 0 } : { row_count: up.length, rows: up.map((uuid) => ({ uuid, direction: 'inbound' })) })
         : '-ERR no such command\n';
       sock.write(`Content-Type: api/response\nContent-Length: ${Buffer.byteLength(body)}\n\n${body}`);
     } else if (verb === 'exit') {
@@ -161,7 +198,7 @@ export async function startFakeEsl(opts: FakeEslOptions): Promise<FakeEsl> {
 
   const server = net.createServer((sock) => {
     sockets.add(sock);
-    sock.on('close', () => (sockets.delete(sock), subscribed.delete(sock)));
+    sock.on('close', () => (sockets.delete(sock), subscribed.delete(sock), streamedUp.delete(sock)));
     sock.on('error', () => {}); // a client vanishing mid-trace is not a test failure here
     sock.setNoDelay(true);
     sock.write(AUTH_REQUEST);

@@ -11,6 +11,8 @@ import type { EslFrame } from './esl/frame.js';
 import { startEslIngest } from './esl/ingest.js';
 import { eslSkipLog } from './esl/skips.js';
 import { startOpsServer, type OpsServer } from './ops/server.js';
+import { CONSOLE_PAGE, journalOf, startConsole } from './console/console.js';
+import type { CallJournal } from './console/journal.js';
 import { health, metricSources, statusSnapshot, type DaemonParts } from './ops/sources.js';
 import { Pipeline } from './pipeline.js';
 import { amiResync, eslResync } from './resync.js';
@@ -72,6 +74,8 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     return EX_CANTCREAT;
   }
   const pipeline = new Pipeline(cfg);
+  // The console's call journal hears every call from the first event (issue #16 item 4).
+  const journal = cfg.opsListen !== undefined ? journalOf(cfg, pipeline, outbox.store) : undefined;
   const restored = restoreLiveCalls(pipeline, outbox, log);
   let frameErrors = 0;
 
@@ -134,15 +138,19 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   // Idle timeouts on the PBX's clock, never the host's: the two may be hours apart (issue #14 item 6).
   const ticker = setInterval(() => dispatch(pipeline.tick(pipeline.pbxNow())), tickMsFor(cfg.calls.idleTimeoutSeconds));
 
+  let endpointsNow = cfg.endpoints;
   const parts: DaemonParts = {
     cfg, pipeline, outbox, pbxConnected: () => ingest.connected, pbxState: () => ingest.state, frameErrors: () => frameErrors,
-    inputSkipped: () => inputSkipped, attempts,
+    inputSkipped: () => inputSkipped, attempts, endpoints: () => endpointsNow,
   };
-  const ops = await startOps(cfg, parts, log);
+  const ops = await startOps(cfg, parts, journal, log);
   observe = ops ? ops.observe : () => undefined;
   for (const [endpoint, seconds] of early.splice(0)) observe(endpoint, seconds);
 
-  opts.onReload?.(() => reload(cfg.file, pipeline, outbox, log));
+  opts.onReload?.(() => {
+    const next = reload(cfg.file, pipeline, outbox, log);
+    if (next) endpointsNow = next.endpoints;
+  });
 
   // Only a refused login ends the run by itself: retrying the same credentials cannot help.
   const refused = await Promise.race([opts.stop.then(() => undefined), ingest.refused]);
@@ -225,12 +233,20 @@ async function stopWithin(
 async function startOps(
   cfg: Config,
   parts: DaemonParts,
+  journal: CallJournal | undefined,
   log: Logger,
 ): Promise<{ server: OpsServer; observe: (endpoint: string, seconds: number) => void } | undefined> {
   if (cfg.opsListen === undefined) return undefined;
   // prom-client (~10 MB of RSS) is loaded only with ops on (issue #14, memory).
   const { createMetrics } = await import('./ops/metrics.js');
-  const metrics = createMetrics(metricSources(parts));
+  const operatorConsole = startConsole(journal, parts, log);
+  const deadLetters = () => new Map([...parts.endpoints().map((e) => [e.name, 0] as const), ...parts.outbox.worker.deadLetters]);
+  const metrics = createMetrics({
+    ...metricSources(parts),
+    endpointStates: () => operatorConsole.endpointStates(),
+    oldestUndelivered: () => operatorConsole.oldestUndelivered(Date.now()),
+    deadLetters,
+  });
   try {
     const server = await startOpsServer({
       listen: cfg.opsListen,
@@ -238,6 +254,8 @@ async function startOps(
       registry: metrics.registry,
       health: () => health(parts),
       status: () => statusSnapshot(parts, Date.now()),
+      page: CONSOLE_PAGE,
+      console: operatorConsole.handler,
     });
     log.info({ listen: cfg.opsListen, port: server.port }, 'metrics, health and status page listening');
     return { server, observe: (endpoint, seconds) => metrics.deliveryLatency.observe({ endpoint }, seconds) };
@@ -251,15 +269,16 @@ async function startOps(
  * SIGHUP: re-reads the config and swaps the endpoints (renderers, tokens, signing). Live calls
  * and the PBX connection are untouched; a bad file is logged and the running config kept.
  */
-function reload(file: string, pipeline: Pipeline, outbox: Outbox, log: Logger): void {
+function reload(file: string, pipeline: Pipeline, outbox: Outbox, log: Logger): Config | undefined {
   let next: Config;
   try {
     next = loadConfig(file);
   } catch (err) {
     log.error({ err: err instanceof Error ? err.message : String(err), file }, 'reload refused: the config has problems; keeping the running one');
-    return;
+    return undefined;
   }
   pipeline.setEndpoints(next.endpoints, next);
   outbox.reload(next);
   log.info({ file, endpoints: next.endpoints.filter((e) => e.enabled).map((e) => e.name) }, 'config reloaded: endpoints updated');
+  return next;
 }

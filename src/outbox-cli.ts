@@ -15,8 +15,13 @@ import type { Config } from './config/types.js';
 import { type Outbox, openOutbox, openStore, outboxPath } from './deliver/outbox.js';
 import { type OutboxState, STATES } from './deliver/outbox-state.js';
 import type { OutboxRow, OutboxStore } from './deliver/outbox-store.js';
+import { type OutboxAction, runAction } from './deliver/outbox-actions.js';
+import { parseListen } from './ops/server.js';
+import { pino } from 'pino';
 
 const EX_NOINPUT = 66;
+const EX_UNAVAILABLE = 69;
+const EX_NOPERM = 77;
 
 const OPTIONS = {
   config: { type: 'string', short: 'c', value: 'FILE' },
@@ -24,6 +29,7 @@ const OPTIONS = {
   state: { type: 'string', value: 'S' },
   endpoint: { type: 'string', value: 'E' },
   id: { type: 'string', multiple: true, value: 'ID' },
+  lane: { type: 'string', value: 'LANE' },
   all: { type: 'boolean', default: false },
   limit: { type: 'string', default: '50', value: 'N' },
   delivered: { type: 'boolean', default: false },
@@ -40,6 +46,11 @@ export const OUTBOX_USAGE = `Usage: pbxhook outbox COMMAND (--config FILE | --st
        [--id ID]                     --id shows one webhook with every attempt
   retry (--id ID… | --endpoint E | --all) [--state dead|failed_waiting]
                                      back to pending with a fresh retry schedule
+  retry --lane ENDPOINT:CALL         that call's next webhook, waiting for its retry, goes now
+  resend (--id ID… | --endpoint E)   dead webhooks go again (a new attempt series, same
+                                     webhook-id), as the console's "resend" buttons do
+  probe --endpoint E                 a paused endpoint is probed now (asks the running daemon
+                                     at ops.listen, with ops.token)
   purge --delivered --older-than 1d  delete delivered webhooks
   purge --dead [--older-than 7d] --yes
                                      delete dead webhooks (they are gone for good)
@@ -49,7 +60,7 @@ States: ${STATES.join(', ')}. IDs: the row number or the webhook-id (msg_…).`;
 
 type Values = ReturnType<typeof parseCommandArgs<typeof OPTIONS>>['values'];
 
-export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableStream = process.stdout): number {
+export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableStream = process.stdout): number | Promise<number> {
   // An unknown option is one line naming outbox's options (cli.ts prints the UsageError).
   const { values, positionals } = parseCommandArgs('outbox', OPTIONS, argv, 1);
   const [command] = positionals;
@@ -58,9 +69,10 @@ export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableSt
     return 0;
   }
   try {
-    if (!command || !['stats', 'list', 'retry', 'purge'].includes(command)) throw new UsageError(command ? `unknown outbox command "${command}"` : 'which outbox command?');
+    if (!command || !['stats', 'list', 'retry', 'resend', 'probe', 'purge'].includes(command)) throw new UsageError(command ? `unknown outbox command "${command}"` : 'which outbox command?');
     checkUsage(command, values);
     const cfg = values.config !== undefined ? loadConfig(values.config) : undefined;
+    if (command === 'probe') return probe(cfg, values.endpoint!, out);
     const stateDir = values['state-dir'] ?? cfg?.stateDir;
     if (stateDir === undefined) throw new UsageError('which outbox? give --config FILE or --state-dir DIR');
     if (!existsSync(outboxPath(stateDir))) {
@@ -105,7 +117,9 @@ function perform(command: string, store: OutboxStore, v: Values): string {
       if (v.json) return `${JSON.stringify(rows.map((r) => ({ ...withoutPayload(r), attemptsLog: v.id ? store.attemptsOf(r.id) : undefined })))}\n`;
       return list(store, rows, v.id !== undefined, now);
     }
+    case 'resend':
     case 'retry': {
+      if (command === 'resend' || v.lane !== undefined) return act(store, v);
       const n = store.retry({ ...(v.id ? { ids: v.id } : {}), ...(endpoint ? { endpoint } : {}), ...(states ? { states } : {}) }, now);
       return `${n} webhook(s) back to pending; a running pbxhook sends them within a second\n`;
     }
@@ -142,7 +156,9 @@ function unknownNames(store: OutboxStore, v: Values, cfg: Config | undefined): s
 /** Usage mistakes are reported before any database is opened. */
 function checkUsage(command: string, v: Values): void {
   if (v.state !== undefined) stateOf(v.state);
-  if (command === 'retry' && !v.id && !v.endpoint && !v.all) throw new UsageError('retry which webhooks? --id ID, --endpoint NAME or --all');
+  if (command === 'retry' && !v.id && !v.endpoint && !v.all && !v.lane) throw new UsageError('retry which webhooks? --id ID, --endpoint NAME, --all or --lane ENDPOINT:CALL');
+  if (command === 'resend' && !v.id === !v.endpoint) throw new UsageError('resend which dead webhooks? --id ID… or --endpoint NAME');
+  if (command === 'probe' && !v.endpoint) throw new UsageError('probe which endpoint? --endpoint NAME');
   if (command !== 'purge') return;
   if (v.delivered === v.dead) throw new UsageError('purge what? --delivered --older-than AGE, or --dead --yes');
   if (v['older-than'] !== undefined && parseDuration(v['older-than']) === undefined) {
@@ -150,6 +166,48 @@ function checkUsage(command: string, v: Values): void {
   }
   if (v.delivered && v['older-than'] === undefined) throw new UsageError('purge --delivered needs --older-than AGE (e.g. 1d)');
   if (v.dead && !v.yes) throw new UsageError('dead webhooks were never delivered; deleting them loses them: add --yes');
+}
+
+/** resend and retry --lane: the console's actions (outbox-actions.ts), logged as the shell user's. */
+function act(store: OutboxStore, v: Values): string {
+  const log = pino({ level: 'info' }, pino.destination(2));
+  const target = { store, log };
+  const who = `cli ${os.userInfo().username}`;
+  const actions: OutboxAction[] = v.lane !== undefined
+    ? [{ kind: 'retry-lane', lane: v.lane }]
+    : v.id !== undefined ? v.id.map((id) => ({ kind: 'resend', id }) as const) : [{ kind: 'resend-dead', endpoint: v.endpoint! }];
+  return actions.map((a) => `${runAction(target, a, who, Date.now()).message}\n`).join('');
+}
+
+/**
+ * `probe`: the pause lives in the running daemon's worker, so the daemon is asked, as the
+ * console's button does: POST /api/actions/probe at ops.listen with ops.token.
+ */
+async function probe(cfg: Config | undefined, endpoint: string, out: NodeJS.WritableStream): Promise<number> {
+  if (cfg?.opsListen === undefined) {
+    process.stderr.write('pbxhook outbox probe: needs --config with ops enabled: the running daemon does the probing\n');
+    return EX_UNAVAILABLE;
+  }
+  const { host, port } = parseListen(cfg.opsListen);
+  const at = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  try {
+    const r = await fetch(`http://${at}:${port}/api/actions/probe`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(cfg.opsToken !== undefined ? { authorization: `Bearer ${cfg.opsToken}` } : {}) },
+      body: JSON.stringify({ endpoint }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const answer = (await r.json()) as { message?: string; error?: string };
+    if (!r.ok) {
+      process.stderr.write(`pbxhook outbox probe: the daemon refused (${r.status}): ${answer.error ?? ''}\n`);
+      return r.status === 401 || r.status === 403 ? EX_NOPERM : EX_UNAVAILABLE;
+    }
+    out.write(`${answer.message ?? ''}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`pbxhook outbox probe: no daemon answering at ${cfg.opsListen} (${err instanceof Error ? err.message : String(err)})\n`);
+    return EX_UNAVAILABLE;
+  }
 }
 
 function purge(store: OutboxStore, v: Values, now: number): string {

@@ -45,6 +45,8 @@ export class Pipeline {
   readonly eventsByType = new Map<string, number>();
   /** Optional tap on lifecycle events (status page, tests). */
   onLifecycleEvent: ((e: LifecycleEvent) => void) | undefined;
+  /** Optional tap on each lifecycle event with the webhooks rendered for it (the console's call journal). */
+  onRendered: ((e: LifecycleEvent, requests: readonly WebhookRequest[]) => void) | undefined;
   /** Channels created since a resync asked the PBX for its channel list, which may predate them. */
   private createdDuringResync: Set<string> | undefined;
   /** The PBX's time as its events tell it: the live daemon's one clock (issue #14 item 6). */
@@ -229,10 +231,12 @@ export class Pipeline {
     const out: WebhookRequest[] = [];
     for (const e of events) {
       this.onLifecycleEvent?.(e);
+      const from = out.length;
       for (const t of this.targets) {
         const rendered = t.render(e, t.ctx);
         for (const r of t.router === undefined ? rendered : t.router.route(e, rendered)) out.push(r);
       }
+      this.onRendered?.(e, out.slice(from));
     }
     return out;
   }

@@ -143,6 +143,8 @@ describe('helpers', () => {
     expect(summarise({ method: 'POST', url: 'http://x/', body: 'event=hangupincoming&id=2' })).toBe('hangupincoming');
     expect(summarise({ method: 'GET', url: 'http://x/?Event=incoming', body: '' })).toBe('incoming');
     expect(summarise({ method: 'POST', url: 'http://x/', body: 'plain   text' })).toBe('plain text');
+    // 3CX urlencoded's recording: the URL alone (issue #16: it showed as the event).
+    expect(summarise({ method: 'POST', url: 'http://x/', body: 'https://pbx.example.com/recordings/a.wav' })).toBe('recording');
     expect(callOf({ endpoint: 'crm', orderKey: 'crm:1795301990.9' })).toBe('1795301990.9');
   });
 });

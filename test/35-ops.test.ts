@@ -108,6 +108,13 @@ describe('pbxhook run: /healthz, /metrics, /status.json, SIGHUP', () => {
     expect(v('pbxhook_webhooks_total{endpoint="crm-gone",outcome="dead"}'), '410 is permanent').toBe(want);
     expect(v('pbxhook_outbox_depth')).toBe(0);
     expect(v('pbxhook_dead_letters')).toBe(want);
+    // Issue #16 item 6: the series the alert rules read, per endpoint.
+    expect(v('pbxhook_dead_letters_total{endpoint="crm-gone"}')).toBe(want);
+    expect(v('pbxhook_dead_letters_total{endpoint="crm-json"}')).toBe(0);
+    expect(v('pbxhook_endpoint_state{endpoint="crm-json",state="ok"}')).toBe(1);
+    expect(v('pbxhook_endpoint_state{endpoint="crm-json",state="paused"}')).toBe(0);
+    expect(v('pbxhook_endpoint_state{endpoint="crm-gone",state="ok"}'), 'a 410 is an answer: the endpoint is up').toBe(1);
+    expect(v('pbxhook_outbox_oldest_undelivered_seconds{endpoint="crm-json"}')).toBe(0);
     expect(v('pbxhook_outbox_webhooks{state="delivered"}')).toBe(2 * want);
     expect(v('pbxhook_delivery_latency_seconds_count{endpoint="crm-json"}')).toBe(want);
     expect(v('pbxhook_delivery_latency_seconds_bucket{le="+Inf",endpoint="crm-json"}')).toBe(want);
@@ -124,7 +131,7 @@ describe('pbxhook run: /healthz, /metrics, /status.json, SIGHUP', () => {
     expect(dead).toHaveLength(want);
     expect(dead[0]).toMatchObject({ endpoint: 'crm-gone', state: 'dead', attempts: 1, call: '1795301990.9' });
     expect(String(dead[0]!.error)).toContain('410');
-    expect((await get(opsPort, '/')).text).toContain('<title>pbxhook status</title>');
+    expect((await get(opsPort, '/')).text).toContain('<title>pbxhook console</title>');
     expect((await get(opsPort, '/nope')).status).toBe(404);
 
     // SIGHUP with crm-legacy disabled: reloaded, and the next call reaches crm-json only.
@@ -219,6 +226,6 @@ describe('ops.listen off loopback (issue #13)', () => {
     const { yaml } = writeConfig(sandbox.tmp, 1, ['ops:', '  listen: 127.0.0.1:0'], ini(1));
     const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'check-config', yaml], { encoding: 'utf8', env: cleanEnv() });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toContain('metrics, health and status page: http://127.0.0.1:0/, no token (loopback only)');
+    expect(r.stdout).toContain('metrics, health and status page: http://127.0.0.1:0/, no token (loopback only; console actions refused)');
   });
 });

@@ -88,7 +88,7 @@ describe.skipIf(browserNeeded.skip)(`status page in headless Chromium${browserNe
     await page.locator('#calls tbody', { hasText: 'no live call' }).waitFor({ timeout: 30_000 });
     const rows = page.locator('#webhooks tbody tr');
     await page.waitForFunction((n) => {
-      const states = [...document.querySelectorAll('#webhooks tbody tr td:last-child')].map((td) => td.textContent);
+      const states = [...document.querySelectorAll('#webhooks tbody tr td.state')].map((td) => td.textContent);
       return states.length === n && states.every((s) => s === 'delivered');
     }, want, { timeout: 30_000 });
     expect(await rows.count()).toBe(want);

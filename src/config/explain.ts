@@ -4,6 +4,7 @@
  * tokens are only "set"/"not set", URL passwords and query values are masked.
  */
 import { EXTENSION_GROUP, extensionGroupBody, hasCaptureGroups } from './pattern.js';
+import { isLoopbackListen } from './schema.js';
 import type { Config, DialplanTarget, EndpointConfig } from './types.js';
 
 export const MASK = '***';
@@ -117,7 +118,13 @@ function notifyTarget(url: string): string {
 
 function ops(cfg: Config): string {
   if (cfg.opsListen === undefined) return 'off';
-  const auth = cfg.opsToken === undefined ? 'no token (loopback only)' : 'bearer token required but on /healthz';
+  // Issue #16: on loopback reads stay open and only the console's actions need the token.
+  const auth =
+    cfg.opsToken === undefined
+      ? 'no token (loopback only; console actions refused)'
+      : isLoopbackListen(cfg.opsListen)
+        ? 'bearer token required for console actions (reads open on loopback)'
+        : 'bearer token required but on /healthz';
   return `http://${cfg.opsListen}/, ${auth}`;
 }
 

@@ -221,6 +221,7 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
     stateDir: path.resolve(path.dirname(yamlPath), f.state_dir),
     opsListen: f.ops.enabled ? f.ops.listen : undefined,
     ...(opsToken !== undefined ? { opsToken } : {}),
+    opsJournal: { calls: f.ops.journal_calls, keepMs: f.ops.journal_minutes * 60_000 },
     shutdownGraceMs: f.shutdown_grace_seconds * 1000,
     endpoints,
     ...(f.webhooks !== undefined ? { webhooksFile: path.resolve(webhooksPath(yamlPath, f.webhooks)) } : {}),

@@ -210,6 +210,9 @@ export const fileSchema = z.strictObject({
       token: text
         .optional()
         .describe('bearer token every request but /healthz must carry (env:NAME or file:PATH too; PBXHOOK_OPS_TOKEN overrides it); required off loopback'),
+      /** The console's call journeys (issue #16 item 4): a bounded journal in memory. */
+      journal_calls: wholeNumber(0, 100_000).default(500).describe('calls whose journey the console keeps in memory, live and recent; 0 = none'),
+      journal_minutes: wholeNumber(1, 10_080).default(60).describe('minutes an ended call stays in the console\'s journal'),
     })
     .prefault({})
     .describe('/metrics (Prometheus), /healthz and the status page'),

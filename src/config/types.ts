@@ -231,6 +231,8 @@ export interface Config {
    * the status page shows callers' numbers. Never logged.
    */
   readonly opsToken?: string;
+  /** The console's call journal (ops.journal_calls, ops.journal_minutes); absent = the defaults. */
+  readonly opsJournal?: { readonly calls: number; readonly keepMs: number };
   /** SIGTERM to exit at most, whatever the peers do; `delivery.stopTimeoutMs` is shorter (schema.ts). */
   readonly shutdownGraceMs: number;
   readonly endpoints: readonly EndpointConfig[];

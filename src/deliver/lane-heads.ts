@@ -133,6 +133,16 @@ export class LaneHeads {
     return oldest;
   }
 
+  /** Per endpoint, its oldest lane head's row id (ids grow with time): the oldest webhook it owes. */
+  oldestIdByEndpoint(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const head of this.heads.values()) {
+      const known = out.get(head.endpoint);
+      if (known === undefined || head.id < known) out.set(head.endpoint, head.id);
+    }
+    return out;
+  }
+
   /** The lane owes nothing. */
   idle(lane: string): void {
     const head = this.heads.get(lane);

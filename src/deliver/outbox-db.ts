@@ -24,15 +24,24 @@ export interface AttemptRecord {
   readonly status: number | undefined;
   readonly errorCode: string | undefined;
   readonly error: string | undefined;
+  /** The start of a failed attempt's answer (tokens masked), cut to RESPONSE_KEEP_CHARS (issue #16 item 2). */
+  readonly response?: string | undefined;
+  /** The Retry-After the answer asked for, in ms. */
+  readonly retryAfterMs?: number | undefined;
 }
 
-export interface AttemptRow extends Omit<AttemptRecord, 'status' | 'errorCode' | 'error'> {
+/** How much of an answer an attempt row keeps: enough to read the CRM's error, not its pages. */
+export const RESPONSE_KEEP_CHARS = 1024;
+
+export interface AttemptRow extends Omit<AttemptRecord, 'status' | 'errorCode' | 'error' | 'response' | 'retryAfterMs'> {
   readonly n: number;
   readonly startedAt: number;
   readonly status: number | null;
   readonly errorCode: string | null;
   readonly error: string | null;
   readonly outcome: string | null;
+  readonly response: string | null;
+  readonly retryAfterMs: number | null;
 }
 
 /** How many webhooks of an endpoint are in a state, and the oldest of them (`pbxhook outbox stats`). */
@@ -41,6 +50,13 @@ export interface StateCount {
   readonly state: OutboxState;
   readonly count: number;
   readonly oldest: number;
+}
+
+export interface EndpointActivity {
+  readonly lastDeliveredAt: number | null;
+  readonly lastError: { at: number; status: number | null; code: string | null; error: string; webhook: number } | null;
+  readonly attemptsSince: number;
+  readonly dead: number;
 }
 
 export class OutboxDatabase {
@@ -131,13 +147,49 @@ export class OutboxDatabase {
   /** Every attempt of a webhook, with the one in flight (outcome null) last. */
   attemptsOf(id: number): AttemptRow[] {
     return this.sql(
-      `SELECT n, started_at AS startedAt, latency_ms AS latencyMs, status, error_code AS errorCode, error, outcome
+      `SELECT n, started_at AS startedAt, latency_ms AS latencyMs, status, error_code AS errorCode, error, outcome,
+              response, retry_after_ms AS retryAfterMs
        FROM attempts WHERE webhook = @id
        UNION ALL
-       SELECT attempts, updated_at, NULL, NULL, NULL, NULL, NULL FROM webhooks
+       SELECT attempts, updated_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM webhooks
        WHERE id = @id AND state = 'in_flight' AND NOT EXISTS (SELECT 1 FROM attempts WHERE webhook = @id AND n = webhooks.attempts)
        ORDER BY n`,
     ).all({ id }) as AttemptRow[];
+  }
+
+  /**
+   * What the console shows of an endpoint beside its health (issue #16 item 1): the last delivery,
+   * the last failed attempt, attempts started since `since`, dead letters. The attempt queries look
+   * at the newest `window` webhooks only, so a page load stays an index range on a large outbox.
+   */
+  endpointActivity(endpoint: string, since: number, window = 10_000): EndpointActivity {
+    const newest = (this.sql(`SELECT max(id) FROM webhooks`).pluck().get() as number | null) ?? 0;
+    const from = newest - window;
+    // Newest first down the finished index, stopping at this endpoint's first row.
+    const lastDelivered = (this.sql(
+      `SELECT updated_at FROM webhooks WHERE ${FINISHED_TERM} AND state = 'delivered' AND endpoint = ? ORDER BY updated_at DESC LIMIT 1`,
+    ).pluck().get(endpoint) as number | undefined) ?? null;
+    const lastError = this.sql(
+      `SELECT a.started_at AS at, a.status, a.error_code AS code, a.error, w.id AS webhook FROM attempts a JOIN webhooks w ON w.id = a.webhook
+       WHERE a.webhook > @from AND w.endpoint = @endpoint AND a.error IS NOT NULL ORDER BY a.webhook DESC, a.n DESC LIMIT 1`,
+    ).get({ from, endpoint }) as EndpointActivity['lastError'] | undefined;
+    const attempts = this.sql(
+      `SELECT count(*) FROM attempts a JOIN webhooks w ON w.id = a.webhook WHERE a.webhook > @from AND w.endpoint = @endpoint AND a.started_at >= @since`,
+    ).pluck().get({ from, endpoint, since }) as number;
+    const dead = this.sql(`SELECT count(*) FROM webhooks WHERE ${FINISHED_TERM} AND state = 'dead' AND endpoint = ?`).pluck().get(endpoint) as number;
+    return { lastDeliveredAt: lastDelivered, lastError: lastError ?? null, attemptsSince: attempts, dead };
+  }
+
+  /** A lane's webhooks in sequence order, with their states (a call's journey): the (lane, seq) index. */
+  laneRows(lane: string): Array<{ id: number; state: OutboxState; summary: string }> {
+    return this.sql(`SELECT id, state, summary FROM webhooks WHERE lane = ? ORDER BY seq`).all(lane) as Array<{ id: number; state: OutboxState; summary: string }>;
+  }
+
+  /** The first undelivered webhook of a lane: the one every later webhook of the lane waits behind. */
+  laneHead(lane: string): { id: number; seq: number; state: OutboxState } | undefined {
+    return this.sql(
+      `SELECT id, seq, state FROM webhooks WHERE lane = ? AND state IN ('pending', 'in_flight', 'failed_waiting') ORDER BY seq LIMIT 1`,
+    ).get(lane) as { id: number; seq: number; state: OutboxState } | undefined;
   }
 
   health(): Map<string, EndpointHealth> {

@@ -1,7 +1,8 @@
 /**
  * The outbox's SQLite schema, its migrations, and the mapping between rows and OutboxRow. Tables:
  * `webhooks` (one row per webhook: the request, its state, schedule step, attempt count),
- * `attempts` (one row per finished or interrupted attempt: start, latency, status, error, outcome),
+ * `attempts` (one row per finished or interrupted attempt: start, latency, status, error, outcome,
+ * the first 1 KB of the answer, the Retry-After asked for),
  * `lanes` (one per call and endpoint: its webhook-sequence counter), `endpoint_health` (failing
  * since, paused, next probe), `state_counts` (webhooks per state, kept by triggers) and
  * `live_state` (the calls in progress, for a restart).
@@ -85,6 +86,10 @@ export const MIGRATIONS: readonly string[] = [
   // keyed JSON texts written in the same commit as the webhooks of the same events, so that a
   // restart finds them again (src/pipeline.ts takeLiveState).
   `CREATE TABLE live_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
+  // Issue #16 item 2: the console shows what the CRM answered to each failed attempt (its first
+  // 1 KB, tokens masked), and why a webhook waits: the Retry-After the CRM asked for, if any.
+  `ALTER TABLE attempts ADD COLUMN response TEXT;
+   ALTER TABLE attempts ADD COLUMN retry_after_ms INTEGER;`,
 ];
 
 export interface OutboxRow {

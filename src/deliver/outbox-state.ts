@@ -150,6 +150,9 @@ export function summarise(req: Pick<WebhookRequest, 'method' | 'url' | 'body'>):
   const lower = new Map(Object.entries(fields).map(([k, v]) => [k.toLowerCase(), v]));
   const event = EVENT_KEYS.map((k) => lower.get(k)).find((v) => typeof v === 'string' && v !== '');
   if (typeof event === 'string') return event.slice(0, 60);
+  // A body that is one URL alone is a file's address, not an event: 3CX's urlencoded variant sends
+  // its recording that way. Naming it keeps the URL out of the event column (issue #16).
+  if (/^https?:\/\/\S+$/.test(req.body.trim())) return 'recording';
   const text = req.body !== '' ? req.body : req.url;
   return text.replace(/\s+/g, ' ').slice(0, 60);
 }

@@ -22,7 +22,7 @@ import {
   summarise,
 } from './outbox-state.js';
 import { type OutboxRow, type RawRow, type Selection, inList, rowOf, selectionSql } from './outbox-schema.js';
-import { type AttemptRecord, OutboxDatabase } from './outbox-db.js';
+import { type AttemptRecord, OutboxDatabase, RESPONSE_KEEP_CHARS } from './outbox-db.js';
 import type { Decision } from './schedule.js';
 import { LaneHeads } from './lane-heads.js';
 import { Checkpointer, type CheckpointerOptions } from './checkpointer.js';
@@ -311,8 +311,8 @@ export class OutboxStore extends OutboxDatabase {
         now,
       });
       this.sql(
-        `INSERT INTO attempts (webhook, n, started_at, latency_ms, status, error_code, error, outcome)
-         VALUES (@id, @n, @startedAt, @latencyMs, @status, @errorCode, @error, @outcome)`,
+        `INSERT INTO attempts (webhook, n, started_at, latency_ms, status, error_code, error, outcome, response, retry_after_ms)
+         VALUES (@id, @n, @startedAt, @latencyMs, @status, @errorCode, @error, @outcome, @response, @retryAfterMs)`,
       ).run({
         id: row.id,
         n: row.attempts,
@@ -322,6 +322,8 @@ export class OutboxStore extends OutboxDatabase {
         errorCode: attempt.errorCode ?? null,
         error: attempt.error ?? null,
         outcome: decision.kind,
+        response: attempt.response?.slice(0, RESPONSE_KEEP_CHARS) ?? null,
+        retryAfterMs: attempt.retryAfterMs ?? null,
       });
       // Waiting or requeued, the webhook is still its lane's head; otherwise the next one is.
       if (this.lanes === undefined) return;
@@ -416,6 +418,45 @@ export class OutboxStore extends OutboxDatabase {
     for (const r of rows) byEndpoint.set(r.endpoint, (byEndpoint.get(r.endpoint) ?? 0) + 1);
     for (const lane of new Set(rows.map((r) => r.lane))) this.refreshLane(lane, now);
     return byEndpoint;
+  }
+
+  /**
+   * "Retry this lane now" (issue #16 item 3): the lane's head, waiting for its next retry, is due at
+   * once; the schedule's step is kept. The number of webhooks made due (0 or 1).
+   */
+  retryLaneNow(lane: string, now: number): number {
+    return this.tx(() => {
+      const n = this.sql(`UPDATE webhooks SET next_at = @now WHERE lane = @lane AND state = 'failed_waiting' AND next_at > @now`).run({ lane, now }).changes;
+      this.refreshLane(lane, now);
+      return n;
+    });
+  }
+
+  /**
+   * Per endpoint, the webhooks owed and the oldest of them (the console, the oldest-undelivered
+   * metric): reads only the rows from the oldest lane head on, as expireOlderThan does.
+   */
+  undeliveredByEndpoint(): Map<string, { depth: number; oldestCreatedAt: number }> {
+    const from = this.heads(true).oldestId();
+    if (from === undefined) return new Map();
+    const rows = this.sql(
+      `SELECT endpoint, count(*) AS depth, min(created_at) AS oldest FROM webhooks
+       WHERE id >= ? AND state IN (${inList(UNDELIVERED)}) GROUP BY endpoint`,
+    ).all(from) as Array<{ endpoint: string; depth: number; oldest: number }>;
+    return new Map(rows.map((r) => [r.endpoint, { depth: r.depth, oldestCreatedAt: r.oldest }]));
+  }
+
+  /**
+   * Per endpoint, when its oldest undelivered webhook was queued (pbxhook_outbox_oldest_undelivered_seconds
+   * on every scrape): the lane heads in memory, then one row read by id per endpoint, never a scan.
+   */
+  oldestUndelivered(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [endpoint, id] of this.heads(true).oldestIdByEndpoint()) {
+      const at = this.sql(`SELECT created_at FROM webhooks WHERE id = ?`).pluck().get(id) as number | undefined;
+      if (at !== undefined) out.set(endpoint, at);
+    }
+    return out;
   }
 
   /** Webhooks not yet delivered or dead: a read of the counts the triggers keep (schema 3). */

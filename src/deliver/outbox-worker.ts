@@ -16,6 +16,7 @@ import type { OutboxRow, OutboxStore } from './outbox-store.js';
 import { isStorageFailure } from './outbox-db.js';
 import { type Decision, decide, isRetryable } from './schedule.js';
 import { deliveryHeaders, signingKey } from './signing.js';
+import { HttpStatusError } from './errors.js';
 
 /** Every counter in one place, for logs, tests and (later) metrics. */
 export interface DeliveryStats {
@@ -114,6 +115,31 @@ export class OutboxWorker {
     this.endpoints = endpointsOf(o.endpoints, new Map());
     // Every attempt in flight listens for shutdown: as many as concurrency × endpoints, not a leak.
     setMaxListeners(0, this.abort.signal);
+  }
+
+  /** Per endpoint, webhooks that became dead in this run (an attempt or an outbox limit): a counter for alerts (issue #16 item 6). */
+  readonly deadLetters = new Map<string, number>();
+
+  /** An endpoint's health as the worker sees it (the console); undefined when not enabled. */
+  healthOf(endpoint: string): EndpointHealth | undefined {
+    return this.endpoints.get(endpoint)?.health;
+  }
+
+  /**
+   * "Probe now" (issue #16 item 3): a paused endpoint's next probe is due at once rather than at
+   * its probe_every. False when the endpoint is not enabled or not paused (nothing to probe).
+   */
+  probeNow(endpoint: string): boolean {
+    const ep = this.endpoints.get(endpoint);
+    if (ep === undefined || ep.health.pausedAt === null) return false;
+    ep.health = { ...ep.health, nextProbeAt: this.now() };
+    this.kick();
+    return true;
+  }
+
+  /** An operator's action changed the outbox from this process: look for due webhooks now, not at the next poll. */
+  kick(): void {
+    if (!this.stopping) this.wake();
   }
 
   /** Set while commits fail (a full disk: issue #14 item 3), for /healthz and the status page. */
@@ -394,6 +420,7 @@ export class OutboxWorker {
       return;
     }
     this.count(decision);
+    if (decision.kind === 'dead') this.deadLetters.set(ep.name, (this.deadLetters.get(ep.name) ?? 0) + 1);
     this.o.onAttempt?.(ep.name, decision.kind, now - row.createdAt);
     this.logAttempt(row, result, decision, probe, ep.retryOn);
     if (decision.kind === 'dead') {
@@ -498,6 +525,7 @@ export class OutboxWorker {
       for (const [what, m] of [['delivery.max_age', aged], ['delivery.max_rows', full]] as const) {
         for (const [endpoint, count] of m) {
           this.stats.expired += count;
+          this.deadLetters.set(endpoint, (this.deadLetters.get(endpoint) ?? 0) + count);
           log.error({ endpoint, count, code: what === 'delivery.max_age' ? 'PBXHOOK_OUTBOX_EXPIRED' : 'PBXHOOK_OUTBOX_FULL' },
             `outbox limit ${what} reached: webhooks moved to dead (pbxhook outbox list --state dead)`);
           this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint, at: now, count, reason: `outbox limit ${what} reached` });
@@ -526,7 +554,14 @@ interface PendingWrite {
 function recordOf(r: AttemptResult) {
   return r.ok
     ? { latencyMs: r.latencyMs, status: r.status, errorCode: undefined, error: undefined }
-    : { latencyMs: r.latencyMs, status: r.status, errorCode: r.error.code, error: r.error.message };
+    : {
+        latencyMs: r.latencyMs,
+        status: r.status,
+        errorCode: r.error.code,
+        error: r.error.message,
+        response: r.body,
+        retryAfterMs: r.error instanceof HttpStatusError ? r.error.retryAfterMs : undefined,
+      };
 }
 
 /** A 4xx that is not retried means the endpoint is up and answering; only retryable failures count as down. */

@@ -14,9 +14,18 @@ export interface MetricSources {
   outboxDepth(): number;
   /** True while outbox commits fail (a full disk). */
   outboxWriteFailing?(): boolean;
+  /** Endpoint → ok, failing, paused or disabled (issue #16 item 6): every endpoint the outbox knows. */
+  endpointStates?(): ReadonlyMap<string, string>;
+  /** Endpoint → seconds since its oldest undelivered webhook was queued; 0 when it owes nothing. */
+  oldestUndelivered?(): ReadonlyMap<string, number>;
+  /** Endpoint → webhooks that became dead since start (attempts and outbox limits). */
+  deadLetters?(): ReadonlyMap<string, number>;
   /** Endpoints with `only_*` keys → webhooks held now, and dropped past the per-call bound (issue #16 item 5). */
   routing?(): ReadonlyMap<string, { readonly heldNow: number; readonly heldDropped: number }>;
 }
+
+/** The states pbxhook_endpoint_state reports, each endpoint 1 in one of them and 0 in the others. */
+export const ENDPOINT_STATES = ['ok', 'failing', 'paused', 'disabled'] as const;
 
 /**
  * A counter whose value is owned elsewhere (a stats object): each scrape adds the difference
@@ -124,6 +133,32 @@ export function createMetrics(src: MetricSources): Metrics {
     collect() {
       this.set(src.outbox().get('dead') ?? 0);
     },
+  });
+  // Issue #16 item 6: the series config/ alert rules are written on; names are an interface.
+  new Gauge({
+    name: 'pbxhook_endpoint_state',
+    help: 'Endpoint state: 1 for the current one of ok, failing, paused, disabled; 0 for the others',
+    labelNames: ['endpoint', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [endpoint, now] of src.endpointStates?.() ?? []) {
+        for (const state of ENDPOINT_STATES) this.set({ endpoint, state }, state === now ? 1 : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'pbxhook_outbox_oldest_undelivered_seconds',
+    help: 'Age of the oldest webhook an endpoint has not received yet (pending, in flight, retrying); 0 when it owes nothing',
+    labelNames: ['endpoint'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [endpoint, seconds] of src.oldestUndelivered?.() ?? []) this.set({ endpoint }, seconds);
+    },
+  });
+  mirroredCounter(registry, 'pbxhook_dead_letters_total', 'Webhooks that became dead, by endpoint (given up on, or an outbox limit)', ['endpoint'], function* () {
+    for (const [endpoint, n] of src.deadLetters?.() ?? []) yield [{ endpoint }, n] as const;
   });
   // Routing by number (issue #16 item 5): a call's webhooks held until it matches an endpoint.
   new Gauge({

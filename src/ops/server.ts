@@ -1,7 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Registry } from 'prom-client';
-import { STATUS_PAGE } from './page.js';
+import { LOGOUT_COOKIE, type Verdict, loginMatches, mayRead, mayWrite, sessionCookie } from './auth.js';
 
 export interface Health {
   /** False makes /healthz answer 503, so a probe or systemd watchdog sees it. */
@@ -13,14 +12,26 @@ export interface OpsServerOptions {
   /** `host:port`; loopback (127.0.0.1 or [::1]) unless a token is set. Port 0 picks a free one. */
   readonly listen: string;
   /**
-   * `ops.token`: then every request but /healthz needs `Authorization: Bearer <token>` (issue #13);
-   * HTTP Basic with the token as password is taken too, since a browser can send only that.
+   * `ops.token`: write actions need it (issue #16); off loopback every request but /healthz needs
+   * it too (issue #13). Bearer, HTTP Basic with the token as password, or the login form's cookie.
    */
   readonly token?: string;
   readonly registry: Registry;
   health(): Health;
   /** The status page's data: plain JSON, read-only. */
   status(): unknown;
+  /** The page served at / (the console: src/console/page.ts). */
+  readonly page: string;
+  /** The console's views (GET /api/…) and actions (POST /api/actions/…); see src/console/routes.ts. */
+  readonly console?: ConsoleHandler;
+}
+
+/** What the server hands the console: it never decides who may act, the verdict says. */
+export interface ConsoleHandler {
+  /** GET /api/<path>: JSON, or undefined for 404. */
+  read(path: string, query: URLSearchParams): unknown;
+  /** POST /api/actions/<kind>: `verdict` says whether the caller may act, and who they are. */
+  act(kind: string, body: unknown, verdict: Verdict, remote: string): { status: number; body: unknown };
 }
 
 export interface OpsServer {
@@ -35,14 +46,16 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1]!, port: Number(m[2]) };
 }
 
-/** /metrics (Prometheus), /healthz, /status.json and a small read-only status page at /. */
+/** /metrics (Prometheus), /healthz, /status.json, and the console: its page at /, its API under /api/. */
 export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
+  const { host, port } = parseListen(opts.listen);
+  const loopback = isLoopback(host);
   const server = http.createServer((req, res) => {
-    void route(req, res, opts).catch((err: unknown) => {
-      res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err));
+    void route(req, res, opts, loopback).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(String(err));
     });
   });
-  const { host, port } = parseListen(opts.listen);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);
@@ -57,34 +70,47 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
   };
 }
 
-/** The credential of `Bearer <token>`, or the password of `Basic base64(user:password)`. */
-function credentialOf(header: string | undefined): string | undefined {
-  const [scheme = '', value = ''] = (header ?? '').trim().split(/\s+/, 2);
-  if (/^bearer$/i.test(scheme)) return value;
-  if (!/^basic$/i.test(scheme)) return undefined;
-  const pair = Buffer.from(value, 'base64').toString('utf8');
-  return pair.includes(':') ? pair.slice(pair.indexOf(':') + 1) : undefined;
+/** The loopback addresses ops.listen may name without a token (config/schema.ts says the same). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
-/** Compared as digests, in constant time, so the answer's timing says nothing about the token. */
-function authorised(req: http.IncomingMessage, token: string): boolean {
-  const given = credentialOf(req.headers.authorization);
-  if (given === undefined) return false;
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(given), digest(token));
+/** Bodies of POSTs are a token or a small JSON object: more is refused unread. */
+const MAX_BODY = 4096;
+
+function readBody(req: http.IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.length > MAX_BODY) {
+        req.destroy();
+        resolve(undefined);
+      }
+    });
+    req.once('end', () => resolve(text));
+    req.once('error', reject);
+  });
 }
 
-async function route(req: http.IncomingMessage, res: http.ServerResponse, opts: OpsServerOptions): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0];
+const json = (res: http.ServerResponse, status: number, value: unknown, extra: http.OutgoingHttpHeaders = {}) =>
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...extra }).end(JSON.stringify(value));
+
+async function route(req: http.IncomingMessage, res: http.ServerResponse, opts: OpsServerOptions, loopback: boolean): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://ops');
+  const path = url.pathname;
   // /healthz stays open: a load balancer or probe carries no token, and it shows no caller.
-  if (opts.token !== undefined && path !== '/healthz' && !authorised(req, opts.token)) {
+  // /login takes the token itself, as a form field.
+  if (path !== '/healthz' && path !== '/login' && !mayRead(req, opts.token, loopback)) {
     res
       .writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': ['Bearer realm="pbxhook"', 'Basic realm="pbxhook", charset="UTF-8"'] })
       .end('unauthorized: send Authorization: Bearer <ops.token>\n');
     return;
   }
+  if (req.method === 'POST') return post(req, res, opts, path);
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.writeHead(405, { allow: 'GET, HEAD' }).end();
+    res.writeHead(405, { allow: 'GET, HEAD, POST' }).end();
     return;
   }
   switch (path) {
@@ -93,16 +119,57 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, opts: 
       return;
     case '/healthz': {
       const h = opts.health();
-      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h));
+      json(res, h.ok ? 200 : 503, h, { 'cache-control': 'no-cache' });
       return;
     }
     case '/status.json':
-      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(opts.status()));
+      json(res, 200, opts.status());
       return;
     case '/':
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(STATUS_PAGE);
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'x-frame-options': 'DENY' }).end(opts.page);
       return;
-    default:
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   }
+  const view = path.startsWith('/api/') ? opts.console?.read(path.slice('/api/'.length), url.searchParams) : undefined;
+  if (view !== undefined) json(res, 200, view);
+  else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+}
+
+/** The console's writes: log in and out, and the outbox actions (issue #16 item 3). */
+async function post(req: http.IncomingMessage, res: http.ServerResponse, opts: OpsServerOptions, path: string): Promise<void> {
+  const body = await readBody(req);
+  if (body === undefined) {
+    res.writeHead(413, { 'content-type': 'text/plain' }).end('request body too large\n');
+    return;
+  }
+  if (path === '/login') {
+    const given = new URLSearchParams(body).get('token') ?? '';
+    if (opts.token === undefined) res.writeHead(403, { 'content-type': 'text/plain' }).end('no ops.token is configured: nobody can log in\n');
+    else if (!loginMatches(given, opts.token)) res.writeHead(401, { 'content-type': 'text/plain' }).end('wrong token\n');
+    else res.writeHead(303, { location: '/', 'set-cookie': sessionCookie(opts.token) }).end();
+    return;
+  }
+  if (path === '/logout') {
+    res.writeHead(303, { location: '/', 'set-cookie': LOGOUT_COOKIE }).end();
+    return;
+  }
+  const kind = /^\/api\/actions\/([a-z-]+)$/.exec(path)?.[1];
+  if (kind === undefined || opts.console === undefined) {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    return;
+  }
+  // JSON only: a cross-site form cannot send it without a CORS preflight, which is never granted.
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+    res.writeHead(415, { 'content-type': 'text/plain' }).end('actions take Content-Type: application/json\n');
+    return;
+  }
+  let parsed: unknown;
+  try {
+    parsed = body === '' ? {} : JSON.parse(body);
+  } catch {
+    json(res, 400, { error: 'the body is not JSON' });
+    return;
+  }
+  const remote = req.socket.remoteAddress ?? 'unknown';
+  const { status, body: answer } = opts.console.act(kind, parsed, mayWrite(req, opts.token), remote);
+  json(res, status, answer);
 }

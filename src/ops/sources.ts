@@ -1,4 +1,4 @@
-import type { Config } from '../config/types.js';
+import type { Config, EndpointConfig } from '../config/types.js';
 import type { Outbox } from '../deliver/outbox.js';
 import type { Pipeline } from '../pipeline.js';
 import { viewOf } from '../core/model.js';
@@ -19,6 +19,8 @@ export interface DaemonParts {
   inputSkipped?(): Readonly<Record<string, number>>;
   /** Endpoint → outcome → attempts (filled by the outbox worker's onAttempt). */
   readonly attempts: ReadonlyMap<string, Readonly<Record<string, number>>>;
+  /** The endpoints as configured now (a reload changes them). */
+  endpoints(): readonly EndpointConfig[];
 }
 
 export function metricSources(d: DaemonParts): MetricSources {

@@ -38,7 +38,7 @@ export interface Received {
 }
 
 /** Answers a request: a status (and headers), or 'reset' to drop the connection, after an optional delay. */
-export type Answer = { status: number; headers?: Record<string, string>; delayMs?: number } | 'reset';
+export type Answer = { status: number; headers?: Record<string, string>; delayMs?: number; body?: string } | 'reset';
 export type Handler = (r: Received, nthForThisId: number) => Answer;
 
 export interface Receiver {
@@ -76,7 +76,7 @@ export async function startReceiver(port = 0, handler: Handler = () => ({ status
       const send = () => {
         if (gone) return;
         r.status = answer.status;
-        res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers }).end('x');
+        res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers }).end(answer.body ?? 'x');
       };
       if (!answer.delayMs) send();
       else {

@@ -269,19 +269,28 @@ export async function mixLatency(o: MixLatencyOptions): Promise<MixLatencyResult
   await new Promise<void>((r) => ami.listen(0, '127.0.0.1', r));
   const amiPort = (ami.address() as net.AddressInfo).port;
 
+  // The shipped default (info: a 'webhook delivered' line per webhook) unless BENCH_LATENCY_LOG_LEVEL says.
+  const logLevel = process.env['BENCH_LATENCY_LOG_LEVEL'] ?? 'info';
   const dir = mkdtempSync(join(tmpdir(), 'pbxhook-latency-mix-'));
   writeFileSync(join(dir, 'webhooks.ini'), `[crm]\nschema = 3cx\nurl = http://127.0.0.1:${receiverPort}/3cx\n`);
   writeFileSync(
     join(dir, 'pbxhook.yaml'),
     `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\n  event_filter: ${o.filter ? 'auto' : 'off'}\n` +
-      `state_dir: ./state\nops:\n  enabled: false\nlog:\n  level: warn\nwebhooks: ./webhooks.ini\n`,
+      `state_dir: ./state\nops:\n  enabled: false\nlog:\n  level: ${logLevel}\nwebhooks: ./webhooks.ini\n`,
   );
   const launch = serviceLaunch();
   // BENCH_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof": profile the daemon of a run.
   const extra = (process.env['BENCH_DAEMON_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean);
   const child = spawn(process.execPath, [...launch.nodeArgs, ...extra, 'dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...launch.env },
+  });
+  // Its log is read from a pipe, as journald reads the service's; only warnings and worse are shown.
+  let logTail = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    const lines = (logTail + d).split('\n');
+    logTail = lines.pop() ?? '';
+    for (const line of lines) if (!/^\{"level":[1-3]\d,/.test(line)) process.stderr.write(line + '\n');
   });
   childPid = child.pid;
   await streamDone;

@@ -456,6 +456,21 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     await worker.stop();
   });
 
+  it("'webhook delivered' (built without redaction, issue #15): these fields, the URL without its secrets", async () => {
+    const store = open();
+    const { log, lines } = memoryLog();
+    const http: HttpClient = { attempt: async () => ok(), close: () => {} };
+    const worker = new OutboxWorker({ store, http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => T0 });
+    worker.start();
+    worker.enqueue([{ ...req('A', 'a1'), url: 'https://bob:hunter2@crm.example.com/hook?token=SECRET' }]);
+    await until(() => lines.some((l) => l.msg === 'webhook delivered'), 'a1 delivered');
+    const line = lines.find((l) => l.msg === 'webhook delivered')!;
+    expect(line).toMatchObject({ endpoint: 'crm', method: 'POST', url: 'https://crm.example.com/hook', call: 'A', seq: 1, attempt: 1, status: 200, latencyMs: 3 });
+    expect(Object.keys(line).sort()).toEqual(['attempt', 'call', 'endpoint', 'hostname', 'latencyMs', 'level', 'method', 'msg', 'pid', 'seq', 'status', 'time', 'url', 'webhookId']);
+    expect(JSON.stringify(lines)).not.toMatch(/hunter2|SECRET/);
+    await worker.stop();
+  });
+
   it('logs when max_rows bites, naming the limit; nothing disappears silently', async () => {
     const store = open();
     const { log, lines } = memoryLog();

@@ -147,8 +147,14 @@ const EVENT_KEYS = ['event', 'eventtype', 'event_type', 'type', 'status', 'call_
 /** A few words for `pbxhook outbox list`: the schema's own event name where the body has one. */
 export function summarise(req: Pick<WebhookRequest, 'method' | 'url' | 'body'>): string {
   const fields = fieldsOf(req);
-  const lower = new Map(Object.entries(fields).map(([k, v]) => [k.toLowerCase(), v]));
-  const event = EVENT_KEYS.map((k) => lower.get(k)).find((v) => typeof v === 'string' && v !== '');
+  // Per key of EVENT_KEYS, the value of the body's last field of that name in any case; then the
+  // first of them that is a word. Runs once per webhook: no map of every field (issue #15).
+  const byKey: unknown[] = [];
+  for (const k in fields) {
+    const i = EVENT_KEYS.indexOf(k.toLowerCase());
+    if (i >= 0) byKey[i] = fields[k];
+  }
+  const event = byKey.find((v) => typeof v === 'string' && v !== '');
   if (typeof event === 'string') return event.slice(0, 60);
   // A body that is one URL alone is a file's address, not an event: 3CX's urlencoded variant sends
   // its recording that way. Naming it keeps the URL out of the event column (issue #16).

@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ANSWER_KEEP_BYTES, createHttpClient, type AttemptResult, type HttpClient } from '../src/deliver/attempt.js';
+import { ANSWER_KEEP_BYTES, RESPONSE_KEEP_CHARS, createHttpClient, type AttemptResult, type HttpClient } from '../src/deliver/attempt.js';
 import { parseRetryAfter } from '../src/deliver/backoff.js';
 import type { WebhookRequest } from '../src/emit/request.js';
 import { runAsync } from './support/runAsync.js';
@@ -233,11 +233,19 @@ describe('the answer body (issue #14 item 7)', () => {
     expect(ANSWER_KEEP_BYTES).toBe(64 * 1024);
   });
 
-  it('an error answer with a huge body: its status decides, the log keeps the start of it', async () => {
+  it('an error answer with a huge body: its status decides, the attempt keeps the first 1 KB of it', async () => {
     crm.handle((_req, res) => void streamAnswer(res, 503, TOTAL, 'e'));
     const r = failure(await client(10_000).attempt(request()));
     expect(r.error).toMatchObject({ code: 'PBXHOOK_HTTP_STATUS', status: 503, retryable: true });
-    expect(r.body).toBe('e'.repeat(200));
+    expect(r.body).toBe('e'.repeat(RESPONSE_KEEP_CHARS));
+    expect(RESPONSE_KEEP_CHARS).toBe(1024);
+  });
+
+  it('a success keeps the start of its answer too, for the console (issue #16 item 2)', async () => {
+    crm.handle((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(`{"id":"${'x'.repeat(2000)}"}`));
+    const r = await client().attempt(request());
+    expect(r).toMatchObject({ ok: true, status: 200 });
+    expect(r.body).toBe(`{"id":"${'x'.repeat(RESPONSE_KEEP_CHARS - 7)}`);
   });
 
   // The deadline and the shutdown signal abort the same controller: a shutdown mid-body is the same case.

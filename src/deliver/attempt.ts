@@ -36,13 +36,19 @@ export interface HttpClientOptions {
 }
 
 export type AttemptResult =
-  | { readonly ok: true; readonly status: number; readonly latencyMs: number }
+  | {
+      readonly ok: true;
+      readonly status: number;
+      readonly latencyMs: number;
+      /** The start of the answer (RESPONSE_KEEP_CHARS), tokens masked: kept with the attempt. */
+      readonly body?: string | undefined;
+    }
   | {
       readonly ok: false;
       readonly error: DeliveryError;
       readonly status: number | undefined;
       readonly latencyMs: number;
-      /** The start of the answer, tokens masked: safe to log. */
+      /** The start of the answer (RESPONSE_KEEP_CHARS), tokens masked: kept with the attempt, safe to log. */
       readonly body: string | undefined;
     };
 
@@ -72,6 +78,9 @@ const CONNECT_TIMEOUT_CODE = 'PBXHOOK_CONNECT_TIMEOUT';
  * closed, so a CRM answering 200 with hundreds of megabytes costs 64 KB and is still a success.
  */
 export const ANSWER_KEEP_BYTES = 64 * 1024;
+
+/** What of an answer the attempt keeps (the console shows it, issue #16 item 2); logs take less. */
+export const RESPONSE_KEEP_CHARS = 1024;
 
 export function createHttpClient(opts: HttpClientOptions): HttpClient {
   const { timeoutMs, connectTimeoutMs, tokens } = opts;
@@ -103,7 +112,7 @@ export function createHttpClient(opts: HttpClientOptions): HttpClient {
       return { ok: false, error, status: undefined, latencyMs: latency(), body: undefined };
     }
     const { status } = answer;
-    if (status >= 200 && status < 300) return { ok: true, status, latencyMs: latency() };
+    if (status >= 200 && status < 300) return { ok: true, status, latencyMs: latency(), body: bodyForLog(answer.text, req, tokens) };
     const error =
       status >= 300 && status < 400
         ? new HttpRedirectError(req.endpoint, status, locationForLog(answer))
@@ -188,10 +197,10 @@ export function urlForLog(url: string): string {
   return `${u.origin}${u.pathname}`;
 }
 
-/** The start of an error answer helps debugging; any token echoed back is masked. */
+/** The start of an answer helps debugging; any token echoed back is masked. */
 function bodyForLog(answer: string, req: WebhookRequest, tokens: ReadonlyMap<string, string>): string | undefined {
   if (answer === '') return undefined;
-  let text = answer.slice(0, 200);
+  let text = answer.slice(0, RESPONSE_KEEP_CHARS);
   const auth = Object.entries(req.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
   const secrets = [tokens.get(req.endpoint), auth?.replace(/^\S+\s+/, '')]
     .filter((x): x is string => x !== undefined && x.length >= 4)

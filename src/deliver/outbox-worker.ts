@@ -86,6 +86,8 @@ function endpointsOf(configs: readonly DeliveryEndpoint[], previous: ReadonlyMap
 const POLL_MS = 1_000;
 const HOUSEKEEPING_MS = 60_000;
 const LANE_IDLE_MS = 86_400_000;
+/** A failed attempt's log line carries the start of the answer; the attempt row keeps more (1 KB). */
+const LOGGED_ANSWER_CHARS = 200;
 
 export class OutboxWorker {
   readonly stats: DeliveryStats = {
@@ -519,7 +521,7 @@ export class OutboxWorker {
         ? {}
         : {
             code: result.error.code,
-            body: result.body,
+            body: result.body?.slice(0, LOGGED_ANSWER_CHARS),
             retryable: isRetryable(result, retryOn) || d.kind === 'requeue',
             willRetry: d.kind === 'retry' || d.kind === 'requeue',
           }),
@@ -582,7 +584,7 @@ interface PendingWrite {
 
 function recordOf(r: AttemptResult) {
   return r.ok
-    ? { latencyMs: r.latencyMs, status: r.status, errorCode: undefined, error: undefined }
+    ? { latencyMs: r.latencyMs, status: r.status, errorCode: undefined, error: undefined, response: r.body }
     : {
         latencyMs: r.latencyMs,
         status: r.status,

@@ -1,5 +1,6 @@
 import { backlog, bareAxios, autocannon, outbox, startReceiver } from './delivery.js';
 import { latency } from './latency.js';
+import { liveChurn } from './live-churn.js';
 import { liveMemory } from './live-memory.js';
 import { memory } from './memory.js';
 import { upkeep } from './upkeep.js';
@@ -48,6 +49,8 @@ async function main(): Promise<unknown> {
       return memory(10_000, Number(arg ?? 1_000_000));
     case 'live-memory':
       return liveMemory(Number(arg ?? 10_000));
+    case 'live-churn':
+      return liveChurn(Number(arg ?? 1_000_000));
     default:
       throw new Error(`unknown measurement ${what}`);
   }

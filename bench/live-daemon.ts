@@ -88,8 +88,10 @@ export async function startLiveDaemon(o: LiveDaemonOptions): Promise<LiveDaemon>
     `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\nstate_dir: ./state\n` +
       `ops:\n  listen: 127.0.0.1:0\nlog:\n  level: info\nwebhooks: ./webhooks.ini\n`,
   );
-  const launch = serviceLaunch();
-  const child = spawn(process.execPath, [...launch.nodeArgs, 'dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')], {
+  // BENCH_DAEMON_ROOT: another checkout's build and unit (its dist/ and systemd/), for A/B runs.
+  const root = process.env['BENCH_DAEMON_ROOT'] ?? '.';
+  const launch = serviceLaunch(join(root, 'systemd/pbxhook.service'));
+  const child = spawn(process.execPath, [...launch.nodeArgs, join(root, 'dist/cli.js'), 'run', '--config', join(dir, 'pbxhook.yaml')], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...launch.env },
   });

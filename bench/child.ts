@@ -50,7 +50,7 @@ async function main(): Promise<unknown> {
     case 'live-memory':
       return liveMemory(Number(arg ?? 10_000));
     case 'live-churn':
-      return liveChurn(Number(arg ?? 1_000_000));
+      return liveChurn(Number(arg ?? 100_000));
     default:
       throw new Error(`unknown measurement ${what}`);
   }

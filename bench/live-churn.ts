@@ -44,7 +44,7 @@ function filteredHalves(): [string, string] {
   return [join(frames.slice(0, cut)), join(frames.slice(cut))];
 }
 
-/** Sample points: 100k, 250k, 500k, 1M for a million calls, the same fractions of fewer. */
+/** Sample points: 100k, 250k, 500k, 1M for a million calls (the figure), the same fractions of fewer. */
 export const churnPoints = (calls: number): number[] => [0.1, 0.25, 0.5, 1].map((f) => Math.round(calls * f));
 
 export async function liveChurn(calls: number, window = 1000): Promise<LiveChurnResult> {

@@ -62,6 +62,8 @@ export interface LiveMemoryResult {
   /** MB of AMI bytes streamed. */
   readonly streamedMb: number;
   readonly ms: number;
+  /** The daemon's CPU seconds (user + system) from login to every webhook delivered: node flags trade it for memory. */
+  readonly cpuS: number;
   /** The unit's node flags and environment the daemon ran with. */
   readonly environment: string;
 }
@@ -117,13 +119,15 @@ export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const baselineRss = d.rssMb();
-    const baselineHeapTotal = mb((await d.scrape())['pbxhook_nodejs_heap_size_total_bytes']);
+    const atLogin = await d.scrape();
+    const baselineHeapTotal = mb(atLogin['pbxhook_nodejs_heap_size_total_bytes']);
     const t0 = performance.now();
     go();
     await d.until(() => sent, 'the stream', 600_000);
     // Every call followed and every webhook delivered, with nothing more arriving for half a second.
-    await settled(d, calls, undefined, 600_000);
+    const done = await settled(d, calls, undefined, 600_000);
     const ms = performance.now() - t0;
+    const cpu = 'pbxhook_process_cpu_seconds_total';
     await new Promise((r) => setTimeout(r, 2000));
     const m = await d.scrape();
     const rss = d.rssMb();
@@ -145,6 +149,7 @@ export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
       callsHeapSliced: heapSliced,
       streamedMb: Math.round(streamed / 104857.6) / 10,
       ms: Math.round(ms),
+      cpuS: Math.round(((done[cpu] ?? NaN) - (atLogin[cpu] ?? NaN)) * 10) / 10,
       environment: d.environment,
     };
   } finally {

@@ -223,6 +223,7 @@ The run with the median RSS of ${ROUNDS}; over every run:
 - RSS with ${fmt(liveMem['calls'] as number)} calls up: ${showSpread(liveRss, ' MB', 1)} (target < 150 MB: ${check(liveRss.max < 150)});
   15 s later ${showSpread(liveSpread('settledRss'), ' MB', 1)}; after login ${showSpread(liveSpread('baselineRss'), ' MB', 1)}.
 - JS heap in use with the calls up: ${showSpread(liveSpread('heapUsed'), ' MB', 1)}; allocated ${showSpread(liveSpread('heapTotal'), ' MB', 1)}.
+- The daemon's CPU from login to the last webhook (the price of memory flags): ${showSpread(liveSpread('cpuS'), ' s', 1)}.
 - The calls' own data (framer → pipeline in the measuring process, after a full collection): ${fmt(liveMem['callsHeap'] as number, 1)} MB
   with values copied out of their messages, as live does; ${fmt(liveMem['callsHeapSliced'] as number, 1)} MB with sliced values.
 

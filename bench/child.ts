@@ -1,6 +1,7 @@
 import { backlog, bareAxios, autocannon, outbox, startReceiver } from './delivery.js';
 import { latency } from './latency.js';
 import { mixLatency, type Mix } from './latency-mix.js';
+import { liveChurn } from './live-churn.js';
 import { liveMemory } from './live-memory.js';
 import { liveStateCommits } from './live-state.js';
 import { memory } from './memory.js';
@@ -67,6 +68,8 @@ async function main(): Promise<unknown> {
       const [calls = '1000', commits = '5000', saving = 'with'] = (arg ?? '').split(':');
       return liveStateCommits(Number(calls), Number(commits), saving === 'with');
     }
+    case 'live-churn':
+      return liveChurn(Number(arg ?? 100_000));
     default:
       throw new Error(`unknown measurement ${what}`);
   }

@@ -1,14 +1,9 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { AmiFramer } from '../src/ami/framer.js';
 import { wantsAmiEvent } from '../src/ami/normalise.js';
 import { DEFAULT_ROLES } from '../src/core/roles.js';
 import { Pipeline } from '../src/pipeline.js';
-import { describeLaunch, serviceLaunch } from './service-env.js';
+import { mb, settled, startLiveDaemon } from './live-daemon.js';
 
 /**
  * Issue #14 item 8: the live daemon's memory with N calls up at once, on the real path: a fake AMI
@@ -22,15 +17,16 @@ import { describeLaunch, serviceLaunch } from './service-env.js';
  */
 const TRACE = 'test/fixtures/asterisk/in-queue-answered.ami';
 
-function callTemplate(): string {
+/** The call's events up to the caller's HangupRequest (still up), or the whole call. */
+export function callTemplate(part: 'up' | 'whole' = 'up'): string {
   const text = readFileSync(TRACE, 'latin1');
   const start = text.indexOf('Event: Newchannel');
-  const end = text.indexOf('Event: HangupRequest');
+  const end = part === 'up' ? text.indexOf('Event: HangupRequest') : text.length;
   return text.slice(start, end);
 }
 
 /** Copy `i` of the call, its times shifted so that its first event happens at `t0` (seconds). */
-function copy(template: string, i: number, t0: number, first: number): Buffer {
+export function copy(template: string, i: number, t0: number, first: number): Buffer {
   const hex = (n: number): string => n.toString(16).padStart(8, '0');
   const text = template
     .replaceAll('1795301990.9', `${1795301990 + i}.9`)
@@ -66,30 +62,10 @@ export interface LiveMemoryResult {
   /** MB of AMI bytes streamed. */
   readonly streamedMb: number;
   readonly ms: number;
+  /** The daemon's CPU seconds (user + system) from login to every webhook delivered: node flags trade it for memory. */
+  readonly cpuS: number;
   /** The unit's node flags and environment the daemon ran with. */
   readonly environment: string;
-}
-
-const mb = (bytes: number | undefined): number => Math.round((bytes ?? NaN) / 104857.6) / 10;
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
-}
-
-async function scrape(port: number): Promise<Record<string, number>> {
-  const text = await new Promise<string>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-  const out: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const m = /^(pbxhook_[a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$/.exec(line);
-    if (m) out[m[1]!] = Number(m[2]);
-  }
-  return out;
 }
 
 /** JS heap (MB, after a full GC) that `calls` live calls take in framer → pipeline. */
@@ -123,31 +99,12 @@ export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
   const heapSliced = callsHeap(calls, false);
   const template = callTemplate();
   const first = Number(/^Timestamp: (\d+\.\d+)\r$/m.exec(template)![1]);
-  let webhooks = 0;
-  const receiver = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      webhooks++;
-      res.writeHead(200, { 'content-length': '0' }).end();
-    });
-  });
-  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  const receiverPort = (receiver.address() as net.AddressInfo).port;
-
-  let loggedIn: () => void = () => undefined;
-  const login = new Promise<void>((r) => (loggedIn = r));
   let go: () => void = () => undefined;
   const start = new Promise<void>((r) => (go = r));
   let streamed = 0;
-  let sent: () => void = () => undefined;
-  const allSent = new Promise<void>((r) => (sent = r));
-  const ami = net.createServer((sock) => {
-    sock.write('Asterisk Call Manager/11.0.0\r\n');
-    sock.on('error', () => undefined);
-    sock.once('data', (d: Buffer) => {
-      const id = /ActionID: (.*)\r\n/i.exec(String(d))?.[1];
-      sock.write(`Response: Success\r\n${id ? `ActionID: ${id}\r\n` : ''}Message: Authentication accepted\r\n\r\n`);
-      loggedIn();
+  let sent = false;
+  const d = await startLiveDaemon({
+    stream: (sock) =>
       void (async () => {
         await start;
         const t0 = Date.now() / 1000;
@@ -156,87 +113,46 @@ export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
           streamed += b.length;
           if (!sock.write(b)) await new Promise((r) => sock.once('drain', r));
         }
-        sent();
-      })();
-    });
+        sent = true;
+      })(),
   });
-  await new Promise<void>((r) => ami.listen(0, '127.0.0.1', r));
-  const amiPort = (ami.address() as net.AddressInfo).port;
-
-  const dir = mkdtempSync(join(tmpdir(), 'pbxhook-live-memory-'));
-  writeFileSync(join(dir, 'webhooks.ini'), `[crm]\nschema = 3cx\nurl = http://127.0.0.1:${receiverPort}/3cx\n`);
-  writeFileSync(
-    join(dir, 'pbxhook.yaml'),
-    `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\nstate_dir: ./state\n` +
-      `ops:\n  listen: 127.0.0.1:0\nlog:\n  level: info\nwebhooks: ./webhooks.ini\n`,
-  );
-  const launch = serviceLaunch();
-  const child = spawn(process.execPath, [...launch.nodeArgs, 'dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...launch.env },
-  });
-  let opsPort = 0;
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => {
-    stderr = (stderr + d).slice(-20_000);
-    const m = /"port":(\d+)[^\n]*metrics, health and status page listening/.exec(stderr);
-    if (m && opsPort === 0) opsPort = Number(m[1]);
-  });
-  const died = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`pbxhook exited ${code}:\n${stderr}`))));
-  const until = async (cond: () => Promise<boolean> | boolean, what: string, ms: number): Promise<void> => {
-    const deadline = Date.now() + ms;
-    while (!(await cond())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${stderr}`);
-      await Promise.race([new Promise((r) => setTimeout(r, 200)), died]);
-    }
-  };
   try {
-    await Promise.race([login, died]);
-    await until(() => opsPort > 0, 'the ops port', 10_000);
     await new Promise((r) => setTimeout(r, 1000));
-    const baselineRss = rssMb(child.pid!);
-    const baselineHeapTotal = mb((await scrape(opsPort))['pbxhook_nodejs_heap_size_total_bytes']);
+    const baselineRss = d.rssMb();
+    const atLogin = await d.scrape();
+    const baselineHeapTotal = mb(atLogin['pbxhook_nodejs_heap_size_total_bytes']);
     const t0 = performance.now();
     go();
-    await Promise.race([allSent, died]);
-    let m: Record<string, number> = {};
+    await d.until(() => sent, 'the stream', 600_000);
     // Every call followed and every webhook delivered, with nothing more arriving for half a second.
-    await until(async () => {
-      const before = webhooks;
-      m = await scrape(opsPort);
-      if (m['pbxhook_calls_live'] !== calls || m['pbxhook_outbox_depth'] !== 0) return false;
-      await new Promise((r) => setTimeout(r, 500));
-      return webhooks === before;
-    }, `${calls} live calls and an empty outbox`, 600_000);
+    const done = await settled(d, calls, undefined, 600_000);
     const ms = performance.now() - t0;
+    const cpu = 'pbxhook_process_cpu_seconds_total';
     await new Promise((r) => setTimeout(r, 2000));
-    m = await scrape(opsPort);
-    const rss = rssMb(child.pid!);
+    const m = await d.scrape();
+    const rss = d.rssMb();
     await new Promise((r) => setTimeout(r, 15_000));
-    const settled = await scrape(opsPort);
+    const after = await d.scrape();
     return {
       calls,
       liveCalls: m['pbxhook_calls_live'] ?? NaN,
-      webhooks,
+      webhooks: d.webhooks(),
       baselineRss,
       rss,
       heapUsed: mb(m['pbxhook_nodejs_heap_size_used_bytes']),
       heapTotal: mb(m['pbxhook_nodejs_heap_size_total_bytes']),
-      settledRss: rssMb(child.pid!),
-      settledHeapUsed: mb(settled['pbxhook_nodejs_heap_size_used_bytes']),
-      settledHeapTotal: mb(settled['pbxhook_nodejs_heap_size_total_bytes']),
+      settledRss: d.rssMb(),
+      settledHeapUsed: mb(after['pbxhook_nodejs_heap_size_used_bytes']),
+      settledHeapTotal: mb(after['pbxhook_nodejs_heap_size_total_bytes']),
       baselineHeapTotal,
       callsHeap: heapCopied,
       callsHeapSliced: heapSliced,
       streamedMb: Math.round(streamed / 104857.6) / 10,
       ms: Math.round(ms),
-      environment: describeLaunch(launch),
+      cpuS: Math.round(((done[cpu] ?? NaN) - (atLogin[cpu] ?? NaN)) * 10) / 10,
+      environment: d.environment,
     };
   } finally {
-    child.kill('SIGKILL');
-    ami.close();
-    receiver.closeAllConnections();
-    receiver.close();
-    rmSync(dir, { recursive: true, force: true });
+    d.stop();
   }
 }

@@ -8,6 +8,7 @@ import type { LiveStateResult } from './live-state.js';
 import { latencyMixReport } from './latency-mix-report.js';
 import { replayCommand } from './replay-command.js';
 import { showSpread, spread, verdict, type Spread } from './stats.js';
+import type { LiveChurnResult } from './live-churn.js';
 
 /**
  * `npm run bench`: runs every measurement of issue #7 in its own process (compiled JS, no tsx),
@@ -25,10 +26,10 @@ interface Result {
   [k: string]: unknown;
 }
 
-function measure(what: string, arg: string | number, gc = false): Result {
+function measure(what: string, arg: string | number, gc = false, timeout = 600_000): Result {
   const args = [...(gc ? ['--expose-gc'] : []), 'dist-bench/bench/child.js', what, String(arg)];
   // The latency run spawns the real daemon (dist/cli.js): `npm run bench` builds both.
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20, timeout: 600_000 });
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20, timeout });
   if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Result;
 }
@@ -55,9 +56,27 @@ const perSec = (n: number, t: number): number => (n / t) * 1000;
 const command = await replayCommand(ROUNDS, COPIES, 'dist/cli.js', 'dist-bench/bench/child.js', (line) => process.stderr.write(`${line}\n`));
 const mem = measure('memory', 1_000_000, true);
 process.stderr.write(`memory: ${JSON.stringify(mem)}\n`);
-// Issue #14 item 8: the real daemon (socket → outbox, ops on) with 10k calls up.
-const liveMem = measure('live-memory', 10_000, true);
-process.stderr.write(`live memory: ${JSON.stringify(liveMem)}\n`);
+// Issue #14 item 8: the real daemon (socket → outbox, ops on) with 10k calls up, one process per round.
+const liveMems: Result[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  liveMems.push(measure('live-memory', 10_000, true));
+  process.stderr.write(`round ${round + 1} live memory: ${JSON.stringify(liveMems.at(-1))}\n`);
+}
+const liveSpread = (key: string): Spread => spread(liveMems.map((r) => r[key] as number));
+const liveRss = liveSpread('rss');
+const liveMem = liveMems.find((r) => r['rss'] === liveRss.median)!;
+// Issue #15: RSS as calls come and go (bench/live-churn.ts). 1M calls (the issue's 100k → 1M) take 30-80 min
+// on a busy 2-core machine: the default of 100k (10k → 100k) keeps the run to a few minutes.
+const CHURN_CALLS = Number(process.env['BENCH_CHURN_CALLS'] ?? 100_000);
+const CHURN_ROUNDS = Number(process.env['BENCH_CHURN_ROUNDS'] ?? 1);
+const churns: LiveChurnResult[] = [];
+for (let round = 0; round < CHURN_ROUNDS; round++) {
+  churns.push(measure('live-churn', CHURN_CALLS, false, 7_200_000) as unknown as LiveChurnResult);
+  process.stderr.write(`round ${round + 1} live churn: ${JSON.stringify(churns.at(-1))}\n`);
+}
+const churnGrowth = (key: 'rss' | 'heapUsed'): Spread => spread(churns.map((c) => c.samples.at(-1)![key] - c.samples[0]![key]));
+const churnRss = churnGrowth('rss');
+const churnFlat = churnRss.max <= 10 && churnRss.min >= -10;
 const UPKEEP_ROWS = 500_000;
 const upkeep = measure('upkeep', UPKEEP_ROWS) as unknown as Record<'housekeeping' | 'scrape' | 'statusPage' | 'afterOtherWriter', number>;
 process.stderr.write(`upkeep: ${JSON.stringify(upkeep)}\n`);
@@ -253,9 +272,27 @@ node flags and environment, as the service runs it: \`${liveMem['environment'] a
 | ${fmt(liveMem['calls'] as number)} calls up | ${fmt(liveMem['rss'] as number, 1)} | ${fmt(liveMem['heapUsed'] as number, 1)} / ${fmt(liveMem['heapTotal'] as number, 1)} |
 | 15 s later, no traffic | ${fmt(liveMem['settledRss'] as number, 1)} | ${fmt(liveMem['settledHeapUsed'] as number, 1)} / ${fmt(liveMem['settledHeapTotal'] as number, 1)} |
 
-- RSS with ${fmt(liveMem['calls'] as number)} calls up: ${fmt(liveMem['rss'] as number, 1)} MB (target < 150 MB: ${check((liveMem['rss'] as number) < 150)}).
+The run with the median RSS of ${ROUNDS}; over every run:
+- RSS with ${fmt(liveMem['calls'] as number)} calls up: ${showSpread(liveRss, ' MB', 1)} (target < 150 MB: ${check(liveRss.max < 150)});
+  15 s later ${showSpread(liveSpread('settledRss'), ' MB', 1)}; after login ${showSpread(liveSpread('baselineRss'), ' MB', 1)}.
+- JS heap in use with the calls up: ${showSpread(liveSpread('heapUsed'), ' MB', 1)}; allocated ${showSpread(liveSpread('heapTotal'), ' MB', 1)}.
+- The daemon's CPU from login to the last webhook (the price of memory flags): ${showSpread(liveSpread('cpuS'), ' s', 1)}.
 - The calls' own data (framer → pipeline in the measuring process, after a full collection): ${fmt(liveMem['callsHeap'] as number, 1)} MB
   with values copied out of their messages, as live does; ${fmt(liveMem['callsHeapSliced'] as number, 1)} MB with sliced values.
+
+### The live daemon as ${fmt(CHURN_CALLS)} calls come and go
+
+bench/live-churn.ts: the same fake AMI server → \`pbxhook run\` → receiver, the unit's flags; each call the recorded
+in-queue-answered call as Asterisk sends it with the README's event filter (36 events), ${fmt(churns[0]!.window)} calls up at any
+moment, the endpoint sending the 3CX call log only (one webhook a call). At each point the stream stops until every
+call is followed and every webhook delivered (${fmt(churns[0]!.window)} calls up, an empty outbox), then RSS and the JS heap are read.
+
+| calls so far | RSS (MB) | JS heap in use / allocated (MB) | seconds |
+|---:|---:|---:|---:|
+${churns[0]!.samples.map((c) => `| ${fmt(c.calls)} | ${fmt(c.rss, 1)} | ${fmt(c.heapUsed, 1)} / ${fmt(c.heapTotal, 1)} | ${fmt(c.s, 0)} |`).join('\n')}
+
+- RSS growth from ${fmt(churns[0]!.samples[0]!.calls)} to ${fmt(CHURN_CALLS)} calls: ${showSpread(churnRss, ' MB', 1)} (target flat, ±10 MB: ${check(churnFlat)});
+  JS heap in use ${showSpread(churnGrowth('heapUsed'), ' MB', 1)} (not after a collection: it moves with the garbage of the moment).
 
 ## 5. Outbox upkeep at ${fmt(UPKEEP_ROWS)} rows (the event loop's time, median of 5)
 

@@ -13,8 +13,8 @@ export interface ServiceLaunch {
  * the service runs it (issue #14, memory). The Debian package's unit is this file with other paths;
  * its /usr/bin/pbxhook starts `pbxhook run` the same way.
  */
-export function serviceLaunch(): ServiceLaunch {
-  const unit = readFileSync('systemd/pbxhook.service', 'utf8');
+export function serviceLaunch(unitFile = 'systemd/pbxhook.service'): ServiceLaunch {
+  const unit = readFileSync(unitFile, 'utf8');
   const exec = /^ExecStart=\S+ (.*?)\s*\S+\/dist\/cli\.js run /m.exec(unit);
   const env: Record<string, string> = {};
   for (const m of unit.matchAll(/^Environment=(?:"([^"]*)"|(\S+))$/gm)) {

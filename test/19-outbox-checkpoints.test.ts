@@ -122,8 +122,9 @@ describe('a checkpoint thread that cannot work', () => {
     const file = tempFile();
     let reported!: (e: Error) => void;
     const error = new Promise<Error>((r) => (reported = r));
-    const store = new OutboxStore(file, { backgroundCheckpoints: { onError: (e) => reported(e) } });
-    renameSync(file, `${file}.moved`); // before the thread opens it by name
+    const store = new OutboxStore(file, { backgroundCheckpoints: { everyCommits: 1, onError: (e) => reported(e) } });
+    renameSync(file, `${file}.moved`); // before the thread opens it by name: the first checkpoint starts it
+    store.insert([req(0)], T0);
     expect(String(await error)).toMatch(/unable to open|no such file|SQLITE_CANTOPEN|exited/i);
     expect(dbOf(store).pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
     store.close();
@@ -132,10 +133,34 @@ describe('a checkpoint thread that cannot work', () => {
   it('is reported once, naming the file and the reason', async () => {
     const errors: Error[] = [];
     const file = path.join(tempFile(), 'missing-dir', 'x.sqlite');
-    const c = new Checkpointer(file, { onError: (e) => errors.push(e) });
+    const c = new Checkpointer(file, { everyCommits: 1, onError: (e) => errors.push(e) });
+    c.committed(); // the thread starts with the first checkpoint asked
     await c.exited; // every report it could make is made by now
     c.stop();
     expect(errors.map(String)).toEqual([expect.stringContaining(file)]);
     expect(String(errors[0])).toMatch(/directory does not exist|SQLITE_CANTOPEN/);
+  });
+});
+
+describe('a checkpoint thread only while checkpoints are asked for (issue #15, memory)', () => {
+  it('starts with the first checkpoint, is retired when idle, and comes back on the next', async () => {
+    const file = tempFile();
+    const store = new OutboxStore(file);
+    store.insert([req(0)], T0);
+    const errors: Error[] = [];
+    const c = new Checkpointer(file, { everyCommits: 1, idleMs: 1, onError: (e) => errors.push(e) });
+    expect(c.running, 'no thread before any checkpoint').toBe(false);
+    c.committed();
+    expect(c.running).toBe(true);
+    for (let i = 0; i < 500 && c.running; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(c.running, 'retired once idle').toBe(false);
+    await c.exited;
+    c.committed();
+    expect(c.running, 'a new thread for the next checkpoint').toBe(true);
+    store.insert([req(1)], T0 + 1);
+    c.stop();
+    await c.exited;
+    store.close();
+    expect(errors, 'a retired thread is no failure').toEqual([]);
   });
 });

@@ -119,6 +119,13 @@ export interface Channel {
   localPeer: string | undefined;
 }
 
+/**
+ * `xs` and then `x`, in a new array of exactly that length. A call's lists hold one to a few items
+ * for as long as the call lasts: grown by push, each one reserves 17 slots (152 bytes on 64-bit
+ * node) — a quarter of a live call's JS heap in a heap snapshot of 10,000 live calls (issue #15).
+ */
+export const appended = <T>(xs: readonly T[], x: T): T[] => xs.concat([x]);
+
 /** A frozen, self-contained copy of a call, attached to every lifecycle event. */
 export type CallView = Readonly<Omit<Call, 'legs' | 'segments' | 'routes' | 'channelIds'>> & {
   readonly legs: readonly Readonly<Leg>[];

@@ -1,6 +1,6 @@
 import { endpointOf, type PbxEvent } from './events.js';
 import type { LifecycleEvent } from './lifecycle.js';
-import { viewOf, type Call, type Channel, type EndReason, type Leg, type LegKind, type Segment } from './model.js';
+import { appended, viewOf, type Call, type Channel, type EndReason, type Leg, type LegKind, type Segment } from './model.js';
 import { isWiredThrough, localPairName, realDialler } from './locals.js';
 import type { CallRecord } from './persist.js';
 import { endCall, finishLeg, startSegment, endSegment, unansweredAs } from './transitions.js';
@@ -247,7 +247,7 @@ const HANDLERS: HandlerTable = {
     if (ev.party.kind === 'local') t.pairLocal(channel);
     const existing = t.calls.get(ev.call);
     if (existing) {
-      existing.channelIds.push(ev.channel);
+      existing.channelIds = appended(existing.channelIds, ev.channel);
       touch(existing, ev.at);
       return;
     }
@@ -355,7 +355,7 @@ const HANDLERS: HandlerTable = {
       dialStatus: undefined,
       cause: undefined,
     };
-    call.legs.push(leg);
+    call.legs = appended(call.legs, leg);
     t.emitLeg('leg.dialed', call, leg, ev.at);
   },
 
@@ -398,7 +398,7 @@ const HANDLERS: HandlerTable = {
     if (!call.directionKnown && ev.channel === call.origin && found.channel.party.kind === 'extension') startInternal(t, call, ev.at);
     const last = call.routes[call.routes.length - 1];
     if (last && last.role === ev.role && last.number === ev.number) return; // every dialplan priority repeats it
-    call.routes.push({ role: ev.role, number: ev.number, at: ev.at });
+    call.routes = appended(call.routes, { role: ev.role, number: ev.number, at: ev.at });
     if (ev.role === 'voicemail') call.voicemail = { mailbox: ev.number, leftAt: undefined };
     t.emit({ type: 'route.entered', at: ev.at, call: viewOf(call), route: { role: ev.role, number: ev.number } });
   },
@@ -453,7 +453,7 @@ const HANDLERS: HandlerTable = {
     const found = t.callOf(ev.channel);
     if (!found) return;
     touch(found.call, ev.at);
-    if (!found.channel.recordings.includes(ev.file)) found.channel.recordings.push(ev.file);
+    if (!found.channel.recordings.includes(ev.file)) found.channel.recordings = appended(found.channel.recordings, ev.file);
   },
 
   'channel.cause': (t, ev) => {
@@ -562,9 +562,9 @@ function completeAttendedTransfer(t: Tracker, ev: Extract<PbxEvent, { type: 'tra
     if (moved) {
       moved.call = call.id;
       consultCall.channelIds = consultCall.channelIds.filter((id) => id !== moved.id);
-      call.channelIds.push(moved.id);
+      call.channelIds = appended(call.channelIds, moved.id);
     }
-    call.legs.push(leg);
+    call.legs = appended(call.legs, leg);
   }
   const seg = t.openSegment(call);
   call.pendingTransfer = 'attended';
@@ -572,7 +572,7 @@ function completeAttendedTransfer(t: Tracker, ev: Extract<PbxEvent, { type: 'tra
   const own = consultRecordings(t, leg, new Set([ev.transferer, call.customer ?? '', call.origin]));
   startSegment(t, call, leg, leg.party.id, leg.channel, ev.at, seg);
   const started = call.segments.find((s) => s.channel === leg.channel && s.endedAt === undefined);
-  if (started) for (const file of own) if (!started.recordings.includes(file)) started.recordings.push(file);
+  if (started) for (const file of own) if (!started.recordings.includes(file)) started.recordings = appended(started.recordings, file);
   // The consultation's other leg may have hung up first: with nothing live left, no event would
   // ever end it but the idle timeout (issue #12 item 6).
   if (consultCall !== call && consultCall.channelIds.every((id) => t.channels.get(id)?.hungUpAt !== undefined)) {

@@ -1,6 +1,6 @@
 import type { DialStatus } from './events.js';
 import type { Tracker } from './tracker.js';
-import { viewOf, type Call, type Disposition, type EndReason, type Leg, type Segment } from './model.js';
+import { appended, viewOf, type Call, type Disposition, type EndReason, type Leg, type Segment } from './model.js';
 
 /** The state changes that emit lifecycle events, shared by several handlers. */
 
@@ -35,7 +35,7 @@ export function startSegment(
   };
   call.pendingTransfer = 'none';
   if (leg.kind === 'consult') leg.kind = 'agent';
-  call.segments.push(segment);
+  call.segments = appended(call.segments, segment);
   t.emit({ type: 'leg.answered', at, call: viewOf(call), leg: { ...leg }, segment: { ...segment } });
   if (replaces && replaces.endedAt === undefined) endSegment(t, call, replaces, at, 'attended-transfer');
 }
@@ -111,7 +111,7 @@ function attachRecordings(t: Tracker, call: Call): void {
     const channels = new Set([seg.channel, call.customer, call.origin]);
     for (const id of channels) {
       const ch = id === undefined ? undefined : t.channels.get(id);
-      for (const file of ch?.recordings ?? []) if (!seg.recordings.includes(file)) seg.recordings.push(file);
+      for (const file of ch?.recordings ?? []) if (!seg.recordings.includes(file)) seg.recordings = appended(seg.recordings, file);
     }
   }
 }

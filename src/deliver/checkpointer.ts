@@ -21,6 +21,8 @@ import { Worker } from 'node:worker_threads';
 export interface CheckpointerOptions {
   /** Commits between two checkpoints (default 100). */
   readonly everyCommits?: number;
+  /** A thread asked nothing for this long is retired (default 10 s). */
+  readonly idleMs?: number;
   /** A checkpoint failed, or the thread stopped: reported once, and the thread is stopped. */
   readonly onError: (err: Error) => void;
 }
@@ -65,38 +67,74 @@ parentPort.on('message', (m) => {
 });
 `;
 
+/**
+ * A thread with no checkpoint asked of it for this long is retired, and the next request starts
+ * another: each is a whole V8 isolate (~10 MB of RSS), which a quiet daemon does not need (issue
+ * #15, memory). Starting one costs a few milliseconds, off the event loop, at most once per
+ * `everyCommits` commits.
+ */
+const IDLE_MS = 10_000;
+
 export class Checkpointer {
-  private readonly worker: Worker;
+  private worker: Worker | undefined;
   private readonly everyCommits: number;
+  private readonly idleMs: number;
   private readonly turn = new Int32Array(new SharedArrayBuffer(4));
+  private readonly start: () => Worker;
+  private idle: NodeJS.Timeout | undefined;
   private commits = 0;
   private stopped = false;
-  /** Resolves when the thread has ended, however it ended. */
-  readonly exited: Promise<void>;
+  private lastExit: Promise<void> = Promise.resolve();
 
   constructor(file: string, o: CheckpointerOptions) {
     this.everyCommits = o.everyCommits ?? 100;
+    this.idleMs = o.idleMs ?? IDLE_MS;
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(THREAD, { eval: true, workerData: { file, driver, turn: this.turn.buffer } });
-    // The first failure is reported; the store then stops this thread and checkpoints itself.
-    const fail = (message: string): void => {
-      if (this.stopped) return;
-      this.stop();
-      o.onError(new Error(`outbox checkpoint thread (${file}): ${message}`));
+    this.start = () => {
+      const worker = new Worker(THREAD, { eval: true, workerData: { file, driver, turn: this.turn.buffer } });
+      // The first failure is reported; the store then stops this thread and checkpoints itself.
+      // A retired thread's exit is no failure.
+      const fail = (message: string): void => {
+        if (this.stopped || worker !== this.worker) return;
+        this.stop();
+        o.onError(new Error(`outbox checkpoint thread (${file}): ${message}`));
+      };
+      worker.on('message', (m: { error: string }) => fail(m.error));
+      worker.on('error', (err: unknown) => fail(err instanceof Error ? err.message : String(err)));
+      this.lastExit = new Promise((resolve) => worker.once('exit', () => resolve()));
+      worker.on('exit', (code) => fail(`exited (${code})`));
+      // A checkpoint thread alone never keeps the daemon alive.
+      worker.unref();
+      return worker;
     };
-    this.worker.on('message', (m: { error: string }) => fail(m.error));
-    this.worker.on('error', (err: unknown) => fail(err instanceof Error ? err.message : String(err)));
-    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.on('exit', (code) => fail(`exited (${code})`));
-    // A checkpoint thread alone never keeps the daemon alive.
-    this.worker.unref();
   }
 
-  /** Told of every commit; every `everyCommits`th asks the thread for a checkpoint. */
+  /** Resolves when the latest thread has ended, however it ended (at once if none ever started). */
+  get exited(): Promise<void> {
+    return this.lastExit;
+  }
+
+  /** True while a thread is up (started by a request, not yet retired). */
+  get running(): boolean {
+    return this.worker !== undefined;
+  }
+
+  /** Told of every commit; every `everyCommits`th asks the thread, started if need be, for a checkpoint. */
   committed(): void {
     if (this.stopped || ++this.commits < this.everyCommits) return;
     this.commits = 0;
+    this.worker ??= this.start();
     this.worker.postMessage('checkpoint');
+    if (this.idle) this.idle.refresh();
+    else this.idle = setTimeout(() => this.retire(), this.idleMs).unref();
+  }
+
+  /** Its connection closes after the checkpoint under way, if any; the shared word stays valid. */
+  private retire(): void {
+    this.idle = undefined;
+    const worker = this.worker;
+    this.worker = undefined;
+    worker?.postMessage('stop');
   }
 
   /**
@@ -132,6 +170,7 @@ export class Checkpointer {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.worker.postMessage('stop');
+    clearTimeout(this.idle);
+    this.retire();
   }
 }

@@ -1,0 +1,102 @@
+import { wantsAmiEvent } from '../src/ami/normalise.js';
+import { callTemplate, copy } from './live-memory.js';
+import { mb, settled, startLiveDaemon } from './live-daemon.js';
+
+/**
+ * Issue #15: does the live daemon's memory stay flat as calls come and go? A fake AMI server streams
+ * `calls` calls into `pbxhook run` (socket → daemon, outbox and ops on, the unit's node flags),
+ * `window` of them up at any moment: each call is the recorded in-queue-answered call as Asterisk
+ * sends it with the README's event filter (36 events, ~17 KB; renumbered and re-timed per copy),
+ * call i's start written together with call i−window's end. At each sample point (calls started) the server stops,
+ * waits until the daemon has followed every call and delivered every webhook, and the bench reads
+ * RSS (/proc) and the JS heap (/metrics); the state is the same at every point (`window` calls up,
+ * an empty outbox), so what differs is what the calls before left behind.
+ * The endpoint sends the 3CX call log only (`events = incoming`): one webhook per call, so the
+ * outbox's rate does not set the run's length.
+ */
+export interface ChurnSample {
+  readonly calls: number;
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly heapTotal: number;
+  /** Seconds since the first call. */
+  readonly s: number;
+}
+
+export interface LiveChurnResult {
+  readonly calls: number;
+  readonly window: number;
+  readonly baselineRss: number;
+  readonly samples: readonly ChurnSample[];
+  readonly webhooks: number;
+  readonly environment: string;
+}
+
+/** The template's frames the README's filter lets through, split at the caller's HangupRequest. */
+function filteredHalves(): [string, string] {
+  const frames = callTemplate('whole').split('\r\n\r\n').filter((f) => {
+    const b = Buffer.from(`${f}\r\n\r\n`, 'latin1');
+    const name = /^Event: (\S+)/.exec(f)?.[1];
+    return name !== undefined && wantsAmiEvent(name, b, 0, b.length);
+  });
+  const cut = frames.findIndex((f) => f.startsWith('Event: HangupRequest'));
+  const join = (fs: string[]): string => fs.map((f) => `${f}\r\n\r\n`).join('');
+  return [join(frames.slice(0, cut)), join(frames.slice(cut))];
+}
+
+/** Sample points: 100k, 250k, 500k, 1M for a million calls (the issue's figure), the same fractions of fewer. */
+export const churnPoints = (calls: number): number[] => [0.1, 0.25, 0.5, 1].map((f) => Math.round(calls * f));
+
+export async function liveChurn(calls: number, window = 1000): Promise<LiveChurnResult> {
+  const [startHalf, endHalf] = filteredHalves();
+  const first = Number(/^Timestamp: (\d+\.\d+)\r$/m.exec(startHalf)![1]);
+  const points = churnPoints(calls);
+  let resume: () => void = () => undefined;
+  let paused: number | undefined;
+  let go: () => void = () => undefined;
+  const start = new Promise<void>((r) => (go = r));
+  const d = await startLiveDaemon({
+    events: 'incoming',
+    stream: (sock) =>
+      void (async () => {
+        await start;
+        // 2 ms apart in PBX time: calls last ~30 s, so about `window` overlap as they would live.
+        const t0 = Date.now() / 1000;
+        const write = async (b: Buffer): Promise<void> => {
+          if (!sock.write(b)) await new Promise((r) => sock.once('drain', r));
+        };
+        for (let i = 0; i < calls; i++) {
+          await write(copy(startHalf, i, t0 + i * 0.002, first));
+          if (i >= window) await write(copy(endHalf, i - window, t0 + (i - window) * 0.002, first));
+          if (points.includes(i + 1)) {
+            paused = i + 1;
+            await new Promise<void>((r) => (resume = r));
+          }
+        }
+      })(),
+  });
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    const baselineRss = d.rssMb();
+    const samples: ChurnSample[] = [];
+    const t0 = performance.now();
+    go();
+    for (const point of points) {
+      // Paused with `point` calls started and the last `window` of them up.
+      await d.until(() => paused === point, `the stream to reach call ${point}`, 1_200_000);
+      const m = await settled(d, Math.min(window, point), point, 600_000);
+      samples.push({
+        calls: point,
+        rss: d.rssMb(),
+        heapUsed: mb(m['pbxhook_nodejs_heap_size_used_bytes']),
+        heapTotal: mb(m['pbxhook_nodejs_heap_size_total_bytes']),
+        s: Math.round((performance.now() - t0) / 100) / 10,
+      });
+      process.stderr.write(`churn ${JSON.stringify(samples.at(-1))}\n`);
+      resume();
+    }
+    return { calls, window, baselineRss, samples, webhooks: d.webhooks(), environment: d.environment };
+  } finally {
+    d.stop();
+  }
+}

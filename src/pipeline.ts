@@ -47,6 +47,8 @@ export class Pipeline {
   onLifecycleEvent: ((e: LifecycleEvent) => void) | undefined;
   /** Optional tap on each lifecycle event with the webhooks rendered for it (the console's call journal). */
   onRendered: ((e: LifecycleEvent, requests: readonly WebhookRequest[]) => void) | undefined;
+  /** Optional tap on holds of a tracked call's channels (the console's call journal): no webhook renders them. */
+  onHold: ((h: { call: string; party: string; held: boolean; at: number }) => void) | undefined;
   /** Channels created since a resync asked the PBX for its channel list, which may predate them. */
   private createdDuringResync: Set<string> | undefined;
   /** The PBX's time as its events tell it: the live daemon's one clock (issue #14 item 6). */
@@ -112,7 +114,12 @@ export class Pipeline {
     this.clock.observe(ev.at, this.monotonic());
     if (ev.type === 'channel.created') this.createdDuringResync?.add(ev.channel);
     else if (ev.type === 'channels.snapshot') ev = this.completeResync(ev);
-    return this.render(this.tracker.handle(ev));
+    const out = this.render(this.tracker.handle(ev));
+    if (ev.type === 'channel.hold' && this.onHold !== undefined) {
+      const where = this.tracker.whereIs(ev.channel);
+      if (where !== undefined) this.onHold({ ...where, held: ev.held, at: ev.at });
+    }
+    return out;
   }
 
   /** A reconnect asked the PBX which channels are up; the answer comes as a `channels.snapshot`. */

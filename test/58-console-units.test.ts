@@ -13,7 +13,13 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { journalOf } from '../src/console/console.js';
 import { CallJournal, describe as describeStep } from '../src/console/journal.js';
+import { loadConfig } from '../src/config/load.js';
+import type { Outbox } from '../src/deliver/outbox.js';
+import { Pipeline } from '../src/pipeline.js';
+import { replayFile } from '../src/replay.js';
+import { LAB_CONFIG } from './support/replayTrace.js';
 import { maskHeaders, maskUrl } from '../src/console/mask.js';
 import { consoleRoutes } from '../src/console/routes.js';
 import { type ConsoleSources, endpointsView, webhookView, waitOf } from '../src/console/views.js';
@@ -317,6 +323,23 @@ describe('call journal', () => {
     expect(j.search('c1', T0 + 3)).toHaveLength(1);
     expect(j.search('0212', T0 + 3)).toHaveLength(1);
     expect(j.search('999', T0 + 3)).toEqual([]);
+  });
+
+  // The only traces with a hold are the synthetic attended transfers (no real capture has one).
+  it('shows holds: the transferring agent puts the customer on hold, then the transfer (synthetic trace)', async () => {
+    const pipeline = new Pipeline(loadConfig(LAB_CONFIG));
+    const journal = journalOf({ opsJournal: { calls: 10, keepMs: 3_600_000 } }, pipeline, { laneRows: () => [] } as unknown as Outbox['store'])!;
+    await replayFile('test/fixtures/asterisk-synth/in-queue-attended-transfer.ami', pipeline, () => undefined);
+    const [call] = journal.search('', pipeline.pbxNow());
+    const steps = call!.steps.map((x) => [x.type, x.text]);
+    const hold = steps.findIndex(([type]) => type === 'hold');
+    expect(hold, JSON.stringify(steps)).toBeGreaterThan(0);
+    expect(steps[hold]![1]).toMatch(/^\d+ put the call on hold$/);
+    const transfer = steps.findIndex(([, text]) => String(text).startsWith('attended transfer'));
+    expect(transfer, 'the transfer comes after the hold').toBeGreaterThan(hold);
+    expect(call!.steps[hold]!.webhooks).toEqual([]);
+    const at = call!.steps.map((x) => x.at);
+    expect(at, 'in time order').toEqual([...at].sort((a, b) => a - b));
   });
 
   it('is bounded: journal_calls calls at most, ended calls forgotten after journal_minutes', () => {

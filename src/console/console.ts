@@ -29,6 +29,7 @@ export function journalOf(cfg: Pick<Config, 'opsJournal'>, pipeline: Pipeline, s
   if (j.calls === 0) return undefined;
   const journal = new CallJournal(j.calls, j.keepMs, (endpoint, call) => store.laneRows(`${endpoint}:${call}`));
   pipeline.onRendered = (e, reqs) => journal.record(e, reqs.map((r) => r.endpoint));
+  pipeline.onHold = (h) => journal.hold(h.call, h.party, h.held, h.at);
   return journal;
 }
 

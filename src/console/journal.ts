@@ -1,7 +1,7 @@
 /**
  * A call's journey (issue #16 item 4): the steps of live and recent calls in time order (DID, IVR,
- * queue with its wait, each leg rung and how it ended, answer, transfers, voicemail, recording,
- * end), each with the webhooks rendered for it per endpoint. In memory and bounded: at most
+ * queue with its wait, each leg rung and how it ended, answer, holds, transfers, voicemail,
+ * recording, end), each with the webhooks rendered for it per endpoint. In memory and bounded: at most
  * `maxCalls` calls, an ended call kept `keepMs`, at most MAX_STEPS steps each. Time is passed in.
  *
  * A step remembers only which endpoints got how many webhooks; their rows and delivery states are
@@ -16,7 +16,8 @@ const MAX_RESULTS = 20;
 
 export interface JourneyStep {
   readonly at: number;
-  readonly type: CallEvent['type'];
+  /** A lifecycle event's type, or a hold (no webhook schema renders holds; the journey shows them). */
+  readonly type: CallEvent['type'] | 'hold' | 'unhold';
   readonly text: string;
   /** The endpoint of each webhook rendered for this step, in order (their rows tell the rest). */
   readonly webhooks: readonly string[];
@@ -89,6 +90,13 @@ export class CallJournal {
     for (const n of numbersOf(e)) if (n !== '') j.numbers.add(n);
     if (e.type === 'call.ended') j.endedAt = e.at;
     if (j.steps.length < MAX_STEPS) j.steps.push({ at: e.at, type: e.type, text: describe(e), webhooks });
+  }
+
+  /** A phone of a journaled call put it on hold (`held`) or took it back. */
+  hold(callId: string, party: string, held: boolean, at: number): void {
+    const j = this.calls.get(callId);
+    if (j === undefined || j.steps.length >= MAX_STEPS) return;
+    j.steps.push({ at, type: held ? 'hold' : 'unhold', text: held ? `${party} put the call on hold` : `${party} took the call back`, webhooks: [] });
   }
 
   /** Calls matching `q` (a call id, or part of a number or extension), newest first; all recent ones for "". */

@@ -126,6 +126,12 @@ export class Tracker {
     this.emit({ type, at, call: viewOf(call), leg: { ...leg } });
   }
 
+  /** The call a channel belongs to and who is on it, for taps that only read (no change is marked). */
+  whereIs(channelId: string): { call: string; party: string } | undefined {
+    const channel = this.channels.get(channelId);
+    return channel && this.calls.has(channel.call) ? { call: channel.call, party: channel.party.id } : undefined;
+  }
+
   callOf(channelId: string | undefined): { call: Call; channel: Channel } | undefined {
     const channel = channelId === undefined ? undefined : this.channels.get(channelId);
     const call = channel && this.calls.get(channel.call);

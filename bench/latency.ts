@@ -102,9 +102,11 @@ export async function latency(callsPerSecond: number, seconds: number, subject: 
 
   const dir = mkdtempSync(join(tmpdir(), 'pbxhook-latency-'));
   writeFileSync(join(dir, 'webhooks.ini'), `[crm]\nschema = 3cx\nurl = http://127.0.0.1:${receiverPort}/3cx\n`);
+  // event_filter off: this server answers no Filter action (a daemon waiting for the answer would
+  // time its login out and reconnect mid-run); bench/latency-mix.ts measures the filter.
   writeFileSync(
     join(dir, 'pbxhook.yaml'),
-    `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\nstate_dir: ./state\nops:\n  enabled: false\nlog:\n  level: warn\nwebhooks: ./webhooks.ini\n`,
+    `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\n  event_filter: off\nstate_dir: ./state\nops:\n  enabled: false\nlog:\n  level: warn\nwebhooks: ./webhooks.ini\n`,
   );
   const args = subject === 'daemon' ? ['dist/cli.js', 'run', '--config', join(dir, 'pbxhook.yaml')] : ['dist-bench/bench/latency-baseline.js', String(amiPort), String(receiverPort)];
   // The daemon as the service runs it (the unit's node flags and environment); the baseline as a bare node process.

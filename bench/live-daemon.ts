@@ -85,7 +85,9 @@ export async function startLiveDaemon(o: LiveDaemonOptions): Promise<LiveDaemon>
   writeFileSync(join(dir, 'webhooks.ini'), `[crm]\nschema = 3cx\nurl = http://127.0.0.1:${receiverPort}/3cx\n${o.events ? `events = ${o.events}\n` : ''}`);
   writeFileSync(
     join(dir, 'pbxhook.yaml'),
-    `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\nstate_dir: ./state\n` +
+    // event_filter off: this fake server streams every event and answers no Filter action; a daemon
+    // left waiting for that answer would time its login out, reconnect and be streamed the calls again.
+    `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\n  event_filter: off\nstate_dir: ./state\n` +
       `ops:\n  listen: 127.0.0.1:0\nlog:\n  level: info\nwebhooks: ./webhooks.ini\n`,
   );
   // BENCH_DAEMON_ROOT: another checkout's build and unit (its dist/ and systemd/), for A/B runs.

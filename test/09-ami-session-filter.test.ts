@@ -39,7 +39,7 @@ afterEach(async () => {
   for (const step of steps) await step();
 });
 
-async function serve(trace: Buffer, filter: 'apply' | 'refuse'): Promise<FakeAmi> {
+async function serve(trace: Buffer, filter: 'apply' | 'refuse' | 'ignore'): Promise<FakeAmi> {
   const server = await startFakeAmi({ trace, username: USER, secret: SECRET, filter, streamAfterFirstAction: true });
   cleanup.push(() => server.close());
   return server;
@@ -163,6 +163,25 @@ describe('Asterisk filters the session (AMI Filter action)', () => {
     expect(refused[0]!['said']).toBe('Permission denied');
     for (const f of amiEventFilters()) expect(String(refused[0]!['managerConf'])).toContain(`eventfilter = ${f}`);
     for (const l of lines) expect(l).not.toContain(SECRET);
+  });
+
+  it('a Filter never answered is a refusal after the timeout: the session carries on unfiltered, no reconnect', async () => {
+    const trace = loadTrace('test/fixtures/asterisk-freepbx/fpbx-queue-blind-transfer.ami');
+    const server = await serve(trace, 'ignore');
+    const c = collector();
+    const refusals: string[] = [];
+    const res = await connectAmi(
+      { host: '127.0.0.1', port: server.port, username: USER, secret: SECRET, timeoutMs: 300, sessionFilter: amiSessionFilter() },
+      { onFrame: (f) => c.onFrame(f), onFilterRefused: (said) => void refusals.push(said) },
+      quiet,
+    );
+    expect(res.ok).toBe(true);
+    if (!res.ok) return;
+    cleanup.unshift(() => res.session.close());
+    expect(refusals).toEqual(['no answer to the Filter action within 300 ms']);
+    await c.drained(res.session, server);
+    expect(c.requests).toEqual(replayRequests(trace));
+    expect(server.actions.filter((a) => a === 'login')).toHaveLength(1);
   });
 
   it('check-config prints the manager.conf lines for the config, its roles included', async () => {

@@ -115,7 +115,7 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
       resolve({ ok: false, error });
     };
     const timeoutMs = cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const timer = setTimeout(
+    let timer = setTimeout(
       () => fail(new AmiConnectError(cfg.host, cfg.port, `no login answer within ${timeoutMs} ms`)),
       timeoutMs,
     );
@@ -147,13 +147,22 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
       if (cfg.sessionFilter === undefined) return ready('off');
       phase = 'filter';
       sock.write(actionText({ Action: 'Filter', ActionID: FILTER_ID, Operation: 'Add', Filter: cfg.sessionFilter }));
+      // Logged in: a Filter never answered (a proxy or an AMI look-alike that drops unknown
+      // actions) is a refusal, not a failed login; failing here would reconnect forever.
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (phase === 'filter') filterRefused(`no answer to the Filter action within ${timeoutMs} ms`);
+      }, timeoutMs);
     };
 
     const filterAnswer = (frame: AmiFrame): void => {
       const answer = frame.fields.response ?? '';
       if (answer.toLowerCase() === 'success') return ready('on');
       // Permission denied (no `write = system`), or an Asterisk before 10: carry on unfiltered.
-      const said = redact(frame.fields.message ?? answer, cfg.secret);
+      filterRefused(redact(frame.fields.message ?? answer, cfg.secret));
+    };
+
+    const filterRefused = (said: string): void => {
       if (handlers.onFilterRefused) handlers.onFilterRefused(said);
       else log.warn({ ...where, code: 'PBXHOOK_AMI_FILTER_REFUSED', said }, 'AMI Filter action refused; reading every event');
       ready('refused');

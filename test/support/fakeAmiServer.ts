@@ -27,9 +27,10 @@ export interface FakeAmiOptions {
   /**
    * How the server answers the `Filter` action (issue #15): `apply` (default) as Asterisk does for
    * a user with `write = system`: from then on the session gets only the trace's events one of
-   * its filters matches; `refuse` as Asterisk does without it (`Permission denied`).
+   * its filters matches; `refuse` as Asterisk does without it (`Permission denied`); `ignore`
+   * never answers it, as a proxy or AMI look-alike that drops actions it does not know.
    */
-  readonly filter?: 'apply' | 'refuse';
+  readonly filter?: 'apply' | 'refuse' | 'ignore';
   /**
    * Start streaming at the answer to the client's first action after the Login (its Filter)
    * instead of at the Login: a test that compares filtered and unfiltered sessions needs the
@@ -212,7 +213,9 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
       for (const u of channels) reply(['Event: CoreShowChannel', `Channel: PJSIP/fake-${u}`, `Uniqueid: ${u}`, `Linkedid: ${u}`]);
       reply(['Event: CoreShowChannelsComplete', 'EventList: Complete', `ListItems: ${channels.length}`]);
     } else if (action === 'filter') {
-      if (opts.filter === 'refuse') {
+      if (opts.filter === 'ignore') {
+        // no answer at all
+      } else if (opts.filter === 'refuse') {
         reply(['Response: Error', 'Message: Permission denied']);
       } else if ((f.fields.operation ?? '').toLowerCase() === 'add' && f.fields.filter) {
         // Asterisk compiles it POSIX extended without REG_NEWLINE, so `.` spans lines: JS's `s`.

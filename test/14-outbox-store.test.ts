@@ -23,6 +23,7 @@ import {
   summarise,
   transition,
 } from '../src/deliver/outbox-state.js';
+import { OutboxDatabase } from '../src/deliver/outbox-db.js';
 import { OutboxStore } from '../src/deliver/outbox-store.js';
 import { OutboxWorker } from '../src/deliver/outbox-worker.js';
 import { decide, type RetryPolicy, waitMs } from '../src/deliver/schedule.js';
@@ -483,5 +484,23 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     expect(lines.find((l) => l.code === 'PBXHOOK_OUTBOX_FULL')).toMatchObject({ endpoint: 'crm', count: 1, msg: expect.stringContaining('delivery.max_rows') });
     expect(worker.stats).toMatchObject({ expired: 1, outboxDepth: 2 });
     await worker.stop();
+  });
+});
+
+describe('outbox memory (issue #14 item 8)', () => {
+  it("keeps SQLite's page cache at 2 MB, not better-sqlite3's 16 MB", () => {
+    class Peek extends OutboxDatabase {
+      cacheSize(): unknown {
+        return this.db.pragma('cache_size', { simple: true });
+      }
+    }
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pbxhook-cache-'));
+    try {
+      const db = new Peek(path.join(dir, 'outbox.sqlite'));
+      expect(db.cacheSize()).toBe(-2000);
+      db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -50,8 +50,13 @@ const extensionPattern = regexSource.min(1).superRefine((s, ctx) => {
   if (why !== undefined) ctx.addIssue({ code: 'custom', message: why });
 });
 
-/** Intl rejects unknown zones with a RangeError; that is the whole IANA check Node offers. */
+/**
+ * Intl rejects unknown zones with a RangeError; that is the whole IANA check Node offers. UTC is
+ * known without asking: building an Intl formatter pages in ICU's data for the daemon's whole life
+ * (~12 MB of RSS), which the UTC renderers never need (src/emit/time.ts, issue #14 item 8).
+ */
 export function isTimeZone(zone: string): boolean {
+  if (zone === 'UTC' || zone === 'Etc/UTC') return true;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
     return true;

@@ -21,6 +21,13 @@ export interface ChurnSample {
   readonly heapTotal: number;
   /** Seconds since the first call. */
   readonly s: number;
+  /** Webhooks the receiver counted so far, and calls ended: one webhook per ended call is expected. */
+  readonly received: number;
+  readonly ended: number;
+  /** The daemon's own counts (/metrics): where a webhook that was not received went. */
+  readonly counts: Record<string, number>;
+  /** The daemon's warning/error log lines so far, by message. */
+  readonly warnings: Record<string, number>;
 }
 
 export interface LiveChurnResult {
@@ -43,6 +50,9 @@ function filteredHalves(): [string, string] {
   const join = (fs: string[]): string => fs.map((f) => `${f}\r\n\r\n`).join('');
   return [join(frames.slice(0, cut)), join(frames.slice(cut))];
 }
+
+/** The metrics each sample keeps: calls by outcome, webhooks by outcome and state, skipped frames. */
+const COUNTED = ['pbxhook_calls_total', 'pbxhook_webhooks_total', 'pbxhook_outbox_webhooks', 'pbxhook_dead_letters', 'pbxhook_frames_skipped_total', 'pbxhook_routing_held'];
 
 /** Sample points: 100k, 250k, 500k, 1M for a million calls (the issue's figure), the same fractions of fewer. */
 export const churnPoints = (calls: number): number[] => [0.1, 0.25, 0.5, 1].map((f) => Math.round(calls * f));
@@ -91,6 +101,10 @@ export async function liveChurn(calls: number, window = 1000): Promise<LiveChurn
         heapUsed: mb(m['pbxhook_nodejs_heap_size_used_bytes']),
         heapTotal: mb(m['pbxhook_nodejs_heap_size_total_bytes']),
         s: Math.round((performance.now() - t0) / 100) / 10,
+        received: d.webhooks(),
+        ended: point - Math.min(window, point),
+        counts: Object.fromEntries(Object.entries(m).filter(([k]) => COUNTED.some((c) => k.startsWith(c)))),
+        warnings: d.warnings(),
       });
       process.stderr.write(`churn ${JSON.stringify(samples.at(-1))}\n`);
       resume();

@@ -16,6 +16,8 @@ export interface LiveDaemon {
   readonly pid: number;
   /** Webhooks the receiver has answered. */
   webhooks(): number;
+  /** The daemon's warning and error log lines so far, counted by message (issue #15: the 1M churn shortfall). */
+  warnings(): Record<string, number>;
   scrape(): Promise<Record<string, number>>;
   rssMb(): number;
   /** Polls `cond` every 200 ms; throws with the daemon's log after `ms`, or if it exits. */
@@ -99,8 +101,19 @@ export async function startLiveDaemon(o: LiveDaemonOptions): Promise<LiveDaemon>
   });
   let opsPort = 0;
   let stderr = '';
+  const warnings: Record<string, number> = {};
+  let partial = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr = (stderr + d).slice(-20_000);
+    const lines = (partial + d).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = /"level":(\d+)/.exec(line);
+      if (!m || Number(m[1]) < 40) continue;
+      const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 200);
+      if (warnings[msg] === undefined) process.stderr.write(`daemon: ${line.slice(0, 2000)}\n`);
+      warnings[msg] = (warnings[msg] ?? 0) + 1;
+    }
     const m = /"port":(\d+)[^\n]*metrics, health and status page listening/.exec(stderr);
     if (m && opsPort === 0) opsPort = Number(m[1]);
   });
@@ -130,6 +143,7 @@ export async function startLiveDaemon(o: LiveDaemonOptions): Promise<LiveDaemon>
   return {
     pid: child.pid!,
     webhooks: () => webhooks,
+    warnings: () => ({ ...warnings }),
     scrape: () => scrape(opsPort),
     rssMb: () => rssOf(child.pid!),
     until,

@@ -30,6 +30,8 @@ export interface LiveDaemon {
 export interface LiveDaemonOptions {
   /** webhooks.ini `events =` of the 3CX endpoint; absent = every event. */
   readonly events?: string;
+  /** `delivery.max_rows` of the daemon (absent: the shipped default, 100,000). */
+  readonly maxRows?: number;
   /** Called with the daemon's socket after its login was accepted. */
   readonly stream: (sock: net.Socket) => void;
 }
@@ -90,7 +92,8 @@ export async function startLiveDaemon(o: LiveDaemonOptions): Promise<LiveDaemon>
     // event_filter off: this fake server streams every event and answers no Filter action; a daemon
     // left waiting for that answer would time its login out, reconnect and be streamed the calls again.
     `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\n  event_filter: off\nstate_dir: ./state\n` +
-      `ops:\n  listen: 127.0.0.1:0\nlog:\n  level: info\nwebhooks: ./webhooks.ini\n`,
+      `ops:\n  listen: 127.0.0.1:0\nlog:\n  level: info\nwebhooks: ./webhooks.ini\n` +
+      (o.maxRows === undefined ? '' : `delivery:\n  max_rows: ${o.maxRows}\n`),
   );
   // BENCH_DAEMON_ROOT: another checkout's build and unit (its dist/ and systemd/), for A/B runs.
   const root = process.env['BENCH_DAEMON_ROOT'] ?? '.';

@@ -484,26 +484,4 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     expect(worker.stats).toMatchObject({ expired: 1, outboxDepth: 2 });
     await worker.stop();
   });
-
-  it('over max_rows, a commit enforces max_rows alone, not the housekeeping that reads every undelivered row', async () => {
-    // issue #15: the full housekeeping on every commit over the limit cut delivery to a trickle.
-    const store = open();
-    const { log } = memoryLog();
-    const http: HttpClient = { attempt: async () => failed(new HttpNetworkError('crm', 'ECONNREFUSED', true)), close: () => {} };
-    const calls = { aged: 0, full: 0 };
-    const aged = store.expireOlderThan.bind(store);
-    const full = store.enforceMaxRows.bind(store);
-    store.expireOlderThan = (cutoff, now) => (calls.aged++, aged(cutoff, now));
-    store.enforceMaxRows = (max, now) => (calls.full++, full(max, now));
-    const worker = new OutboxWorker({ store, http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
-    worker.start();
-    const atStart = { ...calls };
-    worker.enqueue([req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);
-    await until(() => worker.stats.expired === 1, 'max_rows to bite');
-    worker.enqueue([req('D', 'd1')]);
-    await until(() => worker.stats.expired === 2, 'max_rows to bite again');
-    expect(calls.full - atStart.full).toBe(2);
-    expect(calls.aged, 'max_age only at start and on its timer').toBe(atStart.aged);
-    await worker.stop();
-  });
 });

@@ -301,9 +301,7 @@ export class OutboxWorker {
     else for (const w of writes) w.settle(failure);
     for (const [ep, row, probe] of claimed) this.launch(ep, row, probe);
     if (this.stopping) return;
-    // Only max_rows here: the full housekeeping reads every undelivered row (max_age) and the lanes,
-    // and run on every commit while over the limit it cut delivery to a trickle (issue #15, churn bench).
-    if (this.stats.outboxDepth > this.o.delivery.maxRows) this.keepWithinMaxRows();
+    if (this.stats.outboxDepth > this.o.delivery.maxRows) this.housekeeping();
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.pump(), Math.max(0, this.nextWake(now) - now));
   }
@@ -548,35 +546,22 @@ export class OutboxWorker {
     return logged;
   }
 
-  /** The webhooks an outbox limit moved to dead, logged with the limit's name and counted. */
-  private limitReached(what: 'delivery.max_age' | 'delivery.max_rows', m: Map<string, number>, now: number): void {
-    for (const [endpoint, count] of m) {
-      this.stats.expired += count;
-      this.deadLetters.set(endpoint, (this.deadLetters.get(endpoint) ?? 0) + count);
-      this.o.log.error({ endpoint, count, code: what === 'delivery.max_age' ? 'PBXHOOK_OUTBOX_EXPIRED' : 'PBXHOOK_OUTBOX_FULL' },
-        `outbox limit ${what} reached: webhooks moved to dead (pbxhook outbox list --state dead)`);
-      this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint, at: now, count, reason: `outbox limit ${what} reached` });
-    }
-  }
-
-  /** max_rows alone, after a commit that took the outbox over it: reads only the rows it moves. */
-  private keepWithinMaxRows(): void {
-    const now = this.now();
-    try {
-      this.limitReached('delivery.max_rows', this.o.store.enforceMaxRows(this.o.delivery.maxRows, now), now);
-      this.stats.outboxDepth = this.o.store.depth();
-    } catch (err) {
-      this.o.log.error({ err }, 'outbox housekeeping failed');
-    }
-  }
-
   /** Outbox limits and clean-up; every webhook a limit touches is logged with its reason. */
   private housekeeping(): void {
     const { store, log, delivery: d } = this.o;
     const now = this.now();
     try {
-      this.limitReached('delivery.max_age', store.expireOlderThan(now - d.maxAgeMs, now), now);
-      this.limitReached('delivery.max_rows', store.enforceMaxRows(d.maxRows, now), now);
+      const aged = store.expireOlderThan(now - d.maxAgeMs, now);
+      const full = store.enforceMaxRows(d.maxRows, now);
+      for (const [what, m] of [['delivery.max_age', aged], ['delivery.max_rows', full]] as const) {
+        for (const [endpoint, count] of m) {
+          this.stats.expired += count;
+          this.deadLetters.set(endpoint, (this.deadLetters.get(endpoint) ?? 0) + count);
+          log.error({ endpoint, count, code: what === 'delivery.max_age' ? 'PBXHOOK_OUTBOX_EXPIRED' : 'PBXHOOK_OUTBOX_FULL' },
+            `outbox limit ${what} reached: webhooks moved to dead (pbxhook outbox list --state dead)`);
+          this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint, at: now, count, reason: `outbox limit ${what} reached` });
+        }
+      }
       const delivered = store.purge('delivered', now - d.keepDeliveredMs);
       const dead = store.purge('dead', now - d.keepDeadMs);
       // Calls end within calls.idle_timeout_seconds (hours); a lane idle for a day is finished.

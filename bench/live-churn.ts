@@ -1,6 +1,6 @@
 import { wantsAmiEvent } from '../src/ami/normalise.js';
 import { callTemplate, copy } from './live-memory.js';
-import { mb, settled, startLiveDaemon } from './live-daemon.js';
+import { type LiveDaemon, mb, settled, startLiveDaemon } from './live-daemon.js';
 
 /**
  * Issue #15: does the live daemon's memory stay flat as calls come and go? A fake AMI server streams
@@ -13,6 +13,13 @@ import { mb, settled, startLiveDaemon } from './live-daemon.js';
  * an empty outbox), so what differs is what the calls before left behind.
  * The endpoint sends the 3CX call log only (`events = incoming`): one webhook per call, so the
  * outbox's rate does not set the run's length.
+ *
+ * The stream is paced (issue #15): every `paceEvery` calls it waits until the daemon has read every
+ * call written and owes at most `backlog` webhooks. Unpaced, the daemon read ~2,000 calls/s while
+ * the outbox delivered ~1,000 webhooks/s, so between the 1M run's samples (150k–500k calls apart)
+ * the backlog passed `delivery.max_rows` (100,000) and the outbox dead-lettered the oldest, as
+ * designed (PBXHOOK_OUTBOX_FULL): 413,736 of 999,000 webhooks arrived, though the outbox was empty
+ * at every sample. Each sample now fails the run unless every ended call's webhook arrived.
  */
 export interface ChurnSample {
   readonly calls: number;
@@ -21,6 +28,13 @@ export interface ChurnSample {
   readonly heapTotal: number;
   /** Seconds since the first call. */
   readonly s: number;
+  /** Webhooks the receiver counted so far, and calls ended: one webhook per ended call is expected. */
+  readonly received: number;
+  readonly ended: number;
+  /** The daemon's own counts (/metrics): where a webhook that was not received went. */
+  readonly counts: Record<string, number>;
+  /** The daemon's warning/error log lines so far, by message. */
+  readonly warnings: Record<string, number>;
 }
 
 export interface LiveChurnResult {
@@ -44,10 +58,35 @@ function filteredHalves(): [string, string] {
   return [join(frames.slice(0, cut)), join(frames.slice(cut))];
 }
 
+/** The metrics each sample keeps: calls by outcome, webhooks by outcome and state, skipped frames. */
+const COUNTED = ['pbxhook_calls_total', 'pbxhook_webhooks_total', 'pbxhook_outbox_webhooks', 'pbxhook_dead_letters', 'pbxhook_frames_skipped_total', 'pbxhook_routing_held'];
+
 /** Sample points: 100k, 250k, 500k, 1M for a million calls (the issue's figure), the same fractions of fewer. */
 export const churnPoints = (calls: number): number[] => [0.1, 0.25, 0.5, 1].map((f) => Math.round(calls * f));
 
-export async function liveChurn(calls: number, window = 1000): Promise<LiveChurnResult> {
+export interface ChurnOptions {
+  /** Calls up at any moment. */
+  readonly window?: number;
+  /** Webhooks the daemon may owe when the stream goes on (checked every `paceEvery` calls). */
+  readonly backlog?: number;
+  readonly paceEvery?: number;
+  /** The daemon's `delivery.max_rows` (absent: the shipped default). */
+  readonly maxRows?: number;
+}
+
+/** Why a sample shows webhooks missing, or undefined when one arrived per ended call and none went dead. */
+export function shortfall(s: Pick<ChurnSample, 'calls' | 'received' | 'ended' | 'counts' | 'warnings'>): string | undefined {
+  const dead = Object.entries(s.counts)
+    .filter(([k]) => k.startsWith('pbxhook_dead_letters_total'))
+    .reduce((n, [, v]) => n + v, 0);
+  if (s.received === s.ended && dead === 0) return undefined;
+  return `at ${s.calls} calls the receiver counted ${s.received} webhooks where ${s.ended} were expected (one per ended call); ` +
+    `dead letters ${dead}; the daemon's warnings and errors: ${JSON.stringify(s.warnings)}`;
+}
+
+export async function liveChurn(calls: number, o: ChurnOptions = {}): Promise<LiveChurnResult> {
+  const { window = 1000, backlog = 10_000, paceEvery = 1000, maxRows } = o;
+  let daemon: LiveDaemon | undefined;
   const [startHalf, endHalf] = filteredHalves();
   const first = Number(/^Timestamp: (\d+\.\d+)\r$/m.exec(startHalf)![1]);
   const points = churnPoints(calls);
@@ -55,8 +94,18 @@ export async function liveChurn(calls: number, window = 1000): Promise<LiveChurn
   let paused: number | undefined;
   let go: () => void = () => undefined;
   const start = new Promise<void>((r) => (go = r));
+  // The daemon has read the first `written` calls (and the ends written with them) and owes at most `backlog` webhooks.
+  const caughtUp = async (written: number): Promise<boolean> => {
+    const m = await daemon!.scrape();
+    return (
+      m['pbxhook_calls_total{outcome="started"}'] === written &&
+      m['pbxhook_calls_total{outcome="ended"}'] === Math.max(0, written - window) &&
+      (m['pbxhook_outbox_depth'] ?? Infinity) <= backlog
+    );
+  };
   const d = await startLiveDaemon({
     events: 'incoming',
+    ...(maxRows === undefined ? {} : { maxRows }),
     stream: (sock) =>
       void (async () => {
         await start;
@@ -68,6 +117,7 @@ export async function liveChurn(calls: number, window = 1000): Promise<LiveChurn
         for (let i = 0; i < calls; i++) {
           await write(copy(startHalf, i, t0 + i * 0.002, first));
           if (i >= window) await write(copy(endHalf, i - window, t0 + (i - window) * 0.002, first));
+          if ((i + 1) % paceEvery === 0) await daemon!.until(() => caughtUp(i + 1), `the daemon to catch up at call ${i + 1}`, 600_000);
           if (points.includes(i + 1)) {
             paused = i + 1;
             await new Promise<void>((r) => (resume = r));
@@ -75,6 +125,7 @@ export async function liveChurn(calls: number, window = 1000): Promise<LiveChurn
         }
       })(),
   });
+  daemon = d;
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const baselineRss = d.rssMb();
@@ -91,8 +142,14 @@ export async function liveChurn(calls: number, window = 1000): Promise<LiveChurn
         heapUsed: mb(m['pbxhook_nodejs_heap_size_used_bytes']),
         heapTotal: mb(m['pbxhook_nodejs_heap_size_total_bytes']),
         s: Math.round((performance.now() - t0) / 100) / 10,
+        received: d.webhooks(),
+        ended: point - Math.min(window, point),
+        counts: Object.fromEntries(Object.entries(m).filter(([k]) => COUNTED.some((c) => k.startsWith(c)))),
+        warnings: d.warnings(),
       });
       process.stderr.write(`churn ${JSON.stringify(samples.at(-1))}\n`);
+      const missing = shortfall(samples.at(-1)!);
+      if (missing !== undefined) throw new Error(`live churn: webhooks missing: ${missing}`);
       resume();
     }
     return { calls, window, baselineRss, samples, webhooks: d.webhooks(), environment: d.environment };

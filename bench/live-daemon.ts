@@ -16,6 +16,8 @@ export interface LiveDaemon {
   readonly pid: number;
   /** Webhooks the receiver has answered. */
   webhooks(): number;
+  /** The daemon's warning and error log lines so far, counted by message (issue #15: the 1M churn shortfall). */
+  warnings(): Record<string, number>;
   scrape(): Promise<Record<string, number>>;
   rssMb(): number;
   /** Polls `cond` every 200 ms; throws with the daemon's log after `ms`, or if it exits. */
@@ -28,6 +30,8 @@ export interface LiveDaemon {
 export interface LiveDaemonOptions {
   /** webhooks.ini `events =` of the 3CX endpoint; absent = every event. */
   readonly events?: string;
+  /** `delivery.max_rows` of the daemon (absent: the shipped default, 100,000). */
+  readonly maxRows?: number;
   /** Called with the daemon's socket after its login was accepted. */
   readonly stream: (sock: net.Socket) => void;
 }
@@ -88,7 +92,8 @@ export async function startLiveDaemon(o: LiveDaemonOptions): Promise<LiveDaemon>
     // event_filter off: this fake server streams every event and answers no Filter action; a daemon
     // left waiting for that answer would time its login out, reconnect and be streamed the calls again.
     `pbx:\n  type: asterisk\n  host: 127.0.0.1\n  port: ${amiPort}\n  username: bench\n  secret: bench\n  event_filter: off\nstate_dir: ./state\n` +
-      `ops:\n  listen: 127.0.0.1:0\nlog:\n  level: info\nwebhooks: ./webhooks.ini\n`,
+      `ops:\n  listen: 127.0.0.1:0\nlog:\n  level: info\nwebhooks: ./webhooks.ini\n` +
+      (o.maxRows === undefined ? '' : `delivery:\n  max_rows: ${o.maxRows}\n`),
   );
   // BENCH_DAEMON_ROOT: another checkout's build and unit (its dist/ and systemd/), for A/B runs.
   const root = process.env['BENCH_DAEMON_ROOT'] ?? '.';
@@ -99,8 +104,19 @@ export async function startLiveDaemon(o: LiveDaemonOptions): Promise<LiveDaemon>
   });
   let opsPort = 0;
   let stderr = '';
+  const warnings: Record<string, number> = {};
+  let partial = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr = (stderr + d).slice(-20_000);
+    const lines = (partial + d).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = /"level":(\d+)/.exec(line);
+      if (!m || Number(m[1]) < 40) continue;
+      const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 200);
+      if (warnings[msg] === undefined) process.stderr.write(`daemon: ${line.slice(0, 2000)}\n`);
+      warnings[msg] = (warnings[msg] ?? 0) + 1;
+    }
     const m = /"port":(\d+)[^\n]*metrics, health and status page listening/.exec(stderr);
     if (m && opsPort === 0) opsPort = Number(m[1]);
   });
@@ -130,6 +146,7 @@ export async function startLiveDaemon(o: LiveDaemonOptions): Promise<LiveDaemon>
   return {
     pid: child.pid!,
     webhooks: () => webhooks,
+    warnings: () => ({ ...warnings }),
     scrape: () => scrape(opsPort),
     rssMb: () => rssOf(child.pid!),
     until,

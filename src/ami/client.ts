@@ -15,6 +15,7 @@
  */
 import net from 'node:net';
 import { AmiAuthError, AmiConnectError, type AmiClientError } from './errors.js';
+import { READ_AMI_KEYS } from './fields.js';
 import type { AmiFrame } from './frame.js';
 import { AmiFramer, DEFAULT_MAX_FRAME_BYTES } from './framer.js';
 
@@ -98,8 +99,8 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
     const accept = handlers.accept;
     const framer = new AmiFramer({
       maxFrameBytes,
-      // A live call keeps its values for hours: none may hold its whole message (issue #14 item 8).
-      copyValues: true,
+      // Only the values pbxhook reads are decoded (issue #15).
+      keys: READ_AMI_KEYS,
       // The filter sees `Event:` messages only, never the Login answer.
       ...(accept ? { filter: (name: string, bytes: Buffer, start: number, end: number) => accept(name, detailOf(name, bytes, start, end)) } : {}),
     });

@@ -30,8 +30,9 @@ export interface AmiFramerOptions {
    */
   readonly keys?: ReadonlySet<string>;
   /**
-   * No longer changes anything: every value is decoded from its own bytes, so none holds its
-   * whole message alive (issue #14 item 8), sliced or not. Kept for callers that still pass it.
+   * Give every value a string of its own instead of a slice of its message's text. A slice keeps
+   * the whole message alive for as long as the value lives: a long-running daemon keeps a live
+   * call's values for hours (issue #14 item 8). Replay leaves it off: slicing is faster.
    */
   readonly copyValues?: boolean;
 }
@@ -75,6 +76,7 @@ export class AmiFramer {
   };
   private readonly filter: AmiEventFilter | undefined;
   private readonly keys: KeyTable;
+  private readonly copyValues: boolean;
   /** Bytes carried between pushes: an unfinished frame (≤ max + 1) or, while discarding, ≤ 2. */
   private store = Buffer.alloc(0);
   private restLen = 0;
@@ -89,6 +91,7 @@ export class AmiFramer {
     this.maxFrameBytes = max;
     this.filter = opts.filter;
     this.keys = new KeyTable(opts.keys);
+    this.copyValues = opts.copyValues ?? false;
   }
 
   get stats(): Readonly<AmiFramerStats> {
@@ -222,7 +225,7 @@ export class AmiFramer {
     }
     const frame = startsFollows(data, start, lf)
       ? parseFollowsText(data.toString('utf8', start, lf), this.counters)
-      : parseLines(data, start, lf, this.counters, this.keys);
+      : parseLines(data, start, lf, this.counters, this.keys, this.copyValues);
     if (frame === null) return;
     this.counters.frames++;
     out.push(frame);
@@ -377,11 +380,11 @@ const SLICE_MIN = 13;
 
 /**
  * `Key: value` lines in `data[start, lf)` → frame; null for a frame with no key line (banner,
- * garbage). A line's key is found by a hash of its characters (KeyTable), with no string made for
- * it, and only the values of wanted keys are built. Each value is a string of its own, never a
- * slice of the message: a live call keeps its values for hours (issue #14 item 8).
+ * garbage). A line's key is found in a per-framer table (KeyTable) that also says whether its
+ * value is wanted; only wanted values are built (issue #15). With `copy`, each is a string of its
+ * own, never a slice of the message: a live call keeps its values for hours (issue #14 item 8).
  */
-function parseLines(data: Buffer, start: number, lf: number, counters: AmiFramerStats, keys: KeyTable): AmiFrame | null {
+function parseLines(data: Buffer, start: number, lf: number, counters: AmiFramerStats, keys: KeyTable, copy: boolean): AmiFrame | null {
   const text = data.toString('utf8', start, lf);
   // Every byte one character (ASCII, as Asterisk sends, or single invalid bytes): a value's
   // characters are its bytes, read straight from the buffer.
@@ -397,8 +400,8 @@ function parseLines(data: Buffer, start: number, lf: number, counters: AmiFramer
     pos = lineBreak(text, 0) + 1;
   }
   const len = text.length;
-  const own = (from: number, to: number): string =>
-    to - from < SLICE_MIN ? text.slice(from, to) : bytewise ? data.toString('utf8', start + from, start + to) : Buffer.from(text.slice(from, to)).toString();
+  const value = (from: number, to: number): string =>
+    !copy || to - from < SLICE_MIN ? text.slice(from, to) : bytewise ? data.toString('utf8', start + from, start + to) : Buffer.from(text.slice(from, to)).toString();
   while (pos < len) {
     const nl = lineBreak(text, pos);
     const end = nl > pos && text.charCodeAt(nl - 1) === CR ? nl - 1 : nl;
@@ -416,9 +419,9 @@ function parseLines(data: Buffer, start: number, lf: number, counters: AmiFramer
         if (eq >= 0 && eq < end) {
           vars ??= Object.create(null) as Record<string, string>;
           const name = text.slice(from, eq);
-          if (vars[name] === undefined) vars[name] = own(eq + 1, end);
+          if (vars[name] === undefined) vars[name] = value(eq + 1, end);
         } else if (fields[key.name] === undefined) {
-          fields[key.name] = own(from, end);
+          fields[key.name] = value(from, end);
         }
       }
     }
@@ -443,9 +446,9 @@ interface Key {
 }
 
 /**
- * Raw key → key. AMI uses a few hundred distinct keys: a key is found by its characters' hash and
- * a comparison in place, with no string made for it (it was a slice and a Map lookup per line,
- * ~10 % of replay time). The size cap bounds it on garbage.
+ * Raw key → key: trimmed and lower-cased once, and whether its value is wanted. AMI uses a few
+ * hundred distinct keys, so this saves two string allocations per line (~20 % of replay time);
+ * the size cap bounds it on garbage.
  */
 class KeyTable {
   private readonly byRaw = new Map<string, Key>();

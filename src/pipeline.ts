@@ -243,7 +243,8 @@ export class Pipeline {
         const rendered = t.render(e, t.ctx);
         for (const r of t.router === undefined ? rendered : t.router.route(e, rendered)) out.push(r);
       }
-      this.onRendered?.(e, out.slice(from));
+      // Sliced only for a tap: replay and daemons without the console render on the hot path (issue #15).
+      if (this.onRendered !== undefined) this.onRendered(e, out.slice(from));
     }
     return out;
   }

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
+import { READ_AMI_KEYS } from './ami/fields.js';
 import { AmiFramer } from './ami/framer.js';
 import { wantsAmiEvent } from './ami/normalise.js';
 import { EslFramer } from './esl/framer.js';
@@ -159,7 +160,8 @@ export async function replayAmi(
   onRequest: (r: WebhookRequest) => void,
   opts: ReplayOptions = {},
 ): Promise<ReplaySummary> {
-  const framer = new AmiFramer({ filter: wantsAmiEvent });
+  // The frames the live client reads: the same events, the same keys (issue #15).
+  const framer = new AmiFramer({ filter: wantsAmiEvent, keys: READ_AMI_KEYS });
   const { onProgress } = opts;
   const onChunk = onProgress && ((bytesRead: number) =>
     onProgress({ bytesRead, events: pipeline.ami.stats.events + framer.stats.filtered, calls: pipeline.tracker.stats.callsStarted }));

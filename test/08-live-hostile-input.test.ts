@@ -11,6 +11,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { connectAmi, type AmiSkipReason } from '../src/ami/client.js';
 import type { AmiFrame } from '../src/ami/frame.js';
+import { READ_AMI_KEYS } from '../src/ami/fields.js';
 import { AmiFramer } from '../src/ami/framer.js';
 import { startAmiIngest } from '../src/ami/ingest.js';
 import { connectEsl, liveEslFramer, type EslSkipReason } from '../src/esl/client.js';
@@ -160,7 +161,7 @@ describe('AMI fuzz through the fake server: the live client gives the framer\'s 
         // Whatever the bytes leave unfinished, this ends it: a Follows output, an oversized
         // message, an open frame; then a sentinel the framer always reads.
         const tail = Buffer.from('\r\n\r\n--END COMMAND--\r\n\r\nEvent: Sentinel\r\n\r\n');
-        const reference = new AmiFramer({ maxFrameBytes: max }).push(Buffer.concat([bytes, tail]));
+        const reference = new AmiFramer({ maxFrameBytes: max, keys: READ_AMI_KEYS }).push(Buffer.concat([bytes, tail]));
         for (const chunk of split(bytes, cuts)) {
           server.send(chunk);
           await tick();

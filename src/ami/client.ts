@@ -15,6 +15,7 @@
  */
 import net from 'node:net';
 import { AmiAuthError, AmiConnectError, type AmiClientError } from './errors.js';
+import { READ_AMI_KEYS } from './fields.js';
 import type { AmiFrame } from './frame.js';
 import { AmiFramer, DEFAULT_MAX_FRAME_BYTES } from './framer.js';
 
@@ -98,7 +99,9 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
     const accept = handlers.accept;
     const framer = new AmiFramer({
       maxFrameBytes,
-      // A live call keeps its values for hours: none may hold its whole message (issue #14 item 8).
+      // Only the values pbxhook reads are built (issue #15)...
+      keys: READ_AMI_KEYS,
+      // ...and a live call keeps them for hours: none may hold its whole message (issue #14 item 8).
       copyValues: true,
       // The filter sees `Event:` messages only, never the Login answer.
       ...(accept ? { filter: (name: string, bytes: Buffer, start: number, end: number) => accept(name, detailOf(name, bytes, start, end)) } : {}),

@@ -11,7 +11,6 @@
  * the framer then resumes after the first blank line following the frame's start (for an
  * oversized `Response: Follows`, that may be a blank line inside its output).
  */
-import { isAscii } from 'node:buffer';
 import type { AmiFrame } from './frame.js';
 
 export interface AmiFramerOptions {
@@ -23,6 +22,13 @@ export interface AmiFramerOptions {
    * that only looks at what it needs beats parsing everything (issue #7).
    */
   readonly filter?: AmiEventFilter;
+  /**
+   * Lower-case keys whose values to build (`src/ami/fields.ts`: what pbxhook reads); the other
+   * lines are stepped over, their values never decoded. Default: every key. A FreePBX dialplan
+   * step is 20 lines of which the model reads 7: decoding the rest was most of the live daemon's
+   * framing time (issue #15).
+   */
+  readonly keys?: ReadonlySet<string>;
   /**
    * Give every value a string of its own instead of a slice of its message's text. A slice keeps
    * the whole message alive for as long as the value lives: a long-running daemon keeps a live
@@ -69,6 +75,7 @@ export class AmiFramer {
     frames: 0, bannerLines: 0, skippedBytes: 0, oversizedFrames: 0, malformedLines: 0, filtered: 0,
   };
   private readonly filter: AmiEventFilter | undefined;
+  private readonly keys: KeyTable;
   private readonly copyValues: boolean;
   /** Bytes carried between pushes: an unfinished frame (≤ max + 1) or, while discarding, ≤ 2. */
   private store = Buffer.alloc(0);
@@ -83,6 +90,7 @@ export class AmiFramer {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxFrameBytes must be a positive integer, got ${max}`);
     this.maxFrameBytes = max;
     this.filter = opts.filter;
+    this.keys = new KeyTable(opts.keys);
     this.copyValues = opts.copyValues ?? false;
   }
 
@@ -215,11 +223,9 @@ export class AmiFramer {
       this.counters.skippedBytes += lf + 1 - start;
       return;
     }
-    const follows = startsFollows(data, start, lf);
-    const text = data.toString('utf8', start, lf);
-    const frame = follows
-      ? parseFollowsText(text, this.counters)
-      : parseLines(text, this.counters, this.copyValues ? valueReader(text, data, start, lf) : undefined);
+    const frame = startsFollows(data, start, lf)
+      ? parseFollowsText(data.toString('utf8', start, lf), this.counters)
+      : parseLines(data, start, lf, this.counters, this.keys, this.copyValues);
     if (frame === null) return;
     this.counters.frames++;
     out.push(frame);
@@ -367,77 +373,98 @@ function followsEnd(data: Buffer, pos: number, blanks: BlankFinder): number {
   }
 }
 
-/** `text[from, to)` as a string of its own (copyValues). */
-type ValueReader = (from: number, to: number) => string;
+const SPACE = 0x20;
+
+/** V8 copies a substring shorter than this rather than pointing into its parent (SlicedString::kMinLength). */
+const SLICE_MIN = 13;
 
 /**
- * An ASCII message (all of Asterisk's, in practice) is read value by value from its bytes, where a
- * character is a byte; any other is sliced and copied through a Buffer.
+ * `Key: value` lines in `data[start, lf)` → frame; null for a frame with no key line (banner,
+ * garbage). A line's key is found in a per-framer table (KeyTable) that also says whether its
+ * value is wanted; only wanted values are built (issue #15). With `copy`, each is a string of its
+ * own, never a slice of the message: a live call keeps its values for hours (issue #14 item 8).
  */
-function valueReader(text: string, data: Buffer, start: number, lf: number): ValueReader {
-  if (isAscii(data.subarray(start, lf))) return (from, to) => data.toString('latin1', start + from, start + to);
-  return (from, to) => Buffer.from(text.slice(from, to), 'utf8').toString('utf8');
-}
-
-/** `Key: value` lines → frame. Returns null for a frame with no field (banner, garbage). */
-function parseLines(text: string, counters: AmiFramerStats, read?: ValueReader): AmiFrame | null {
+function parseLines(data: Buffer, start: number, lf: number, counters: AmiFramerStats, keys: KeyTable, copy: boolean): AmiFrame | null {
+  const text = data.toString('utf8', start, lf);
+  // Every byte one character (ASCII, as Asterisk sends, or single invalid bytes): a value's
+  // characters are its bytes, read straight from the buffer.
+  const bytewise = text.length === lf - start;
   const fields: Record<string, string> = Object.create(null);
   let vars: Record<string, string> | undefined;
   let count = 0;
-  let start = 0;
+  let pos = 0;
   // Next ':' in the text, cached so that colon-less lines do not rescan the whole frame.
   let colon = -2;
   if (text.startsWith(BANNER)) {
     counters.bannerLines++;
-    start = lineBreak(text, 0) + 1;
+    pos = lineBreak(text, 0) + 1;
   }
   const len = text.length;
-  while (start < len) {
-    const nl = lineBreak(text, start);
-    const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-    if (colon !== -1 && colon < start) colon = text.indexOf(':', start);
-    const key = colon >= 0 && colon < end ? normKey(text.slice(start, colon)) : '';
-    if (key === '') {
-      if (end > start) counters.malformedLines++;
+  const value = (from: number, to: number): string =>
+    !copy || to - from < SLICE_MIN ? text.slice(from, to) : bytewise ? data.toString('utf8', start + from, start + to) : Buffer.from(text.slice(from, to)).toString();
+  while (pos < len) {
+    const nl = lineBreak(text, pos);
+    const end = nl > pos && text.charCodeAt(nl - 1) === CR ? nl - 1 : nl;
+    if (colon !== -1 && colon < pos) colon = text.indexOf(':', pos);
+    const key = colon >= 0 && colon < end ? keys.lookup(text, pos, colon) : undefined;
+    if (key === undefined || key.name === '') {
+      if (end > pos) counters.malformedLines++;
     } else {
-      // "There is always exactly one space after the colon" (Asterisk's manager.h); more
-      // spaces belong to the value (RTCP reports), none is tolerated.
-      const vStart = text.charCodeAt(colon + 1) === 32 && colon + 1 < end ? colon + 2 : colon + 1;
-      const value = text.slice(vStart, end);
-      const eq = key === 'variable' || key === 'chanvariable' ? value.indexOf('=') : -1;
-      if (eq >= 0) {
-        vars ??= Object.create(null) as Record<string, string>;
-        const name = value.slice(0, eq);
-        if (vars[name] === undefined) vars[name] = read ? read(vStart + eq + 1, end) : value.slice(eq + 1);
-        count++;
-      } else if (fields[key] === undefined) {
-        fields[key] = read ? read(vStart, end) : value;
-        count++;
+      count++;
+      if (key.wanted) {
+        // "There is always exactly one space after the colon" (Asterisk's manager.h); more
+        // spaces belong to the value (RTCP reports), none is tolerated.
+        const from = text.charCodeAt(colon + 1) === SPACE && colon + 1 < end ? colon + 2 : colon + 1;
+        const eq = key.holdsVars ? text.indexOf('=', from) : -1;
+        if (eq >= 0 && eq < end) {
+          vars ??= Object.create(null) as Record<string, string>;
+          const name = text.slice(from, eq);
+          if (vars[name] === undefined) vars[name] = value(eq + 1, end);
+        } else if (fields[key.name] === undefined) {
+          fields[key.name] = value(from, end);
+        }
       }
     }
-    start = nl + 1;
+    pos = nl + 1;
   }
   if (count === 0) return null;
   return vars ? { fields, vars } : { fields };
 }
 
-/**
- * Raw key → trimmed lower-case key. AMI uses a few hundred distinct keys, so caching saves
- * two string allocations per line (~20 % of replay time); the size cap bounds it on garbage.
- */
-const keyCache = new Map<string, string>();
-function normKey(raw: string): string {
-  let k = keyCache.get(raw);
-  if (k === undefined) {
-    k = raw.trim().toLowerCase();
-    if (keyCache.size < 2000) keyCache.set(raw, k);
-  }
-  return k;
-}
-
 function lineBreak(text: string, from: number): number {
   const nl = text.indexOf('\n', from);
   return nl < 0 ? text.length : nl;
+}
+
+interface Key {
+  /** Trimmed, lower-case; '' for a key of spaces only (a malformed line). */
+  readonly name: string;
+  /** Its value is built (AmiFramerOptions.keys). */
+  readonly wanted: boolean;
+  /** `Variable:`/`ChanVariable:` lines of the form `name=value` go to `vars`. */
+  readonly holdsVars: boolean;
+}
+
+/**
+ * Raw key → key: trimmed and lower-cased once, and whether its value is wanted. AMI uses a few
+ * hundred distinct keys, so this saves two string allocations per line (~20 % of replay time);
+ * the size cap bounds it on garbage.
+ */
+class KeyTable {
+  private readonly byRaw = new Map<string, Key>();
+
+  constructor(private readonly wanted: ReadonlySet<string> | undefined) {}
+
+  /** The key `text[from, to)`. */
+  lookup(text: string, from: number, to: number): Key {
+    const raw = text.slice(from, to);
+    let key = this.byRaw.get(raw);
+    if (key !== undefined) return key;
+    const name = raw.trim().toLowerCase();
+    key = { name, wanted: this.wanted === undefined || this.wanted.has(name), holdsVars: name === 'variable' || name === 'chanvariable' };
+    if (this.byRaw.size < 2000) this.byRaw.set(raw, key);
+    return key;
+  }
 }
 
 /** Splits a `Response: Follows` message at its END line and parses it. */

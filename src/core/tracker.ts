@@ -132,14 +132,18 @@ export class Tracker {
     return channel && this.calls.has(channel.call) ? { call: channel.call, party: channel.party.id } : undefined;
   }
 
-  callOf(channelId: string | undefined): { call: Call; channel: Channel } | undefined {
+  /**
+   * The call and channel `channelId` is on, marked changed for `takeChanged` unless `marks` is
+   * false: then the caller marks it only if it changes it.
+   */
+  callOf(channelId: string | undefined, marks = true): { call: Call; channel: Channel } | undefined {
     const channel = channelId === undefined ? undefined : this.channels.get(channelId);
     const call = channel && this.calls.get(channel.call);
     if (!channel || !call) {
       this.stats.orphanEvents++;
       return undefined;
     }
-    this.changed?.add(call.id);
+    if (marks) this.changed?.add(call.id);
     return { call, channel };
   }
 
@@ -395,15 +399,23 @@ const HANDLERS: HandlerTable = {
   },
 
   'route.entered': (t, ev) => {
-    const found = t.callOf(ev.channel);
+    // Every dialplan priority of a route repeats it: ~60 events a FreePBX call, of which a few
+    // change the call. Only those mark it changed, so the others cost no save of the call in the
+    // next commit (issue #15); the time they would move on (lastEventAt) is saved with the next
+    // change, and only idle timeouts, hours long, read it.
+    const found = t.callOf(ev.channel, false);
     if (!found) return;
     const { call } = found;
     touch(call, ev.at);
     if (ev.channel !== call.customer && ev.channel !== call.origin) return;
     // A phone that reaches a queue, ring group or IVR is an internal caller, known before anyone rings.
-    if (!call.directionKnown && ev.channel === call.origin && found.channel.party.kind === 'extension') startInternal(t, call, ev.at);
+    if (!call.directionKnown && ev.channel === call.origin && found.channel.party.kind === 'extension') {
+      t.changedCall(call.id);
+      startInternal(t, call, ev.at);
+    }
     const last = call.routes[call.routes.length - 1];
-    if (last && last.role === ev.role && last.number === ev.number) return; // every dialplan priority repeats it
+    if (last && last.role === ev.role && last.number === ev.number) return;
+    t.changedCall(call.id);
     call.routes = appended(call.routes, { role: ev.role, number: ev.number, at: ev.at });
     if (ev.role === 'voicemail') call.voicemail = { mailbox: ev.number, leftAt: undefined };
     t.emit({ type: 'route.entered', at: ev.at, call: viewOf(call), route: { role: ev.role, number: ev.number } });

@@ -1,7 +1,8 @@
 /**
  * The statements of one pump on the PostgreSQL outbox (issue #17 item 2), each a single round trip
  * whatever the number of rows (arrays through unnest): the PBX events' webhooks, the finished
- * attempts, the live calls, the claims. The store runs them in one transaction.
+ * attempts, the live calls, the claims, when each endpoint's next head is due. The store (store.ts)
+ * runs them in one transaction.
  *
  * Order per lane with several processes claiming: only a lane's head is claimable (no undelivered
  * row of the lane before it, so none in flight either), and the claim locks it `FOR UPDATE SKIP
@@ -11,31 +12,38 @@
  */
 import type pg from 'pg';
 import type { WebhookRequest } from '../emit/request.js';
-import type { AttemptRecord } from '../deliver/outbox-db.js';
-import { RESPONSE_KEEP_CHARS } from '../deliver/outbox-db.js';
+import { type ClaimAsk, type FinishedAttempt, type OutboxRow, RESPONSE_KEEP_CHARS } from '../deliver/store.js';
 import { TRANSITIONS, callOf, newWebhookId, summarise } from '../deliver/outbox-state.js';
 import type { Decision } from '../deliver/schedule.js';
-import { type PgOutboxRow, type PgRawRow, ROW_COLUMNS, UNDELIVERED_SQL, inList, rowOf } from './rows.js';
+import { type PgRawRow, ROW_COLUMNS, UNDELIVERED_SQL, inList, rowOf } from './rows.js';
 
 /** Lanes due this recently are live traffic: claimed before an outage's backlog (lane-heads.ts). */
 export const FRESH_MS = 5_000;
 
-export interface Added {
-  readonly id: number;
-  readonly webhookId: string;
-  readonly seq: number;
+/** No undelivered row of `w`'s lane comes before it: `w` is its lane's head. */
+const IS_HEAD = `NOT EXISTS (SELECT 1 FROM webhooks x WHERE x.pbx = w.pbx AND x.lane = w.lane AND x.seq < w.seq AND x.state IN (${UNDELIVERED_SQL}))`;
+const CLAIMABLE = `w.state IN (${inList(TRANSITIONS.claim.from)})`;
+
+/** A request whose headers are already JSON text: a request that cannot be stored fails here, alone. */
+export interface Serialised {
+  readonly req: WebhookRequest;
+  readonly headers: string;
+}
+
+export function serialise(reqs: readonly WebhookRequest[]): Serialised[] {
+  return reqs.map((req) => ({ req, headers: JSON.stringify(req.headers) }));
 }
 
 /** PBX events' webhooks, in the order given: one upsert of the lanes' counters, one insert. */
-export async function insertWebhooks(client: pg.ClientBase, pbx: string, reqs: readonly WebhookRequest[], now: number): Promise<Added[]> {
-  if (reqs.length === 0) return [];
+export async function insertWebhooks(client: pg.ClientBase, pbx: string, reqs: readonly Serialised[], now: number): Promise<void> {
+  if (reqs.length === 0) return;
   const perLane = new Map<string, { endpoint: string; n: number; next: number }>();
-  for (const r of reqs) {
-    const l = perLane.get(r.orderKey);
+  for (const { req } of reqs) {
+    const l = perLane.get(req.orderKey);
     if (l) l.n++;
-    else perLane.set(r.orderKey, { endpoint: r.endpoint, n: 1, next: 0 });
+    else perLane.set(req.orderKey, { endpoint: req.endpoint, n: 1, next: 0 });
   }
-  // Sorted, so that two processes writing the same lanes lock them in the same order.
+  // Sorted, so that two processes writing the same lanes (a standby taking over) lock them in one order.
   const lanes = [...perLane.keys()].sort();
   const { rows } = await client.query<{ lane: string; last_seq: number }>(
     `INSERT INTO lanes (pbx, lane, endpoint, last_seq, updated_at)
@@ -48,36 +56,28 @@ export async function insertWebhooks(client: pg.ClientBase, pbx: string, reqs: r
     const l = perLane.get(r.lane)!;
     l.next = r.last_seq - l.n + 1;
   }
-  const cols = { webhookId: [] as string[], endpoint: [] as string[], lane: [] as string[], seq: [] as number[], callId: [] as string[], summary: [] as string[], method: [] as string[], url: [] as string[], headers: [] as string[], body: [] as string[] };
-  for (const r of reqs) {
-    cols.webhookId.push(newWebhookId(now));
-    cols.endpoint.push(r.endpoint);
-    cols.lane.push(r.orderKey);
-    cols.seq.push(perLane.get(r.orderKey)!.next++);
-    cols.callId.push(callOf(r));
-    cols.summary.push(summarise(r));
-    cols.method.push(r.method);
-    cols.url.push(r.url);
-    cols.headers.push(JSON.stringify(r.headers));
-    cols.body.push(r.body);
+  const c = { webhookId: [] as string[], endpoint: [] as string[], lane: [] as string[], seq: [] as number[], callId: [] as string[], summary: [] as string[], method: [] as string[], url: [] as string[], headers: [] as string[], body: [] as string[] };
+  for (const { req, headers } of reqs) {
+    c.webhookId.push(newWebhookId(now));
+    c.endpoint.push(req.endpoint);
+    c.lane.push(req.orderKey);
+    c.seq.push(perLane.get(req.orderKey)!.next++);
+    c.callId.push(callOf(req));
+    c.summary.push(summarise(req));
+    c.method.push(req.method);
+    c.url.push(req.url);
+    c.headers.push(headers);
+    c.body.push(req.body);
   }
-  const inserted = await client.query<{ id: number; webhook_id: string }>(
+  // WITH ORDINALITY + ORDER BY: row ids follow the events' order, as SQLite's do.
+  await client.query(
     `INSERT INTO webhooks (webhook_id, pbx, endpoint, lane, seq, call_id, summary, method, url, headers, body, state, next_at, created_at, updated_at)
      SELECT w.webhook_id, $1, w.endpoint, w.lane, w.seq, w.call_id, w.summary, w.method, w.url, w.headers::jsonb, w.body, 'pending', $2, $2, $2
      FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
-       AS w(webhook_id, endpoint, lane, seq, call_id, summary, method, url, headers, body)
-     RETURNING id, webhook_id`,
-    [pbx, now, cols.webhookId, cols.endpoint, cols.lane, cols.seq, cols.callId, cols.summary, cols.method, cols.url, cols.headers, cols.body],
+       WITH ORDINALITY AS w(webhook_id, endpoint, lane, seq, call_id, summary, method, url, headers, body, i)
+     ORDER BY w.i`,
+    [pbx, now, c.webhookId, c.endpoint, c.lane, c.seq, c.callId, c.summary, c.method, c.url, c.headers, c.body],
   );
-  const ids = new Map(inserted.rows.map((r) => [r.webhook_id, r.id]));
-  return cols.webhookId.map((webhookId, i) => ({ id: ids.get(webhookId)!, webhookId, seq: cols.seq[i]! }));
-}
-
-/** A finished attempt: the claimed row as it was, what happened, what to do next. */
-export interface Finish {
-  readonly row: Pick<PgOutboxRow, 'id' | 'attempts' | 'step' | 'updatedAt'>;
-  readonly attempt: AttemptRecord;
-  readonly decision: Decision;
 }
 
 const STATE_AFTER: Record<Decision['kind'], string> = {
@@ -89,16 +89,17 @@ const STATE_AFTER: Record<Decision['kind'], string> = {
 
 /**
  * Records the attempts and moves their rows on, in one statement. Only rows still in flight under
- * this holder's claim move: a claim that expired (this process stalled past the attempt timeout)
- * may have been taken back and claimed again, and its new holder's attempt counts, not this one.
- * Returns the ids that moved; the others were not this holder's any more.
+ * the attempt's own lease move: a claim that expired (its process stalled past the lease) may have
+ * been taken back and claimed again, and its new holder's attempt counts, not this one. Returns the
+ * ids that moved; the others were not their holder's any more (or were finished already).
  */
-export async function finishAttempts(client: pg.ClientBase, holder: string, finishes: readonly Finish[], now: number): Promise<Set<number>> {
+export async function finishAttempts(client: pg.ClientBase, finishes: readonly FinishedAttempt[], now: number): Promise<Set<number>> {
   if (finishes.length === 0) return new Set();
-  const c = { id: [] as number[], state: [] as string[], step: [] as number[], nextAt: [] as number[], status: [] as Array<number | null>, lastError: [] as Array<string | null>, n: [] as number[], startedAt: [] as number[], latency: [] as number[], errorCode: [] as Array<string | null>, error: [] as Array<string | null>, outcome: [] as string[], response: [] as Array<string | null>, retryAfter: [] as Array<number | null> };
-  for (const { row, attempt, decision: d } of finishes) {
+  const c = { id: [] as number[], holder: [] as string[], state: [] as string[], step: [] as number[], nextAt: [] as number[], status: [] as Array<number | null>, lastError: [] as Array<string | null>, n: [] as number[], startedAt: [] as number[], latency: [] as number[], errorCode: [] as Array<string | null>, error: [] as Array<string | null>, outcome: [] as string[], response: [] as Array<string | null>, retryAfter: [] as Array<number | null> };
+  for (const { webhook: row, lease, attempt, decision: d } of finishes) {
     const error = d.kind === 'dead' ? d.reason : (attempt.error ?? null);
     c.id.push(row.id);
+    c.holder.push(lease.holder);
     c.state.push(STATE_AFTER[d.kind]);
     c.step.push(d.kind === 'retry' ? d.step : row.step);
     c.nextAt.push(d.kind === 'retry' ? d.at : now);
@@ -115,13 +116,13 @@ export async function finishAttempts(client: pg.ClientBase, holder: string, fini
   }
   const { rows } = await client.query<{ id: number }>(
     `WITH f AS (
-       SELECT * FROM unnest($3::bigint[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[], $9::int[], $10::bigint[], $11::int[],
+       SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[], $9::int[], $10::bigint[], $11::int[],
                             $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
-         AS f(id, state, step, next_at, status, last_error, n, started_at, latency_ms, error_code, error, outcome, response, retry_after_ms)
+         AS f(id, holder, state, step, next_at, status, last_error, n, started_at, latency_ms, error_code, error, outcome, response, retry_after_ms)
      ), moved AS (
        UPDATE webhooks w SET state = f.state, step = f.step, next_at = f.next_at, last_status = f.status, last_error = f.last_error,
-              updated_at = $2, claimed_by = NULL, claim_until = NULL
-       FROM f WHERE w.id = f.id AND w.state = 'in_flight' AND w.claimed_by = $1
+              updated_at = $1, claimed_by = NULL, claim_until = NULL
+       FROM f WHERE w.id = f.id AND w.state = 'in_flight' AND w.claimed_by = f.holder AND w.attempts = f.n
        RETURNING w.id
      ), noted AS (
        INSERT INTO attempts (webhook, n, started_at, latency_ms, status, error_code, error, outcome, response, retry_after_ms)
@@ -130,31 +131,26 @@ export async function finishAttempts(client: pg.ClientBase, holder: string, fini
        ON CONFLICT (webhook, n) DO NOTHING
      )
      SELECT id FROM moved`,
-    [holder, now, c.id, c.state, c.step, c.nextAt, c.status, c.lastError, c.n, c.startedAt, c.latency, c.errorCode, c.error, c.outcome, c.response, c.retryAfter],
+    [now, c.id, c.holder, c.state, c.step, c.nextAt, c.status, c.lastError, c.n, c.startedAt, c.latency, c.errorCode, c.error, c.outcome, c.response, c.retryAfter],
   );
   return new Set(rows.map((r) => r.id));
 }
 
-export interface ClaimWish {
-  readonly endpoint: string;
-  readonly limit: number;
-}
-
 /**
- * Up to `limit` due lane heads per endpoint, moved to in flight under `holder` until `until`. Per
- * endpoint, lanes due in the last FRESH_MS first, then the rest, each oldest due first. Heads
- * another transaction is claiming are skipped, never waited for.
+ * Up to `limit` due lane heads per endpoint, moved to in flight under `holder` until `until`, in
+ * the order to start them: per endpoint (in the order asked), lanes due in the last FRESH_MS
+ * first, then the rest, each oldest due first. Heads another transaction is claiming are skipped,
+ * never waited for.
  */
-export async function claimHeads(client: pg.ClientBase, holder: string, wishes: readonly ClaimWish[], now: number, until: number): Promise<PgOutboxRow[]> {
-  const wanted = wishes.filter((w) => w.limit > 0);
+export async function claimHeads(client: pg.ClientBase, holder: string, asks: readonly ClaimAsk[], now: number, until: number): Promise<OutboxRow[]> {
+  const wanted = asks.filter((a) => a.limit > 0);
   if (wanted.length === 0) return [];
   const { rows } = await client.query<PgRawRow>(
     `WITH due AS (
        SELECT h.id FROM unnest($1::text[], $2::int[]) AS e(endpoint, n)
        CROSS JOIN LATERAL (
          SELECT w.id FROM webhooks w
-         WHERE w.endpoint = e.endpoint AND w.state IN (${inList(TRANSITIONS.claim.from)}) AND w.next_at <= $3
-           AND NOT EXISTS (SELECT 1 FROM webhooks x WHERE x.pbx = w.pbx AND x.lane = w.lane AND x.seq < w.seq AND x.state IN (${UNDELIVERED_SQL}))
+         WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND w.next_at <= $3 AND ${IS_HEAD}
          ORDER BY w.next_at > $3 - ${FRESH_MS} DESC, w.next_at, w.id
          LIMIT e.n
          FOR UPDATE SKIP LOCKED
@@ -162,10 +158,31 @@ export async function claimHeads(client: pg.ClientBase, holder: string, wishes: 
      )
      UPDATE webhooks w SET state = '${TRANSITIONS.claim.to}', attempts = w.attempts + 1, updated_at = $3, claimed_by = $4, claim_until = $5
      FROM due WHERE w.id = due.id
-     RETURNING ${ROW_COLUMNS.split(', ').map((c) => `w.${c}`).join(', ')}`,
-    [wanted.map((w) => w.endpoint), wanted.map((w) => w.limit), now, holder, until],
+     RETURNING ${ROW_COLUMNS.split(', ').map((col) => `w.${col}`).join(', ')}`,
+    [wanted.map((a) => a.endpoint), wanted.map((a) => a.limit), now, holder, until],
   );
-  return rows.map(rowOf).sort((a, b) => a.id - b.id);
+  // RETURNING keeps no order: put the claims back in the order they were chosen.
+  const rank = new Map(wanted.map((a, i) => [a.endpoint, i]));
+  const fresh = (r: OutboxRow) => (r.nextAt > now - FRESH_MS ? 0 : 1);
+  return rows
+    .map(rowOf)
+    .sort((a, b) => rank.get(a.endpoint)! - rank.get(b.endpoint)! || fresh(a) - fresh(b) || a.nextAt - b.nextAt || a.id - b.id);
+}
+
+/**
+ * Per endpoint, when its earliest lane head not in flight is due (absent: none), read down the
+ * due index in order until the first head, so a waiting lane's later rows are never taken for due.
+ */
+export async function nextDue(client: pg.ClientBase, endpoints: readonly string[]): Promise<Map<string, number>> {
+  if (endpoints.length === 0) return new Map();
+  const { rows } = await client.query<{ endpoint: string; at: number }>(
+    `SELECT e.endpoint, d.at FROM unnest($1::text[]) AS e(endpoint)
+     CROSS JOIN LATERAL (
+       SELECT w.next_at AS at FROM webhooks w WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${IS_HEAD} ORDER BY w.next_at LIMIT 1
+     ) d`,
+    [endpoints],
+  );
+  return new Map(rows.map((r) => [r.endpoint, r.at]));
 }
 
 /** Writes what changed of this PBX's live calls (undefined: gone). */
@@ -191,11 +208,12 @@ export async function saveLiveState(client: pg.ClientBase, pbx: string, changes:
 }
 
 /**
- * Claims whose holder did not finish them in time (killed, host gone, cut off) are pending again,
- * same webhook-id, with an attempt row saying so. Rows another transaction is finishing are left.
+ * Claims whose lease ran out (their process killed, its host gone, cut off) are pending again,
+ * same webhook-id and step, with an attempt row saying so. Rows another transaction is finishing
+ * are left to it. Due since their claim: they queue as the backlog they are, not as a live call's.
  */
-export async function reclaimExpired(client: pg.ClientBase, now: number): Promise<Array<{ endpoint: string; lane: string }>> {
-  const { rows } = await client.query<{ endpoint: string; lane: string }>(
+export async function reclaimExpired(client: pg.ClientBase, now: number): Promise<number> {
+  const r = await client.query(
     `WITH old AS (
        SELECT id, attempts, updated_at FROM webhooks WHERE state = 'in_flight' AND claim_until < $1 FOR UPDATE SKIP LOCKED
      ), noted AS (
@@ -203,10 +221,9 @@ export async function reclaimExpired(client: pg.ClientBase, now: number): Promis
        SELECT id, attempts, updated_at, 'PBXHOOK_INTERRUPTED', 'pbxhook stopped before the answer came', 'interrupted' FROM old
        ON CONFLICT (webhook, n) DO NOTHING
      )
-     UPDATE webhooks w SET state = '${TRANSITIONS.recover.to}', next_at = $1, updated_at = $1, claimed_by = NULL, claim_until = NULL
-     FROM old WHERE w.id = old.id
-     RETURNING w.endpoint, w.lane`,
+     UPDATE webhooks w SET state = '${TRANSITIONS.recover.to}', next_at = old.updated_at, updated_at = $1, claimed_by = NULL, claim_until = NULL
+     FROM old WHERE w.id = old.id`,
     [now],
   );
-  return rows;
+  return r.rowCount ?? 0;
 }

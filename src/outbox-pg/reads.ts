@@ -3,10 +3,9 @@
  * attempts, an endpoint's activity, a lane's rows. Reads only; the transitions are in store.ts.
  */
 import type pg from 'pg';
-import type { AttemptRow, EndpointActivity, StateCount } from '../deliver/outbox-db.js';
-import type { Selection } from '../deliver/outbox-schema.js';
+import type { AttemptRow, EndpointActivity, OutboxRow, Selection, StateCount } from '../deliver/store.js';
 import type { EndpointHealth, OutboxState } from '../deliver/outbox-state.js';
-import { type PgOutboxRow, type PgRawRow, ROW_COLUMNS, UNDELIVERED_SQL, rowOf, selectionSql } from './rows.js';
+import { type PgRawRow, ROW_COLUMNS, UNDELIVERED_SQL, rowOf, selectionSql } from './rows.js';
 
 export class OutboxReads {
   constructor(protected readonly pool: pg.Pool) {}
@@ -19,14 +18,14 @@ export class OutboxReads {
     return rows;
   }
 
-  async list(sel: Selection, limit: number): Promise<PgOutboxRow[]> {
+  async list(sel: Selection, limit: number): Promise<OutboxRow[]> {
     const { where, params } = selectionSql(sel, 2);
     const { rows } = await this.pool.query<PgRawRow>(`SELECT ${ROW_COLUMNS} FROM webhooks WHERE ${where} ORDER BY id DESC LIMIT $1`, [limit, ...params]);
     return rows.map(rowOf);
   }
 
   /** The last `limit` webhooks to die, most recent first (the status page). */
-  async recentDead(limit: number): Promise<PgOutboxRow[]> {
+  async recentDead(limit: number): Promise<OutboxRow[]> {
     const { rows } = await this.pool.query<PgRawRow>(
       `SELECT ${ROW_COLUMNS} FROM webhooks WHERE state IN ('delivered', 'dead') AND state = 'dead' ORDER BY updated_at DESC LIMIT $1`,
       [limit],

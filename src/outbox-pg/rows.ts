@@ -2,13 +2,8 @@
  * Between PostgreSQL rows and the outbox's types (src/deliver/outbox-schema.ts): the row mapping,
  * an operator's selection as a WHERE clause with positional parameters, the state lists as SQL.
  */
-import type { OutboxRow, Selection } from '../deliver/outbox-schema.js';
+import type { OutboxRow, Selection } from '../deliver/store.js';
 import { type OutboxState, UNDELIVERED } from '../deliver/outbox-state.js';
-
-/** A webhook as the shared outbox holds it: which PBX it came from, too (issue #17 item 2). */
-export interface PgOutboxRow extends OutboxRow {
-  readonly pbx: string;
-}
 
 export const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 export const UNDELIVERED_SQL = inList(UNDELIVERED);
@@ -40,7 +35,7 @@ export interface PgRawRow {
 export const ROW_COLUMNS =
   'id, webhook_id, pbx, endpoint, lane, seq, call_id, summary, method, url, headers, body, state, step, attempts, next_at, created_at, updated_at, last_status, last_error';
 
-export function rowOf(r: PgRawRow): PgOutboxRow {
+export function rowOf(r: PgRawRow): OutboxRow {
   return {
     id: r.id,
     webhookId: r.webhook_id,

@@ -22,6 +22,11 @@ export interface MetricSources {
   deadLetters?(): ReadonlyMap<string, number>;
   /** Endpoints with `only_*` keys → webhooks held now, and dropped past the per-call bound (issue #16 item 5). */
   routing?(): ReadonlyMap<string, { readonly heldNow: number; readonly heldDropped: number }>;
+  /**
+   * This PBX's name when its outbox is shared (issue #17): every sample then carries `pbx="…"`, so
+   * a fleet's series stay apart wherever they are scraped into. Absent: no such label.
+   */
+  readonly pbx?: string;
 }
 
 /** The states pbxhook_endpoint_state reports, each endpoint 1 in one of them and 0 in the others. */
@@ -64,6 +69,7 @@ export interface Metrics {
 
 export function createMetrics(src: MetricSources): Metrics {
   const registry = new Registry();
+  if (src.pbx !== undefined) registry.setDefaultLabels({ pbx: src.pbx });
   collectDefaultMetrics({ register: registry, prefix: 'pbxhook_' }); // pbxhook_process_cpu_seconds_total, pbxhook_nodejs_…
   new Gauge({
     name: 'pbxhook_pbx_connected',

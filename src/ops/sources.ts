@@ -7,7 +7,7 @@ import type { MetricSources } from './metrics.js';
 
 /** What the daemon's parts are, for the ops endpoints to read. */
 export interface DaemonParts {
-  readonly cfg: Pick<Config, 'pbx'>;
+  readonly cfg: Pick<Config, 'pbx' | 'outbox'>;
   readonly pipeline: Pipeline;
   readonly outbox: Outbox;
   pbxConnected(): boolean;
@@ -45,6 +45,7 @@ export function metricSources(d: DaemonParts): MetricSources {
     outboxDepth: () => d.outbox.worker.stats.outboxDepth,
     outboxWriteFailing: () => d.outbox.worker.writeFailure !== undefined,
     routing: () => d.pipeline.routing(),
+    ...(d.cfg.outbox?.store === 'postgres' && d.cfg.pbx.name !== undefined ? { pbx: d.cfg.pbx.name } : {}),
   };
 }
 
@@ -90,6 +91,7 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
   });
   const row = (r: ReturnType<Outbox['store']['list']>[number]) => ({
     at: r.updatedAt,
+    pbx: r.pbx,
     endpoint: r.endpoint,
     call: r.callId,
     event: r.summary,
@@ -99,7 +101,7 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
   });
   return {
     now,
-    pbx: { type: pbx.type, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
+    pbx: { type: pbx.type, name: pbx.name, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
     calls,
     outbox: Object.fromEntries([...d.outbox.store.stateCounts()].filter(([, n]) => n > 0)),
     outboxWrite: outboxWrite(d),

@@ -1,5 +1,6 @@
 import type { Config, EndpointConfig } from '../config/types.js';
 import type { Outbox } from '../deliver/outbox.js';
+import type { OutboxRow } from '../deliver/store.js';
 import type { Pipeline } from '../pipeline.js';
 import { viewOf } from '../core/model.js';
 import type { Health } from './server.js';
@@ -77,7 +78,7 @@ export function health(d: DaemonParts): Health {
 const LIMIT = 50;
 
 /** The status page's JSON: live calls with their legs, recent webhooks, dead letters. */
-export function statusSnapshot(d: DaemonParts, now: number): unknown {
+export async function statusSnapshot(d: DaemonParts, now: number): Promise<unknown> {
   const pbx = d.cfg.pbx;
   const calls = [...d.pipeline.tracker.calls.values()].slice(0, 200).map((c) => {
     const v = viewOf(c);
@@ -89,7 +90,7 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
       legs: v.legs.map((l) => ({ party: l.party.id, kind: l.kind, answeredAt: l.answeredAt, disposition: l.disposition })),
     };
   });
-  const row = (r: ReturnType<Outbox['store']['list']>[number]) => ({
+  const row = (r: OutboxRow) => ({
     at: r.updatedAt,
     pbx: r.pbx,
     endpoint: r.endpoint,
@@ -103,9 +104,9 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
     now,
     pbx: { type: pbx.type, name: pbx.name, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
     calls,
-    outbox: Object.fromEntries([...d.outbox.store.stateCounts()].filter(([, n]) => n > 0)),
+    outbox: Object.fromEntries([...(await d.outbox.store.stateCounts())].filter(([, n]) => n > 0)),
     outboxWrite: outboxWrite(d),
-    webhooks: d.outbox.store.list({}, LIMIT).map(row),
-    dead: d.outbox.store.recentDead(LIMIT).map(row),
+    webhooks: (await d.outbox.store.list({}, LIMIT)).map(row),
+    dead: (await d.outbox.store.recentDead(LIMIT)).map(row),
   };
 }

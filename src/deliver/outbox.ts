@@ -34,14 +34,14 @@ export interface StoreUse {
 }
 
 /** What a store needs of the config. */
-export type StoreConfig = Pick<Config, 'stateDir'> & { readonly pbx?: Pick<Config['pbx'], 'host'> };
+export type StoreConfig = Pick<Config, 'stateDir'> & { readonly pbx?: Pick<Config['pbx'], 'host' | 'name'>; readonly outbox?: Config['outbox'] };
 
 /**
  * The PBX a process enqueues for, as rows name it. Until a config names its PBX, its host does
  * (one SQLite outbox serves one PBX either way).
  */
 export function pbxNameOf(cfg: StoreConfig): string {
-  return cfg.pbx?.host ?? '';
+  return cfg.pbx?.name ?? cfg.pbx?.host ?? '';
 }
 
 /**
@@ -50,6 +50,11 @@ export function pbxNameOf(cfg: StoreConfig): string {
  */
 export async function openOutboxStore(cfg: StoreConfig, use: StoreUse = {}): Promise<OutboxStore> {
   const { log } = use;
+  if (cfg.outbox?.store === 'postgres') {
+    // Loaded only here: a SQLite outbox never loads node-postgres.
+    const { openPgOutboxStore } = await import('../outbox-pg/open.js');
+    return openPgOutboxStore(cfg.outbox.url, pbxNameOf(cfg), log);
+  }
   const sqlite = openStore(cfg.stateDir, {
     pbx: pbxNameOf(cfg),
     ...(log !== undefined
@@ -82,7 +87,8 @@ export async function openOutbox(
   onAttempt?: WorkerOptions['onAttempt'],
 ): Promise<Outbox> {
   mkdirSync(cfg.stateDir, { recursive: true, mode: 0o750 });
-  const lock = holdStateDir(cfg.stateDir);
+  // A shared outbox needs no state_dir lock: its leases keep processes apart (issue #17).
+  const lock = cfg.outbox?.store === 'postgres' ? { release: () => undefined } : holdStateDir(cfg.stateDir);
   let store: OutboxStore;
   try {
     store = await openOutboxStore(cfg, { log });

@@ -75,7 +75,9 @@ export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableSt
     if (command === 'probe') return probe(cfg, values.endpoint!, out);
     const stateDir = values['state-dir'] ?? cfg?.stateDir;
     if (stateDir === undefined) throw new UsageError('which outbox? give --config FILE or --state-dir DIR');
-    if (!existsSync(outboxPath(stateDir))) {
+    // A shared outbox (outbox.store: postgres, issue #17) is in its database, not in state_dir.
+    const shared = values['state-dir'] === undefined && cfg?.outbox?.store === 'postgres';
+    if (!shared && !existsSync(outboxPath(stateDir))) {
       process.stderr.write(`pbxhook outbox: no outbox at ${outboxPath(stateDir)} (pbxhook run has not used this state_dir yet)\n`);
       return EX_NOINPUT;
     }
@@ -96,7 +98,8 @@ function usageError(err: unknown): number {
 /** The command on the outbox's store, opened and closed around it. */
 async function withStore(stateDir: string, cfg: Config | undefined, command: string, values: Values, out: NodeJS.WritableStream): Promise<number> {
   {
-    const store = await openOutboxStore({ stateDir, ...(cfg ? { pbx: cfg.pbx } : {}) });
+    const shared = cfg?.outbox?.store === 'postgres' && stateDir === cfg.stateDir;
+    const store = await openOutboxStore({ stateDir, ...(cfg ? { pbx: cfg.pbx } : {}), ...(shared ? { outbox: cfg.outbox } : {}) });
     try {
       const missing = await unknownNames(store, values, cfg);
       if (missing !== undefined) {

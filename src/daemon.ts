@@ -58,13 +58,13 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   };
   let outbox: Outbox;
   try {
-    outbox = openOutbox(cfg, log, (endpoint, outcome, sinceQueuedMs) => {
+    outbox = await openOutbox(cfg, log, (endpoint, outcome, sinceQueuedMs) => {
       const counts = attempts.get(endpoint) ?? {};
       counts[outcome] = (counts[outcome] ?? 0) + 1;
       attempts.set(endpoint, counts);
       if (outcome === 'delivered') observe(endpoint, sinceQueuedMs / 1000);
     });
-    outbox.worker.start();
+    await outbox.worker.start();
   } catch (err) {
     if (err instanceof StateDirBusyError) {
       log.error({ code: err.code, stateDir: cfg.stateDir, holderPid: err.holderPid }, err.message);
@@ -76,7 +76,7 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   const pipeline = new Pipeline(cfg);
   // The console's call journal hears every call from the first event (issue #16 item 4).
   const journal = cfg.opsListen !== undefined ? journalOf(cfg, pipeline, outbox.store) : undefined;
-  const restored = restoreLiveCalls(pipeline, outbox, log);
+  const restored = await restoreLiveCalls(pipeline, outbox, log);
   let frameErrors = 0;
 
   // One PBX event's webhooks go to disk all or none, with the live calls as the event left them
@@ -176,12 +176,12 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
  * taken back before the PBX is connected; from then on every commit saves what changed. True when
  * there is something to check against the PBX's channel list.
  */
-function restoreLiveCalls(pipeline: Pipeline, outbox: Outbox, log: Logger): boolean {
+async function restoreLiveCalls(pipeline: Pipeline, outbox: Outbox, log: Logger): Promise<boolean> {
   let restored = false;
   const first = new Map<string, string | undefined>();
   pipeline.trackLiveState();
   try {
-    const r = pipeline.restoreLiveState(outbox.store.liveState());
+    const r = pipeline.restoreLiveState(await outbox.store.liveState());
     restored = r.calls > 0;
     if (r.calls > 0) log.info({ calls: r.calls, channels: r.channels }, 'live calls restored from the outbox; checking them against the PBX at login');
     if (r.unreadable.length > 0) {

@@ -24,7 +24,8 @@ import {
   transition,
 } from '../src/deliver/outbox-state.js';
 import { OutboxDatabase } from '../src/deliver/outbox-db.js';
-import { OutboxStore } from '../src/deliver/outbox-store.js';
+import { SqliteOutbox } from '../src/deliver/outbox-store.js';
+import { SqliteStore } from '../src/deliver/sqlite-store.js';
 import { OutboxWorker } from '../src/deliver/outbox-worker.js';
 import { decide, type RetryPolicy, waitMs } from '../src/deliver/schedule.js';
 import type { WebhookRequest } from '../src/emit/request.js';
@@ -153,7 +154,7 @@ describe('helpers', () => {
 // ---------------------------------------------------------------------------------------------
 
 const dirs: string[] = [];
-const stores: OutboxStore[] = [];
+const stores: SqliteOutbox[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
@@ -166,8 +167,8 @@ function tempFile(): string {
   dirs.push(dir);
   return path.join(dir, 'outbox.sqlite');
 }
-function open(file = tempFile()): OutboxStore {
-  const s = new OutboxStore(file);
+function open(file = tempFile()): SqliteOutbox {
+  const s = new SqliteOutbox(file);
   stores.push(s);
   return s;
 }
@@ -177,7 +178,7 @@ function req(call: string, body: string, endpoint = 'crm'): WebhookRequest {
 const record = { latencyMs: 5, status: 200, errorCode: undefined, error: undefined };
 const failure = { latencyMs: 5, status: 500, errorCode: 'PBXHOOK_HTTP_STATUS', error: 'crm: HTTP 500' };
 
-describe('OutboxStore', () => {
+describe('SqliteOutbox', () => {
   it('numbers each call per endpoint 1, 2, 3 and claims only the first undelivered of each', () => {
     const s = open();
     const ins = s.insert([req('A', 'a1'), req('A', 'a2'), req('B', 'b1'), req('A', 'a1', 'other')], T0);
@@ -242,7 +243,7 @@ describe('OutboxStore', () => {
 
   it('survives a crash: reopened, in-flight attempts are pending again with the same webhook-id, the step kept', () => {
     const file = tempFile();
-    const s = new OutboxStore(file);
+    const s = new SqliteOutbox(file);
     const [ins] = s.insert([req('A', 'a1'), req('A', 'a2')], T0);
     const [a1] = s.claim('crm', 1, T0);
     s.finish(a1!, failure, { kind: 'retry', at: T0 + 5_000, step: 1 }, T0);
@@ -295,7 +296,7 @@ describe('OutboxStore', () => {
 
   it('keeps endpoint health across a restart', () => {
     const file = tempFile();
-    const s = new OutboxStore(file);
+    const s = new SqliteOutbox(file);
     s.saveHealth('crm', { failingSince: T0, pausedAt: T0 + 1, nextProbeAt: T0 + 2 });
     s.close();
     expect([...open(file).health()]).toEqual([['crm', { failingSince: T0, pausedAt: T0 + 1, nextProbeAt: T0 + 2 }]]);
@@ -348,27 +349,27 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     };
     const store = open();
     const { log, lines } = memoryLog();
-    const worker = new OutboxWorker({ store, http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => now, random: half });
-    worker.start();
+    const worker = new OutboxWorker({ store: new SqliteStore(store), http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => now, random: half });
+    await worker.start();
     worker.enqueue([req('A', 'a1'), req('A', 'a2'), req('B', 'b1')]);
-    const pump = () => (worker as unknown as { pump(): void }).pump();
+    const pump = () => (worker as unknown as { pump(): Promise<void> }).pump();
     const recorded = allRecorded(worker);
     await until(() => worker.stats.retried === 2, 'a1 and b1 failed and recorded');
     expect(sent).toEqual(['a1', 'b1']);
     for (const t of [1_000, 2_000, 3_000]) {
       now = T0 + t;
-      pump(); // claims and sends what is due now, at once
+      await pump(); // claims and sends what is due now, at once
       await until(recorded, `the attempts at +${t} ms recorded`);
     }
     expect(worker.stats.pausedEndpoints).toBe(1);
     expect(lines.some((l) => String(l.msg).startsWith('endpoint paused'))).toBe(true);
     const whilePaused = sent.length;
     now = T0 + 5_000; // before the probe is due: nothing is sent
-    pump();
+    await pump();
     expect(sent.length).toBe(whilePaused);
     up = true;
     now = T0 + 13_000; // probe due: one attempt, it is answered, everything owed goes at once
-    pump();
+    await pump();
     expect(sent.length, 'one probe').toBe(whilePaused + 1);
     await until(() => worker.stats.delivered === 3 && recorded(), 'the probe answered, then the backlog delivered');
     expect(lines.find((l) => String(l.msg).startsWith('endpoint resumed'))).toMatchObject({ endpoint: 'crm' });
@@ -393,8 +394,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     const store = open();
     const { log } = memoryLog();
     const SLOW = { ...ENDPOINT, name: 'slow' } as EndpointConfig;
-    const worker = new OutboxWorker({ store, http, log, endpoints: [SLOW, ENDPOINT], delivery: DELIVERY, now: () => T0 });
-    worker.start();
+    const worker = new OutboxWorker({ store: new SqliteStore(store), http, log, endpoints: [SLOW, ENDPOINT], delivery: DELIVERY, now: () => T0 });
+    await worker.start();
     worker.enqueue([req('A', 's1', 'slow'), req('A', 'a1'), req('B', 'b1')]);
     worker.enqueue([req('A', 's2', 'slow'), req('A', 'a2'), req('B', 'b2')]);
     await until(() => worker.stats.delivered === 4, "crm's four webhooks delivered while slow's first is unanswered");
@@ -422,8 +423,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
         return rows;
       };
       const http: HttpClient = { attempt: async (r) => (r.body === 'a1' ? first : ok()), close: () => {} };
-      const worker = new OutboxWorker({ store, http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 1 }, now: () => T0 });
-      worker.start();
+      const worker = new OutboxWorker({ store: new SqliteStore(store), http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 1 }, now: () => T0 });
+      await worker.start();
       worker.enqueue([req('A', 'a1'), req('B', 'b1')]); // two calls, one slot: a1 first
       await until(() => worker.stats.delivered + worker.stats.retried === 2, 'a1 answered and recorded, then b1');
       expect(commitOf.get('claim crm:A')).toBeLessThan(commitOf.get('claim crm:B')!);
@@ -442,8 +443,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     };
     const { log, lines } = memoryLog();
     const http: HttpClient = { attempt: async () => ok(), close: () => {} };
-    const worker = new OutboxWorker({ store, http, log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 5 }, now: () => T0 });
-    worker.start();
+    const worker = new OutboxWorker({ store: new SqliteStore(store), http, log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 5 }, now: () => T0 });
+    await worker.start();
     const unstorable = { ...req('C', 'c1'), headers: { x: 1n } as unknown as Record<string, string> }; // JSON cannot hold a bigint
     worker.enqueue([req('A', 'a1')]);
     worker.enqueue([unstorable]);
@@ -461,8 +462,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     const store = open();
     const { log, lines } = memoryLog();
     const http: HttpClient = { attempt: async () => ok(), close: () => {} };
-    const worker = new OutboxWorker({ store, http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => T0 });
-    worker.start();
+    const worker = new OutboxWorker({ store: new SqliteStore(store), http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => T0 });
+    await worker.start();
     worker.enqueue([{ ...req('A', 'a1'), url: 'https://bob:hunter2@crm.example.com/hook?token=SECRET' }]);
     await until(() => lines.some((l) => l.msg === 'webhook delivered'), 'a1 delivered');
     const line = lines.find((l) => l.msg === 'webhook delivered')!;
@@ -476,8 +477,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     const store = open();
     const { log, lines } = memoryLog();
     const http: HttpClient = { attempt: async () => failed(new HttpNetworkError('crm', 'ECONNREFUSED', true)), close: () => {} };
-    const worker = new OutboxWorker({ store, http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
-    worker.start();
+    const worker = new OutboxWorker({ store: new SqliteStore(store), http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
+    await worker.start();
     worker.enqueue([req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);
     expect(store.depth(), 'committed by the next pump, not at once').toBe(0);
     await until(() => lines.some((l) => l.code === 'PBXHOOK_OUTBOX_FULL'), 'max_rows to bite');

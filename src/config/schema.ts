@@ -185,6 +185,17 @@ const deliverySchema = z.strictObject({
     .describe("a webhook (JSON with a text field) to the admin's chat or incident tool when an endpoint pauses or resumes and when webhooks go dead; delivered through the outbox. Default: none"),
 });
 
+/** Two `pbxhook run` for one PBX, one following it and one waiting (issue #17 item 3, src/fleet/lease.ts). */
+const standbySchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe('wait for this PBX\'s lease in the PostgreSQL outbox before following it, so that a second pbxhook for the same pbx.name can stand by (needs outbox.store: postgres)'),
+  takeover_seconds: wholeNumber(2, 3600)
+    .default(10)
+    .describe('a standby follows the PBX within this many seconds of the active one dying or losing its database link'),
+});
+
 const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('least severe log level written (JSON lines on stderr)'),
 });
@@ -217,6 +228,7 @@ export const fileSchema = z.strictObject({
     .prefault({})
     .describe('/metrics (Prometheus), /healthz and the status page'),
   log: logSchema.prefault({}).describe('logging'),
+  standby: standbySchema.prefault({}).describe('a standby daemon for the same PBX (PostgreSQL outbox only)'),
   /** SIGTERM to exit, whatever the PBX and the CRM do (issue #14 item 5). */
   shutdown_grace_seconds: wholeNumber(1, 3600)
     .default(10)

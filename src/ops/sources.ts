@@ -21,6 +21,8 @@ export interface DaemonParts {
   readonly attempts: ReadonlyMap<string, Readonly<Record<string, number>>>;
   /** The endpoints as configured now (a reload changes them). */
   endpoints(): readonly EndpointConfig[];
+  /** `standby` while another daemon holds this PBX's lease (issue #17 item 3); absent = active. */
+  role?(): 'active' | 'standby';
 }
 
 export function metricSources(d: DaemonParts): MetricSources {
@@ -63,8 +65,11 @@ export function health(d: DaemonParts): Health {
   const s = d.outbox.worker.stats;
   const pbx = d.pbxState();
   const write = outboxWrite(d);
+  const role = d.role?.() ?? 'active';
   return {
-    ok: pbx === 'connected' && write.outbox === 'writing',
+    // A standby waiting for its lease is healthy: it is not meant to be connected.
+    ok: (pbx === 'connected' || role === 'standby') && write.outbox === 'writing',
+    role,
     pbx,
     ...write,
     liveCalls: d.pipeline.tracker.liveCalls,
@@ -99,6 +104,7 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
   });
   return {
     now,
+    role: d.role?.() ?? 'active',
     pbx: { type: pbx.type, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
     calls,
     outbox: Object.fromEntries([...d.outbox.store.stateCounts()].filter(([, n]) => n > 0)),

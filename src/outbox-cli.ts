@@ -14,7 +14,7 @@ import { parseDuration } from './config/schema.js';
 import type { Config } from './config/types.js';
 import { type Outbox, openOutbox, openStore, outboxPath } from './deliver/outbox.js';
 import { type OutboxState, STATES } from './deliver/outbox-state.js';
-import type { OutboxRow, OutboxStore } from './deliver/outbox-store.js';
+import type { OutboxRow, SqliteOutbox } from './deliver/outbox-store.js';
 import { type OutboxAction, runAction } from './deliver/outbox-actions.js';
 import { parseListen } from './ops/server.js';
 import { pino } from 'pino';
@@ -103,7 +103,7 @@ export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableSt
   }
 }
 
-function perform(command: string, store: OutboxStore, v: Values): string {
+function perform(command: string, store: SqliteOutbox, v: Values): string {
   const states = v.state === undefined ? undefined : [stateOf(v.state)];
   const endpoint = v.endpoint;
   const now = Date.now();
@@ -134,7 +134,7 @@ function perform(command: string, store: OutboxStore, v: Values): string {
  * still holds webhooks of it (an endpoint removed from the config: retry and purge are how its rows
  * are dealt with). With --state-dir alone, the outbox is all there is to go by.
  */
-function unknownNames(store: OutboxStore, v: Values, cfg: Config | undefined): string | undefined {
+function unknownNames(store: SqliteOutbox, v: Values, cfg: Config | undefined): string | undefined {
   const endpoint = v.endpoint;
   if (endpoint !== undefined && !cfg?.endpoints.some((e) => e.name === endpoint) && store.list({ endpoint }, 1).length === 0) {
     const inOutbox = [...new Set(store.counts().map((c) => c.endpoint))];
@@ -169,7 +169,7 @@ function checkUsage(command: string, v: Values): void {
 }
 
 /** resend and retry --lane: the console's actions (outbox-actions.ts), logged as the shell user's. */
-function act(store: OutboxStore, v: Values): string {
+function act(store: SqliteOutbox, v: Values): string {
   const log = pino({ level: 'info' }, pino.destination(2));
   const target = { store, log };
   const who = `cli ${os.userInfo().username}`;
@@ -210,7 +210,7 @@ async function probe(cfg: Config | undefined, endpoint: string, out: NodeJS.Writ
   }
 }
 
-function purge(store: OutboxStore, v: Values, now: number): string {
+function purge(store: SqliteOutbox, v: Values, now: number): string {
   const age = v['older-than'] === undefined ? 0 : parseDuration(v['older-than'])!;
   const sel = v.endpoint ? { endpoint: v.endpoint } : {};
   if (v.delivered) return `${store.purge('delivered', now - age, sel)} delivered webhook(s) deleted\n`;
@@ -223,7 +223,7 @@ function stateOf(s: string): OutboxState {
   return state;
 }
 
-function stats(store: OutboxStore, json: boolean, now: number): string {
+function stats(store: SqliteOutbox, json: boolean, now: number): string {
   const counts = store.counts();
   const health = [...store.health()];
   if (json) return `${JSON.stringify({ file: store.file, counts, endpoints: Object.fromEntries(health) })}\n`;
@@ -244,7 +244,7 @@ function stats(store: OutboxStore, json: boolean, now: number): string {
   return `${lines.join('\n')}\n`;
 }
 
-function list(store: OutboxStore, rows: readonly OutboxRow[], detail: boolean, now: number): string {
+function list(store: SqliteOutbox, rows: readonly OutboxRow[], detail: boolean, now: number): string {
   const head = ['id', 'state', 'endpoint', 'call', 'seq', 'event', 'attempts', 'next', 'last error'];
   const body = rows.map((r) => [
     String(r.id), r.state, r.endpoint, r.callId, String(r.seq), r.summary, String(r.attempts),

@@ -7,6 +7,7 @@ import { explainConfig, redactConfig, redactUrl } from '../src/config/explain.js
 import { eventNamesOf } from '../src/config/endpoints.js';
 import { readIniSections } from '../src/config/ini.js';
 import { loadConfig, parseConfig } from '../src/config/load.js';
+import { PBX_NAME } from '../src/config/schema.js';
 import { replayTrace } from './support/replayTrace.js';
 
 // Minimal valid files; the shipped, fully commented examples live in config/ and webhooks.ini.example.
@@ -79,7 +80,7 @@ describe('loadConfig', () => {
     const dir = tempConfig({ 'config/pbxhook.yaml': YAML, 'config/webhooks.ini': INI });
     const cfg = loadConfig(path.join(dir, 'config/pbxhook.yaml'), {});
     expect(cfg.file).toBe(path.join(dir, 'config/pbxhook.yaml'));
-    expect(cfg.pbx).toEqual({ type: 'asterisk', host: '10.0.0.5', port: 5038, username: 'pbxhook', secret: 'from-file', maxFrameBytes: 65536, eventFilter: 'auto' });
+    expect(cfg.pbx).toEqual({ type: 'asterisk', name: expect.stringMatching(PBX_NAME), host: '10.0.0.5', port: 5038, username: 'pbxhook', secret: 'from-file', maxFrameBytes: 65536, eventFilter: 'auto' });
     expect(cfg.roles).toEqual({
       ivrs: ['500', '501@ivr-main'],
       queues: ['600'],
@@ -118,7 +119,7 @@ describe('loadConfig', () => {
 
   it('defaults the FreeSWITCH port and needs no webhooks file', () => {
     const cfg = parseConfig('pbx: {type: freeswitch, password: ClueCon}', undefined, { yamlPath: Y }, {});
-    expect(cfg.pbx).toEqual({ type: 'freeswitch', host: '127.0.0.1', port: 8021, password: 'ClueCon', maxFrameBytes: 1048576 });
+    expect(cfg.pbx).toEqual({ type: 'freeswitch', name: expect.stringMatching(PBX_NAME), host: '127.0.0.1', port: 8021, password: 'ClueCon', maxFrameBytes: 1048576 });
     expect(cfg.endpoints).toEqual([]);
   });
 
@@ -426,6 +427,51 @@ describe('mistakes caught before they cost a webhook (issue #13)', () => {
     expect(explainConfig(cfg)).toContain('metrics, health and status page: http://0.0.0.0:9464/, bearer token required but on /healthz');
     expect(explainConfig(cfg)).not.toContain(token);
     expect(JSON.stringify(redactConfig(cfg))).not.toContain(token);
+  });
+});
+
+describe('the outbox on PostgreSQL and the PBX name (issue #17)', () => {
+  const outbox = (lines: string) => YAML.replace('webhooks:', `outbox:\n${lines}\nwebhooks:`);
+  const URL_WITH_PASSWORD = 'postgres://pbxhook:s3cret-pw@db.example:5432/pbxhook';
+
+  it('store: postgres takes its url from the file, env:NAME, file:PATH or PBXHOOK_OUTBOX_URL, which wins', () => {
+    expect(parseConfig(YAML, INI, { yamlPath: Y }, {}).outbox).toEqual({ store: 'sqlite' });
+    const pg = (yaml: string, env: Record<string, string> = {}, read?: (p: string) => string) =>
+      parseConfig(yaml, INI, { yamlPath: Y, ...(read ? { readSecretFile: read } : {}) }, env).outbox;
+    expect(pg(outbox(`  store: postgres\n  url: ${URL_WITH_PASSWORD}`))).toEqual({ store: 'postgres', url: URL_WITH_PASSWORD });
+    expect(pg(outbox('  store: postgres\n  url: env:DB'), { DB: URL_WITH_PASSWORD })).toEqual({ store: 'postgres', url: URL_WITH_PASSWORD });
+    const read = (p: string) => (p === path.resolve('config/outbox-url') ? `${URL_WITH_PASSWORD}\n` : '');
+    expect(pg(outbox('  store: postgres\n  url: file:outbox-url'), {}, read)).toEqual({ store: 'postgres', url: URL_WITH_PASSWORD });
+    expect(pg(outbox('  store: postgres\n  url: postgres://other/db'), { PBXHOOK_OUTBOX_URL: URL_WITH_PASSWORD })).toEqual({ store: 'postgres', url: URL_WITH_PASSWORD });
+  });
+
+  it('names file, key and problem, never the URL: missing, not PostgreSQL, unread file, set while the store is sqlite', () => {
+    expect(problems(outbox('  store: postgres'), INI)).toEqual([
+      'config/pbxhook.yaml: outbox.url: missing: outbox.store is postgres; set outbox.url (or PBXHOOK_OUTBOX_URL; env:NAME and file:PATH work too)',
+    ]);
+    const wrong = problems(outbox('  store: postgres\n  url: mysql://root:s3cret-pw@db/x'), INI);
+    expect(wrong).toEqual([expect.stringMatching(/^config\/pbxhook\.yaml: outbox\.url: value must be a PostgreSQL URL/)]);
+    expect(wrong.join()).not.toContain('s3cret-pw');
+    expect(problems(outbox('  store: postgres\n  url: env:NOPE'), INI)).toEqual(['config/pbxhook.yaml: outbox.url: environment variable NOPE is not set']);
+    expect(problems(outbox(`  url: ${URL_WITH_PASSWORD}`), INI)).toEqual([
+      'config/pbxhook.yaml: outbox.url: is set, but outbox.store is sqlite: set outbox.store: postgres to use it, or remove it',
+    ]);
+    expect(problems(outbox('  store: mysql'), INI)[0]).toMatch(/^config\/pbxhook\.yaml: outbox\.store: /);
+  });
+
+  it('check-config and the redacted config show where the outbox is, never the URL\'s password', () => {
+    const cfg = parseConfig(outbox(`  store: postgres\n  url: ${URL_WITH_PASSWORD}`), INI, { yamlPath: Y }, {});
+    expect(explainConfig(cfg)).toContain('delivery: outbox PostgreSQL db.example:5432/pbxhook, shared (url ***)');
+    expect(explainConfig(cfg)).not.toContain('s3cret-pw');
+    expect(JSON.stringify(redactConfig(cfg))).not.toContain('s3cret-pw');
+  });
+
+  it('pbx.name defaults to the host name (or "pbx") and must be a plain word', () => {
+    expect(parseConfig(YAML, INI, { yamlPath: Y }, {}).pbx.name).toMatch(PBX_NAME);
+    const named = YAML.replace('pbx:\n', 'pbx:\n  name: berlin-1\n');
+    expect(parseConfig(named, INI, { yamlPath: Y }, {}).pbx.name).toBe('berlin-1');
+    expect(explainConfig(parseConfig(named, INI, { yamlPath: Y }, {}))).toContain('  name: berlin-1 (');
+    expect(problems(YAML.replace('pbx:\n', 'pbx:\n  name: "a b"\n'), INI)[0]).toMatch(/^config\/pbxhook\.yaml: pbx\.name: expected a name of letters/);
   });
 });
 

@@ -23,7 +23,7 @@ import {
   summarise,
   transition,
 } from '../src/deliver/outbox-state.js';
-import { OutboxStore } from '../src/deliver/outbox-store.js';
+import { SqliteOutbox } from '../src/deliver/outbox-store.js';
 import { OutboxWorker } from '../src/deliver/outbox-worker.js';
 import { decide, type RetryPolicy, waitMs } from '../src/deliver/schedule.js';
 import type { WebhookRequest } from '../src/emit/request.js';
@@ -152,7 +152,7 @@ describe('helpers', () => {
 // ---------------------------------------------------------------------------------------------
 
 const dirs: string[] = [];
-const stores: OutboxStore[] = [];
+const stores: SqliteOutbox[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
@@ -165,8 +165,8 @@ function tempFile(): string {
   dirs.push(dir);
   return path.join(dir, 'outbox.sqlite');
 }
-function open(file = tempFile()): OutboxStore {
-  const s = new OutboxStore(file);
+function open(file = tempFile()): SqliteOutbox {
+  const s = new SqliteOutbox(file);
   stores.push(s);
   return s;
 }
@@ -176,7 +176,7 @@ function req(call: string, body: string, endpoint = 'crm'): WebhookRequest {
 const record = { latencyMs: 5, status: 200, errorCode: undefined, error: undefined };
 const failure = { latencyMs: 5, status: 500, errorCode: 'PBXHOOK_HTTP_STATUS', error: 'crm: HTTP 500' };
 
-describe('OutboxStore', () => {
+describe('SqliteOutbox', () => {
   it('numbers each call per endpoint 1, 2, 3 and claims only the first undelivered of each', () => {
     const s = open();
     const ins = s.insert([req('A', 'a1'), req('A', 'a2'), req('B', 'b1'), req('A', 'a1', 'other')], T0);
@@ -241,7 +241,7 @@ describe('OutboxStore', () => {
 
   it('survives a crash: reopened, in-flight attempts are pending again with the same webhook-id, the step kept', () => {
     const file = tempFile();
-    const s = new OutboxStore(file);
+    const s = new SqliteOutbox(file);
     const [ins] = s.insert([req('A', 'a1'), req('A', 'a2')], T0);
     const [a1] = s.claim('crm', 1, T0);
     s.finish(a1!, failure, { kind: 'retry', at: T0 + 5_000, step: 1 }, T0);
@@ -294,7 +294,7 @@ describe('OutboxStore', () => {
 
   it('keeps endpoint health across a restart', () => {
     const file = tempFile();
-    const s = new OutboxStore(file);
+    const s = new SqliteOutbox(file);
     s.saveHealth('crm', { failingSince: T0, pausedAt: T0 + 1, nextProbeAt: T0 + 2 });
     s.close();
     expect([...open(file).health()]).toEqual([['crm', { failingSince: T0, pausedAt: T0 + 1, nextProbeAt: T0 + 2 }]]);

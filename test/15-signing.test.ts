@@ -53,6 +53,8 @@ describe('Standard Webhooks signature', () => {
 
   it('without a secret: id, timestamp and sequence, no signature', () => {
     expect(Object.keys(deliveryHeaders({ webhookId: ID, seq: 1, body: '' }, 0, []))).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-sequence']);
+    // The PBX is said when the row knows it (issue #17: a fleet sharing one outbox).
+    expect(deliveryHeaders({ webhookId: ID, seq: 1, body: '', pbx: 'berlin-1' }, 0, [])['webhook-pbx']).toBe('berlin-1');
   });
 });
 

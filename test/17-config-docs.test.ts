@@ -14,7 +14,7 @@ import type { z } from 'zod';
 import { configJsonSchema, SCHEMA_FILE } from '../scripts/config-schema.js';
 import { endpointSchema } from '../src/config/endpoints.js';
 import { parseConfig } from '../src/config/load.js';
-import { fileSchema } from '../src/config/schema.js';
+import { PBX_NAME, fileSchema } from '../src/config/schema.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = path.join(ROOT, 'dist/cli.js');
@@ -132,7 +132,7 @@ describe(YAML_EXAMPLE, () => {
       .replace(/^ {2}schedule: .*\n( {30}#.*\n)?/m, '')
       .replace(/^ {2}# (retries|min_timeout_ms|max_timeout_ms):/gm, '  $1:');
     const cfg = parseConfig(fs, iniText, { yamlPath: YAML_EXAMPLE }, ENV);
-    expect(cfg.pbx).toEqual({ type: 'freeswitch', host: '127.0.0.1', port: 8021, password: 'ClueCon', maxFrameBytes: 1048576 });
+    expect(cfg.pbx).toEqual({ type: 'freeswitch', name: expect.stringMatching(PBX_NAME), host: '127.0.0.1', port: 8021, password: 'ClueCon', maxFrameBytes: 1048576 });
     // retries 8, 1 s doubling, capped at 300 s
     expect(cfg.delivery.schedule).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000]);
   });

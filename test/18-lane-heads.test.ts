@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { LaneHeads } from '../src/deliver/lane-heads.js';
 import { MIGRATIONS } from '../src/deliver/outbox-schema.js';
-import { OutboxStore } from '../src/deliver/outbox-store.js';
+import { SqliteOutbox } from '../src/deliver/outbox-store.js';
 import { STATES } from '../src/deliver/outbox-state.js';
 import type { WebhookRequest } from '../src/emit/request.js';
 
@@ -19,7 +19,7 @@ const FRESH = 5_000;
 const delivered = { latencyMs: 5, status: 200, errorCode: undefined, error: undefined };
 
 const dirs: string[] = [];
-const stores: OutboxStore[] = [];
+const stores: SqliteOutbox[] = [];
 afterAll(() => {
   for (const s of stores) s.close();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -29,8 +29,8 @@ function tempFile(): string {
   dirs.push(dir);
   return path.join(dir, 'outbox.sqlite');
 }
-function open(file: string): OutboxStore {
-  const s = new OutboxStore(file);
+function open(file: string): SqliteOutbox {
+  const s = new SqliteOutbox(file);
   stores.push(s);
   return s;
 }

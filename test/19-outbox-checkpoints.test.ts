@@ -15,7 +15,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Checkpointer } from '../src/deliver/checkpointer.js';
-import { OutboxStore, type OutboxStoreOptions, WAL_LIMIT_BYTES } from '../src/deliver/outbox-store.js';
+import { SqliteOutbox, type SqliteOutboxOptions, WAL_LIMIT_BYTES } from '../src/deliver/outbox-store.js';
 import type { WebhookRequest } from '../src/emit/request.js';
 
 const T0 = Date.parse('2026-01-01T10:00:00Z');
@@ -34,13 +34,13 @@ const req = (i: number): WebhookRequest => ({
   endpoint: 'crm', method: 'POST', url: 'https://crm.example.com/hook', headers: {}, body: `{"n":${i},"pad":"${'x'.repeat(400)}"}`, orderKey: `crm:call-${i}`,
 });
 const walBytes = (file: string): number => statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
-const dbOf = (store: OutboxStore) => (store as unknown as { db: Database.Database }).db;
+const dbOf = (store: SqliteOutbox) => (store as unknown as { db: Database.Database }).db;
 
 /**
  * COMMITS commits of two webhooks each, the -wal file's size read after every one. `grown` is the
  * largest growth of the file in one commit: what "one commit" weighs in the bound.
  */
-async function writeMany(store: OutboxStore, file: string): Promise<{ sizes: number[]; grown: number }> {
+async function writeMany(store: SqliteOutbox, file: string): Promise<{ sizes: number[]; grown: number }> {
   const sizes: number[] = [];
   let grown = 0;
   let before = walBytes(file);
@@ -65,9 +65,9 @@ function rowsIn(file: string): number {
   }
 }
 
-async function boundedRun(opts: OutboxStoreOptions, setUp: (store: OutboxStore) => void = () => {}) {
+async function boundedRun(opts: SqliteOutboxOptions, setUp: (store: SqliteOutbox) => void = () => {}) {
   const file = tempFile();
-  const store = new OutboxStore(file, { walLimitBytes: LIMIT, ...opts });
+  const store = new SqliteOutbox(file, { walLimitBytes: LIMIT, ...opts });
   setUp(store);
   const { sizes, grown } = await writeMany(store, file);
   const wal = { ...store.wal };
@@ -110,7 +110,7 @@ describe('the store bounds its write-ahead log itself', () => {
   });
 
   it('the daemon gets SQLite checkpoints off its commits, and a default limit', () => {
-    const store = new OutboxStore(tempFile(), { backgroundCheckpoints: { onError: () => {} } });
+    const store = new SqliteOutbox(tempFile(), { backgroundCheckpoints: { onError: () => {} } });
     expect(dbOf(store).pragma('wal_autocheckpoint', { simple: true }), 'none inside commits').toBe(0);
     expect((store as unknown as { walLimitBytes: number }).walLimitBytes).toBe(WAL_LIMIT_BYTES);
     store.close();
@@ -122,7 +122,7 @@ describe('a checkpoint thread that cannot work', () => {
     const file = tempFile();
     let reported!: (e: Error) => void;
     const error = new Promise<Error>((r) => (reported = r));
-    const store = new OutboxStore(file, { backgroundCheckpoints: { everyCommits: 1, onError: (e) => reported(e) } });
+    const store = new SqliteOutbox(file, { backgroundCheckpoints: { everyCommits: 1, onError: (e) => reported(e) } });
     renameSync(file, `${file}.moved`); // before the thread opens it by name: the first checkpoint starts it
     store.insert([req(0)], T0);
     expect(String(await error)).toMatch(/unable to open|no such file|SQLITE_CANTOPEN|exited/i);
@@ -145,7 +145,7 @@ describe('a checkpoint thread that cannot work', () => {
 describe('a checkpoint thread only while checkpoints are asked for (issue #15, memory)', () => {
   it('starts with the first checkpoint, is retired when idle, and comes back on the next', async () => {
     const file = tempFile();
-    const store = new OutboxStore(file);
+    const store = new SqliteOutbox(file);
     store.insert([req(0)], T0);
     const errors: Error[] = [];
     const c = new Checkpointer(file, { everyCommits: 1, idleMs: 1, onError: (e) => errors.push(e) });

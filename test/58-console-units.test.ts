@@ -26,7 +26,7 @@ import { type ConsoleSources, endpointsView, webhookView, waitOf } from '../src/
 import type { DeliveryConfig, EndpointConfig } from '../src/config/types.js';
 import { ActionError, parseAction, runAction } from '../src/deliver/outbox-actions.js';
 import { type EndpointHealth, HEALTHY } from '../src/deliver/outbox-state.js';
-import { OutboxStore } from '../src/deliver/outbox-store.js';
+import { SqliteOutbox } from '../src/deliver/outbox-store.js';
 import { OutboxWorker } from '../src/deliver/outbox-worker.js';
 import type { HttpClient } from '../src/deliver/attempt.js';
 import { HttpNetworkError } from '../src/deliver/errors.js';
@@ -38,7 +38,7 @@ import { runOutboxCommand } from '../src/outbox-cli.js';
 
 const T0 = Date.parse('2026-01-01T10:00:00Z');
 const dirs: string[] = [];
-const stores: OutboxStore[] = [];
+const stores: SqliteOutbox[] = [];
 afterEach(() => {
   for (const s of stores.splice(0)) s.close();
 });
@@ -46,10 +46,10 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function store(): OutboxStore {
+function store(): SqliteOutbox {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pbxhook-console-'));
   dirs.push(dir);
-  const s = new OutboxStore(path.join(dir, 'outbox.sqlite'));
+  const s = new SqliteOutbox(path.join(dir, 'outbox.sqlite'));
   stores.push(s);
   return s;
 }
@@ -72,7 +72,7 @@ const req = (call: string, n: number, endpoint = 'crm'): WebhookRequest => ({
 const endpoint = (name: string, enabled = true): EndpointConfig =>
   ({ name, enabled, url: 'http://u:pw@127.0.0.1:9/hook?token=abc', method: 'POST', events: [], schema: '3cx', variant: 'json', token: 'tok' }) as unknown as EndpointConfig;
 
-function sources(s: OutboxStore, health: Record<string, EndpointHealth> = {}, eps = [endpoint('crm')]): ConsoleSources {
+function sources(s: SqliteOutbox, health: Record<string, EndpointHealth> = {}, eps = [endpoint('crm')]): ConsoleSources {
   return { store: s, worker: { healthOf: (n) => health[n] ?? (eps.some((e) => e.name === n && e.enabled) ? HEALTHY : undefined) }, endpoints: () => eps };
 }
 
@@ -81,7 +81,7 @@ const failure = (status: number, response?: string, retryAfterMs?: number) => ({
 });
 
 /** A call's three webhooks; the first failed once (waiting for its retry at T0 + 5 s). */
-function waitingLane(s: OutboxStore, retryAfterMs?: number) {
+function waitingLane(s: SqliteOutbox, retryAfterMs?: number) {
   s.insert([req('c1', 1), req('c1', 2), req('c1', 3)], T0);
   const [head] = s.claim('crm', 10, T0);
   s.finish(head!, failure(503, 'down for maintenance', retryAfterMs), { kind: 'retry', at: T0 + (retryAfterMs ?? 5_000), step: 1 }, T0 + 5);

@@ -7,7 +7,9 @@
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/load.js';
 import { holdStandbyLease, type StandbyLease } from '../src/fleet/lease.js';
+import { standbyPlaceOf } from '../src/fleet/standby.js';
 import { leaseSessionOptions, leaseTiming } from '../src/fleet/lease-timing.js';
 import { startCutProxy, type CutProxy } from './support/cutProxy.js';
 import { postgresRequirement, startPostgres, type TestPostgres } from './support/postgres.js';
@@ -44,6 +46,21 @@ describe('lease timing (pure)', () => {
     expect(leaseSessionOptions(leaseTiming(10))).toBe(
       '-c idle_session_timeout=7000 -c tcp_keepalives_idle=5 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=2 -c tcp_user_timeout=7000',
     );
+  });
+});
+
+describe('standby config', () => {
+  const yaml = (extra: string) => `pbx: { type: asterisk, username: u, secret: s, name: berlin }\n${extra}`;
+  it('standby.enabled needs the PostgreSQL outbox, said with the file and key', () => {
+    expect(() => parseConfig(yaml('standby: { enabled: true }\n'), undefined, { yamlPath: '/etc/pbxhook/p.yaml' }, {})).toThrow(
+      /p\.yaml.*standby\.enabled.*needs outbox\.store: postgres/s,
+    );
+  });
+  it('with it, the lease lives in outbox.url under pbx.name; takeover_seconds defaults to 10', () => {
+    const cfg = parseConfig(yaml('outbox: { store: postgres, url: "postgres://u@127.0.0.1/db" }\nstandby: { enabled: true }\n'), undefined, { yamlPath: '/etc/pbxhook/p.yaml' }, {});
+    expect(cfg.standby).toEqual({ enabled: true, takeoverSeconds: 10 });
+    expect(standbyPlaceOf(cfg)).toEqual({ url: 'postgres://u@127.0.0.1/db', pbxName: 'berlin' });
+    expect(standbyPlaceOf(parseConfig(yaml(''), undefined, { yamlPath: '/x.yaml' }, {}))).toBeUndefined();
   });
 });
 

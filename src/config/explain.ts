@@ -27,7 +27,15 @@ export function redactConfig(cfg: Config): Config {
     ...(e.token !== undefined ? { token: MASK } : {}),
     ...(e.signingSecrets !== undefined ? { signingSecrets: e.signingSecrets.map(() => MASK) } : {}),
   }));
-  return { ...cfg, pbx, endpoints, ...(cfg.opsToken !== undefined ? { opsToken: MASK } : {}) };
+  const outbox = cfg.outbox?.store === 'postgres' ? { outbox: { store: 'postgres' as const, url: MASK } } : {};
+  return { ...cfg, pbx, endpoints, ...outbox, ...(cfg.opsToken !== undefined ? { opsToken: MASK } : {}) };
+}
+
+/** The outbox's place: the SQLite file, or the PostgreSQL host and database (the URL's password never). */
+function outboxWhere(cfg: Config): string {
+  if (cfg.outbox?.store !== 'postgres') return `${cfg.stateDir}/outbox.sqlite`;
+  const u = URL.canParse(cfg.outbox.url) ? new URL(cfg.outbox.url) : undefined;
+  return `PostgreSQL ${u === undefined ? '(outbox.url)' : `${u.host || 'localhost'}${u.pathname}`}, shared (url ${MASK})`;
 }
 
 /** What pbxhook recognises with no `roles:` at all; `pbxhook replay` lists which rule named each route it saw. */
@@ -57,6 +65,7 @@ export function explainConfig(cfg: Config): string {
   const lines = [
     `config: ${cfg.file}`,
     `pbx: ${pbx.type} at ${pbx.host}:${pbx.port}, ${user}`,
+    ...(pbx.name !== undefined ? [`  name: ${pbx.name} (the webhook-pbx header, the pbx label of metrics, the rows of a shared outbox)`] : []),
     'roles:',
     `  ivrs: ${targets(roles.ivrs)}`,
     `  queues: ${targets(roles.queues)}`,
@@ -66,7 +75,7 @@ export function explainConfig(cfg: Config): string {
     `  names: ${names(roles.names)}`,
     ...detectionRules(pbx.type),
     `calls: closed after ${calls.idleTimeoutSeconds} s without events; local time zone ${calls.timezone}`,
-    `delivery: outbox ${cfg.stateDir}/outbox.sqlite; ${d.concurrency} at once per endpoint; ` +
+    `delivery: outbox ${outboxWhere(cfg)}; ${d.concurrency} at once per endpoint; ` +
       `timeouts: connect ${span(d.connectTimeoutMs)}, whole request ${span(d.timeoutMs)}`,
     `  retries after ${d.schedule.length === 0 ? '(none)' : d.schedule.map(span).join(', ')} ` +
       `(±${Math.round(d.jitter * 100)}%; Retry-After up to ${span(d.retryAfterMaxMs)}), then dead`,

@@ -7,17 +7,18 @@
  * (pbx.password), PBXHOOK_TOKEN_<ENDPOINT> (the endpoint's token; see tokens.ts).
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { type ConfigProblem, ConfigError, iniKey } from './errors.js';
 import { readIniSections } from './ini.js';
 import { IssueWording } from './issues.js';
 import { endpointSchema, sectionProblems, toEndpoint, type ReadIniFile } from './endpoints.js';
-import { fileSchema, isLoopbackListen, type FileConfig } from './schema.js';
+import { PBX_NAME, fileSchema, isLoopbackListen, type FileConfig } from './schema.js';
 import {
-  type ReadSecretFile, OPS_TOKEN_ENV, envValue, resolveOpsToken, resolveSigningSecrets, resolveToken, tokenEnvName,
+  type ReadSecretFile, OPS_TOKEN_ENV, OUTBOX_URL_ENV, envValue, resolveOpsToken, resolveOutboxUrl, resolveSigningSecrets, resolveToken, tokenEnvName,
 } from './tokens.js';
-import type { Config, DeliveryConfig, EndpointConfig } from './types.js';
+import type { Config, DeliveryConfig, EndpointConfig, OutboxConfig } from './types.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -91,8 +92,32 @@ export function parseConfig(yamlText: string, iniText: string | undefined, sourc
   const ops = opsSection === undefined ? undefined : opsToken(opsSection, { env, iniDir: path.dirname(file), readSecretFile });
   if (ops !== undefined && 'problem' in ops) problems.push({ file, key: 'ops.token', message: ops.problem });
 
+  const outboxSection = parsed?.outbox ?? fileSchema.shape.outbox.safeParse((yaml.data as { outbox?: unknown } | undefined)?.outbox).data;
+  const outbox = outboxSection === undefined ? undefined : outboxOf(outboxSection, { env, iniDir: path.dirname(file), readSecretFile });
+  if (outbox !== undefined && 'problem' in outbox) problems.push({ file, key: 'outbox.url', message: outbox.problem });
+
   if (problems.length > 0 || parsed === undefined) throw new ConfigError(problems);
-  return toConfig(parsed, endpoints, file, ops !== undefined && 'token' in ops ? ops.token : undefined);
+  return toConfig(parsed, endpoints, file, ops !== undefined && 'token' in ops ? ops.token : undefined, outbox !== undefined && 'store' in outbox ? outbox : undefined);
+}
+
+/** The outbox's backend (issue #17); postgres needs its URL, which is a secret like the tokens. */
+function outboxOf(o: FileConfig['outbox'], src: Parameters<typeof resolveOutboxUrl>[1]): OutboxConfig | { problem: string } {
+  if (o.store === 'sqlite') {
+    // A URL the operator wrote but pbxhook would ignore: the outbox would silently stay local.
+    return o.url === undefined ? { store: 'sqlite' } : { problem: 'is set, but outbox.store is sqlite: set outbox.store: postgres to use it, or remove it' };
+  }
+  const url = resolveOutboxUrl(o.url, src);
+  if ('problem' in url) return url;
+  if (url.url === undefined) {
+    return { problem: `missing: outbox.store is postgres; set outbox.url (or ${OUTBOX_URL_ENV}; env:NAME and file:PATH work too)` };
+  }
+  return { store: 'postgres', url: url.url };
+}
+
+/** `pbx.name`, else this host's name when it makes a valid one, else `pbx`. */
+function defaultPbxName(): string {
+  const host = hostname().split('.')[0] ?? '';
+  return PBX_NAME.test(host) ? host : 'pbx';
 }
 
 /**
@@ -200,11 +225,12 @@ function parseEndpoints(
   return { endpoints, problems };
 }
 
-function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath: string, opsToken: string | undefined): Config {
+function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath: string, opsToken: string | undefined, outbox: OutboxConfig | undefined): Config {
+  const name = f.pbx.name ?? defaultPbxName();
   const pbx =
     f.pbx.type === 'asterisk'
-      ? { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, username: f.pbx.username, secret: f.pbx.secret, maxFrameBytes: f.pbx.max_frame_bytes, eventFilter: f.pbx.event_filter }
-      : { type: f.pbx.type, host: f.pbx.host, port: f.pbx.port, password: f.pbx.password, maxFrameBytes: f.pbx.max_frame_bytes };
+      ? { type: f.pbx.type, name, host: f.pbx.host, port: f.pbx.port, username: f.pbx.username, secret: f.pbx.secret, maxFrameBytes: f.pbx.max_frame_bytes, eventFilter: f.pbx.event_filter }
+      : { type: f.pbx.type, name, host: f.pbx.host, port: f.pbx.port, password: f.pbx.password, maxFrameBytes: f.pbx.max_frame_bytes };
   return {
     file: path.resolve(yamlPath),
     pbx,
@@ -219,6 +245,7 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
     calls: { idleTimeoutSeconds: f.calls.idle_timeout_seconds, timezone: f.calls.timezone },
     delivery: deliveryOf(f),
     stateDir: path.resolve(path.dirname(yamlPath), f.state_dir),
+    ...(outbox !== undefined ? { outbox } : {}),
     opsListen: f.ops.enabled ? f.ops.listen : undefined,
     ...(opsToken !== undefined ? { opsToken } : {}),
     opsJournal: { calls: f.ops.journal_calls, keepMs: f.ops.journal_minutes * 60_000 },

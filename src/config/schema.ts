@@ -81,8 +81,13 @@ export const recordingUrl = z.string().superRefine((s, ctx) => {
   }
 });
 
+/** A PBX's name becomes a metric label, a header and a row's column: plain, short. */
+export const PBX_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const pbxName = z.string().regex(PBX_NAME, 'expected a name of letters, digits, ".", "_" or "-" (at most 64), e.g. "berlin-1"');
+
 const asteriskSchema = z.strictObject({
   type: z.literal('asterisk').describe('Asterisk, through the Manager Interface (AMI)'),
+  name: pbxName.optional().describe('this PBX\'s name in a shared outbox (outbox.store: postgres): rows, webhooks (the webhook-pbx header), metrics (the pbx label) and the status page say it. Default: the host name'),
   host: text.default('127.0.0.1').describe('AMI host name or address'),
   port: port.default(5038).describe('AMI TCP port (manager.conf `port`)'),
   username: text.describe('manager.conf user, e.g. [pbxhook] with read = call,dialplan,agent,user'),
@@ -93,6 +98,7 @@ const asteriskSchema = z.strictObject({
 
 const freeswitchSchema = z.strictObject({
   type: z.literal('freeswitch').describe('FreeSWITCH, through mod_event_socket (ESL, inbound mode)'),
+  name: pbxName.optional().describe('this PBX\'s name in a shared outbox (outbox.store: postgres): rows, webhooks (the webhook-pbx header), metrics (the pbx label) and the status page say it. Default: the host name'),
   host: text.default('127.0.0.1').describe('event socket host name or address'),
   port: port.default(8021).describe('event_socket.conf.xml listen-port'),
   password: text.describe('event_socket.conf.xml password; PBXHOOK_ESL_PASSWORD in the environment overrides it'),
@@ -185,6 +191,14 @@ const deliverySchema = z.strictObject({
     .describe("a webhook (JSON with a text field) to the admin's chat or incident tool when an endpoint pauses or resumes and when webhooks go dead; delivered through the outbox. Default: none"),
 });
 
+/** Where the outbox lives (issue #17): SQLite in state_dir, or a PostgreSQL database shared by a fleet. */
+const outboxSchema = z.strictObject({
+  store: z.enum(['sqlite', 'postgres']).default('sqlite').describe('sqlite: outbox.sqlite in state_dir, one pbxhook per state_dir. postgres: a PostgreSQL database several pbxhook processes share (outbox.url)'),
+  url: text
+    .optional()
+    .describe('with store: postgres, the database: postgres://user@host:5432/db (env:NAME or file:PATH too; PBXHOOK_OUTBOX_URL overrides it). A secret: never logged'),
+});
+
 /** Two `pbxhook run` for one PBX, one following it and one waiting (issue #17 item 3, src/fleet/lease.ts). */
 const standbySchema = z.strictObject({
   enabled: z
@@ -207,6 +221,7 @@ export const fileSchema = z.strictObject({
   calls: callsSchema.prefault({}).describe('how calls are followed and timed'),
   retry: retrySchema.prefault({}).describe('when a failed webhook is tried again; durations like 500ms, 30s, 2m, 1h, 7d'),
   delivery: deliverySchema.prefault({}).describe('the durable outbox and its worker'),
+  outbox: outboxSchema.prefault({}).describe('where the outbox lives: SQLite in state_dir (default) or a shared PostgreSQL database'),
   /** The outbox database lives here; relative to the YAML file's folder. */
   state_dir: text.default('/var/lib/pbxhook').describe('folder of the outbox database (outbox.sqlite); relative to this file'),
   /** /metrics, /healthz and the status page. */
@@ -261,6 +276,11 @@ export const fileSchema = z.strictObject({
       path: ['delivery', 'stop_timeout'],
       message: `must be shorter than shutdown_grace_seconds (${f.shutdown_grace_seconds} s), which bounds the whole stop`,
     });
+  })
+  // The lease lives in the shared database: a SQLite outbox has nobody to stand by for (issue #17 item 3).
+  .superRefine((f, ctx) => {
+    if (f.standby?.enabled !== true || f.outbox?.store === 'postgres') return;
+    ctx.addIssue({ code: 'custom', path: ['standby', 'enabled'], message: 'needs outbox.store: postgres (the lease lives in the shared database)' });
   });
 
 export type FileConfig = z.output<typeof fileSchema>;

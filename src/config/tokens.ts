@@ -124,3 +124,25 @@ function checked(token: string, origin: string): TokenResult {
     ? { token }
     : { problem: `${origin}value must be printable ASCII without spaces or line breaks` };
 }
+
+export const OUTBOX_URL_ENV = 'PBXHOOK_OUTBOX_URL';
+
+export type OutboxUrlResult = { readonly url: string | undefined } | { readonly problem: string };
+
+/**
+ * `outbox.url` (issue #17): PBXHOOK_OUTBOX_URL, else the YAML value (literal, env:NAME or file:PATH
+ * relative to the YAML file). It may carry the database password, so a problem never quotes it.
+ */
+export function resolveOutboxUrl(configured: string | undefined, src: TokenSources): OutboxUrlResult {
+  const fromEnv = envValue(src.env, OUTBOX_URL_ENV);
+  const ref =
+    fromEnv !== undefined ? { value: fromEnv, origin: `${OUTBOX_URL_ENV} ` } : configured === undefined ? undefined : readReference(configured, src, 'url');
+  if (ref === undefined) return { url: undefined };
+  if ('problem' in ref) return ref;
+  const url = ref.value;
+  const protocol = URL.canParse(url) ? new URL(url).protocol : undefined;
+  if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+    return { problem: `${ref.origin}value must be a PostgreSQL URL such as postgres://pbxhook@127.0.0.1:5432/pbxhook (not shown: it may hold a password)` };
+  }
+  return { url };
+}

@@ -24,6 +24,8 @@ export interface RoleConfig {
 
 export interface AmiConfig {
   readonly type: 'asterisk';
+  /** pbx.name: which PBX a row of a shared outbox, a webhook, a metric came from; loadConfig fills it in. */
+  readonly name?: string;
   readonly host: string;
   readonly port: number;
   readonly username: string;
@@ -36,6 +38,8 @@ export interface AmiConfig {
 
 export interface EslConfig {
   readonly type: 'freeswitch';
+  /** pbx.name, as AmiConfig's. */
+  readonly name?: string;
   readonly host: string;
   readonly port: number;
   readonly password: string;
@@ -215,6 +219,9 @@ export interface DirectoryEntry {
   readonly uid?: string;
 }
 
+/** Where the outbox lives (issue #17): `url` is a secret (it may carry a password), never logged. */
+export type OutboxConfig = { readonly store: 'sqlite' } | { readonly store: 'postgres'; readonly url: string };
+
 export interface Config {
   /** Absolute path of the YAML file it came from, for messages. */
   readonly file: string;
@@ -224,6 +231,8 @@ export interface Config {
   readonly delivery: DeliveryConfig;
   /** Absolute path of the folder holding the outbox database. */
   readonly stateDir: string;
+  /** The outbox's backend; absent = SQLite in stateDir. */
+  readonly outbox?: OutboxConfig;
   /** Where /metrics, /healthz and the status page listen; undefined = off. */
   readonly opsListen: string | undefined;
   /**

@@ -3,12 +3,12 @@
  * worker at request time, for the page and for anyone with curl. Nothing here writes.
  */
 import type { EndpointConfig } from '../config/types.js';
-import type { OutboxRow, OutboxStore } from '../deliver/outbox-store.js';
+import type { OutboxRow, SqliteOutbox } from '../deliver/outbox-store.js';
 import type { EndpointHealth } from '../deliver/outbox-state.js';
 import { maskHeaders, maskUrl } from './mask.js';
 
 export interface ConsoleSources {
-  readonly store: OutboxStore;
+  readonly store: SqliteOutbox;
   readonly worker: { healthOf(endpoint: string): EndpointHealth | undefined };
   /** The endpoints as configured now (a reload changes them). */
   endpoints(): readonly EndpointConfig[];

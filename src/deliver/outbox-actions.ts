@@ -11,7 +11,7 @@
  * console's src/ops/auth.ts and the shell's file permissions do).
  */
 import type { Logger } from 'pino';
-import type { OutboxStore } from './outbox-store.js';
+import type { SqliteOutbox } from './outbox-store.js';
 
 export type OutboxAction =
   | { readonly kind: 'resend'; readonly id: string }
@@ -22,7 +22,7 @@ export type OutboxAction =
 export const ACTION_KINDS = ['resend', 'resend-dead', 'retry-lane', 'probe'] as const;
 
 export interface ActionTarget {
-  readonly store: OutboxStore;
+  readonly store: SqliteOutbox;
   /** The daemon's worker: woken after a change; absent in the CLI (the daemon polls every second). */
   readonly worker?: { probeNow(endpoint: string): boolean; kick(): void };
   readonly log: Logger;

@@ -5,6 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import type { EndpointHealth, OutboxState } from './outbox-state.js';
+import type { AttemptRow, EndpointActivity, StateCount } from './store.js';
 import { FINISHED_TERM, MIGRATIONS, type OutboxRow, type RawRow, type Selection, rowOf, selectionSql } from './outbox-schema.js';
 
 /**
@@ -19,54 +20,20 @@ export function isStorageFailure(err: unknown): boolean {
   return typeof code === 'string' && STORAGE_FAILURES.test(code);
 }
 
-export interface AttemptRecord {
-  readonly latencyMs: number;
-  readonly status: number | undefined;
-  readonly errorCode: string | undefined;
-  readonly error: string | undefined;
-  /** The start of a failed attempt's answer (tokens masked), cut to RESPONSE_KEEP_CHARS (issue #16 item 2). */
-  readonly response?: string | undefined;
-  /** The Retry-After the answer asked for, in ms. */
-  readonly retryAfterMs?: number | undefined;
-}
-
-/** How much of an answer an attempt row keeps: enough to read the CRM's error, not its pages. */
-export const RESPONSE_KEEP_CHARS = 1024;
-
-export interface AttemptRow extends Omit<AttemptRecord, 'status' | 'errorCode' | 'error' | 'response' | 'retryAfterMs'> {
-  readonly n: number;
-  readonly startedAt: number;
-  readonly status: number | null;
-  readonly errorCode: string | null;
-  readonly error: string | null;
-  readonly outcome: string | null;
-  readonly response: string | null;
-  readonly retryAfterMs: number | null;
-}
-
-/** How many webhooks of an endpoint are in a state, and the oldest of them (`pbxhook outbox stats`). */
-export interface StateCount {
-  readonly endpoint: string;
-  readonly state: OutboxState;
-  readonly count: number;
-  readonly oldest: number;
-}
-
-export interface EndpointActivity {
-  readonly lastDeliveredAt: number | null;
-  readonly lastError: { at: number; status: number | null; code: string | null; error: string; webhook: number } | null;
-  readonly attemptsSince: number;
-  readonly dead: number;
-}
+export type { AttemptRecord, AttemptRow, EndpointActivity, StateCount } from './store.js';
+export { RESPONSE_KEEP_CHARS } from './store.js';
 
 export class OutboxDatabase {
   readonly file: string;
+  /** The PBX this outbox serves: every row's `pbx` (one SQLite outbox per PBX, so not stored per row). */
+  readonly pbx: string;
   protected readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
 
   /** Opens (creating if needed) and migrates the outbox; throws if the file is from a newer pbxhook. */
-  constructor(file: string) {
+  constructor(file: string, pbx = '') {
     this.file = file;
+    this.pbx = pbx;
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     // WAL + NORMAL: a commit survives a crash or kill -9 of the daemon (it is in the WAL the OS
@@ -112,7 +79,7 @@ export class OutboxDatabase {
   /** The last `limit` webhooks to die, most recent first (the status page): read from the index. */
   recentDead(limit: number): OutboxRow[] {
     const raws = this.sql(`SELECT * FROM webhooks WHERE ${FINISHED_TERM} AND state = 'dead' ORDER BY updated_at DESC LIMIT ?`).all(limit) as RawRow[];
-    return raws.map(rowOf);
+    return raws.map((r) => rowOf(r, this.pbx));
   }
 
   /**
@@ -141,7 +108,7 @@ export class OutboxDatabase {
   list(sel: Selection, limit: number): OutboxRow[] {
     const { where, params } = selectionSql(sel);
     const raws = this.sql(`SELECT * FROM webhooks WHERE ${where} ORDER BY id DESC LIMIT @limit`).all({ ...params, limit }) as RawRow[];
-    return raws.map(rowOf);
+    return raws.map((r) => rowOf(r, this.pbx));
   }
 
   /** Every attempt of a webhook, with the one in flight (outcome null) last. */

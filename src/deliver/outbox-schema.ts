@@ -8,6 +8,7 @@
  * `live_state` (the calls in progress, for a restart).
  */
 import type { OutboxState } from './outbox-state.js';
+import type { OutboxRow, Selection } from './store.js';
 
 /** Schema versions in order; `PRAGMA user_version` counts how many are applied. */
 export const MIGRATIONS: readonly string[] = [
@@ -92,34 +93,7 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE attempts ADD COLUMN retry_after_ms INTEGER;`,
 ];
 
-export interface OutboxRow {
-  readonly id: number;
-  readonly webhookId: string;
-  readonly endpoint: string;
-  readonly lane: string;
-  readonly seq: number;
-  readonly callId: string;
-  readonly summary: string;
-  readonly method: 'GET' | 'POST';
-  readonly url: string;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: string;
-  readonly state: OutboxState;
-  readonly step: number;
-  readonly attempts: number;
-  readonly nextAt: number;
-  readonly createdAt: number;
-  readonly updatedAt: number;
-  readonly lastStatus: number | null;
-  readonly lastError: string | null;
-}
-
-/** Which webhooks an operator means: ids (row numbers or webhook-ids), an endpoint, states. */
-export interface Selection {
-  readonly ids?: readonly string[];
-  readonly endpoint?: string;
-  readonly states?: readonly OutboxState[];
-}
+export type { OutboxRow, Selection } from './store.js';
 
 export const inList = (states: readonly string[]) => states.map((s) => `'${s}'`).join(', ');
 
@@ -168,10 +142,12 @@ export interface RawRow {
   last_error: string | null;
 }
 
-export function rowOf(r: RawRow): OutboxRow {
+/** `pbx`: the store's own PBX (one SQLite outbox serves one PBX, so rows do not repeat it). */
+export function rowOf(r: RawRow, pbx: string): OutboxRow {
   return {
     id: r.id,
     webhookId: r.webhook_id,
+    pbx,
     endpoint: r.endpoint,
     lane: r.lane,
     seq: r.seq,

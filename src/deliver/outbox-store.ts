@@ -39,7 +39,9 @@ export type Expired = Map<string, number>;
  */
 export const WAL_LIMIT_BYTES = 16 * 1024 * 1024;
 
-export interface OutboxStoreOptions {
+export interface SqliteOutboxOptions {
+  /** The PBX this outbox serves (rows' `pbx`); '' when unknown (the CLI reading a state_dir). */
+  readonly pbx?: string;
   /** The daemon: the WAL is copied on a thread of its own (checkpointer.ts). */
   readonly backgroundCheckpoints?: CheckpointerOptions;
   /**
@@ -75,7 +77,7 @@ const MOVE = Object.fromEntries(
   ]),
 ) as Record<TransitionName, string>;
 
-export class OutboxStore extends OutboxDatabase {
+export class SqliteOutbox extends OutboxDatabase {
   /**
    * What memory knows of the rows: the lane index. Built on first use; forgotten after a failed
    * transaction (memory never outlives a rollback) and when another connection committed.
@@ -98,8 +100,8 @@ export class OutboxStore extends OutboxDatabase {
    * (checkpointer.ts); otherwise SQLite does it inside commits, as usual. Either way the log stays
    * within `walLimitBytes` (plus one commit).
    */
-  constructor(file: string, opts: OutboxStoreOptions = {}) {
-    super(file);
+  constructor(file: string, opts: SqliteOutboxOptions = {}) {
+    super(file, opts.pbx);
     this.runInTransaction = this.db.transaction((fn: () => unknown) => fn());
     this.walFile = `${file}-wal`;
     this.walLimitBytes = opts.walLimitBytes ?? WAL_LIMIT_BYTES;
@@ -286,7 +288,7 @@ export class OutboxStore extends OutboxDatabase {
           continue;
         }
         heads.claimed(head.lane);
-        claimed.push(rowOf(raw));
+        claimed.push(rowOf(raw, this.pbx));
       }
       return claimed;
     });

@@ -12,7 +12,7 @@ import type { WebhookRequest } from '../emit/request.js';
 import { type AttemptResult, type HttpClient, urlForLog } from './attempt.js';
 import { type EndpointEvent, NOTIFY_ENDPOINT } from './notify.js';
 import { type EndpointHealth, HEALTHY, type Verdict, afterAttempt } from './outbox-state.js';
-import type { OutboxRow, OutboxStore } from './outbox-store.js';
+import type { OutboxRow, SqliteOutbox } from './outbox-store.js';
 import { isStorageFailure } from './outbox-db.js';
 import { type Decision, decide, isRetryable } from './schedule.js';
 import { deliveryHeaders, signingKey } from './signing.js';
@@ -41,7 +41,7 @@ export interface DeliveryStats {
 export type DeliveryEndpoint = Pick<EndpointConfig, 'name' | 'signingSecrets' | 'retryOn'>;
 
 export interface WorkerOptions {
-  readonly store: OutboxStore;
+  readonly store: SqliteOutbox;
   readonly http: HttpClient;
   readonly log: Logger;
   /** Enabled endpoints; webhooks for others wait in the outbox. */

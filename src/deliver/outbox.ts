@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { createHttpClient } from './attempt.js';
 import { tokensOf } from './auth.js';
-import { OutboxStore } from './outbox-store.js';
+import { SqliteOutbox } from './outbox-store.js';
 import { OutboxWorker, type WorkerOptions } from './outbox-worker.js';
 import { NOTIFY_ENDPOINT, notifyRequest, shouldNotify } from './notify.js';
 import { holdStateDir } from './state-lock.js';
@@ -17,13 +17,13 @@ export function outboxPath(stateDir: string): string {
 }
 
 /** Opens the database only (the `pbxhook outbox` commands); creates the folder if needed. */
-export function openStore(stateDir: string, opts?: ConstructorParameters<typeof OutboxStore>[1]): OutboxStore {
+export function openStore(stateDir: string, opts?: ConstructorParameters<typeof SqliteOutbox>[1]): SqliteOutbox {
   mkdirSync(stateDir, { recursive: true, mode: 0o750 });
-  return new OutboxStore(outboxPath(stateDir), opts);
+  return new SqliteOutbox(outboxPath(stateDir), opts);
 }
 
 export interface Outbox {
-  readonly store: OutboxStore;
+  readonly store: SqliteOutbox;
   readonly worker: OutboxWorker;
   /** SIGHUP: new endpoints, tokens and signing secrets; queued webhooks keep their URL and body. */
   reload(cfg: Pick<Config, 'endpoints'>): void;
@@ -42,7 +42,7 @@ export function openOutbox(
 ): Outbox {
   mkdirSync(cfg.stateDir, { recursive: true, mode: 0o750 });
   const lock = holdStateDir(cfg.stateDir);
-  let store: OutboxStore;
+  let store: SqliteOutbox;
   try {
     store = openStore(cfg.stateDir, {
       backgroundCheckpoints: {

@@ -7,6 +7,8 @@
  *   webhook-signature  `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`, one per secret,
  *                      space-separated (several secrets = rotation); only when a secret is configured
  *   webhook-sequence   1, 2, 3… per call and endpoint, in sending order; a gap is a dead webhook
+ *   webhook-pbx        the PBX the call happened on (`pbx.name`), when known: a CRM fed by a fleet
+ *                      sharing one outbox tells its PBXes apart (issue #17 item 2); not signed
  *
  * Pure: the caller passes the time.
  */
@@ -26,6 +28,8 @@ export interface DeliveryIdentity {
   readonly webhookId: string;
   readonly seq: number;
   readonly body: string;
+  /** The PBX whose call it is; '' or absent: not said. */
+  readonly pbx?: string;
 }
 
 export function deliveryHeaders(w: DeliveryIdentity, nowMs: number, keys: readonly Buffer[]): Record<string, string> {
@@ -35,6 +39,7 @@ export function deliveryHeaders(w: DeliveryIdentity, nowMs: number, keys: readon
     'webhook-timestamp': String(timestamp),
     'webhook-sequence': String(w.seq),
   };
+  if (w.pbx) headers['webhook-pbx'] = w.pbx;
   if (keys.length > 0) headers['webhook-signature'] = sign(keys, w.webhookId, timestamp, w.body);
   return headers;
 }

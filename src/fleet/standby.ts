@@ -36,8 +36,8 @@ export function startStandby(cfg: Pick<Config, 'standby'>, place: StandbyPlace |
 }
 
 /** The lease's database and key, from the config: none while the outbox is not on PostgreSQL. */
-export function standbyPlaceOf(cfg: Pick<Config, 'pbx'>): StandbyPlace | undefined {
-  // TODO(issue #17): outbox.url and pbx.name, once the PostgreSQL store (i17-pg) is merged.
-  void cfg;
-  return undefined;
+export function standbyPlaceOf(cfg: Pick<Config, 'pbx' | 'outbox'>): StandbyPlace | undefined {
+  const outbox = cfg.outbox;
+  if (outbox?.store !== 'postgres') return undefined;
+  return { url: outbox.url, pbxName: cfg.pbx.name ?? 'pbx' };
 }

@@ -1,0 +1,229 @@
+/**
+ * The statements of one pump on the PostgreSQL outbox (issue #17 item 2), each a single round trip
+ * whatever the number of rows (arrays through unnest): the PBX events' webhooks, the finished
+ * attempts, the live calls, the claims, when each endpoint's next head is due. The store (store.ts)
+ * runs them in one transaction.
+ *
+ * Order per lane with several processes claiming: only a lane's head is claimable (no undelivered
+ * row of the lane before it, so none in flight either), and the claim locks it `FOR UPDATE SKIP
+ * LOCKED`: a second process skips a head the first is claiming, and once the first committed, sees
+ * it in flight, which keeps the whole lane out. A lane's rows are numbered under its `lanes` row's
+ * lock, so a lower seq always commits before a higher one and no snapshot sees a head that is not.
+ */
+import type pg from 'pg';
+import type { WebhookRequest } from '../emit/request.js';
+import { type ClaimAsk, type FinishedAttempt, type OutboxRow, RESPONSE_KEEP_CHARS } from '../deliver/store.js';
+import { TRANSITIONS, callOf, newWebhookId, summarise } from '../deliver/outbox-state.js';
+import type { Decision } from '../deliver/schedule.js';
+import { type PgRawRow, ROW_COLUMNS, UNDELIVERED_SQL, inList, rowOf } from './rows.js';
+
+/** Lanes due this recently are live traffic: claimed before an outage's backlog (lane-heads.ts). */
+export const FRESH_MS = 5_000;
+
+/** No undelivered row of `w`'s lane comes before it: `w` is its lane's head. */
+const IS_HEAD = `NOT EXISTS (SELECT 1 FROM webhooks x WHERE x.pbx = w.pbx AND x.lane = w.lane AND x.seq < w.seq AND x.state IN (${UNDELIVERED_SQL}))`;
+const CLAIMABLE = `w.state IN (${inList(TRANSITIONS.claim.from)})`;
+
+/** A request whose headers are already JSON text: a request that cannot be stored fails here, alone. */
+export interface Serialised {
+  readonly req: WebhookRequest;
+  readonly headers: string;
+}
+
+export function serialise(reqs: readonly WebhookRequest[]): Serialised[] {
+  return reqs.map((req) => ({ req, headers: JSON.stringify(req.headers) }));
+}
+
+/** PBX events' webhooks, in the order given: one upsert of the lanes' counters, one insert. */
+export async function insertWebhooks(client: pg.ClientBase, pbx: string, reqs: readonly Serialised[], now: number): Promise<void> {
+  if (reqs.length === 0) return;
+  const perLane = new Map<string, { endpoint: string; n: number; next: number }>();
+  for (const { req } of reqs) {
+    const l = perLane.get(req.orderKey);
+    if (l) l.n++;
+    else perLane.set(req.orderKey, { endpoint: req.endpoint, n: 1, next: 0 });
+  }
+  // Sorted, so that two processes writing the same lanes (a standby taking over) lock them in one order.
+  const lanes = [...perLane.keys()].sort();
+  const { rows } = await client.query<{ lane: string; last_seq: number }>(
+    `INSERT INTO lanes (pbx, lane, endpoint, last_seq, updated_at)
+     SELECT $1, l.lane, l.endpoint, l.n, $2 FROM unnest($3::text[], $4::text[], $5::bigint[]) AS l(lane, endpoint, n)
+     ON CONFLICT (pbx, lane) DO UPDATE SET last_seq = lanes.last_seq + excluded.last_seq, updated_at = excluded.updated_at
+     RETURNING lane, last_seq`,
+    [pbx, now, lanes, lanes.map((l) => perLane.get(l)!.endpoint), lanes.map((l) => perLane.get(l)!.n)],
+  );
+  for (const r of rows) {
+    const l = perLane.get(r.lane)!;
+    l.next = r.last_seq - l.n + 1;
+  }
+  const c = { webhookId: [] as string[], endpoint: [] as string[], lane: [] as string[], seq: [] as number[], callId: [] as string[], summary: [] as string[], method: [] as string[], url: [] as string[], headers: [] as string[], body: [] as string[] };
+  for (const { req, headers } of reqs) {
+    c.webhookId.push(newWebhookId(now));
+    c.endpoint.push(req.endpoint);
+    c.lane.push(req.orderKey);
+    c.seq.push(perLane.get(req.orderKey)!.next++);
+    c.callId.push(callOf(req));
+    c.summary.push(summarise(req));
+    c.method.push(req.method);
+    c.url.push(req.url);
+    c.headers.push(headers);
+    c.body.push(req.body);
+  }
+  // WITH ORDINALITY + ORDER BY: row ids follow the events' order, as SQLite's do.
+  await client.query(
+    `INSERT INTO webhooks (webhook_id, pbx, endpoint, lane, seq, call_id, summary, method, url, headers, body, state, next_at, created_at, updated_at)
+     SELECT w.webhook_id, $1, w.endpoint, w.lane, w.seq, w.call_id, w.summary, w.method, w.url, w.headers::jsonb, w.body, 'pending', $2, $2, $2
+     FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+       WITH ORDINALITY AS w(webhook_id, endpoint, lane, seq, call_id, summary, method, url, headers, body, i)
+     ORDER BY w.i`,
+    [pbx, now, c.webhookId, c.endpoint, c.lane, c.seq, c.callId, c.summary, c.method, c.url, c.headers, c.body],
+  );
+}
+
+const STATE_AFTER: Record<Decision['kind'], string> = {
+  delivered: TRANSITIONS.deliver.to,
+  retry: TRANSITIONS.fail.to,
+  dead: TRANSITIONS.kill.to,
+  requeue: TRANSITIONS.requeue.to,
+};
+
+/**
+ * Records the attempts and moves their rows on, in one statement. Only rows still in flight under
+ * the attempt's own lease move: a claim that expired (its process stalled past the lease) may have
+ * been taken back and claimed again, and its new holder's attempt counts, not this one. Returns the
+ * ids that moved; the others were not their holder's any more (or were finished already).
+ */
+export async function finishAttempts(client: pg.ClientBase, finishes: readonly FinishedAttempt[], now: number): Promise<Set<number>> {
+  if (finishes.length === 0) return new Set();
+  const c = { id: [] as number[], holder: [] as string[], state: [] as string[], step: [] as number[], nextAt: [] as number[], status: [] as Array<number | null>, lastError: [] as Array<string | null>, n: [] as number[], startedAt: [] as number[], latency: [] as number[], errorCode: [] as Array<string | null>, error: [] as Array<string | null>, outcome: [] as string[], response: [] as Array<string | null>, retryAfter: [] as Array<number | null> };
+  for (const { webhook: row, lease, attempt, decision: d } of finishes) {
+    const error = d.kind === 'dead' ? d.reason : (attempt.error ?? null);
+    c.id.push(row.id);
+    c.holder.push(lease.holder);
+    c.state.push(STATE_AFTER[d.kind]);
+    c.step.push(d.kind === 'retry' ? d.step : row.step);
+    c.nextAt.push(d.kind === 'retry' ? d.at : now);
+    c.status.push(attempt.status ?? null);
+    c.lastError.push(d.kind === 'delivered' ? null : error);
+    c.n.push(row.attempts);
+    c.startedAt.push(row.updatedAt);
+    c.latency.push(Math.round(attempt.latencyMs));
+    c.errorCode.push(attempt.errorCode ?? null);
+    c.error.push(attempt.error ?? null);
+    c.outcome.push(d.kind);
+    c.response.push(attempt.response?.slice(0, RESPONSE_KEEP_CHARS) ?? null);
+    c.retryAfter.push(attempt.retryAfterMs ?? null);
+  }
+  const { rows } = await client.query<{ id: number }>(
+    `WITH f AS (
+       SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[], $9::int[], $10::bigint[], $11::int[],
+                            $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
+         AS f(id, holder, state, step, next_at, status, last_error, n, started_at, latency_ms, error_code, error, outcome, response, retry_after_ms)
+     ), moved AS (
+       UPDATE webhooks w SET state = f.state, step = f.step, next_at = f.next_at, last_status = f.status, last_error = f.last_error,
+              updated_at = $1, claimed_by = NULL, claim_until = NULL
+       FROM f WHERE w.id = f.id AND w.state = 'in_flight' AND w.claimed_by = f.holder AND w.attempts = f.n
+       RETURNING w.id
+     ), noted AS (
+       INSERT INTO attempts (webhook, n, started_at, latency_ms, status, error_code, error, outcome, response, retry_after_ms)
+       SELECT f.id, f.n, f.started_at, f.latency_ms, f.status, f.error_code, f.error, f.outcome, f.response, f.retry_after_ms
+       FROM f JOIN moved USING (id)
+       ON CONFLICT (webhook, n) DO NOTHING
+     )
+     SELECT id FROM moved`,
+    [now, c.id, c.holder, c.state, c.step, c.nextAt, c.status, c.lastError, c.n, c.startedAt, c.latency, c.errorCode, c.error, c.outcome, c.response, c.retryAfter],
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+/**
+ * Up to `limit` due lane heads per endpoint, moved to in flight under `holder` until `until`, in
+ * the order to start them: per endpoint (in the order asked), lanes due in the last FRESH_MS
+ * first, then the rest, each oldest due first. Heads another transaction is claiming are skipped,
+ * never waited for.
+ */
+export async function claimHeads(client: pg.ClientBase, holder: string, asks: readonly ClaimAsk[], now: number, until: number): Promise<OutboxRow[]> {
+  const wanted = asks.filter((a) => a.limit > 0);
+  if (wanted.length === 0) return [];
+  const { rows } = await client.query<PgRawRow>(
+    `WITH due AS (
+       SELECT h.id FROM unnest($1::text[], $2::int[]) AS e(endpoint, n)
+       CROSS JOIN LATERAL (
+         SELECT w.id FROM webhooks w
+         WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND w.next_at <= $3 AND ${IS_HEAD}
+         ORDER BY w.next_at > $3 - ${FRESH_MS} DESC, w.next_at, w.id
+         LIMIT e.n
+         FOR UPDATE SKIP LOCKED
+       ) h
+     )
+     UPDATE webhooks w SET state = '${TRANSITIONS.claim.to}', attempts = w.attempts + 1, updated_at = $3, claimed_by = $4, claim_until = $5
+     FROM due WHERE w.id = due.id
+     RETURNING ${ROW_COLUMNS.split(', ').map((col) => `w.${col}`).join(', ')}`,
+    [wanted.map((a) => a.endpoint), wanted.map((a) => a.limit), now, holder, until],
+  );
+  // RETURNING keeps no order: put the claims back in the order they were chosen.
+  const rank = new Map(wanted.map((a, i) => [a.endpoint, i]));
+  const fresh = (r: OutboxRow) => (r.nextAt > now - FRESH_MS ? 0 : 1);
+  return rows
+    .map(rowOf)
+    .sort((a, b) => rank.get(a.endpoint)! - rank.get(b.endpoint)! || fresh(a) - fresh(b) || a.nextAt - b.nextAt || a.id - b.id);
+}
+
+/**
+ * Per endpoint, when its earliest lane head not in flight is due (absent: none), read down the
+ * due index in order until the first head, so a waiting lane's later rows are never taken for due.
+ */
+export async function nextDue(client: pg.ClientBase, endpoints: readonly string[]): Promise<Map<string, number>> {
+  if (endpoints.length === 0) return new Map();
+  const { rows } = await client.query<{ endpoint: string; at: number }>(
+    `SELECT e.endpoint, d.at FROM unnest($1::text[]) AS e(endpoint)
+     CROSS JOIN LATERAL (
+       SELECT w.next_at AS at FROM webhooks w WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${IS_HEAD} ORDER BY w.next_at LIMIT 1
+     ) d`,
+    [endpoints],
+  );
+  return new Map(rows.map((r) => [r.endpoint, r.at]));
+}
+
+/** Writes what changed of this PBX's live calls (undefined: gone). */
+export async function saveLiveState(client: pg.ClientBase, pbx: string, changes: ReadonlyMap<string, string | undefined>): Promise<void> {
+  const gone: string[] = [];
+  const keys: string[] = [];
+  const values: string[] = [];
+  for (const [key, value] of changes) {
+    if (value === undefined) gone.push(key);
+    else {
+      keys.push(key);
+      values.push(value);
+    }
+  }
+  if (gone.length > 0) await client.query(`DELETE FROM live_state WHERE pbx = $1 AND key = ANY($2::text[])`, [pbx, gone]);
+  if (keys.length > 0) {
+    await client.query(
+      `INSERT INTO live_state (pbx, key, value) SELECT $1, k, v FROM unnest($2::text[], $3::text[]) AS s(k, v)
+       ON CONFLICT (pbx, key) DO UPDATE SET value = excluded.value`,
+      [pbx, keys, values],
+    );
+  }
+}
+
+/**
+ * Claims whose lease ran out (their process killed, its host gone, cut off) are pending again,
+ * same webhook-id and step, with an attempt row saying so. Rows another transaction is finishing
+ * are left to it. Due since their claim: they queue as the backlog they are, not as a live call's.
+ */
+export async function reclaimExpired(client: pg.ClientBase, now: number): Promise<number> {
+  const r = await client.query(
+    `WITH old AS (
+       SELECT id, attempts, updated_at FROM webhooks WHERE state = 'in_flight' AND claim_until < $1 FOR UPDATE SKIP LOCKED
+     ), noted AS (
+       INSERT INTO attempts (webhook, n, started_at, error_code, error, outcome)
+       SELECT id, attempts, updated_at, 'PBXHOOK_INTERRUPTED', 'pbxhook stopped before the answer came', 'interrupted' FROM old
+       ON CONFLICT (webhook, n) DO NOTHING
+     )
+     UPDATE webhooks w SET state = '${TRANSITIONS.recover.to}', next_at = old.updated_at, updated_at = $1, claimed_by = NULL, claim_until = NULL
+     FROM old WHERE w.id = old.id`,
+    [now],
+  );
+  return r.rowCount ?? 0;
+}

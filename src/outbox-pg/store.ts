@@ -1,0 +1,268 @@
+/**
+ * The outbox on PostgreSQL (issue #17): the store interface (src/deliver/store.ts) for a database
+ * any number of processes share. Each pump is one transaction of a few batched statements (pump.ts);
+ * each operator action one statement. Nothing about the rows is kept in memory: other processes
+ * change them at any time, so every answer is read from the database.
+ *
+ * Claims carry the pump's holder and lease (`claimed_by`, `claim_until`); a lease that runs out is
+ * taken back by whichever process pumps next (at most every `reclaimEveryMs`) or starts.
+ */
+import type pg from 'pg';
+import type {
+  ClaimAsk, Expired, FinishedAttempt, OutboxRow, OutboxStore, Pump, PumpResult, Selection,
+} from '../deliver/store.js';
+import { type EndpointHealth, IllegalTransitionError, type OutboxState, STATES, TRANSITIONS } from '../deliver/outbox-state.js';
+import { type Serialised, claimHeads, finishAttempts, insertWebhooks, nextDue, reclaimExpired, saveLiveState, serialise } from './pump.js';
+import { inTransaction, openPool, where } from './pool.js';
+import { migrate } from './migrations.js';
+import { UNDELIVERED_SQL, inList, perEndpoint, selectionSql } from './rows.js';
+import { OutboxReads } from './reads.js';
+import { isUnavailable } from './unavailable.js';
+
+export interface PgStoreOptions {
+  /** This process's PBX (`pbx.name`): its webhooks' rows and its live calls carry it. */
+  readonly pbx: string;
+  /** How often a pump looks for expired leases (default every second). */
+  readonly reclaimEveryMs?: number;
+  readonly poolMax?: number;
+  /** An idle connection failed (the server restarted): told, never thrown. */
+  readonly onIdleError?: (err: Error) => void;
+}
+
+interface Outcome {
+  lostEvents: Array<[number, unknown]>;
+  unrecorded: Array<[number, unknown]>;
+  unclaimed: Array<[string, unknown]>;
+  claimed: OutboxRow[];
+  nextDueAt: Map<string, number>;
+}
+
+export class PgStore extends OutboxReads implements OutboxStore {
+  readonly pbx: string;
+  /** The host and database, never the URL (it may hold a password). */
+  readonly location: string;
+  private readonly reclaimEveryMs: number;
+  private nextReclaimAt = 0;
+
+  private constructor(pool: pg.Pool, url: string, opts: PgStoreOptions) {
+    super(pool);
+    this.pbx = opts.pbx;
+    this.location = `postgres ${where(url)}`;
+    this.reclaimEveryMs = opts.reclaimEveryMs ?? 1_000;
+  }
+
+  /** Connects and brings the schema up to date (migrations.ts); throws if the database cannot be used. */
+  static async open(url: string, opts: PgStoreOptions): Promise<PgStore> {
+    const pool = openPool(url, { max: opts.poolMax ?? 4, applicationName: `pbxhook ${opts.pbx}`, ...(opts.onIdleError ? { onIdleError: opts.onIdleError } : {}) });
+    try {
+      const client = await pool.connect();
+      try {
+        await migrate(client);
+      } finally {
+        client.release();
+      }
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    return new PgStore(pool, url, opts);
+  }
+
+  isUnavailable(err: unknown): boolean {
+    return isUnavailable(err);
+  }
+
+  /**
+   * One transaction: the events' webhooks, the finished attempts, the live calls, expired leases
+   * taken back, then the claims (which see the attempts just finished: a delivered head's successor
+   * is claimable at once) and when each endpoint's next head is due. Each kind is one statement for
+   * all its rows. Only when one fails for a reason of its own (not the database being unavailable)
+   * is the pump done again item by item, each in a savepoint, to keep the rest.
+   */
+  async commitPump(p: Pump, now: number): Promise<PumpResult> {
+    const reclaim = now >= this.nextReclaimAt;
+    const lease = { holder: p.holder, until: now + p.leaseMs };
+    // A request that cannot be stored (headers JSON cannot hold) is lost on its own, before any SQL.
+    const events: Array<[number, Serialised[]]> = [];
+    const lostEvents: Array<[number, unknown]> = [];
+    p.enqueue.forEach((reqs, i) => {
+      try {
+        events.push([i, serialise(reqs)]);
+      } catch (err) {
+        lostEvents.push([i, err]);
+      }
+    });
+    const run = (careful: boolean) =>
+      inTransaction(this.pool, async (client) => {
+        const out: Outcome = { lostEvents: [...lostEvents], unrecorded: [], unclaimed: [], claimed: [], nextDueAt: new Map() };
+        if (careful) await this.carefully(client, p, events, now, lease.until, out);
+        else {
+          await insertWebhooks(client, this.pbx, events.flatMap(([, reqs]) => reqs), now);
+          this.unrecorded(p.finished, await finishAttempts(client, p.finished, now), 0, out);
+        }
+        if (p.liveState.size > 0) await saveLiveState(client, this.pbx, p.liveState);
+        if (reclaim) await reclaimExpired(client, now);
+        if (!careful) out.claimed = await claimHeads(client, p.holder, p.claims, now, lease.until);
+        out.nextDueAt = await nextDue(client, this.mayHaveMore(p.claims, out.claimed));
+        for (const c of p.claims) if (!out.nextDueAt.has(c.endpoint) && c.limit > 0 && this.claimedOf(c.endpoint, out.claimed) >= c.limit) out.nextDueAt.set(c.endpoint, now);
+        return out;
+      });
+    let out: Outcome;
+    try {
+      out = await run(false);
+    } catch (err) {
+      if (isUnavailable(err)) throw err;
+      out = await run(true);
+    }
+    if (reclaim) this.nextReclaimAt = now + this.reclaimEveryMs;
+    const { lostEvents: lost, unrecorded, unclaimed, claimed, nextDueAt } = out;
+    return { claimed, lease, lostEvents: lost.sort((a, b) => a[0] - b[0]), unrecorded, unclaimed, nextDueAt };
+  }
+
+  private claimedOf(endpoint: string, claimed: readonly OutboxRow[]): number {
+    return claimed.filter((r) => r.endpoint === endpoint).length;
+  }
+
+  /**
+   * The endpoints whose next due head must be read: an endpoint that got every claim it asked for
+   * likely has more due now (said without a read: a backlog's scan is what the claim just did).
+   */
+  private mayHaveMore(asks: readonly ClaimAsk[], claimed: readonly OutboxRow[]): string[] {
+    return asks.filter((c) => c.limit <= 0 || this.claimedOf(c.endpoint, claimed) < c.limit).map((c) => c.endpoint);
+  }
+
+  /** The pump item by item, each in its own savepoint: what fails is reported, the rest commits. */
+  private async carefully(client: pg.PoolClient, p: Pump, events: Array<[number, Serialised[]]>, now: number, until: number, out: Outcome): Promise<void> {
+    const alone = async (fn: () => Promise<void>, failed: (err: unknown) => void) => {
+      await client.query('SAVEPOINT item');
+      try {
+        await fn();
+        await client.query('RELEASE SAVEPOINT item');
+      } catch (err) {
+        if (isUnavailable(err)) throw err;
+        await client.query('ROLLBACK TO SAVEPOINT item');
+        failed(err);
+      }
+    };
+    for (const [i, reqs] of events) await alone(() => insertWebhooks(client, this.pbx, reqs, now), (err) => out.lostEvents.push([i, err]));
+    for (const [i, f] of p.finished.entries()) {
+      await alone(async () => this.unrecorded([f], await finishAttempts(client, [f], now), i, out), (err) => out.unrecorded.push([i, err]));
+    }
+    for (const c of p.claims) {
+      await alone(async () => void out.claimed.push(...(await claimHeads(client, p.holder, [c], now, until))), (err) => out.unclaimed.push([c.endpoint, err]));
+    }
+  }
+
+  /** Finished attempts whose row did not move: their lease was taken over, or they were recorded already. */
+  private unrecorded(finished: readonly FinishedAttempt[], moved: ReadonlySet<number>, first: number, out: Outcome): void {
+    finished.forEach((f, i) => {
+      if (!moved.has(f.webhook.id)) out.unrecorded.push([first + i, new IllegalTransitionError(f.webhook.id, 'deliver', 'a claim this attempt no longer holds')]);
+    });
+  }
+
+  /** Start-up: claims whose lease ran out by `now` are pending again (same webhook-id, same step). */
+  async recover(now: number): Promise<number> {
+    return inTransaction(this.pool, (client) => reclaimExpired(client, now));
+  }
+
+  /** `pbxhook outbox retry`: dead or waiting webhooks back to pending with a fresh schedule. */
+  async retry(sel: Selection, now: number): Promise<number> {
+    const states = (sel.states ?? TRANSITIONS.retry.from).filter((s) => (TRANSITIONS.retry.from as readonly string[]).includes(s));
+    const { where: w, params } = selectionSql({ ...sel, states }, 2);
+    const r = await this.pool.query(
+      `UPDATE webhooks SET state = '${TRANSITIONS.retry.to}', updated_at = $1, next_at = $1, step = 0, last_error = NULL WHERE ${w}`,
+      [now, ...params],
+    );
+    return r.rowCount ?? 0;
+  }
+
+  /** A paused endpoint answered its probe: everything it owes is due now, in order. */
+  async resumeEndpoint(endpoint: string, now: number): Promise<number> {
+    const r = await this.pool.query(`UPDATE webhooks SET next_at = $1 WHERE endpoint = $2 AND state = 'failed_waiting' AND next_at > $1`, [now, endpoint]);
+    return r.rowCount ?? 0;
+  }
+
+  /** "Retry this lane now": its head, waiting for its next retry, is due at once; the step is kept. */
+  async retryLaneNow(lane: string, now: number): Promise<number> {
+    const r = await this.pool.query(`UPDATE webhooks SET next_at = $1 WHERE lane = $2 AND state = 'failed_waiting' AND next_at > $1`, [now, lane]);
+    return r.rowCount ?? 0;
+  }
+
+  /** max_age: undelivered webhooks (not in flight) created before `cutoff` are dead. Per endpoint, how many. */
+  async expireOlderThan(cutoff: number, now: number): Promise<Expired> {
+    const { rows } = await this.pool.query<{ endpoint: string }>(
+      `UPDATE webhooks SET state = '${TRANSITIONS.expire.to}', updated_at = $1, last_error = $2
+       WHERE state IN (${inList(TRANSITIONS.expire.from)}) AND created_at < $3 RETURNING endpoint`,
+      [now, 'PBXHOOK_OUTBOX_EXPIRED: older than delivery.max_age', cutoff],
+    );
+    return perEndpoint(rows);
+  }
+
+  /**
+   * max_rows: beyond it, the oldest undelivered webhooks are dead. Counted over the whole shared
+   * outbox: the limit protects the database, whichever PBX filled it.
+   */
+  async enforceMaxRows(maxRows: number, now: number): Promise<Expired> {
+    const over = (await this.depth()) - maxRows;
+    if (over <= 0) return new Map();
+    const { rows } = await this.pool.query<{ endpoint: string }>(
+      `UPDATE webhooks SET state = '${TRANSITIONS.expire.to}', updated_at = $1, last_error = $2
+       WHERE id IN (SELECT id FROM webhooks WHERE state IN (${inList(TRANSITIONS.expire.from)}) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+       RETURNING endpoint`,
+      [now, 'PBXHOOK_OUTBOX_FULL: more than delivery.max_rows undelivered', over],
+    );
+    return perEndpoint(rows);
+  }
+
+  /** Deletes delivered or dead webhooks (and their attempts) last changed before `before`. */
+  async purge(state: 'delivered' | 'dead', before: number, sel: Omit<Selection, 'states'> = {}): Promise<number> {
+    const { where: w, params } = selectionSql(sel, 3);
+    const r = await this.pool.query(`DELETE FROM webhooks WHERE state IN ('delivered', 'dead') AND state = $1 AND updated_at < $2 AND ${w}`, [state, before, ...params]);
+    return r.rowCount ?? 0;
+  }
+
+  /** Forgets lanes with no webhooks left and no activity since `before` (webhook-sequence never starts over for a live call). */
+  async forgetIdleLanes(before: number): Promise<number> {
+    const r = await this.pool.query(
+      `DELETE FROM lanes l WHERE l.updated_at < $1 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.pbx = l.pbx AND w.lane = l.lane)`,
+      [before],
+    );
+    return r.rowCount ?? 0;
+  }
+
+  async saveHealth(endpoint: string, h: EndpointHealth): Promise<void> {
+    if (h.failingSince === null && h.pausedAt === null) {
+      await this.pool.query(`DELETE FROM endpoint_health WHERE endpoint = $1`, [endpoint]);
+      return;
+    }
+    await this.pool.query(
+      `INSERT INTO endpoint_health (endpoint, failing_since, paused_at, next_probe_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (endpoint) DO UPDATE SET failing_since = excluded.failing_since, paused_at = excluded.paused_at, next_probe_at = excluded.next_probe_at`,
+      [endpoint, h.failingSince, h.pausedAt, h.nextProbeAt],
+    );
+  }
+
+  /** This PBX's live calls as the last run left them: key → JSON text. */
+  async liveState(): Promise<Array<[string, string]>> {
+    const { rows } = await this.pool.query<{ key: string; value: string }>(`SELECT key, value FROM live_state WHERE pbx = $1 ORDER BY key`, [this.pbx]);
+    return rows.map((r) => [r.key, r.value]);
+  }
+
+  /** Webhooks not yet delivered or dead, whichever PBX they came from: the partial lane index. */
+  async depth(): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(`SELECT count(*) AS n FROM webhooks WHERE state IN (${UNDELIVERED_SQL})`);
+    return rows[0]?.n ?? 0;
+  }
+
+  /** Webhooks per state, every state present. */
+  async stateCounts(): Promise<Map<OutboxState, number>> {
+    const { rows } = await this.pool.query<{ state: OutboxState; n: number }>(`SELECT state, count(*) AS n FROM webhooks GROUP BY state`);
+    const out = new Map<OutboxState, number>(STATES.map((s) => [s, 0]));
+    for (const r of rows) out.set(r.state, r.n);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * What only the PostgreSQL outbox has to prove (issue #17 items 1, 2, 5): migrations applied once
+ * however many processes start at once, several stores on one database never claiming the same
+ * lane and keeping each lane in order, a dead holder's claims coming back once they expire, rows
+ * and live calls carrying their PBX. A throwaway cluster on 127.0.0.1 (test/support/postgres.ts).
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WebhookRequest } from '../src/emit/request.js';
+import { MIGRATIONS, VERSION_TABLE, SchemaTooNewError, migrate } from '../src/outbox-pg/migrations.js';
+import type { Lease, OutboxRow, Pump } from '../src/deliver/store.js';
+import { PgStore } from '../src/outbox-pg/store.js';
+import { postgresRequirement, startPostgres, type TestPostgres } from './support/postgres.js';
+
+const T0 = Date.parse('2026-01-01T10:00:00Z');
+const CLAIM_MS = 15_000;
+
+/** A pump of `holder`'s with nothing but what the test names. */
+const pumpOf = (holder: string, p: Partial<Pump>): Pump => ({ enqueue: [], finished: [], liveState: new Map(), claims: [], holder, leaseMs: CLAIM_MS, ...p });
+
+const req = (call: string, n: number, endpoint = 'crm'): WebhookRequest => ({
+  endpoint,
+  method: 'POST',
+  url: 'http://127.0.0.1:9/hook',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ event: `e${n}`, call }),
+  orderKey: `${endpoint}:${call}`,
+});
+
+const delivered = (row: OutboxRow, lease: Lease) => ({
+  webhook: row,
+  lease,
+  attempt: { latencyMs: 2, status: 200, errorCode: undefined, error: undefined },
+  decision: { kind: 'delivered' as const },
+});
+
+describe(`the PostgreSQL outbox in a fleet${postgresRequirement.note}`, { skip: postgresRequirement.skip }, () => {
+  let server: TestPostgres;
+  beforeAll(async () => {
+    postgresRequirement.check();
+    server = await startPostgres();
+  });
+  afterAll(() => server?.stop());
+
+  it('applies the migrations once, however many clients start at once, and again finds nothing to do', async () => {
+    const url = server.createDatabase('migrations');
+    const clients = Array.from({ length: 6 }, () => new pg.Client({ connectionString: url }));
+    await Promise.all(clients.map((c) => c.connect()));
+    try {
+      const applied = await Promise.all(clients.map((c) => migrate(c)));
+      // Exactly one of them applied every version; the others waited for its lock and found them.
+      expect(applied.filter((a) => a.length > 0)).toEqual([MIGRATIONS.map((_, i) => i + 1)]);
+      expect(await migrate(clients[0]!)).toEqual([]);
+      const { rows } = await clients[0]!.query(`SELECT version FROM ${VERSION_TABLE} ORDER BY version`);
+      expect(rows.map((r: { version: number }) => r.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
+      // A pbxhook that knows fewer versions refuses the database rather than misread it.
+      await expect(migrate(clients[1]!, MIGRATIONS.slice(0, 0))).rejects.toBeInstanceOf(SchemaTooNewError);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+
+  it('opens stores concurrently on a fresh database', async () => {
+    const url = server.createDatabase('concurrent_open');
+    const stores = await Promise.all(Array.from({ length: 4 }, (_, i) => PgStore.open(url, { pbx: `pbx${i}` })));
+    try {
+      expect(stores[0]!.location).toBe(`postgres 127.0.0.1:${server.port}/concurrent_open`); // never the URL's user or password
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('two stores on one database never claim the same lane, and each lane goes strictly in order', async () => {
+    const url = server.createDatabase('two_claimers');
+    const writer = await PgStore.open(url, { pbx: 'berlin' });
+    const a = await PgStore.open(url, { pbx: 'worker-a' });
+    const b = await PgStore.open(url, { pbx: 'worker-b' });
+    try {
+      const CALLS = 40;
+      const PER_CALL = 5;
+      // Interleaved across calls, as a PBX's events are.
+      const events: WebhookRequest[][] = [];
+      for (let n = 0; n < PER_CALL; n++) for (let c = 0; c < CALLS; c++) events.push([req(`c${c}`, n)]);
+      await writer.commitPump(pumpOf('writer', { enqueue: events }), T0);
+
+      const sent: Array<{ lane: string; seq: number; by: string }> = [];
+      const inFlight = new Map<string, string>();
+      const held: Record<string, { rows: readonly OutboxRow[]; lease: Lease }> = { a: { rows: [], lease: { holder: 'a', until: 0 } }, b: { rows: [], lease: { holder: 'b', until: 0 } } };
+      const finishing = (who: string) => held[who]!.rows.map((row) => delivered(row, held[who]!.lease));
+      // Each round: both stores finish what they hold and claim more, at the same time.
+      for (let round = 0; round < 200 && sent.length < CALLS * PER_CALL; round++) {
+        const turns = await Promise.all(
+          (['a', 'b'] as const).map(async (who) => {
+            const store = who === 'a' ? a : b;
+            const done = held[who]!.rows;
+            const r = await store.commitPump(pumpOf(who, { finished: finishing(who), claims: [{ endpoint: 'crm', limit: 7 }] }), T0 + 1 + round);
+            expect(r.unrecorded).toEqual([]);
+            return { who, done, r };
+          }),
+        );
+        for (const t of turns) for (const row of t.done) inFlight.delete(row.lane);
+        for (const t of turns) {
+          for (const row of t.r.claimed) {
+            // Never two claims of one lane at once, whichever store holds them.
+            expect(inFlight.get(row.lane), `lane ${row.lane} claimed twice`).toBeUndefined();
+            inFlight.set(row.lane, t.who);
+            sent.push({ lane: row.lane, seq: row.seq, by: t.who });
+          }
+          held[t.who] = { rows: t.r.claimed, lease: t.r.lease };
+        }
+      }
+      expect(sent).toHaveLength(CALLS * PER_CALL);
+      await a.commitPump(pumpOf('a', { finished: finishing('a') }), T0 + 1000);
+      await b.commitPump(pumpOf('b', { finished: finishing('b') }), T0 + 1000);
+      const byLane = new Map<string, number[]>();
+      for (const x of sent) byLane.set(x.lane, [...(byLane.get(x.lane) ?? []), x.seq]);
+      expect(byLane.size).toBe(CALLS);
+      for (const seqs of byLane.values()) expect(seqs).toEqual([1, 2, 3, 4, 5]);
+      // Both took part: the lanes were shared out, not all taken by one.
+      expect(new Set(sent.map((x) => x.by))).toEqual(new Set(['a', 'b']));
+      expect(await writer.depth()).toBe(0);
+    } finally {
+      await Promise.all([writer.close(), a.close(), b.close()]);
+    }
+  });
+
+  it("a dead holder's claims come back once its lease runs out, with an interrupted attempt; its late answer is refused", async () => {
+    const url = server.createDatabase('expiry');
+    const dead = await PgStore.open(url, { pbx: 'berlin' });
+    const alive = await PgStore.open(url, { pbx: 'berlin', reclaimEveryMs: 0 });
+    const claimAll = { claims: [{ endpoint: 'crm', limit: 8 }] };
+    try {
+      const first = await dead.commitPump(pumpOf('dead', { enqueue: [[req('x', 0), req('x', 1)]], ...claimAll }), T0);
+      expect(first.claimed.map((r) => r.seq)).toEqual([1]);
+      // Until the lease runs out, nobody else may take the lane, nor recover it at start-up.
+      expect(await alive.recover(T0 + CLAIM_MS - 1)).toBe(0);
+      const early = await alive.commitPump(pumpOf('alive', claimAll), T0 + CLAIM_MS - 1);
+      expect(early.claimed).toEqual([]);
+      const late = await alive.commitPump(pumpOf('alive', claimAll), T0 + CLAIM_MS + 1);
+      expect(late.claimed.map((r) => [r.seq, r.webhookId, r.attempts])).toEqual([[1, first.claimed[0]!.webhookId, 2]]);
+      const attempts = await alive.attemptsOf(first.claimed[0]!.id);
+      expect(attempts.map((x) => [x.n, x.errorCode, x.outcome])).toEqual([[1, 'PBXHOOK_INTERRUPTED', 'interrupted'], [2, null, null]]);
+      // The first holder comes back to life with its answer: too late, the row is not its own any more.
+      const refused = await dead.commitPump(pumpOf('dead', { finished: [delivered(first.claimed[0]!, first.lease)] }), T0 + CLAIM_MS + 2);
+      expect(refused.unrecorded.map(([i]) => i)).toEqual([0]);
+      expect((await alive.list({ ids: [String(first.claimed[0]!.id)] }, 1))[0]!.state).toBe('in_flight');
+      // Its new holder's answer counts.
+      const ok = await alive.commitPump(pumpOf('alive', { finished: [delivered(late.claimed[0]!, late.lease)], ...claimAll }), T0 + CLAIM_MS + 3);
+      expect(ok.unrecorded).toEqual([]);
+      expect(ok.claimed.map((r) => r.seq)).toEqual([2]);
+    } finally {
+      await Promise.all([dead.close(), alive.close()]);
+    }
+  });
+
+  it('rows, lanes and live calls are per PBX: the same call id at two PBXes is two lanes', async () => {
+    const url = server.createDatabase('per_pbx');
+    const berlin = await PgStore.open(url, { pbx: 'berlin' });
+    const paris = await PgStore.open(url, { pbx: 'paris' });
+    try {
+      await berlin.commitPump(pumpOf('berlin', { enqueue: [[req('1700000000.1', 0)]], liveState: new Map([['call:1', '{"b":1}']]) }), T0);
+      await paris.commitPump(pumpOf('paris', { enqueue: [[req('1700000000.1', 0)]], liveState: new Map([['call:1', '{"p":1}']]) }), T0);
+      const rows = await berlin.list({}, 10);
+      // Each PBX's call starts its own sequence.
+      expect(rows.map((r) => [r.pbx, r.seq]).sort()).toEqual([['berlin', 1], ['paris', 1]]);
+      expect(await berlin.undeliveredByPbx()).toEqual(new Map([['berlin', 1], ['paris', 1]]));
+      // Both heads are claimable at once: different lanes.
+      const claimed = await berlin.commitPump(pumpOf('berlin', { claims: [{ endpoint: 'crm', limit: 8 }] }), T0 + 1);
+      expect(claimed.claimed.map((r) => r.pbx).sort()).toEqual(['berlin', 'paris']);
+      expect(await berlin.liveState()).toEqual([['call:1', '{"b":1}']]);
+      expect(await paris.liveState()).toEqual([['call:1', '{"p":1}']]);
+    } finally {
+      await Promise.all([berlin.close(), paris.close()]);
+    }
+  });
+});

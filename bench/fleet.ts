@@ -1,0 +1,81 @@
+/**
+ * Issue #17 item 6, the standby's takeover: a process holding a PBX's lease (bench/lease-holder.ts)
+ * is killed -9, or its link to PostgreSQL is cut (a proxy that swallows bytes: no FIN, no reset),
+ * and the time until a standby in this process holds the lease is measured. Loopback only, on a
+ * throwaway cluster (test/support/postgres.ts); rounds alternate the two failures.
+ *   node dist-bench/bench/fleet.js          BENCH_FLEET_ROUNDS (3), BENCH_TAKEOVER_SECONDS (10)
+ * It times the lease alone: logging in to the PBX and its resync come after, as after a reconnect.
+ */
+import { spawn } from 'node:child_process';
+import pino from 'pino';
+import { holdStandbyLease } from '../src/fleet/lease.js';
+import { startCutProxy } from '../test/support/cutProxy.js';
+import { startPostgres } from '../test/support/postgres.js';
+import { spread, type Spread } from './stats.js';
+
+export interface TakeoverResult {
+  readonly takeoverSeconds: number;
+  /** ms from kill -9 of the holder to the standby holding the lease. */
+  readonly kill: Spread;
+  /** ms from cutting the holder's link to the standby holding the lease. */
+  readonly cut: Spread;
+}
+
+const log = pino({ level: 'silent' });
+
+async function holder(url: string, pbx: string, seconds: number): Promise<{ kill(): void }> {
+  const child = spawn(process.execPath, ['dist-bench/bench/lease-holder.js', url, pbx, String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`lease holder exited ${code}`)));
+  });
+  return { kill: () => child.kill('SIGKILL') };
+}
+
+async function takeover(url: string, pbx: string, seconds: number, fail: () => void): Promise<number> {
+  const standby = holdStandbyLease({ url, pbxName: pbx, takeoverSeconds: seconds, log });
+  // The standby has asked at least once and waits.
+  await new Promise((r) => setTimeout(r, 300));
+  if (standby.role() !== 'standby') throw new Error('the standby holds the lease before the holder failed');
+  const t0 = performance.now();
+  fail();
+  await standby.acquired;
+  const ms = performance.now() - t0;
+  await standby.close();
+  return ms;
+}
+
+export async function fleetTakeover(rounds: number, seconds: number, say: (line: string) => void): Promise<TakeoverResult> {
+  const pg = await startPostgres();
+  const kill: number[] = [];
+  const cut: number[] = [];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const kind of round % 2 === 0 ? (['kill', 'cut'] as const) : (['cut', 'kill'] as const)) {
+        const pbx = `bench-${kind}-${round}`;
+        if (kind === 'kill') {
+          const h = await holder(pg.url, pbx, seconds);
+          kill.push(await takeover(pg.url, pbx, seconds, () => h.kill()));
+          say(`round ${round + 1} takeover after kill -9: ${kill.at(-1)!.toFixed(0)} ms`);
+        } else {
+          const proxy = await startCutProxy(pg.port);
+          const h = await holder(pg.url.replace(`:${pg.port}/`, `:${proxy.port}/`), pbx, seconds);
+          cut.push(await takeover(pg.url, pbx, seconds, () => proxy.cut()));
+          say(`round ${round + 1} takeover after a network cut: ${cut.at(-1)!.toFixed(0)} ms`);
+          h.kill();
+          await proxy.close();
+        }
+      }
+    }
+  } finally {
+    pg.stop();
+  }
+  return { takeoverSeconds: seconds, kill: spread(kill), cut: spread(cut) };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const rounds = Number(process.env['BENCH_FLEET_ROUNDS'] ?? 3);
+  const seconds = Number(process.env['BENCH_TAKEOVER_SECONDS'] ?? 10);
+  const r = await fleetTakeover(rounds, seconds, (l) => process.stderr.write(`${l}\n`));
+  process.stdout.write(`${JSON.stringify({ takeoverSeconds: r.takeoverSeconds, kill: { ...r.kill }, cut: { ...r.cut } })}\n`);
+}

@@ -1,9 +1,11 @@
 /**
- * Issue #17 item 6, the standby's takeover: a process holding a PBX's lease (bench/lease-holder.ts)
+ * Issue #17 item 6. A backlog drained by 1 and 4 `pbxhook deliver` from PostgreSQL, by one process
+ * from SQLite and by bare axios (fleet-deliver.ts, `fleetDelivery`). The standby's takeover: a process holding a PBX's lease (bench/lease-holder.ts)
  * is killed -9, or its link to PostgreSQL is cut (a proxy that swallows bytes: no FIN, no reset),
  * and the time until a standby in this process holds the lease is measured. Loopback only, on a
  * throwaway cluster (test/support/postgres.ts); rounds alternate the two failures.
- *   node dist-bench/bench/fleet.js          BENCH_FLEET_ROUNDS (3), BENCH_TAKEOVER_SECONDS (10)
+ *   node dist-bench/bench/fleet.js          BENCH_FLEET_ROUNDS (3), BENCH_TAKEOVER_SECONDS (10),
+ *                                            BENCH_FLEET_BACKLOG (100000; 0 skips the delivery part)
  * It times the lease alone: logging in to the PBX and its resync come after, as after a reconnect.
  */
 import { spawn } from 'node:child_process';
@@ -12,6 +14,8 @@ import { holdStandbyLease } from '../src/fleet/lease.js';
 import { startCutProxy } from '../test/support/cutProxy.js';
 import { startPostgres } from '../test/support/postgres.js';
 import { spread, type Spread } from './stats.js';
+import { startReceiver } from './delivery.js';
+import { axiosDrain, postgresDrain, sqliteDrain } from './fleet-deliver.js';
 
 export interface TakeoverResult {
   readonly takeoverSeconds: number;
@@ -73,9 +77,45 @@ export async function fleetTakeover(rounds: number, seconds: number, say: (line:
   return { takeoverSeconds: seconds, kill: spread(kill), cut: spread(cut) };
 }
 
+export const DRAINS = ['axios', 'sqlite', 'postgres-1', 'postgres-4'] as const;
+export type Drain = (typeof DRAINS)[number];
+
+/**
+ * A backlog of n drained each way per round, the order reversed every other round; the ratios to
+ * bare axios are taken per round (stats.ts). Rates in webhooks/s.
+ */
+export async function fleetDelivery(rounds: number, n: number, say: (line: string) => void): Promise<Record<Drain, { rate: Spread; vsAxios: Spread }>> {
+  const pgsql = await startPostgres();
+  const receiver = await startReceiver();
+  const ms: Record<Drain, number[]> = { axios: [], sqlite: [], 'postgres-1': [], 'postgres-4': [] };
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const kind of round % 2 === 0 ? DRAINS : [...DRAINS].reverse()) {
+        const t =
+          kind === 'axios' ? await axiosDrain(n, receiver.url)
+          : kind === 'sqlite' ? await sqliteDrain(n, receiver.url)
+          : await postgresDrain(pgsql.url, n, receiver.url, kind === 'postgres-1' ? 1 : 4);
+        ms[kind].push(t);
+        say(`round ${round + 1} backlog of ${n} ${kind}: ${t.toFixed(0)} ms (${((n / t) * 1000).toFixed(0)} webhooks/s)`);
+      }
+    }
+  } finally {
+    receiver.stop();
+    pgsql.stop();
+  }
+  const out = {} as Record<Drain, { rate: Spread; vsAxios: Spread }>;
+  for (const kind of DRAINS) {
+    out[kind] = { rate: spread(ms[kind].map((t) => (n / t) * 1000)), vsAxios: spread(ms[kind].map((t, i) => ms.axios[i]! / t)) };
+  }
+  return out;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const rounds = Number(process.env['BENCH_FLEET_ROUNDS'] ?? 3);
   const seconds = Number(process.env['BENCH_TAKEOVER_SECONDS'] ?? 10);
-  const r = await fleetTakeover(rounds, seconds, (l) => process.stderr.write(`${l}\n`));
-  process.stdout.write(`${JSON.stringify({ takeoverSeconds: r.takeoverSeconds, kill: { ...r.kill }, cut: { ...r.cut } })}\n`);
+  const backlog = Number(process.env['BENCH_FLEET_BACKLOG'] ?? 100_000);
+  const say = (l: string): void => void process.stderr.write(`${l}\n`);
+  const drains = backlog > 0 ? await fleetDelivery(rounds, backlog, say) : undefined;
+  const r = await fleetTakeover(rounds, seconds, say);
+  process.stdout.write(`${JSON.stringify({ drains, takeoverSeconds: r.takeoverSeconds, kill: { ...r.kill }, cut: { ...r.cut } })}\n`);
 }

@@ -51,7 +51,8 @@ describe.skipIf(postgresRequirement.skip)(`failover between two daemons on one P
     const ini = ['[crm]', `url = http://127.0.0.1:${crm.port}/3cx`, 'schema = 3cx', ''].join('\n');
     const extra = [
       'outbox:', '  store: postgres', `  url: ${pgsql.url}`,
-      'standby:', '  enabled: true', '  takeover_seconds: 2',
+      // 5 s: the active daemon reading the load trace at full speed must not miss its lease checks (1 s each).
+      'standby:', '  enabled: true', '  takeover_seconds: 5',
       // A claim of the dead daemon comes back after the request timeout (and a margin).
       'retry:', '  timeout_ms: 1000', '  connect_timeout_ms: 500', '  schedule: [100ms, 100ms, 100ms, 100ms, 100ms]',
     ];
@@ -85,7 +86,7 @@ describe.skipIf(postgresRequirement.skip)(`failover between two daemons on one P
     await exitWithin(active, 10_000);
     await waitFor(() => said(standby, 'resynced live calls after restart') !== undefined, () => `the standby to take over and resync\n${standby.out.stderr.slice(-3000)}`, 55_000);
     const takeoverMs = (said(standby, 'connected to Asterisk AMI')!.time as number) - killedAt;
-    console.log(`failover: the standby logged in ${takeoverMs} ms after kill -9 (takeover_seconds 2); ${crm.ok().length} of ${want.length} webhooks delivered at the kill`);
+    console.log(`failover: the standby logged in ${takeoverMs} ms after kill -9 (takeover_seconds 5); ${crm.ok().length} of ${want.length} webhooks delivered at the kill`);
     expect(takeoverMs).toBeLessThan(60_000);
     expect(said(standby, 'resynced live calls after restart')).toMatchObject({ callsClosed: 0 });
     ami.resume();

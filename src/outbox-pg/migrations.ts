@@ -45,8 +45,8 @@ export const MIGRATIONS: readonly string[] = [
    );
    -- A lane's undelivered rows in order: is this row its lane's head?
    CREATE INDEX webhooks_lane_undelivered ON webhooks (pbx, lane, seq) WHERE state IN ('pending', 'in_flight', 'failed_waiting');
-   -- What is due per endpoint, oldest first: the claim.
-   CREATE INDEX webhooks_due ON webhooks (endpoint, next_at) WHERE state IN ('pending', 'failed_waiting');
+   -- What is due per endpoint, oldest first, in the claim's very order (no sort under a LIMIT).
+   CREATE INDEX webhooks_due ON webhooks (endpoint, next_at, id) WHERE state IN ('pending', 'failed_waiting');
    -- Claims to take back when their holder died.
    CREATE INDEX webhooks_claims ON webhooks (claim_until) WHERE state = 'in_flight';
    -- Purge and the dead letters: finished rows by age.

@@ -145,17 +145,23 @@ export async function finishAttempts(client: pg.ClientBase, finishes: readonly F
 export async function claimHeads(client: pg.ClientBase, holder: string, asks: readonly ClaimAsk[], now: number, until: number): Promise<OutboxRow[]> {
   const wanted = asks.filter((a) => a.limit > 0);
   if (wanted.length === 0) return [];
+  // Fresh lanes, then the rest, each read down the due index in order: a pump reads about as many
+  // rows as it claims, not the whole backlog (one ORDER BY over both would sort every due row).
+  // Two CTEs, as FOR UPDATE cannot go under a UNION.
+  const part = (range: string, limit: string) => `(SELECT w.id FROM webhooks w
+           WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${range} AND ${IS_HEAD}
+           ORDER BY w.next_at, w.id LIMIT ${limit} FOR UPDATE SKIP LOCKED)`;
   const { rows } = await client.query<PgRawRow>(
-    `WITH due AS (
-       SELECT h.id FROM unnest($1::text[], $2::int[]) AS e(endpoint, n)
-       CROSS JOIN LATERAL (
-         SELECT w.id FROM webhooks w
-         WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND w.next_at <= $3 AND ${IS_HEAD}
-         ORDER BY w.next_at > $3 - ${FRESH_MS} DESC, w.next_at, w.id
-         LIMIT e.n
-         FOR UPDATE SKIP LOCKED
-       ) h
-     )
+    `WITH asked AS (SELECT * FROM unnest($1::text[], $2::int[]) AS e(endpoint, n)),
+     fresh AS (
+       SELECT e.endpoint, h.id FROM asked e CROSS JOIN LATERAL ${part(`w.next_at <= $3 AND w.next_at > $3 - ${FRESH_MS}`, 'e.n')} h
+     ),
+     got AS (SELECT endpoint, count(*)::int AS n FROM fresh GROUP BY endpoint),
+     backlog AS (
+       SELECT h.id FROM asked e LEFT JOIN got g USING (endpoint)
+       CROSS JOIN LATERAL ${part(`w.next_at <= $3 - ${FRESH_MS}`, 'e.n - coalesce(g.n, 0)')} h
+     ),
+     due AS (SELECT id FROM fresh UNION ALL SELECT id FROM backlog)
      UPDATE webhooks w SET state = '${TRANSITIONS.claim.to}', attempts = w.attempts + 1, updated_at = $3, claimed_by = $4, claim_until = $5
      FROM due WHERE w.id = due.id
      RETURNING ${ROW_COLUMNS.split(', ').map((col) => `w.${col}`).join(', ')}`,

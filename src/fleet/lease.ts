@@ -46,6 +46,19 @@ export interface StandbyLease {
   close(): Promise<void>;
 }
 
+/**
+ * The query's answer, or a rejection once `ms` passed without it. The timer's end waits one more
+ * turn of the event loop (setImmediate runs after the sockets are read), so an answer that arrived
+ * while this process was busy counts: only a silent server loses the lease, never a busy host.
+ */
+function within<T>(query: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => setImmediate(() => reject(new Error(`no answer within ${ms} ms`))), ms);
+  });
+  return Promise.race([query, late]).finally(() => clearTimeout(timer));
+}
+
 /** Waits for, then holds, the lease of `pbxName`. */
 export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
   const timing = leaseTiming(opts.takeoverSeconds);
@@ -91,7 +104,6 @@ export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
       keepAlive: true,
       keepAliveInitialDelayMillis: timing.checkMs,
       connectionTimeoutMillis: timing.connectTimeoutMs,
-      query_timeout: timing.checkTimeoutMs,
     });
     // A connection error outside a query (the server ended the session) must not crash the process.
     c.on('error', (err) => loseLease(`lease connection failed: ${err.message}`));
@@ -111,7 +123,7 @@ export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
       client ??= await connect();
       if (closed) return drop(client);
       const sentAt = now();
-      const r = await client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS held', [LEASE_LOCK_CLASS, opts.pbxName]);
+      const r = await within(client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS held', [LEASE_LOCK_CLASS, opts.pbxName]), timing.checkTimeoutMs);
       if (unreachable) log.info('standby lease: PostgreSQL reachable again');
       unreachable = false;
       if (r.rows[0]?.held === true) {
@@ -137,7 +149,7 @@ export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
     if (closed || role !== 'active' || client === undefined) return;
     const sentAt = now();
     try {
-      await client.query('SELECT 1');
+      await within(client.query('SELECT 1'), timing.checkTimeoutMs);
       if (role !== 'active') return;
       confirmedAt = sentAt;
       later(check, timing.checkMs);

@@ -96,10 +96,10 @@ export async function outbox(n: number, url: string): Promise<DeliveryRun> {
   let delivered = 0;
   let done: () => void = () => undefined;
   const all = new Promise<void>((r) => (done = r));
-  const box = openOutbox({ stateDir: dir, delivery: DELIVERY, endpoints: [endpoint(url)] }, pino({ level: 'silent' }), (_e, outcome) => {
+  const box = await openOutbox({ stateDir: dir, delivery: DELIVERY, endpoints: [endpoint(url)] }, pino({ level: 'silent' }), (_e, outcome) => {
     if (outcome === 'delivered' && ++delivered === n) done();
   });
-  box.worker.start();
+  await box.worker.start();
   const reqs = webhooks(n, url);
   const r = await timed(n, async () => {
     // One PBX event per turn of the event loop: the worst case for the outbox's one commit per turn
@@ -138,7 +138,7 @@ export async function backlog(n: number, url: string): Promise<{ ms: number; liv
   let done: () => void = () => undefined;
   const all = new Promise<void>((r) => (done = r));
   let total = n;
-  const box = openOutbox({ stateDir: dir, delivery: DELIVERY, endpoints: [endpoint(url)] }, log, (_e, outcome, sinceQueuedMs) => {
+  const box = await openOutbox({ stateDir: dir, delivery: DELIVERY, endpoints: [endpoint(url)] }, log, (_e, outcome, sinceQueuedMs) => {
     if (outcome !== 'delivered') return;
     delivered++;
     // A backlog row was queued before the drain began; a live one during it.
@@ -147,7 +147,7 @@ export async function backlog(n: number, url: string): Promise<{ ms: number; liv
   });
   const t0 = performance.now();
   const startedWall = Date.now();
-  box.worker.start();
+  await box.worker.start();
   let live = 0;
   const ticker = setInterval(() => {
     total++;

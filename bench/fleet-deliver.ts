@@ -79,10 +79,10 @@ export async function sqliteDrain(n: number, url: string): Promise<number> {
     pauseAfterMs: 600_000, probeEveryMs: 60_000, stopTimeoutMs: 5000, maxRows: 1_000_000, maxAgeMs: 86_400_000, keepDeliveredMs: 86_400_000, keepDeadMs: 86_400_000,
   };
   const t0 = performance.now();
-  const box = openOutbox({ stateDir: dir, delivery, endpoints: [endpoint as never] }, pino({ level: 'silent' }), (_e, outcome) => {
+  const box = await openOutbox({ stateDir: dir, delivery, endpoints: [endpoint as never] }, pino({ level: 'silent' }), (_e, outcome) => {
     if (outcome === 'delivered' && ++delivered === n) done();
   });
-  box.worker.start();
+  await box.worker.start();
   await all;
   const ms = performance.now() - t0;
   await box.close();

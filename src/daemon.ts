@@ -63,13 +63,13 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   };
   let outbox: Outbox;
   try {
-    outbox = openOutbox(cfg, log, (endpoint, outcome, sinceQueuedMs) => {
+    outbox = await openOutbox(cfg, log, (endpoint, outcome, sinceQueuedMs) => {
       const counts = attempts.get(endpoint) ?? {};
       counts[outcome] = (counts[outcome] ?? 0) + 1;
       attempts.set(endpoint, counts);
       if (outcome === 'delivered') observe(endpoint, sinceQueuedMs / 1000);
     });
-    outbox.worker.start();
+    await outbox.worker.start();
   } catch (err) {
     if (err instanceof StateDirBusyError) {
       log.error({ code: err.code, stateDir: cfg.stateDir, holderPid: err.holderPid }, err.message);
@@ -130,9 +130,9 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   type Ingest = ReturnType<typeof startAmiIngest> | ReturnType<typeof startEslIngest>;
   let ingest: Ingest | undefined;
   let ticker: NodeJS.Timeout | undefined;
-  const follow = (): Ingest => {
+  const follow = async (): Promise<Ingest> => {
     // The live calls as the last daemon to follow this PBX left them: this one's last run, or the active one's.
-    const restored = restoreLiveCalls(pipeline, outbox, log);
+    const restored = await restoreLiveCalls(pipeline, outbox, log);
     let resyncNow: () => void;
     let started: Ingest;
     if (pbx.type === 'asterisk') {
@@ -185,9 +185,9 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   };
   void standby.lost.then(fence);
   const stopped = opts.stop.then(() => 'stop' as const);
-  const following = Promise.race([standby.active.then(() => 'active' as const), stopped]).then((next) => {
+  const following = Promise.race([standby.active.then(() => 'active' as const), stopped]).then(async (next) => {
     if (next === 'stop' || fenced) return undefined;
-    ingest = follow();
+    ingest = await follow();
     return ingest;
   });
 
@@ -219,12 +219,12 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
  * taken back before the PBX is connected; from then on every commit saves what changed. True when
  * there is something to check against the PBX's channel list.
  */
-function restoreLiveCalls(pipeline: Pipeline, outbox: Outbox, log: Logger): boolean {
+async function restoreLiveCalls(pipeline: Pipeline, outbox: Outbox, log: Logger): Promise<boolean> {
   let restored = false;
   const first = new Map<string, string | undefined>();
   pipeline.trackLiveState();
   try {
-    const r = pipeline.restoreLiveState(outbox.store.liveState());
+    const r = pipeline.restoreLiveState(await outbox.store.liveState());
     restored = r.calls > 0;
     if (r.calls > 0) log.info({ calls: r.calls, channels: r.channels }, 'live calls restored from the outbox; checking them against the PBX at login');
     if (r.unreadable.length > 0) {

@@ -12,9 +12,9 @@ import { span } from './config/explain.js';
 import { loadConfig } from './config/load.js';
 import { parseDuration } from './config/schema.js';
 import type { Config } from './config/types.js';
-import { type Outbox, openOutbox, openStore, outboxPath } from './deliver/outbox.js';
+import { type Outbox, openOutbox, openOutboxStore, outboxPath } from './deliver/outbox.js';
 import { type OutboxState, STATES } from './deliver/outbox-state.js';
-import type { OutboxRow, SqliteOutbox } from './deliver/outbox-store.js';
+import type { AttemptRow, OutboxRow, OutboxStore } from './deliver/store.js';
 import { type OutboxAction, runAction } from './deliver/outbox-actions.js';
 import { parseListen } from './ops/server.js';
 import { pino } from 'pino';
@@ -79,9 +79,26 @@ export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableSt
       process.stderr.write(`pbxhook outbox: no outbox at ${outboxPath(stateDir)} (pbxhook run has not used this state_dir yet)\n`);
       return EX_NOINPUT;
     }
-    const store = openStore(stateDir);
+    return withStore(stateDir, cfg, command, values, out).catch(usageError);
+  } catch (err) {
+    return usageError(err);
+  }
+}
+
+function usageError(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`pbxhook outbox: ${err.message}\n\n${OUTBOX_USAGE}\n`);
+    return EX_USAGE;
+  }
+  throw err; // ConfigError and the rest: cli.ts reports them as for every command
+}
+
+/** The command on the outbox's store, opened and closed around it. */
+async function withStore(stateDir: string, cfg: Config | undefined, command: string, values: Values, out: NodeJS.WritableStream): Promise<number> {
+  {
+    const store = await openOutboxStore({ stateDir, ...(cfg ? { pbx: cfg.pbx } : {}) });
     try {
-      const missing = unknownNames(store, values, cfg);
+      const missing = await unknownNames(store, values, cfg);
       if (missing !== undefined) {
         process.stderr.write(`pbxhook outbox: ${missing}\n`);
         return EX_NOINPUT;
@@ -89,21 +106,15 @@ export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableSt
       if (command === 'retry' && cfg !== undefined && values.endpoint !== undefined && !cfg.endpoints.some((e) => e.name === values.endpoint)) {
         process.stderr.write(`pbxhook outbox: note: endpoint "${values.endpoint}" is not in ${cfg.file}; its webhooks wait in the outbox until it is back\n`);
       }
-      out.write(perform(command, store, values));
+      out.write(await perform(command, store, values));
     } finally {
-      store.close();
+      await store.close();
     }
     return 0;
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`pbxhook outbox: ${err.message}\n\n${OUTBOX_USAGE}\n`);
-      return EX_USAGE;
-    }
-    throw err; // ConfigError and the rest: cli.ts reports them as for every command
   }
 }
 
-function perform(command: string, store: SqliteOutbox, v: Values): string {
+async function perform(command: string, store: OutboxStore, v: Values): Promise<string> {
   const states = v.state === undefined ? undefined : [stateOf(v.state)];
   const endpoint = v.endpoint;
   const now = Date.now();
@@ -113,14 +124,15 @@ function perform(command: string, store: SqliteOutbox, v: Values): string {
     case 'list': {
       const limit = Number(v.limit);
       if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: expected a whole number of at least 1, got ${v.limit}`);
-      const rows = store.list({ ...(v.id ? { ids: v.id } : {}), ...(endpoint ? { endpoint } : {}), states: states ?? (v.id ? undefined : ['pending', 'in_flight', 'failed_waiting', 'dead']) }, limit);
-      if (v.json) return `${JSON.stringify(rows.map((r) => ({ ...withoutPayload(r), attemptsLog: v.id ? store.attemptsOf(r.id) : undefined })))}\n`;
-      return list(store, rows, v.id !== undefined, now);
+      const rows = await store.list({ ...(v.id ? { ids: v.id } : {}), ...(endpoint ? { endpoint } : {}), states: states ?? (v.id ? undefined : ['pending', 'in_flight', 'failed_waiting', 'dead']) }, limit);
+      const logs = v.id ? await Promise.all(rows.map((r) => store.attemptsOf(r.id))) : undefined;
+      if (v.json) return `${JSON.stringify(rows.map((r, i) => ({ ...withoutPayload(r), attemptsLog: logs?.[i] })))}\n`;
+      return list(rows, logs, now);
     }
     case 'resend':
     case 'retry': {
       if (command === 'resend' || v.lane !== undefined) return act(store, v);
-      const n = store.retry({ ...(v.id ? { ids: v.id } : {}), ...(endpoint ? { endpoint } : {}), ...(states ? { states } : {}) }, now);
+      const n = await store.retry({ ...(v.id ? { ids: v.id } : {}), ...(endpoint ? { endpoint } : {}), ...(states ? { states } : {}) }, now);
       return `${n} webhook(s) back to pending; a running pbxhook sends them within a second\n`;
     }
     default:
@@ -134,20 +146,20 @@ function perform(command: string, store: SqliteOutbox, v: Values): string {
  * still holds webhooks of it (an endpoint removed from the config: retry and purge are how its rows
  * are dealt with). With --state-dir alone, the outbox is all there is to go by.
  */
-function unknownNames(store: SqliteOutbox, v: Values, cfg: Config | undefined): string | undefined {
+async function unknownNames(store: OutboxStore, v: Values, cfg: Config | undefined): Promise<string | undefined> {
   const endpoint = v.endpoint;
-  if (endpoint !== undefined && !cfg?.endpoints.some((e) => e.name === endpoint) && store.list({ endpoint }, 1).length === 0) {
-    const inOutbox = [...new Set(store.counts().map((c) => c.endpoint))];
+  if (endpoint !== undefined && !cfg?.endpoints.some((e) => e.name === endpoint) && (await store.list({ endpoint }, 1)).length === 0) {
+    const inOutbox = [...new Set((await store.counts()).map((c) => c.endpoint))];
     const known = [...new Set([...(cfg?.endpoints.map((e) => e.name) ?? []), ...inOutbox])];
     const where = cfg === undefined ? 'the outbox' : `${cfg.file} or the outbox`;
     return `no endpoint "${endpoint}" in ${where}; known: ${known.length === 0 ? '(none)' : known.join(', ')}`;
   }
   if (v.id !== undefined) {
-    const found = store.list({ ids: v.id }, v.id.length);
+    const found = await store.list({ ids: v.id }, v.id.length);
     const missing = v.id.filter((id) => !found.some((r) => String(r.id) === id || r.webhookId === id));
     if (missing.length > 0) {
       const which = missing.map((id) => JSON.stringify(id)).join(', ');
-      return `no webhook ${which} in ${store.file} (an id is the row number or the webhook-id, msg_…; pbxhook outbox list shows them)`;
+      return `no webhook ${which} in ${store.location} (an id is the row number or the webhook-id, msg_…; pbxhook outbox list shows them)`;
     }
   }
   return undefined;
@@ -169,14 +181,16 @@ function checkUsage(command: string, v: Values): void {
 }
 
 /** resend and retry --lane: the console's actions (outbox-actions.ts), logged as the shell user's. */
-function act(store: SqliteOutbox, v: Values): string {
+async function act(store: OutboxStore, v: Values): Promise<string> {
   const log = pino({ level: 'info' }, pino.destination(2));
   const target = { store, log };
   const who = `cli ${os.userInfo().username}`;
   const actions: OutboxAction[] = v.lane !== undefined
     ? [{ kind: 'retry-lane', lane: v.lane }]
     : v.id !== undefined ? v.id.map((id) => ({ kind: 'resend', id }) as const) : [{ kind: 'resend-dead', endpoint: v.endpoint! }];
-  return actions.map((a) => `${runAction(target, a, who, Date.now()).message}\n`).join('');
+  let said = '';
+  for (const a of actions) said += `${(await runAction(target, a, who, Date.now())).message}\n`;
+  return said;
 }
 
 /**
@@ -210,11 +224,11 @@ async function probe(cfg: Config | undefined, endpoint: string, out: NodeJS.Writ
   }
 }
 
-function purge(store: SqliteOutbox, v: Values, now: number): string {
+async function purge(store: OutboxStore, v: Values, now: number): Promise<string> {
   const age = v['older-than'] === undefined ? 0 : parseDuration(v['older-than'])!;
   const sel = v.endpoint ? { endpoint: v.endpoint } : {};
-  if (v.delivered) return `${store.purge('delivered', now - age, sel)} delivered webhook(s) deleted\n`;
-  return `${store.purge('dead', now - age + 1, sel)} dead webhook(s) deleted\n`;
+  if (v.delivered) return `${await store.purge('delivered', now - age, sel)} delivered webhook(s) deleted\n`;
+  return `${await store.purge('dead', now - age + 1, sel)} dead webhook(s) deleted\n`;
 }
 
 function stateOf(s: string): OutboxState {
@@ -223,10 +237,10 @@ function stateOf(s: string): OutboxState {
   return state;
 }
 
-function stats(store: SqliteOutbox, json: boolean, now: number): string {
-  const counts = store.counts();
-  const health = [...store.health()];
-  if (json) return `${JSON.stringify({ file: store.file, counts, endpoints: Object.fromEntries(health) })}\n`;
+async function stats(store: OutboxStore, json: boolean, now: number): Promise<string> {
+  const counts = await store.counts();
+  const health = [...(await store.health())];
+  if (json) return `${JSON.stringify({ file: store.location, counts, endpoints: Object.fromEntries(health) })}\n`;
   const byEndpoint = new Map<string, Record<string, number>>();
   const oldest = new Map<string, number>();
   for (const c of counts) {
@@ -235,7 +249,7 @@ function stats(store: SqliteOutbox, json: boolean, now: number): string {
   }
   const head = ['endpoint', ...STATES, 'oldest undelivered'];
   const rows = [...byEndpoint].map(([e, m]) => [e, ...STATES.map((s) => String(m[s] ?? 0)), oldest.has(e) ? `${span(now - oldest.get(e)!)} ago` : '-']);
-  const lines = [`outbox ${store.file}`, ...table([head, ...rows])];
+  const lines = [`outbox ${store.location}`, ...table([head, ...rows])];
   if (rows.length === 0) lines.push('(empty)');
   for (const [endpoint, h] of health) {
     if (h.pausedAt !== null) lines.push(`${endpoint}: PAUSED ${span(now - h.pausedAt)} ago; next probe in ${span(Math.max(0, (h.nextProbeAt ?? now) - now))}`);
@@ -244,7 +258,8 @@ function stats(store: SqliteOutbox, json: boolean, now: number): string {
   return `${lines.join('\n')}\n`;
 }
 
-function list(store: SqliteOutbox, rows: readonly OutboxRow[], detail: boolean, now: number): string {
+/** `logs`: each row's attempts (with --id), shown under the table. */
+function list(rows: readonly OutboxRow[], logs: ReadonlyArray<readonly AttemptRow[]> | undefined, now: number): string {
   const head = ['id', 'state', 'endpoint', 'call', 'seq', 'event', 'attempts', 'next', 'last error'];
   const body = rows.map((r) => [
     String(r.id), r.state, r.endpoint, r.callId, String(r.seq), r.summary, String(r.attempts),
@@ -252,10 +267,10 @@ function list(store: SqliteOutbox, rows: readonly OutboxRow[], detail: boolean, 
     r.lastError ?? '',
   ]);
   const lines = table([head, ...body]);
-  if (detail) {
-    for (const r of rows) {
+  if (logs !== undefined) {
+    for (const [i, r] of rows.entries()) {
       lines.push('', `${r.webhookId}  ${r.method} ${r.url.replace(/\?.*$/, '?…')}`);
-      for (const a of store.attemptsOf(r.id)) {
+      for (const a of logs[i] ?? []) {
         lines.push(`  attempt ${a.n} ${new Date(a.startedAt).toISOString()} ${a.outcome ?? 'in flight'} ${a.status ?? ''} ${a.latencyMs ?? ''}ms ${a.error ?? ''}`.trimEnd());
       }
     }
@@ -284,10 +299,10 @@ export interface ReplayOutbox {
 }
 
 /** The outbox in `stateDir`, or in a temporary folder removed afterwards. */
-export function openReplayOutbox(cfg: Config, log: Logger, stateDir: string | undefined): ReplayOutbox {
+export async function openReplayOutbox(cfg: Config, log: Logger, stateDir: string | undefined): Promise<ReplayOutbox> {
   const dir = stateDir ?? mkdtempSync(path.join(os.tmpdir(), 'pbxhook-replay-'));
-  const outbox = openOutbox({ ...cfg, stateDir: dir }, log);
-  outbox.worker.start();
+  const outbox = await openOutbox({ ...cfg, stateDir: dir }, log);
+  await outbox.worker.start();
   return {
     enqueue: (rs) => outbox.worker.enqueue(rs),
     async finish() {

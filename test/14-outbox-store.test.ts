@@ -24,6 +24,7 @@ import {
   transition,
 } from '../src/deliver/outbox-state.js';
 import { SqliteOutbox } from '../src/deliver/outbox-store.js';
+import { SqliteStore } from '../src/deliver/sqlite-store.js';
 import { OutboxWorker } from '../src/deliver/outbox-worker.js';
 import { decide, type RetryPolicy, waitMs } from '../src/deliver/schedule.js';
 import type { WebhookRequest } from '../src/emit/request.js';
@@ -347,27 +348,27 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     };
     const store = open();
     const { log, lines } = memoryLog();
-    const worker = new OutboxWorker({ store, http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => now, random: half });
-    worker.start();
+    const worker = new OutboxWorker({ store: new SqliteStore(store), http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => now, random: half });
+    await worker.start();
     worker.enqueue([req('A', 'a1'), req('A', 'a2'), req('B', 'b1')]);
-    const pump = () => (worker as unknown as { pump(): void }).pump();
+    const pump = () => (worker as unknown as { pump(): Promise<void> }).pump();
     const recorded = allRecorded(worker);
     await until(() => worker.stats.retried === 2, 'a1 and b1 failed and recorded');
     expect(sent).toEqual(['a1', 'b1']);
     for (const t of [1_000, 2_000, 3_000]) {
       now = T0 + t;
-      pump(); // claims and sends what is due now, at once
+      await pump(); // claims and sends what is due now, at once
       await until(recorded, `the attempts at +${t} ms recorded`);
     }
     expect(worker.stats.pausedEndpoints).toBe(1);
     expect(lines.some((l) => String(l.msg).startsWith('endpoint paused'))).toBe(true);
     const whilePaused = sent.length;
     now = T0 + 5_000; // before the probe is due: nothing is sent
-    pump();
+    await pump();
     expect(sent.length).toBe(whilePaused);
     up = true;
     now = T0 + 13_000; // probe due: one attempt, it is answered, everything owed goes at once
-    pump();
+    await pump();
     expect(sent.length, 'one probe').toBe(whilePaused + 1);
     await until(() => worker.stats.delivered === 3 && recorded(), 'the probe answered, then the backlog delivered');
     expect(lines.find((l) => String(l.msg).startsWith('endpoint resumed'))).toMatchObject({ endpoint: 'crm' });
@@ -392,8 +393,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     const store = open();
     const { log } = memoryLog();
     const SLOW = { ...ENDPOINT, name: 'slow' } as EndpointConfig;
-    const worker = new OutboxWorker({ store, http, log, endpoints: [SLOW, ENDPOINT], delivery: DELIVERY, now: () => T0 });
-    worker.start();
+    const worker = new OutboxWorker({ store: new SqliteStore(store), http, log, endpoints: [SLOW, ENDPOINT], delivery: DELIVERY, now: () => T0 });
+    await worker.start();
     worker.enqueue([req('A', 's1', 'slow'), req('A', 'a1'), req('B', 'b1')]);
     worker.enqueue([req('A', 's2', 'slow'), req('A', 'a2'), req('B', 'b2')]);
     await until(() => worker.stats.delivered === 4, "crm's four webhooks delivered while slow's first is unanswered");
@@ -421,8 +422,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
         return rows;
       };
       const http: HttpClient = { attempt: async (r) => (r.body === 'a1' ? first : ok()), close: () => {} };
-      const worker = new OutboxWorker({ store, http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 1 }, now: () => T0 });
-      worker.start();
+      const worker = new OutboxWorker({ store: new SqliteStore(store), http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 1 }, now: () => T0 });
+      await worker.start();
       worker.enqueue([req('A', 'a1'), req('B', 'b1')]); // two calls, one slot: a1 first
       await until(() => worker.stats.delivered + worker.stats.retried === 2, 'a1 answered and recorded, then b1');
       expect(commitOf.get('claim crm:A')).toBeLessThan(commitOf.get('claim crm:B')!);
@@ -441,8 +442,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     };
     const { log, lines } = memoryLog();
     const http: HttpClient = { attempt: async () => ok(), close: () => {} };
-    const worker = new OutboxWorker({ store, http, log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 5 }, now: () => T0 });
-    worker.start();
+    const worker = new OutboxWorker({ store: new SqliteStore(store), http, log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 5 }, now: () => T0 });
+    await worker.start();
     const unstorable = { ...req('C', 'c1'), headers: { x: 1n } as unknown as Record<string, string> }; // JSON cannot hold a bigint
     worker.enqueue([req('A', 'a1')]);
     worker.enqueue([unstorable]);
@@ -460,8 +461,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     const store = open();
     const { log, lines } = memoryLog();
     const http: HttpClient = { attempt: async () => ok(), close: () => {} };
-    const worker = new OutboxWorker({ store, http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => T0 });
-    worker.start();
+    const worker = new OutboxWorker({ store: new SqliteStore(store), http, log, endpoints: [ENDPOINT], delivery: DELIVERY, now: () => T0 });
+    await worker.start();
     worker.enqueue([{ ...req('A', 'a1'), url: 'https://bob:hunter2@crm.example.com/hook?token=SECRET' }]);
     await until(() => lines.some((l) => l.msg === 'webhook delivered'), 'a1 delivered');
     const line = lines.find((l) => l.msg === 'webhook delivered')!;
@@ -475,8 +476,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     const store = open();
     const { log, lines } = memoryLog();
     const http: HttpClient = { attempt: async () => failed(new HttpNetworkError('crm', 'ECONNREFUSED', true)), close: () => {} };
-    const worker = new OutboxWorker({ store, http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
-    worker.start();
+    const worker = new OutboxWorker({ store: new SqliteStore(store), http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
+    await worker.start();
     worker.enqueue([req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);
     expect(store.depth(), 'committed by the next pump, not at once').toBe(0);
     await until(() => lines.some((l) => l.code === 'PBXHOOK_OUTBOX_FULL'), 'max_rows to bite');

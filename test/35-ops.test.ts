@@ -126,7 +126,7 @@ describe('pbxhook run: /healthz, /metrics, /status.json, SIGHUP', () => {
     expect(typeof status.now).toBe('number');
     const webhooks = status.webhooks as Array<Record<string, unknown>>;
     expect(webhooks.length).toBe(3 * want);
-    expect(Object.keys(webhooks[0]!).sort()).toEqual(['at', 'attempts', 'call', 'endpoint', 'error', 'event', 'state'].sort());
+    expect(Object.keys(webhooks[0]!).sort()).toEqual(['at', 'attempts', 'call', 'endpoint', 'error', 'event', 'pbx', 'state'].sort());
     const dead = status.dead as Array<Record<string, unknown>>;
     expect(dead).toHaveLength(want);
     expect(dead[0]).toMatchObject({ endpoint: 'crm-gone', state: 'dead', attempts: 1, call: '1795301990.9' });

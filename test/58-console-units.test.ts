@@ -27,6 +27,7 @@ import type { DeliveryConfig, EndpointConfig } from '../src/config/types.js';
 import { ActionError, parseAction, runAction } from '../src/deliver/outbox-actions.js';
 import { type EndpointHealth, HEALTHY } from '../src/deliver/outbox-state.js';
 import { SqliteOutbox } from '../src/deliver/outbox-store.js';
+import { SqliteStore } from '../src/deliver/sqlite-store.js';
 import { OutboxWorker } from '../src/deliver/outbox-worker.js';
 import type { HttpClient } from '../src/deliver/attempt.js';
 import { HttpNetworkError } from '../src/deliver/errors.js';
@@ -72,8 +73,16 @@ const req = (call: string, n: number, endpoint = 'crm'): WebhookRequest => ({
 const endpoint = (name: string, enabled = true): EndpointConfig =>
   ({ name, enabled, url: 'http://u:pw@127.0.0.1:9/hook?token=abc', method: 'POST', events: [], schema: '3cx', variant: 'json', token: 'tok' }) as unknown as EndpointConfig;
 
+/** The store interface over a test's SQLite outbox (set up through its synchronous methods). */
+const faces = new WeakMap<SqliteOutbox, SqliteStore>();
+function face(s: SqliteOutbox): SqliteStore {
+  let f = faces.get(s);
+  if (f === undefined) faces.set(s, (f = new SqliteStore(s)));
+  return f;
+}
+
 function sources(s: SqliteOutbox, health: Record<string, EndpointHealth> = {}, eps = [endpoint('crm')]): ConsoleSources {
-  return { store: s, worker: { healthOf: (n) => health[n] ?? (eps.some((e) => e.name === n && e.enabled) ? HEALTHY : undefined) }, endpoints: () => eps };
+  return { store: face(s), worker: { healthOf: (n) => health[n] ?? (eps.some((e) => e.name === n && e.enabled) ? HEALTHY : undefined) }, endpoints: () => eps };
 }
 
 const failure = (status: number, response?: string, retryAfterMs?: number) => ({
@@ -89,45 +98,45 @@ function waitingLane(s: SqliteOutbox, retryAfterMs?: number) {
 }
 
 describe('outbox actions (the CLI and the page call these)', () => {
-  it('resend: a dead webhook goes again as a new attempt series with the same webhook-id; logged with who', () => {
+  it('resend: a dead webhook goes again as a new attempt series with the same webhook-id; logged with who', async () => {
     const s = store();
     const { log, lines } = logger();
     s.insert([req('c1', 1)], T0);
     const [row] = s.claim('crm', 1, T0);
     s.finish(row!, failure(410, 'gone'), { kind: 'dead', reason: 'gone' }, T0 + 1);
-    const r = runAction({ store: s, log }, { kind: 'resend', id: row!.webhookId }, 'cli test', T0 + 10);
+    const r = await runAction({ store: face(s), log }, { kind: 'resend', id: row!.webhookId }, 'cli test', T0 + 10);
     expect(r.changed).toBe(1);
     const [again] = s.claim('crm', 1, T0 + 20);
     expect(again).toMatchObject({ id: row!.id, webhookId: row!.webhookId, step: 0, attempts: 2 });
     expect(lines.at(-1)).toMatchObject({ action: 'resend', id: row!.webhookId, who: 'cli test', changed: 1 });
     // Not dead (in flight now): nothing to resend.
-    expect(runAction({ store: s, log }, { kind: 'resend', id: String(row!.id) }, 'cli test', T0 + 30).changed).toBe(0);
+    expect((await runAction({ store: face(s), log }, { kind: 'resend', id: String(row!.id) }, 'cli test', T0 + 30)).changed).toBe(0);
   });
 
-  it('resend-dead takes every dead webhook of one endpoint only; retry-lane makes a waiting head due now', () => {
+  it('resend-dead takes every dead webhook of one endpoint only; retry-lane makes a waiting head due now', async () => {
     const s = store();
     const { log } = logger();
     s.insert([req('a', 1), req('b', 1), req('c', 1, 'other')], T0);
     for (const ep of ['crm', 'other']) for (const r of s.claim(ep, 10, T0)) s.finish(r, failure(410), { kind: 'dead', reason: 'gone' }, T0);
-    expect(runAction({ store: s, log }, { kind: 'resend-dead', endpoint: 'crm' }, 'x', T0 + 1)).toMatchObject({ changed: 2 });
+    expect(await runAction({ store: face(s), log }, { kind: 'resend-dead', endpoint: 'crm' }, 'x', T0 + 1)).toMatchObject({ changed: 2 });
     expect(s.list({ states: ['dead'] }, 10).map((r) => r.endpoint)).toEqual(['other']);
 
     const t = store();
     waitingLane(t);
     expect(t.claim('crm', 10, T0 + 100)).toEqual([]); // waits for T0 + 5 s
-    expect(runAction({ store: t, log }, { kind: 'retry-lane', lane: 'crm:c1' }, 'x', T0 + 100).changed).toBe(1);
+    expect((await runAction({ store: face(t), log }, { kind: 'retry-lane', lane: 'crm:c1' }, 'x', T0 + 100)).changed).toBe(1);
     const [due] = t.claim('crm', 10, T0 + 100);
     expect(due).toMatchObject({ seq: 1, step: 1 });
   });
 
-  it('probe needs the daemon\'s worker; bad input is a message, not an action', () => {
+  it('probe needs the daemon\'s worker; bad input is a message, not an action', async () => {
     const s = store();
     const { log } = logger();
-    expect(() => runAction({ store: s, log }, { kind: 'probe', endpoint: 'crm' }, 'x', T0)).toThrow(ActionError);
+    await expect(runAction({ store: face(s), log }, { kind: 'probe', endpoint: 'crm' }, 'x', T0)).rejects.toThrow(ActionError);
     const probed: string[] = [];
     const worker = { probeNow: (e: string) => (probed.push(e), e === 'crm'), kick: () => undefined };
-    expect(runAction({ store: s, worker, log }, { kind: 'probe', endpoint: 'crm' }, 'x', T0).changed).toBe(1);
-    expect(runAction({ store: s, worker, log }, { kind: 'probe', endpoint: 'nope' }, 'x', T0).changed).toBe(0);
+    expect((await runAction({ store: face(s), worker, log }, { kind: 'probe', endpoint: 'crm' }, 'x', T0)).changed).toBe(1);
+    expect((await runAction({ store: face(s), worker, log }, { kind: 'probe', endpoint: 'nope' }, 'x', T0)).changed).toBe(0);
     expect(probed).toEqual(['crm', 'nope']);
     expect(parseAction('resend', {})).toBe('resend needs "id" (row number or webhook-id)');
     expect(parseAction('resend', { id: 7 })).toEqual({ kind: 'resend', id: '7' });
@@ -171,8 +180,8 @@ describe('probe now, with the real worker', () => {
       schedule: [1_000], jitter: 0, retryAfterMaxMs: 60_000, connectTimeoutMs: 1_000, timeoutMs: 1_000, concurrency: 1,
       pauseAfterMs: 0, probeEveryMs: 600_000, stopTimeoutMs: 1_000, maxRows: 1_000, maxAgeMs: 86_400_000, keepDeliveredMs: 86_400_000, keepDeadMs: 86_400_000,
     };
-    const worker = new OutboxWorker({ store: s, http, log, endpoints: [endpoint('crm')], delivery, now: () => now, random: () => 0.5 });
-    worker.start();
+    const worker = new OutboxWorker({ store: face(s), http, log, endpoints: [endpoint('crm')], delivery, now: () => now, random: () => 0.5 });
+    await worker.start();
     try {
       worker.enqueue([req('c1', 1)]);
       const deadline = Date.now() + 20_000;
@@ -185,10 +194,10 @@ describe('probe now, with the real worker', () => {
       await until(() => worker.stats.pausedEndpoints === 1 && worker.stats.retried === 1);
       expect(worker.healthOf('crm')).toMatchObject({ pausedAt: T0, nextProbeAt: T0 + 600_000 });
       now = T0 + 2_000; // due by the schedule, but the next probe is 10 minutes away
-      (worker as unknown as { pump(): void }).pump();
+      await (worker as unknown as { pump(): Promise<void> }).pump();
       expect(sent).toHaveLength(1);
       up = true;
-      expect(runAction({ store: s, worker, log }, { kind: 'probe', endpoint: 'crm' }, 'console bearer 127.0.0.1', now)).toMatchObject({ changed: 1 });
+      expect(await runAction({ store: face(s), worker, log }, { kind: 'probe', endpoint: 'crm' }, 'console bearer 127.0.0.1', now)).toMatchObject({ changed: 1 });
       await until(() => worker.stats.delivered === 1);
       expect(sent).toHaveLength(2);
       expect(worker.stats.pausedEndpoints).toBe(0);
@@ -201,30 +210,30 @@ describe('probe now, with the real worker', () => {
 });
 
 describe('a webhook\'s story', () => {
-  it('says why each waits: its schedule, behind sequence 1, Retry-After, the endpoint paused or disabled', () => {
+  it('says why each waits: its schedule, behind sequence 1, Retry-After, the endpoint paused or disabled', async () => {
     const s = store();
     const head = waitingLane(s);
     const src = sources(s);
     const [third, second, first] = s.list({}, 10);
-    expect(waitOf(src, first!, null, T0 + 10)).toEqual({ reason: 'schedule', at: T0 + 5_000, step: 1 });
-    expect(waitOf(src, second!, null, T0 + 10)).toEqual({ reason: 'behind', seq: 1, id: head.id });
-    expect(waitOf(src, third!, null, T0 + 10)).toMatchObject({ reason: 'behind', seq: 1 });
+    expect(await waitOf(src, first!, null, T0 + 10)).toEqual({ reason: 'schedule', at: T0 + 5_000, step: 1 });
+    expect(await waitOf(src, second!, null, T0 + 10)).toEqual({ reason: 'behind', seq: 1, id: head.id });
+    expect(await waitOf(src, third!, null, T0 + 10)).toMatchObject({ reason: 'behind', seq: 1 });
     const paused = sources(s, { crm: { failingSince: T0, pausedAt: T0, nextProbeAt: T0 + 60_000 } });
-    expect(waitOf(paused, first!, null, T0 + 10)).toEqual({ reason: 'paused', at: T0 + 60_000 });
-    expect(waitOf(sources(s, {}, [endpoint('crm', false)]), first!, null, T0 + 10)).toEqual({ reason: 'disabled' });
+    expect(await waitOf(paused, first!, null, T0 + 10)).toEqual({ reason: 'paused', at: T0 + 60_000 });
+    expect(await waitOf(sources(s, {}, [endpoint('crm', false)]), first!, null, T0 + 10)).toEqual({ reason: 'disabled' });
 
     const r = store();
     waitingLane(r, 120_000);
     const [, , waiting] = r.list({}, 10);
-    expect(waitOf(sources(r), waiting!, 120_000, T0 + 10)).toMatchObject({ reason: 'retry-after', at: T0 + 120_000 });
+    expect(await waitOf(sources(r), waiting!, 120_000, T0 + 10)).toMatchObject({ reason: 'retry-after', at: T0 + 120_000 });
   });
 
-  it('shows every attempt with the answer (first 1 KB) and the request with its secrets masked', () => {
+  it('shows every attempt with the answer (first 1 KB) and the request with its secrets masked', async () => {
     const s = store();
     s.insert([req('c1', 1)], T0);
     const [row] = s.claim('crm', 1, T0);
     s.finish(row!, failure(500, 'E'.repeat(5000)), { kind: 'retry', at: T0 + 5_000, step: 1 }, T0 + 5);
-    const story = webhookView(sources(s), String(row!.id), T0 + 10) as {
+    const story = (await webhookView(sources(s), String(row!.id), T0 + 10)) as {
       attempts: Array<{ status: number; response: string }>;
       request: { url: string; headers: Record<string, string>; body: string };
     };
@@ -236,10 +245,10 @@ describe('a webhook\'s story', () => {
     expect(story.request.headers['webhook-id']).toBe(row!.webhookId);
     expect(JSON.stringify(story)).not.toContain('tok-secret-1');
     expect(JSON.stringify(story)).not.toContain('k-123');
-    expect(webhookView(sources(s), 'msg_nope', T0)).toBeUndefined();
+    expect(await webhookView(sources(s), 'msg_nope', T0)).toBeUndefined();
   });
 
-  it('masks user info, secret query values and secret headers', () => {
+  it('masks user info, secret query values and secret headers', async () => {
     expect(maskUrl('https://u:pw@crm.example/h?token=abc&call=1')).toBe('https://u:****@crm.example/h?token=****&call=1');
     expect(maskUrl('not a url')).toBe('(invalid URL)');
     expect(maskHeaders({ Authorization: 'Basic dTpw', 'X-Api-Key': 'k', 'content-type': 'a/b' })).toEqual({ Authorization: 'Basic ****', 'X-Api-Key': '****', 'content-type': 'a/b' });
@@ -247,14 +256,14 @@ describe('a webhook\'s story', () => {
 });
 
 describe('endpoints at a glance', () => {
-  it('state, depth, oldest undelivered, last error, attempts per minute, dead', () => {
+  it('state, depth, oldest undelivered, last error, attempts per minute, dead', async () => {
     const s = store();
     waitingLane(s);
     s.insert([req('d', 1, 'gone')], T0);
     const [d] = s.claim('gone', 1, T0);
     s.finish(d!, failure(410), { kind: 'dead', reason: 'gone' }, T0 + 1);
     const eps = [endpoint('crm'), endpoint('gone'), endpoint('off', false)];
-    const view = endpointsView(sources(s, { crm: { failingSince: T0, pausedAt: null, nextProbeAt: null } }, eps), T0 + 30_000);
+    const view = await endpointsView(sources(s, { crm: { failingSince: T0, pausedAt: null, nextProbeAt: null } }, eps), T0 + 30_000);
     const by = Object.fromEntries(view.map((v) => [v.name, v]));
     expect(by['crm']).toMatchObject({ state: 'failing', depth: 3, oldestUndeliveredSeconds: 30, attemptsPerMinute: 1, dead: 0, lastDeliveredAt: null });
     expect(by['crm']!.lastError).toMatchObject({ status: 503, error: 'crm: HTTP 503' });
@@ -272,7 +281,7 @@ function ev(type: CallEvent['type'], at: number, call: string, extra: object = {
 }
 
 describe('what the console and the metrics read: indexes, never the whole table', () => {
-  it('endpoint activity, lane rows and heads, the oldest undelivered, retry-lane: no SCAN of webhooks or attempts', () => {
+  it('endpoint activity, lane rows and heads, the oldest undelivered, retry-lane: no SCAN of webhooks or attempts', async () => {
     const s = store();
     waitingLane(s);
     s.insert([req('d', 1, 'gone')], T0);
@@ -307,30 +316,30 @@ describe('what the console and the metrics read: indexes, never the whole table'
 });
 
 describe('call journal', () => {
-  it('keeps steps in order with their webhooks\' rows, finds calls by number, call id or extension', () => {
+  it('keeps steps in order with their webhooks\' rows, finds calls by number, call id or extension', async () => {
     const s = store();
     s.insert([req('c1', 1), req('c1', 2)], T0);
-    const j = new CallJournal(10, 60_000, (e, c) => s.laneRows(`${e}:${c}`));
+    const j = new CallJournal(10, 60_000, async (e, c) => s.laneRows(`${e}:${c}`));
     j.record(ev('call.started', T0, 'c1'), ['crm']);
     j.record(ev('leg.ringing', T0 + 1, 'c1', { leg: { party: { id: '202' } } }), []);
     j.record(ev('call.ended', T0 + 2, 'c1'), ['crm']);
-    const [c] = j.search('202', T0 + 3);
+    const [c] = await j.search('202', T0 + 3);
     expect(c!.steps.map((x) => [x.text, x.webhooks.map((w) => [w.event, w.state])])).toEqual([
       ['call from 0555 to DID 0212', [['step1', 'pending']]],
       ['202 ringing', []],
       ['call ended: answered', [['step2', 'pending']]],
     ]);
-    expect(j.search('c1', T0 + 3)).toHaveLength(1);
-    expect(j.search('0212', T0 + 3)).toHaveLength(1);
-    expect(j.search('999', T0 + 3)).toEqual([]);
+    expect(await j.search('c1', T0 + 3)).toHaveLength(1);
+    expect(await j.search('0212', T0 + 3)).toHaveLength(1);
+    expect(await j.search('999', T0 + 3)).toEqual([]);
   });
 
   // The only traces with a hold are the synthetic attended transfers (no real capture has one).
   it('shows holds: the transferring agent puts the customer on hold, then the transfer (synthetic trace)', async () => {
     const pipeline = new Pipeline(loadConfig(LAB_CONFIG));
-    const journal = journalOf({ opsJournal: { calls: 10, keepMs: 3_600_000 } }, pipeline, { laneRows: () => [] } as unknown as Outbox['store'])!;
+    const journal = journalOf({ opsJournal: { calls: 10, keepMs: 3_600_000 } }, pipeline, { laneRows: async () => [] } as unknown as Outbox['store'])!;
     await replayFile('test/fixtures/asterisk-synth/in-queue-attended-transfer.ami', pipeline, () => undefined);
-    const [call] = journal.search('', pipeline.pbxNow());
+    const [call] = await journal.search('', pipeline.pbxNow());
     const steps = call!.steps.map((x) => [x.type, x.text]);
     const hold = steps.findIndex(([type]) => type === 'hold');
     expect(hold, JSON.stringify(steps)).toBeGreaterThan(0);
@@ -342,13 +351,13 @@ describe('call journal', () => {
     expect(at, 'in time order').toEqual([...at].sort((a, b) => a - b));
   });
 
-  it('is bounded: journal_calls calls at most, ended calls forgotten after journal_minutes', () => {
+  it('is bounded: journal_calls calls at most, ended calls forgotten after journal_minutes', async () => {
     const j = new CallJournal(3, 60_000);
     for (let i = 0; i < 10; i++) j.record(ev('call.started', T0 + i, `c${i}`), []);
     expect(j.size).toBe(3);
-    expect(j.search('', T0 + 10).map((c) => c.id)).toEqual(['c9', 'c8', 'c7']);
+    expect((await j.search('', T0 + 10)).map((c) => c.id)).toEqual(['c9', 'c8', 'c7']);
     j.record(ev('call.ended', T0 + 20, 'c9'), []);
-    expect(j.search('', T0 + 20 + 60_001).map((c) => c.id)).toEqual(['c8', 'c7']);
+    expect((await j.search('', T0 + 20 + 60_001)).map((c) => c.id)).toEqual(['c8', 'c7']);
     expect(describeStep(ev('voicemail.left', T0, 'c', { mailbox: '202@default' }))).toBe('voicemail left in 202@default');
   });
 });
@@ -357,7 +366,7 @@ describe('who may act', () => {
   const fake = (headers: http.IncomingHttpHeaders) => ({ headers, socket: { remoteAddress: '127.0.0.1' } }) as unknown as http.IncomingMessage;
   const TOKEN = 'ops-token-0123456789abcdef';
 
-  it('403 with no ops.token, 401 without or with a wrong one; Bearer or the login cookie act', () => {
+  it('403 with no ops.token, 401 without or with a wrong one; Bearer or the login cookie act', async () => {
     expect(mayWrite(fake({ authorization: `Bearer ${TOKEN}` }), undefined)).toMatchObject({ ok: false, status: 403 });
     expect(mayWrite(fake({}), TOKEN)).toMatchObject({ ok: false, status: 401 });
     expect(mayWrite(fake({ authorization: 'Bearer wrong' }), TOKEN)).toMatchObject({ ok: false, status: 401 });
@@ -376,11 +385,11 @@ describe('who may act', () => {
     const [row] = s.claim('crm', 1, T0);
     s.finish(row!, failure(410), { kind: 'dead', reason: 'gone' }, T0 + 1);
     const { log, lines } = logger();
-    const handler = consoleRoutes({ ...sources(s), actions: { store: s, log } }, log, () => T0 + 100);
+    const handler = consoleRoutes({ ...sources(s), actions: { store: face(s), log } }, log, () => T0 + 100);
     const TOKEN = 'ops-token-0123456789abcdef';
     for (const token of [undefined, TOKEN]) {
       const server = await startOpsServer({
-        listen: '127.0.0.1:0', ...(token ? { token } : {}), registry: new Registry(), health: () => ({ ok: true }), status: () => ({}), page: '<html>', console: handler,
+        listen: '127.0.0.1:0', ...(token ? { token } : {}), registry: new Registry(), health: () => ({ ok: true }), status: async () => ({}), page: '<html>', console: handler,
       });
       const post = (body: string, headers: Record<string, string>) =>
         fetch(`http://127.0.0.1:${server.port}/api/actions/resend`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });

@@ -35,7 +35,7 @@ export async function runDeliverCommand(argv: string[]): Promise<number> {
   let outbox: Awaited<ReturnType<typeof openOutbox>>;
   try {
     outbox = await openOutbox(cfg, log);
-    outbox.worker.start();
+    await outbox.worker.start();
   } catch (err) {
     log.error({ code: 'PBXHOOK_OUTBOX_OPEN', err: err instanceof Error ? err.message : String(err) }, 'cannot open the outbox (outbox.url)');
     return EX_CANTCREAT;

@@ -47,7 +47,7 @@ async function replay(trace: string, cfg: Config, send: boolean, stateDir: strin
   const tokens = tokensOf(cfg);
   const pipeline = new Pipeline(cfg);
   // SQLite and axios are loaded only to send: a plain replay starts without them (issue #15).
-  const outbox = send ? (await import('../outbox-cli.js')).openReplayOutbox(cfg, log, stateDir) : undefined;
+  const outbox = send ? await (await import('../outbox-cli.js')).openReplayOutbox(cfg, log, stateDir) : undefined;
   // With --send the worker logs each delivery on stderr, which would run through the bar's line.
   const bar = send ? undefined : replayProgressBar(statSync(trace).size);
   const stdout = new StdoutLines(process.stdout, () => bar?.clear());

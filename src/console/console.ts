@@ -17,7 +17,7 @@ export interface Console {
   readonly handler: ConsoleHandler;
   readonly journal: CallJournal | undefined;
   endpointStates(): Map<string, string>;
-  oldestUndelivered(now: number): Map<string, number>;
+  oldestUndelivered(now: number): Promise<Map<string, number>>;
 }
 
 /**
@@ -52,9 +52,9 @@ export function startConsole(
       for (const e of parts.endpoints()) out.set(e.name, endpointState(worker.healthOf(e.name)));
       return out;
     },
-    oldestUndelivered(now) {
+    async oldestUndelivered(now) {
       const out = new Map<string, number>(parts.endpoints().map((e) => [e.name, 0]));
-      for (const [name, createdAt] of store.oldestUndelivered()) out.set(name, Math.max(0, (now - createdAt) / 1000));
+      for (const [name, createdAt] of await store.oldestUndelivered()) out.set(name, Math.max(0, (now - createdAt) / 1000));
       return out;
     },
   };

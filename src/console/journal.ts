@@ -54,7 +54,7 @@ export interface WebhookOfStep {
 }
 
 /** The outbox rows of one call at one endpoint, in sequence order (OutboxStore.laneRows). */
-export type LaneRows = (endpoint: string, callId: string) => ReadonlyArray<Row>;
+export type LaneRows = (endpoint: string, callId: string) => Promise<ReadonlyArray<Row>>;
 type Row = { readonly id: number; readonly state: string; readonly summary: string };
 
 export class CallJournal {
@@ -100,7 +100,7 @@ export class CallJournal {
   }
 
   /** Calls matching `q` (a call id, or part of a number or extension), newest first; all recent ones for "". */
-  search(q: string, now: number): JourneyView[] {
+  async search(q: string, now: number): Promise<JourneyView[]> {
     this.evict(now);
     const needle = q.trim();
     const found: Journey[] = [];
@@ -108,16 +108,24 @@ export class CallJournal {
       if (found.length >= MAX_RESULTS) break;
       if (needle === '' || j.id === needle || [...j.numbers].some((n) => n.includes(needle))) found.push(j);
     }
-    return found.map((j) => this.view(j));
+    // Each call's rows read together (in the search's order), then the views built from them.
+    return Promise.all(found.map(async (j) => this.view(j, await this.rowsOf(j))));
   }
 
-  private view(j: Journey): JourneyView {
+  /** Per endpoint the call sent to, its rows in sequence order. */
+  private async rowsOf(j: Journey): Promise<Map<string, readonly Row[]>> {
+    const endpoints = [...new Set(j.steps.flatMap((s) => s.webhooks))];
+    const lists = await Promise.all(endpoints.map((e) => this.laneRows?.(e, j.id) ?? []));
+    return new Map(endpoints.map((e, i) => [e, lists[i]!]));
+  }
+
+  private view(j: Journey, lanes: ReadonlyMap<string, readonly Row[]>): JourneyView {
     // Per endpoint, the call's rows in order, handed out to the steps in the same order.
     const rows = new Map<string, { list: readonly Row[]; next: number }>();
     const rowFor = (endpoint: string) => {
       let r = rows.get(endpoint);
       if (r === undefined) {
-        const list = this.laneRows?.(endpoint, j.id) ?? [];
+        const list = lanes.get(endpoint) ?? [];
         // A journal that missed the call's first webhooks (a restart) aligns from the end.
         const sent = j.steps.reduce((n, s) => n + s.webhooks.filter((w) => w === endpoint).length, 0);
         r = { list, next: Math.min(0, list.length - sent) };

@@ -212,7 +212,7 @@ async function refresh() {
   try {
     const [s, eps, whs, js] = await Promise.all([getJson('status.json'), getJson('api/endpoints'), getJson('api/webhooks'),
       getJson('api/calls?q=' + encodeURIComponent($('q').value)).catch(() => null)]);
-    $('pbx').textContent = s.pbx.type + ' ' + s.pbx.address + ' — ' + (s.pbx.connected ? 'connected' : s.pbx.state === 'connecting' ? 'CONNECTING' : 'DISCONNECTED');
+    $('pbx').textContent = (s.pbx.name ? s.pbx.name + ': ' : '') + s.pbx.type + ' ' + s.pbx.address + ' — ' + (s.pbx.connected ? 'connected' : s.pbx.state === 'connecting' ? 'CONNECTING' : 'DISCONNECTED');
     $('pbx').className = s.pbx.connected ? 'ok' : 'bad';
     $('summary').textContent =
       s.calls.length + (s.calls.length === 1 ? ' live call' : ' live calls') + ' · outbox ' + Object.entries(s.outbox).map(([k, v]) => k + ' ' + v).join(', ') + ' · updated ' + time(s.now);

@@ -17,24 +17,24 @@ import { type ConsoleSources, endpointsView, webhookView, webhooksView } from '.
 const LIST_LIMIT = 100;
 
 export function consoleRoutes(
-  s: ConsoleSources & { readonly actions: ActionTarget; readonly journal?: { search(q: string): JourneyView[] } },
+  s: ConsoleSources & { readonly actions: ActionTarget; readonly journal?: { search(q: string): Promise<JourneyView[]> } },
   log: Logger,
   clock: () => number = Date.now,
 ): ConsoleHandler {
   return {
-    read(path, query) {
+    async read(path, query) {
       const now = clock();
-      if (path === 'endpoints') return { now, endpoints: endpointsView(s, now) };
+      if (path === 'endpoints') return { now, endpoints: await endpointsView(s, now) };
       if (path === 'webhooks') {
         const q = { endpoint: query.get('endpoint') ?? '', state: query.get('state') ?? '', call: query.get('call') ?? '' };
-        return { now, webhooks: webhooksView(s, q, LIST_LIMIT, now) };
+        return { now, webhooks: await webhooksView(s, q, LIST_LIMIT, now) };
       }
       const one = /^webhooks\/([^/]+)$/.exec(path)?.[1];
       if (one !== undefined) return webhookView(s, decodeURIComponent(one), now);
-      if (path === 'calls' && s.journal) return { now, calls: s.journal.search(query.get('q') ?? '') };
+      if (path === 'calls' && s.journal) return { now, calls: await s.journal.search(query.get('q') ?? '') };
       return undefined;
     },
-    act(kind, body, verdict, remote) {
+    async act(kind, body, verdict, remote) {
       const action = parseAction(kind, body);
       if (typeof action === 'string') return { status: 400, body: { error: action } };
       if (!verdict.ok) {
@@ -42,7 +42,7 @@ export function consoleRoutes(
         return { status: verdict.status, body: { error: verdict.message.trim() } };
       }
       try {
-        return { status: 200, body: runAction(s.actions, action, `console ${verdict.who}`, clock()) };
+        return { status: 200, body: await runAction(s.actions, action, `console ${verdict.who}`, clock()) };
       } catch (err) {
         if (err instanceof ActionError) return { status: 409, body: { error: err.message } };
         throw err;

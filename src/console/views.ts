@@ -3,12 +3,12 @@
  * worker at request time, for the page and for anyone with curl. Nothing here writes.
  */
 import type { EndpointConfig } from '../config/types.js';
-import type { OutboxRow, SqliteOutbox } from '../deliver/outbox-store.js';
+import type { OutboxRow, OutboxStore } from '../deliver/store.js';
 import type { EndpointHealth } from '../deliver/outbox-state.js';
 import { maskHeaders, maskUrl } from './mask.js';
 
 export interface ConsoleSources {
-  readonly store: SqliteOutbox;
+  readonly store: OutboxStore;
   readonly worker: { healthOf(endpoint: string): EndpointHealth | undefined };
   /** The endpoints as configured now (a reload changes them). */
   endpoints(): readonly EndpointConfig[];
@@ -41,16 +41,17 @@ export interface EndpointView {
 }
 
 /** Every configured endpoint, and any the outbox still holds webhooks for (removed from the config). */
-export function endpointsView(s: ConsoleSources, now: number): EndpointView[] {
-  const owed = s.store.undeliveredByEndpoint();
+export async function endpointsView(s: ConsoleSources, now: number): Promise<EndpointView[]> {
+  const owed = await s.store.undeliveredByEndpoint();
   const configured = new Map(s.endpoints().map((e) => [e.name, e]));
   const names = [...new Set([...configured.keys(), ...owed.keys()])];
-  return names.map((name) => {
+  const activity = await Promise.all(names.map((name) => s.store.endpointActivity(name, now - 60_000)));
+  return names.map((name, i) => {
     const cfg = configured.get(name);
     // The worker knows what it sends to: the enabled endpoints and the built-in pbxhook.notify.
     const h = s.worker.healthOf(name);
     const o = owed.get(name);
-    const a = s.store.endpointActivity(name, now - 60_000);
+    const a = activity[i]!;
     return {
       name,
       state: endpointState(h),
@@ -78,10 +79,10 @@ export type Wait =
   | { readonly reason: 'paused'; readonly at: number | null }
   | { readonly reason: 'disabled' };
 
-export function waitOf(s: ConsoleSources, row: OutboxRow, lastRetryAfterMs: number | null, now: number): Wait {
+export async function waitOf(s: ConsoleSources, row: OutboxRow, lastRetryAfterMs: number | null, now: number): Promise<Wait> {
   if (row.state === 'delivered' || row.state === 'dead') return { reason: 'done' };
   if (row.state === 'in_flight') return { reason: 'sending' };
-  const head = s.store.laneHead(row.lane);
+  const head = await s.store.laneHead(row.lane);
   if (head !== undefined && head.seq < row.seq) return { reason: 'behind', seq: head.seq, id: head.id };
   const h = s.worker.healthOf(row.endpoint);
   if (h === undefined) return { reason: 'disabled' };
@@ -93,10 +94,10 @@ export function waitOf(s: ConsoleSources, row: OutboxRow, lastRetryAfterMs: numb
 }
 
 /** One webhook's whole story: the request as sent (secrets masked), every attempt, what it waits for. */
-export function webhookView(s: ConsoleSources, id: string, now: number): unknown {
-  const [row] = s.store.list({ ids: [id] }, 1);
+export async function webhookView(s: ConsoleSources, id: string, now: number): Promise<unknown> {
+  const [row] = await s.store.list({ ids: [id] }, 1);
   if (row === undefined) return undefined;
-  const attempts = s.store.attemptsOf(row.id);
+  const attempts = await s.store.attemptsOf(row.id);
   const last = attempts.at(-1);
   const cfg = s.endpoints().find((e) => e.name === row.endpoint);
   return {
@@ -112,7 +113,7 @@ export function webhookView(s: ConsoleSources, id: string, now: number): unknown
     updatedAt: row.updatedAt,
     nextAt: row.nextAt,
     error: row.lastError,
-    wait: waitOf(s, row, last?.retryAfterMs ?? null, now),
+    wait: await waitOf(s, row, last?.retryAfterMs ?? null, now),
     request: {
       method: row.method,
       url: maskUrl(row.url),
@@ -140,13 +141,13 @@ export function webhookView(s: ConsoleSources, id: string, now: number): unknown
 }
 
 /** The newest webhooks (of an endpoint, a state, a call), newest first, with what each waits for. */
-export function webhooksView(s: ConsoleSources, q: { endpoint?: string; state?: string; call?: string }, limit: number, now: number): unknown[] {
+export async function webhooksView(s: ConsoleSources, q: { endpoint?: string; state?: string; call?: string }, limit: number, now: number): Promise<unknown[]> {
   const states = q.state !== undefined && q.state !== '' ? (q.state.split(',') as Array<OutboxRow['state']>) : undefined;
-  const rows = s.store.list({ ...(q.endpoint ? { endpoint: q.endpoint } : {}), ...(states ? { states } : {}) }, q.call ? 2000 : limit);
-  return rows
+  const rows = (await s.store.list({ ...(q.endpoint ? { endpoint: q.endpoint } : {}), ...(states ? { states } : {}) }, q.call ? 2000 : limit))
     .filter((r) => !q.call || r.callId === q.call)
-    .slice(0, limit)
-    .map((r) => ({
+    .slice(0, limit);
+  const waits = await Promise.all(rows.map((r) => waitOf(s, r, null, now)));
+  return rows.map((r, i) => ({
       id: r.id,
       webhookId: r.webhookId,
       endpoint: r.endpoint,
@@ -161,6 +162,6 @@ export function webhooksView(s: ConsoleSources, q: { endpoint?: string; state?: 
       nextAt: r.nextAt,
       status: r.lastStatus,
       error: r.lastError,
-      wait: waitOf(s, r, null, now),
+      wait: waits[i],
     }));
 }

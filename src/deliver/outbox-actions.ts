@@ -11,7 +11,7 @@
  * console's src/ops/auth.ts and the shell's file permissions do).
  */
 import type { Logger } from 'pino';
-import type { SqliteOutbox } from './outbox-store.js';
+import type { OutboxStore } from './store.js';
 
 export type OutboxAction =
   | { readonly kind: 'resend'; readonly id: string }
@@ -22,7 +22,7 @@ export type OutboxAction =
 export const ACTION_KINDS = ['resend', 'resend-dead', 'retry-lane', 'probe'] as const;
 
 export interface ActionTarget {
-  readonly store: SqliteOutbox;
+  readonly store: OutboxStore;
   /** The daemon's worker: woken after a change; absent in the CLI (the daemon polls every second). */
   readonly worker?: { probeNow(endpoint: string): boolean; kick(): void };
   readonly log: Logger;
@@ -40,25 +40,25 @@ export class ActionError extends Error {
 }
 
 /** Runs one action, logs it with `who` (`console bearer 127.0.0.1`, `cli root`…), and says what it did. */
-export function runAction(t: ActionTarget, action: OutboxAction, who: string, now: number): ActionResult {
-  const result = apply(t, action, now);
+export async function runAction(t: ActionTarget, action: OutboxAction, who: string, now: number): Promise<ActionResult> {
+  const result = await apply(t, action, now);
   if (result.changed > 0) t.worker?.kick();
   t.log.info({ action: action.kind, ...targetOf(action), who, changed: result.changed }, `outbox action: ${result.message}`);
   return result;
 }
 
-function apply(t: ActionTarget, a: OutboxAction, now: number): ActionResult {
+async function apply(t: ActionTarget, a: OutboxAction, now: number): Promise<ActionResult> {
   switch (a.kind) {
     case 'resend': {
-      const n = t.store.retry({ ids: [a.id], states: ['dead'] }, now);
+      const n = await t.store.retry({ ids: [a.id], states: ['dead'] }, now);
       return { changed: n, message: n > 0 ? `webhook ${a.id} sent again (new attempt series, same webhook-id)` : `webhook ${a.id} is not dead: nothing to resend` };
     }
     case 'resend-dead': {
-      const n = t.store.retry({ endpoint: a.endpoint, states: ['dead'] }, now);
+      const n = await t.store.retry({ endpoint: a.endpoint, states: ['dead'] }, now);
       return { changed: n, message: `${n} dead webhook${n === 1 ? '' : 's'} of ${a.endpoint} sent again` };
     }
     case 'retry-lane': {
-      const n = t.store.retryLaneNow(a.lane, now);
+      const n = await t.store.retryLaneNow(a.lane, now);
       return { changed: n, message: n > 0 ? `lane ${a.lane}: its head is due now` : `lane ${a.lane}: nothing waits for a retry` };
     }
     case 'probe': {

@@ -5,15 +5,16 @@
  * slots, so a slow or dead CRM never delays another. An endpoint failing for `pause_after` is paused:
  * one probe every `probe_every` until one gets an answer, then everything it owes is sent at once.
  */
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { DeliveryConfig, EndpointConfig } from '../config/types.js';
 import type { WebhookRequest } from '../emit/request.js';
 import { type AttemptResult, type HttpClient, urlForLog } from './attempt.js';
 import { type EndpointEvent, NOTIFY_ENDPOINT } from './notify.js';
 import { type EndpointHealth, HEALTHY, type Verdict, afterAttempt } from './outbox-state.js';
-import type { OutboxRow, SqliteOutbox } from './outbox-store.js';
-import { isStorageFailure } from './outbox-db.js';
+import type { ClaimAsk, FinishedAttempt, Lease, OutboxRow, OutboxStore, PumpResult } from './store.js';
 import { type Decision, decide, isRetryable } from './schedule.js';
 import { deliveryHeaders, signingKey } from './signing.js';
 import { HttpStatusError } from './errors.js';
@@ -41,7 +42,7 @@ export interface DeliveryStats {
 export type DeliveryEndpoint = Pick<EndpointConfig, 'name' | 'signingSecrets' | 'retryOn'>;
 
 export interface WorkerOptions {
-  readonly store: SqliteOutbox;
+  readonly store: OutboxStore;
   readonly http: HttpClient;
   readonly log: Logger;
   /** Enabled endpoints; webhooks for others wait in the outbox. */
@@ -86,6 +87,11 @@ function endpointsOf(configs: readonly DeliveryEndpoint[], previous: ReadonlyMap
 const POLL_MS = 1_000;
 const HOUSEKEEPING_MS = 60_000;
 const LANE_IDLE_MS = 86_400_000;
+/**
+ * A claim's lease beyond the attempt's own timeout: the answer is recorded at the next pump (a turn
+ * or two of the event loop), so a live worker never loses a claim, and a dead one's come back soon.
+ */
+const LEASE_MARGIN_MS = 5_000;
 /** A failed attempt's log line carries the start of the answer; the attempt row keeps more (1 KB). */
 const LOGGED_ANSWER_CHARS = 200;
 
@@ -101,6 +107,12 @@ export class OutboxWorker {
   private timer: NodeJS.Timeout | undefined;
   private housekeeper: NodeJS.Timeout | undefined;
   private wakeQueued = false;
+  /** The pump running now (one at a time), and whether another was asked for meanwhile. */
+  private pumping: Promise<void> | undefined;
+  private pumpAgain = false;
+  private housekeepingRun: Promise<void> | undefined;
+  /** This process as a claim holder: a restart is a new holder (store.ts Lease). */
+  private readonly holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private pendingWrites: PendingWrite[] = [];
   /** PBX events' webhooks not yet committed (one array per event). */
   private pendingInserts: Array<readonly WebhookRequest[]> = [];
@@ -182,22 +194,23 @@ export class OutboxWorker {
   }
 
   /** Resumes what a previous run left: in-flight attempts are sent again, pauses carry on. */
-  start(): void {
+  async start(): Promise<void> {
     const { store, log } = this.o;
-    this.stats.recovered = store.recover(this.now());
-    for (const [name, h] of store.health()) {
+    this.stats.recovered = await store.recover(this.now());
+    for (const [name, h] of await store.health()) {
       const ep = this.endpoints.get(name);
       if (ep) ep.health = h;
     }
     this.countPaused();
-    const orphans = store.counts().filter((c) => !this.endpoints.has(c.endpoint) && c.state !== 'delivered' && c.state !== 'dead');
+    const orphans = (await store.counts()).filter((c) => !this.endpoints.has(c.endpoint) && c.state !== 'delivered' && c.state !== 'dead');
     for (const o of orphans) {
       log.warn({ endpoint: o.endpoint, state: o.state, count: o.count }, 'webhooks for an endpoint that is not configured or not enabled wait in the outbox');
     }
-    this.housekeeping();
-    log.info({ file: store.file, undelivered: this.stats.outboxDepth, recovered: this.stats.recovered }, 'outbox open');
-    this.housekeeper = setInterval(() => this.housekeeping(), HOUSEKEEPING_MS);
-    this.pump();
+    await this.housekeeping();
+    log.info({ file: store.location, undelivered: this.stats.outboxDepth, recovered: this.stats.recovered }, 'outbox open');
+    if (this.stopping) return;
+    this.housekeeper = setInterval(() => void this.housekeeping(), HOUSEKEEPING_MS);
+    void this.pump();
   }
 
   /**
@@ -221,7 +234,7 @@ export class OutboxWorker {
     this.stopping = true;
     clearTimeout(this.timer);
     clearInterval(this.housekeeper);
-    this.pump();
+    await this.pump();
     const all = () => Promise.allSettled([...this.running]);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), Math.min(waitMs, this.o.delivery.stopTimeoutMs))));
@@ -232,12 +245,14 @@ export class OutboxWorker {
       this.abort.abort();
       await all();
     }
-    if (this.pendingInserts.length > 0) this.pump(); // the stop's first commit failed: one more try
+    await this.pumping; // the answers recorded after the attempts ended
+    if (this.pendingInserts.length > 0) await this.pump(); // the stop's first commit failed: one more try
+    await this.housekeepingRun;
     const lost = count(this.pendingInserts);
     if (lost > 0) {
       this.o.log.error({ code: 'PBXHOOK_OUTBOX_WRITE', webhooks: lost }, 'stopping: webhooks could not be written to the outbox and are lost');
     }
-    this.stats.outboxDepth = this.o.store.depth();
+    this.stats.outboxDepth = await this.o.store.depth();
   }
 
   /**
@@ -251,17 +266,41 @@ export class OutboxWorker {
     setImmediate(() =>
       setImmediate(() => {
         this.wakeQueued = false;
-        this.pump();
+        void this.pump();
       }),
     );
   }
 
   /**
-   * One transaction per pump: the PBX events enqueued and the attempts finished since the last
-   * pump are written, then free slots are filled. One commit for many webhooks, not one per step
-   * (issue #7, BENCHMARKS.md). Requests start only once their claims are committed.
+   * Runs a pump, or if one is running, another right after it: one at a time, each writing what
+   * came meanwhile. Resolves when the pumps asked so far are done.
    */
-  private pump(): void {
+  private pump(): Promise<void> {
+    if (this.pumping !== undefined) {
+      this.pumpAgain = true;
+      return this.pumping;
+    }
+    const run = (async () => {
+      do {
+        this.pumpAgain = false;
+        try {
+          await this.pumpOnce();
+        } catch (err) {
+          this.o.log.error({ err }, 'outbox pump failed unexpectedly');
+        }
+      } while (this.pumpAgain && !this.stopping);
+    })().finally(() => (this.pumping = undefined));
+    this.pumping = run;
+    return run;
+  }
+
+  /**
+   * One transaction per pump, one store call: the PBX events enqueued and the attempts finished
+   * since the last pump are written, then free slots are filled. One commit for many webhooks, not
+   * one per step (issue #7, BENCHMARKS.md); one round trip for a networked store (issue #17).
+   * Requests start only once their claims are committed.
+   */
+  private async pumpOnce(): Promise<void> {
     const inserts = this.pendingInserts;
     const writes = this.pendingWrites;
     this.pendingInserts = [];
@@ -270,65 +309,52 @@ export class OutboxWorker {
     const state = this.stateToWrite;
     if (this.stopping && writes.length === 0 && inserts.length === 0 && state.size === 0) return;
     const now = this.now();
-    let claimed: Array<[Endpoint, OutboxRow, boolean]> = [];
+    // Asked before the commit: a probe is the one claim of an endpoint paused now.
+    const asked = this.stopping ? [] : [...this.endpoints.values()].map((ep) => ({ ep, paused: ep.health.pausedAt !== null, limit: this.freeSlots(ep, now) }));
+    const claims: ClaimAsk[] = asked.map((a) => ({ endpoint: a.ep.name, limit: a.limit }));
+    let result: PumpResult | undefined;
     let failure: unknown;
     try {
-      this.o.store.inTransaction(() => {
-        this.each(inserts, (reqs) => this.o.store.insert(reqs, now), (reqs, err) => this.lost(reqs, err));
-        this.each(writes, (w) => w.write(), (w, err) => (w.error = err));
-        if (state.size > 0) this.o.store.saveLiveState(state);
-        if (!this.stopping) for (const ep of this.endpoints.values()) this.fill(ep, now, claimed);
-      });
+      result = await this.o.store.commitPump(
+        { enqueue: inserts, finished: writes.map((w) => w.attempt), liveState: state, claims, holder: this.holder, leaseMs: this.o.delivery.timeoutMs + LEASE_MARGIN_MS },
+        now,
+      );
     } catch (err) {
       failure = err;
-      // Claims rolled back with the commit: their slots are free again (issue #14 item 3: they
-      // were kept, and once the disk had room again nothing was ever claimed).
-      for (const [ep] of claimed) ep.inFlight--;
-      claimed = [];
-      // The commit itself failed (disk full, I/O error): keep the events for the next try.
+      // The commit itself failed (disk full, I/O error, connection lost): keep the events for the next try.
       this.pendingInserts = inserts.concat(this.pendingInserts);
     }
-    if (failure === undefined) {
+    if (result !== undefined) {
       this.writable(now);
       this.stateToWrite = new Map();
-    }
-    else this.unwritable(failure, now, count(inserts), writes.length);
+      for (const [i, err] of result.lostEvents) this.lost(inserts[i]!, err);
+      for (const [i, err] of result.unrecorded) writes[i]!.error = err;
+      for (const [endpoint, err] of result.unclaimed) this.o.log.error({ err, endpoint }, 'outbox claim failed; trying again shortly');
+    } else this.unwritable(failure, now, count(inserts), writes.length);
     // Finished attempts wait for the next commit, their rows in flight meanwhile, rather than
     // leave their rows in flight for good (issue #14 item 3). Only a stop gives up on them: the
     // next start sends them again, with the same webhook-id.
-    const keep = failure !== undefined && !this.stopping && isStorageFailure(failure);
+    const keep = failure !== undefined && !this.stopping && this.o.store.isUnavailable(failure);
     if (keep) this.pendingWrites = writes.concat(this.pendingWrites);
     else for (const w of writes) w.settle(failure);
-    for (const [ep, row, probe] of claimed) this.launch(ep, row, probe);
+    if (result !== undefined) this.launchAll(result, asked);
     if (this.stopping) return;
-    if (this.stats.outboxDepth > this.o.delivery.maxRows) this.housekeeping();
+    if (this.stats.outboxDepth > this.o.delivery.maxRows) void this.housekeeping();
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.pump(), Math.max(0, this.nextWake(now) - now));
+    this.timer = setTimeout(() => void this.pump(), Math.max(0, this.nextWake(now, result?.nextDueAt) - now));
   }
 
-  /**
-   * All in one savepoint; only if that fails, each in its own, so one bad item cannot undo the
-   * others. A database that cannot be written (full disk) fails the whole commit instead: nothing
-   * is given up for it, everything is tried again at the next pump.
-   */
-  private each<T>(items: readonly T[], run: (item: T) => void, failed: (item: T, err: unknown) => void): void {
-    if (items.length === 0) return;
-    try {
-      this.o.store.atomically(() => {
-        for (const item of items) run(item);
-      });
-      return;
-    } catch (err) {
-      if (isStorageFailure(err)) throw err;
-      // Which one? Each again on its own.
-    }
-    for (const item of items) {
-      try {
-        this.o.store.inTransaction(() => run(item));
-      } catch (err) {
-        if (isStorageFailure(err)) throw err;
-        failed(item, err);
-      }
+  /** Starts the attempts a commit claimed, each counted against its endpoint's slots. */
+  private launchAll(result: PumpResult, asked: ReadonlyArray<{ ep: Endpoint; paused: boolean }>): void {
+    if (result.claimed.length === 0) return;
+    const paused = new Map(asked.map((a) => [a.ep.name, a]));
+    for (const row of result.claimed) {
+      const a = paused.get(row.endpoint);
+      // A reload during the commit replaced the endpoint's entry: count the slot where it is now.
+      const ep = this.endpoints.get(row.endpoint) ?? a?.ep;
+      if (ep === undefined) continue; // never: claims are asked per endpoint
+      ep.inFlight++;
+      this.launch(ep, row, a?.paused ?? false, result.lease);
     }
   }
 
@@ -364,29 +390,20 @@ export class OutboxWorker {
     this.o.log.error({ err, code: 'PBXHOOK_OUTBOX_WRITE', webhooks: reqs.length }, 'webhooks could not be written to the outbox');
   }
 
-  private fill(ep: Endpoint, now: number, into: Array<[Endpoint, OutboxRow, boolean]>): void {
-    const paused = ep.health.pausedAt !== null;
-    if (paused && (ep.inFlight > 0 || now < (ep.health.nextProbeAt ?? 0))) return;
-    const limit = paused ? 1 : this.o.delivery.concurrency - ep.inFlight;
-    try {
-      for (const row of this.o.store.claim(ep.name, limit, now)) {
-        ep.inFlight++;
-        into.push([ep, row, paused]);
-      }
-    } catch (err) {
-      if (isStorageFailure(err)) throw err; // the whole commit fails, and says so once
-      this.o.log.error({ err, endpoint: ep.name }, 'outbox claim failed; trying again shortly');
-    }
+  /** How many lane heads the endpoint may start now: its free slots, or its one probe when paused and due. */
+  private freeSlots(ep: Endpoint, now: number): number {
+    if (ep.health.pausedAt !== null) return ep.inFlight > 0 || now < (ep.health.nextProbeAt ?? 0) ? 0 : 1;
+    return Math.max(0, this.o.delivery.concurrency - ep.inFlight);
   }
 
-  private launch(ep: Endpoint, row: OutboxRow, probe: boolean): void {
+  private launch(ep: Endpoint, row: OutboxRow, probe: boolean, lease: Lease): void {
     let held = true;
     const release = (): void => {
       if (!held) return;
       held = false;
       ep.inFlight--;
     };
-    const job = this.deliver(ep, row, probe, release)
+    const job = this.deliver(ep, row, probe, lease, release)
       .catch((err: unknown) => this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'delivery attempt failed unexpectedly'))
       .finally(() => {
         release();
@@ -396,23 +413,26 @@ export class OutboxWorker {
     this.running.add(job);
   }
 
-  /** The earliest moment an endpoint with a free slot has something due; at most POLL_MS away. */
-  private nextWake(now: number): number {
+  /**
+   * The earliest moment an endpoint with a free slot has something due (as the last commit saw its
+   * lanes); at most POLL_MS away.
+   */
+  private nextWake(now: number, dueAt: ReadonlyMap<string, number> = new Map()): number {
     let next = now + POLL_MS;
     for (const ep of this.endpoints.values()) {
+      const due = dueAt.get(ep.name);
       if (ep.health.pausedAt !== null) {
         // A probe needs both: its time has come and a webhook is due.
-        const due = this.o.store.nextDueAt(ep.name);
         if (ep.inFlight === 0 && due !== undefined) next = Math.min(next, Math.max(ep.health.nextProbeAt ?? now, due));
       } else if (ep.inFlight < this.o.delivery.concurrency) {
-        next = Math.min(next, this.o.store.nextDueAt(ep.name) ?? next);
+        next = Math.min(next, due ?? next);
       }
     }
     return next;
   }
 
-  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean, release: () => void): Promise<void> {
-    const { store, http, delivery } = this.o;
+  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean, lease: Lease, release: () => void): Promise<void> {
+    const { http, delivery } = this.o;
     const req: WebhookRequest = { endpoint: row.endpoint, method: row.method, url: row.url, headers: row.headers, body: row.body, orderKey: row.lane };
     this.stats.attempts++;
     const result = await http.attempt(req, deliveryHeaders(row, this.now(), ep.keys), this.abort.signal);
@@ -424,7 +444,7 @@ export class OutboxWorker {
     const now = this.now();
     const decision = decide(result, { step: row.step, probe, retryOn: ep.retryOn }, delivery, now, this.random);
     try {
-      await this.record(() => store.finish(row, recordOf(result), decision, now));
+      await this.record({ webhook: row, lease, attempt: recordOf(result), decision });
     } catch (err) {
       this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'could not record a delivery attempt');
       return;
@@ -437,7 +457,7 @@ export class OutboxWorker {
       this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint: ep.name, at: now, count: 1, reason: decision.reason, webhookId: row.webhookId, call: row.callId });
     }
     try {
-      this.updateHealth(ep, verdictOf(result, ep.retryOn), now, lastErrorOf(result));
+      await this.updateHealth(ep, verdictOf(result, ep.retryOn), now, lastErrorOf(result));
     } catch (err) {
       // Kept in memory all the same; written with the endpoint's next change of health.
       this.o.log.error({ err, endpoint: ep.name }, 'could not save the endpoint health');
@@ -445,10 +465,10 @@ export class OutboxWorker {
   }
 
   /** Queues a finished attempt's write for the next pump; settles once it is committed (or not). */
-  private record(write: () => void): Promise<void> {
+  private record(attempt: FinishedAttempt): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const pending: PendingWrite = {
-        write,
+        attempt,
         error: undefined,
         settle(failure) {
           if (failure ?? pending.error) reject(failure ?? pending.error);
@@ -469,12 +489,14 @@ export class OutboxWorker {
     if (d.kind !== 'retry') s.outboxDepth = Math.max(0, s.outboxDepth - (d.kind === 'requeue' ? 0 : 1));
   }
 
-  private updateHealth(ep: Endpoint, verdict: Verdict, now: number, lastError?: string): void {
+  /** In memory at once (the next claims see it), then saved. */
+  private async updateHealth(ep: Endpoint, verdict: Verdict, now: number, lastError?: string): Promise<void> {
     const { health, change } = afterAttempt(ep.health, verdict, now, this.o.delivery);
     if (health === ep.health) return;
     const before = ep.health;
     ep.health = health;
-    this.o.store.saveHealth(ep.name, health);
+    this.countPaused();
+    await this.o.store.saveHealth(ep.name, health);
     if (change === 'paused') {
       this.o.log.warn(
         { endpoint: ep.name, failingForMs: now - (health.failingSince ?? now), probeEveryMs: this.o.delivery.probeEveryMs },
@@ -483,11 +505,10 @@ export class OutboxWorker {
       const failingForMs = now - (health.failingSince ?? now);
       this.o.onEndpointEvent?.({ type: 'endpoint.paused', endpoint: ep.name, at: now, failingForMs, ...(lastError !== undefined ? { lastError } : {}) });
     } else if (change === 'resumed') {
-      const due = this.o.store.resumeEndpoint(ep.name, now);
+      const due = await this.o.store.resumeEndpoint(ep.name, now);
       this.o.log.info({ endpoint: ep.name, pausedForMs: now - (before.pausedAt ?? now), due }, 'endpoint resumed: its probe was answered');
       this.o.onEndpointEvent?.({ type: 'endpoint.resumed', endpoint: ep.name, at: now, pausedForMs: now - (before.pausedAt ?? now) });
     }
-    this.countPaused();
   }
 
   private countPaused(): void {
@@ -546,13 +567,18 @@ export class OutboxWorker {
     return logged;
   }
 
-  /** Outbox limits and clean-up; every webhook a limit touches is logged with its reason. */
-  private housekeeping(): void {
+  /** Outbox limits and clean-up; every webhook a limit touches is logged with its reason. One run at a time. */
+  private housekeeping(): Promise<void> {
+    this.housekeepingRun ??= this.keepHouse().finally(() => (this.housekeepingRun = undefined));
+    return this.housekeepingRun;
+  }
+
+  private async keepHouse(): Promise<void> {
     const { store, log, delivery: d } = this.o;
     const now = this.now();
     try {
-      const aged = store.expireOlderThan(now - d.maxAgeMs, now);
-      const full = store.enforceMaxRows(d.maxRows, now);
+      const aged = await store.expireOlderThan(now - d.maxAgeMs, now);
+      const full = await store.enforceMaxRows(d.maxRows, now);
       for (const [what, m] of [['delivery.max_age', aged], ['delivery.max_rows', full]] as const) {
         for (const [endpoint, count] of m) {
           this.stats.expired += count;
@@ -562,12 +588,12 @@ export class OutboxWorker {
           this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint, at: now, count, reason: `outbox limit ${what} reached` });
         }
       }
-      const delivered = store.purge('delivered', now - d.keepDeliveredMs);
-      const dead = store.purge('dead', now - d.keepDeadMs);
+      const delivered = await store.purge('delivered', now - d.keepDeliveredMs);
+      const dead = await store.purge('dead', now - d.keepDeadMs);
       // Calls end within calls.idle_timeout_seconds (hours); a lane idle for a day is finished.
-      store.forgetIdleLanes(now - Math.max(d.keepDeliveredMs, LANE_IDLE_MS));
+      await store.forgetIdleLanes(now - Math.max(d.keepDeliveredMs, LANE_IDLE_MS));
       if (delivered + dead > 0) log.info({ delivered, dead }, 'outbox: removed webhooks past keep_delivered / keep_dead');
-      this.stats.outboxDepth = store.depth();
+      this.stats.outboxDepth = await store.depth();
     } catch (err) {
       log.error({ err }, 'outbox housekeeping failed');
     }
@@ -577,7 +603,7 @@ export class OutboxWorker {
 const count = (events: ReadonlyArray<readonly WebhookRequest[]>) => events.reduce((n, reqs) => n + reqs.length, 0);
 
 interface PendingWrite {
-  readonly write: () => void;
+  readonly attempt: FinishedAttempt;
   error: unknown;
   settle(failure: unknown): void;
 }

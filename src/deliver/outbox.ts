@@ -1,4 +1,7 @@
-/** Opens the outbox of a config: the database under state_dir, the HTTP client and the worker. */
+/**
+ * Opens the outbox of a config: the store (the one place a backend is chosen), the HTTP client and
+ * the worker.
+ */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -6,6 +9,8 @@ import type { Config } from '../config/types.js';
 import { createHttpClient } from './attempt.js';
 import { tokensOf } from './auth.js';
 import { SqliteOutbox } from './outbox-store.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { OutboxStore } from './store.js';
 import { OutboxWorker, type WorkerOptions } from './outbox-worker.js';
 import { NOTIFY_ENDPOINT, notifyRequest, shouldNotify } from './notify.js';
 import { holdStateDir } from './state-lock.js';
@@ -16,14 +21,50 @@ export function outboxPath(stateDir: string): string {
   return path.join(stateDir, OUTBOX_FILE);
 }
 
-/** Opens the database only (the `pbxhook outbox` commands); creates the folder if needed. */
+/** The SQLite outbox of a state_dir itself, synchronous (benchmarks and tests); creates the folder if needed. */
 export function openStore(stateDir: string, opts?: ConstructorParameters<typeof SqliteOutbox>[1]): SqliteOutbox {
   mkdirSync(stateDir, { recursive: true, mode: 0o750 });
   return new SqliteOutbox(outboxPath(stateDir), opts);
 }
 
+/** What the store of a config is opened for. */
+export interface StoreUse {
+  /** The sending process (the daemon): its log hears of background trouble (SQLite's checkpoint thread). */
+  readonly log?: Logger;
+}
+
+/** What a store needs of the config. */
+export type StoreConfig = Pick<Config, 'stateDir'> & { readonly pbx?: Pick<Config['pbx'], 'host'> };
+
+/**
+ * The PBX a process enqueues for, as rows name it. Until a config names its PBX, its host does
+ * (one SQLite outbox serves one PBX either way).
+ */
+export function pbxNameOf(cfg: StoreConfig): string {
+  return cfg.pbx?.host ?? '';
+}
+
+/**
+ * The outbox store of a config: the one place a backend is chosen (issue #17). Today SQLite in
+ * state_dir; another backend is one more branch here, behind the same interface (store.ts).
+ */
+export async function openOutboxStore(cfg: StoreConfig, use: StoreUse = {}): Promise<OutboxStore> {
+  const { log } = use;
+  const sqlite = openStore(cfg.stateDir, {
+    pbx: pbxNameOf(cfg),
+    ...(log !== undefined
+      ? {
+          backgroundCheckpoints: {
+            onError: (err: unknown) => log.error({ err, code: 'PBXHOOK_OUTBOX_CHECKPOINT' }, 'outbox checkpoint thread failed; SQLite checkpoints inside commits again'),
+          },
+        }
+      : {}),
+  });
+  return Promise.resolve(new SqliteStore(sqlite));
+}
+
 export interface Outbox {
-  readonly store: SqliteOutbox;
+  readonly store: OutboxStore;
   readonly worker: OutboxWorker;
   /** SIGHUP: new endpoints, tokens and signing secrets; queued webhooks keep their URL and body. */
   reload(cfg: Pick<Config, 'endpoints'>): void;
@@ -32,23 +73,19 @@ export interface Outbox {
 }
 
 /**
- * The outbox a sending process uses: the database, the HTTP client and the worker. Throws
+ * The outbox a sending process uses: the store, the HTTP client and the worker. Rejects with
  * StateDirBusyError when another process already sends from this state_dir (state-lock.ts).
  */
-export function openOutbox(
-  cfg: Pick<Config, 'stateDir' | 'delivery' | 'endpoints'>,
+export async function openOutbox(
+  cfg: StoreConfig & Pick<Config, 'delivery' | 'endpoints'>,
   log: Logger,
   onAttempt?: WorkerOptions['onAttempt'],
-): Outbox {
+): Promise<Outbox> {
   mkdirSync(cfg.stateDir, { recursive: true, mode: 0o750 });
   const lock = holdStateDir(cfg.stateDir);
-  let store: SqliteOutbox;
+  let store: OutboxStore;
   try {
-    store = openStore(cfg.stateDir, {
-      backgroundCheckpoints: {
-        onError: (err) => log.error({ err, code: 'PBXHOOK_OUTBOX_CHECKPOINT' }, 'outbox checkpoint thread failed; SQLite checkpoints inside commits again'),
-      },
-    });
+    store = await openOutboxStore(cfg, { log });
   } catch (err) {
     lock.release();
     throw err;
@@ -80,7 +117,7 @@ export function openOutbox(
     async close(waitMs) {
       await worker.stop(waitMs);
       http.close();
-      store.close();
+      await store.close();
       lock.release();
     },
   };

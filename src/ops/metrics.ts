@@ -1,5 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** A figure the outbox store answers later (store.ts is asynchronous), or one at hand. */
+type Awaitable<T> = T | Promise<T>;
+
 /** Where the numbers come from: read at scrape time, so the hot path only bumps plain counters. */
 export interface MetricSources {
   pbxConnected(): boolean;
@@ -9,7 +12,7 @@ export interface MetricSources {
   /** Endpoint → outcome → count (delivered, failed, dead, retried…). */
   webhooks(): ReadonlyMap<string, Readonly<Record<string, number>>>;
   /** Outbox state → rows. */
-  outbox(): ReadonlyMap<string, number>;
+  outbox(): Awaitable<ReadonlyMap<string, number>>;
   /** Webhooks not yet delivered nor dead (pending, in flight, waiting to retry). */
   outboxDepth(): number;
   /** True while outbox commits fail (a full disk). */
@@ -17,11 +20,16 @@ export interface MetricSources {
   /** Endpoint → ok, failing, paused or disabled (issue #16 item 6): every endpoint the outbox knows. */
   endpointStates?(): ReadonlyMap<string, string>;
   /** Endpoint → seconds since its oldest undelivered webhook was queued; 0 when it owes nothing. */
-  oldestUndelivered?(): ReadonlyMap<string, number>;
+  oldestUndelivered?(): Awaitable<ReadonlyMap<string, number>>;
   /** Endpoint → webhooks that became dead since start (attempts and outbox limits). */
   deadLetters?(): ReadonlyMap<string, number>;
   /** Endpoints with `only_*` keys → webhooks held now, and dropped past the per-call bound (issue #16 item 5). */
   routing?(): ReadonlyMap<string, { readonly heldNow: number; readonly heldDropped: number }>;
+  /**
+   * This PBX's name when its outbox is shared (issue #17): every sample then carries `pbx="…"`, so
+   * a fleet's series stay apart wherever they are scraped into. Absent: no such label.
+   */
+  readonly pbx?: string;
 }
 
 /** The states pbxhook_endpoint_state reports, each endpoint 1 in one of them and 0 in the others. */
@@ -64,6 +72,7 @@ export interface Metrics {
 
 export function createMetrics(src: MetricSources): Metrics {
   const registry = new Registry();
+  if (src.pbx !== undefined) registry.setDefaultLabels({ pbx: src.pbx });
   collectDefaultMetrics({ register: registry, prefix: 'pbxhook_' }); // pbxhook_process_cpu_seconds_total, pbxhook_nodejs_…
   new Gauge({
     name: 'pbxhook_pbx_connected',
@@ -104,9 +113,10 @@ export function createMetrics(src: MetricSources): Metrics {
     help: 'Webhooks in the durable outbox, by state',
     labelNames: ['state'],
     registers: [registry],
-    collect() {
+    async collect() {
+      const counts = await src.outbox();
       this.reset();
-      for (const [state, n] of src.outbox()) this.set({ state }, n);
+      for (const [state, n] of counts) this.set({ state }, n);
     },
   });
   // Depth and dead letters on their own: the two numbers an alert rule wants without a sum().
@@ -130,8 +140,8 @@ export function createMetrics(src: MetricSources): Metrics {
     name: 'pbxhook_dead_letters',
     help: 'Webhooks given up on, kept in the outbox for `pbxhook outbox retry`',
     registers: [registry],
-    collect() {
-      this.set(src.outbox().get('dead') ?? 0);
+    async collect() {
+      this.set((await src.outbox()).get('dead') ?? 0);
     },
   });
   // Issue #16 item 6: the series config/ alert rules are written on; names are an interface.
@@ -152,9 +162,10 @@ export function createMetrics(src: MetricSources): Metrics {
     help: 'Age of the oldest webhook an endpoint has not received yet (pending, in flight, retrying); 0 when it owes nothing',
     labelNames: ['endpoint'],
     registers: [registry],
-    collect() {
+    async collect() {
+      const oldest = (await src.oldestUndelivered?.()) ?? [];
       this.reset();
-      for (const [endpoint, seconds] of src.oldestUndelivered?.() ?? []) this.set({ endpoint }, seconds);
+      for (const [endpoint, seconds] of oldest) this.set({ endpoint }, seconds);
     },
   });
   mirroredCounter(registry, 'pbxhook_dead_letters_total', 'Webhooks that became dead, by endpoint (given up on, or an outbox limit)', ['endpoint'], function* () {

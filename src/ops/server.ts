@@ -19,7 +19,7 @@ export interface OpsServerOptions {
   readonly registry: Registry;
   health(): Health;
   /** The status page's data: plain JSON, read-only. */
-  status(): unknown;
+  status(): Promise<unknown>;
   /** The page served at / (the console: src/console/page.ts). */
   readonly page: string;
   /** The console's views (GET /api/…) and actions (POST /api/actions/…); see src/console/routes.ts. */
@@ -29,9 +29,9 @@ export interface OpsServerOptions {
 /** What the server hands the console: it never decides who may act, the verdict says. */
 export interface ConsoleHandler {
   /** GET /api/<path>: JSON, or undefined for 404. */
-  read(path: string, query: URLSearchParams): unknown;
+  read(path: string, query: URLSearchParams): Promise<unknown>;
   /** POST /api/actions/<kind>: `verdict` says whether the caller may act, and who they are. */
-  act(kind: string, body: unknown, verdict: Verdict, remote: string): { status: number; body: unknown };
+  act(kind: string, body: unknown, verdict: Verdict, remote: string): Promise<{ status: number; body: unknown }>;
 }
 
 export interface OpsServer {
@@ -123,13 +123,13 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, opts: 
       return;
     }
     case '/status.json':
-      json(res, 200, opts.status());
+      json(res, 200, await opts.status());
       return;
     case '/':
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'x-frame-options': 'DENY' }).end(opts.page);
       return;
   }
-  const view = path.startsWith('/api/') ? opts.console?.read(path.slice('/api/'.length), url.searchParams) : undefined;
+  const view = path.startsWith('/api/') ? await opts.console?.read(path.slice('/api/'.length), url.searchParams) : undefined;
   if (view !== undefined) json(res, 200, view);
   else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
 }
@@ -170,6 +170,6 @@ async function post(req: http.IncomingMessage, res: http.ServerResponse, opts: O
     return;
   }
   const remote = req.socket.remoteAddress ?? 'unknown';
-  const { status, body: answer } = opts.console.act(kind, parsed, mayWrite(req, opts.token), remote);
+  const { status, body: answer } = await opts.console.act(kind, parsed, mayWrite(req, opts.token), remote);
   json(res, status, answer);
 }

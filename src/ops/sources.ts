@@ -1,5 +1,6 @@
 import type { Config, EndpointConfig } from '../config/types.js';
 import type { Outbox } from '../deliver/outbox.js';
+import type { OutboxRow } from '../deliver/store.js';
 import type { Pipeline } from '../pipeline.js';
 import { viewOf } from '../core/model.js';
 import type { Health } from './server.js';
@@ -7,7 +8,7 @@ import type { MetricSources } from './metrics.js';
 
 /** What the daemon's parts are, for the ops endpoints to read. */
 export interface DaemonParts {
-  readonly cfg: Pick<Config, 'pbx'>;
+  readonly cfg: Pick<Config, 'pbx' | 'outbox'>;
   readonly pipeline: Pipeline;
   readonly outbox: Outbox;
   pbxConnected(): boolean;
@@ -47,6 +48,7 @@ export function metricSources(d: DaemonParts): MetricSources {
     outboxDepth: () => d.outbox.worker.stats.outboxDepth,
     outboxWriteFailing: () => d.outbox.worker.writeFailure !== undefined,
     routing: () => d.pipeline.routing(),
+    ...(d.cfg.outbox?.store === 'postgres' && d.cfg.pbx.name !== undefined ? { pbx: d.cfg.pbx.name } : {}),
   };
 }
 
@@ -81,7 +83,7 @@ export function health(d: DaemonParts): Health {
 const LIMIT = 50;
 
 /** The status page's JSON: live calls with their legs, recent webhooks, dead letters. */
-export function statusSnapshot(d: DaemonParts, now: number): unknown {
+export async function statusSnapshot(d: DaemonParts, now: number): Promise<unknown> {
   const pbx = d.cfg.pbx;
   const calls = [...d.pipeline.tracker.calls.values()].slice(0, 200).map((c) => {
     const v = viewOf(c);
@@ -93,8 +95,9 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
       legs: v.legs.map((l) => ({ party: l.party.id, kind: l.kind, answeredAt: l.answeredAt, disposition: l.disposition })),
     };
   });
-  const row = (r: ReturnType<Outbox['store']['list']>[number]) => ({
+  const row = (r: OutboxRow) => ({
     at: r.updatedAt,
+    pbx: r.pbx,
     endpoint: r.endpoint,
     call: r.callId,
     event: r.summary,
@@ -105,11 +108,11 @@ export function statusSnapshot(d: DaemonParts, now: number): unknown {
   return {
     now,
     role: d.role?.() ?? 'active',
-    pbx: { type: pbx.type, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
+    pbx: { type: pbx.type, name: pbx.name, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
     calls,
-    outbox: Object.fromEntries([...d.outbox.store.stateCounts()].filter(([, n]) => n > 0)),
+    outbox: Object.fromEntries([...(await d.outbox.store.stateCounts())].filter(([, n]) => n > 0)),
     outboxWrite: outboxWrite(d),
-    webhooks: d.outbox.store.list({}, LIMIT).map(row),
-    dead: d.outbox.store.recentDead(LIMIT).map(row),
+    webhooks: (await d.outbox.store.list({}, LIMIT)).map(row),
+    dead: (await d.outbox.store.recentDead(LIMIT)).map(row),
   };
 }

@@ -53,8 +53,16 @@ export async function postgresDrain(dbUrl: string, n: number, url: string, worke
     const t0 = performance.now();
     for (let w = 0; w < workers; w++) children.push(spawn(process.execPath, ['dist/cli.js', 'deliver', '--config', yaml], { stdio: ['ignore', 'ignore', 'inherit'] }));
     const left = async () => Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM webhooks WHERE state <> 'delivered'")).rows[0]!.n);
-    // Bounded: 10 minutes at most, polled every 50 ms.
-    for (let i = 0; i < 12_000 && (await left()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    // Bounded: 10 minutes at most, polled every 50 ms; 30 s without progress is an error, not a figure.
+    let last = n;
+    let progressAt = performance.now();
+    for (let i = 0; i < 12_000; i++) {
+      const now = await left();
+      if (now === 0) break;
+      if (now < last) [last, progressAt] = [now, performance.now()];
+      if (performance.now() - progressAt > 30_000) throw new Error(`pbxhook deliver sent nothing for 30 s (${now} of ${n} left)`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     return performance.now() - t0;
   } finally {
     for (const c of children) c.kill('SIGKILL');

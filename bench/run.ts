@@ -9,6 +9,7 @@ import { latencyMixReport } from './latency-mix-report.js';
 import { replayCommand } from './replay-command.js';
 import { showSpread, spread, verdict, type Spread } from './stats.js';
 import type { LiveChurnResult } from './live-churn.js';
+import { DRAINS, fleetDelivery, fleetTakeover } from './fleet.js';
 
 /**
  * `npm run bench`: runs every measurement of issue #7 in its own process (compiled JS, no tsx),
@@ -129,6 +130,13 @@ for (let round = 0; round < LATENCY_ROUNDS; round++) {
 const base = [...baselines].sort((a, b) => a.p99 - b.p99)[Math.floor(baselines.length / 2)]!;
 const lat = [...latencies].sort((a, b) => a.p99 - b.p99)[Math.floor(latencies.length / 2)]!;
 const mixTable = latencyMixReport(); // issue #15: the real traces' event mix, filter on and off
+
+// §7 fleet (issue #17 item 6): the standby's takeover, on a throwaway PostgreSQL cluster (bench/fleet.ts).
+const FLEET_ROUNDS = Number(process.env['BENCH_FLEET_ROUNDS'] ?? ROUNDS);
+const TAKEOVER_SECONDS = Number(process.env['BENCH_TAKEOVER_SECONDS'] ?? 10);
+const FLEET_BACKLOG = Number(process.env['BENCH_FLEET_BACKLOG'] ?? 100_000);
+const drains = FLEET_ROUNDS > 0 && FLEET_BACKLOG > 0 ? await fleetDelivery(FLEET_ROUNDS, FLEET_BACKLOG, (line) => process.stderr.write(`${line}\n`)) : undefined;
+const takeover = FLEET_ROUNDS > 0 ? await fleetTakeover(FLEET_ROUNDS, TAKEOVER_SECONDS, (line) => process.stderr.write(`${line}\n`)) : undefined;
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const rows = [
@@ -326,6 +334,25 @@ ${liveStateSizes.map((calls) => {
   const sp = (v: Spread) => `${fmt(v.median, 1)} (${fmt(v.min, 1)}–${fmt(v.max, 1)})`;
   return `| ${fmt(calls)} | ${fmt(med(x.rounds.without, 'p50'), 1)} / ${fmt(med(x.rounds.without, 'p99'), 1)} | ${fmt(med(x.rounds.with, 'p50'), 1)} / ${fmt(med(x.rounds.with, 'p99'), 1)} | ${sp(x.p50)} | ${sp(x.p99)} | ${sp(x.cpu)} | ${fmt(x.rounds.with[0]!.stateRows)}, ${fmt(x.rounds.with[0]!.stateBytesPerRow)} |`;
 }).join('\n')}
+
+## 7. Fleet: PostgreSQL outbox, delivery workers, standby (issue #17)
+
+${drains === undefined ? 'Backlog not measured (BENCH_FLEET_ROUNDS=0 or BENCH_FLEET_BACKLOG=0).' : `A backlog of ${fmt(FLEET_BACKLOG)} webhooks (calls of 6, one endpoint, \`concurrency: 16\` per process) drained to a
+loopback receiver, ${FLEET_ROUNDS} rounds (\`BENCH_FLEET_ROUNDS\`, \`BENCH_FLEET_BACKLOG\`), the order reversed every other round; × bare axios
+per round (bench/fleet-deliver.ts). The PostgreSQL runs include the workers' start-up, on a throwaway cluster on the same host.
+
+| how | webhooks/s | × bare axios (16 connections) |
+|---|---:|---:|
+${DRAINS.map((k) => `| ${({ axios: 'bare axios, 16 connections', sqlite: 'SQLite outbox, one process', 'postgres-1': 'PostgreSQL outbox, 1 \`pbxhook deliver\`', 'postgres-4': 'PostgreSQL outbox, 4 \`pbxhook deliver\`' } as const)[k]} | ${showSpread(drains[k].rate, '', 0)} | ${showSpread(drains[k].vsAxios, '×', 2)} |`).join('\n')}`}
+
+${takeover === undefined ? 'Not measured (BENCH_FLEET_ROUNDS=0).' : `A process holding a PBX's lease (\`standby.takeover_seconds: ${takeover.takeoverSeconds}\`) fails; the time until the standby
+holds the lease, median (min–max) of ${FLEET_ROUNDS} rounds (\`BENCH_FLEET_ROUNDS\`), the two failures alternated (bench/fleet.ts,
+a throwaway PostgreSQL on loopback). Logging in to the PBX and the resync come after, as after a reconnect.
+
+| failure | takeover (ms) |
+|---|---:|
+| kill -9 of the holder: the server sees its socket close | ${showSpread(takeover.kill, '', 0)} |
+| network cut (no FIN, no reset): the server's idle_session_timeout ends the session | ${showSpread(takeover.cut, '', 0)} |`}
 
 ## Profiled and fixed (issue #7; before → after, one run each, same machine)
 

@@ -19,6 +19,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/run.js');
     return { usage: m.RUN_USAGE, run: m.runDaemonCommand };
   },
+  deliver: async () => {
+    const m = await import('./commands/deliver.js');
+    return { usage: m.DELIVER_USAGE, run: m.runDeliverCommand };
+  },
   replay: async () => {
     const m = await import('./commands/replay.js');
     return { usage: m.REPLAY_USAGE, run: m.runReplayCommand };
@@ -41,6 +45,7 @@ const USAGE = `pbxhook — PBX call events to CRM webhooks
 
 Usage:
   pbxhook run --config FILE               run the daemon (live Asterisk AMI / FreeSWITCH ESL → webhooks)
+  pbxhook deliver --config FILE           a delivery worker for the shared PostgreSQL outbox (no PBX)
   pbxhook replay TRACE --config FILE      print the webhooks a recorded trace produces (.ami AMI,
                                            .esl FreeSWITCH event socket; .gz too),
           [--send [--state-dir DIR]]       one JSON object per line; --send delivers them

@@ -14,8 +14,10 @@ import { startOpsServer, type OpsServer } from './ops/server.js';
 import { CONSOLE_PAGE, journalOf, startConsole } from './console/console.js';
 import type { CallJournal } from './console/journal.js';
 import { health, metricSources, statusSnapshot, type DaemonParts } from './ops/sources.js';
+import type { ConnectError } from './ingest.js';
 import { Pipeline } from './pipeline.js';
 import { amiResync, eslResync } from './resync.js';
+import { standbyPlaceOf, startStandby } from './fleet/standby.js';
 
 /** Live AMI events worth a frame: what the model reads, plus the answer to a resync. */
 function acceptAmi(event: string, detail: string | undefined): boolean {
@@ -26,7 +28,10 @@ function acceptAmi(event: string, detail: string | undefined): boolean {
 export const EX_NOPERM = 77;
 /** sysexits: the outbox database could not be created or opened. */
 export const EX_CANTCREAT = 73;
-/** sysexits: another pbxhook sends from this state_dir; once it stops, a restart succeeds. */
+/**
+ * sysexits: another pbxhook sends from this state_dir, or this daemon lost its standby lease
+ * (issue #17 item 3); once restarted, it sends again or stands by.
+ */
 export const EX_TEMPFAIL = 75;
 
 /** Idle calls are looked for this often, and at least 8 times per calls.idle_timeout_seconds (1 s at most that often). */
@@ -76,12 +81,18 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   const pipeline = new Pipeline(cfg);
   // The console's call journal hears every call from the first event (issue #16 item 4).
   const journal = cfg.opsListen !== undefined ? journalOf(cfg, pipeline, outbox.store) : undefined;
-  const restored = await restoreLiveCalls(pipeline, outbox, log);
+  // A standby waits for the PBX's lease before following it; the outbox delivers meanwhile (issue #17 item 3).
+  const standby = startStandby(cfg, standbyPlaceOf(cfg), log);
+  let fenced = false;
+  let fence: () => void = () => undefined;
   let frameErrors = 0;
 
   // One PBX event's webhooks go to disk all or none, with the live calls as the event left them
-  // (issue #14 item 2); the worker logs a failure to write (PBXHOOK_OUTBOX_WRITE).
+  // (issue #14 item 2); the worker logs a failure to write (PBXHOOK_OUTBOX_WRITE). A lease not
+  // confirmed lately is not acted on: another daemon may follow the PBX by now.
   const dispatch = (rs: WebhookRequest[]): void => {
+    if (fenced) return;
+    if (!standby.fresh()) return fence();
     outbox.worker.enqueue(rs);
     outbox.worker.changed();
   };
@@ -116,32 +127,41 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
   };
 
   // Connecting runs in the background from the first attempt: the outbox delivers meanwhile.
-  let resyncNow: () => void;
-  let ingest: ReturnType<typeof startAmiIngest> | ReturnType<typeof startEslIngest>;
-  if (pbx.type === 'asterisk') {
-    const ami = startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s, 'reconnect'), acceptAmi, onSkip, cfg.roles);
-    resyncNow = () => ami.session && amiSync.onRestored(ami.session, 'restart');
-    ingest = ami;
-  } else {
-    const esl = startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log, 'reconnect'), onSkip);
-    const atStart = eslResync(pipeline, dispatch, log, 'restart');
-    resyncNow = () => esl.session && atStart(esl.session);
-    ingest = esl;
-  }
-  const endpoints = cfg.endpoints.filter((e) => e.enabled).map((e) => e.name);
-  const connected = pbx.type === 'asterisk' ? 'connected to Asterisk AMI' : 'connected to FreeSWITCH ESL';
-  void ingest.ready.then(() => {
-    log.info({ host: pbx.host, port: pbx.port, endpoints }, connected);
-    // Calls restored from the last run are checked against the PBX's channels, as after a reconnect.
-    if (restored) resyncNow();
-  });
-  // Idle timeouts on the PBX's clock, never the host's: the two may be hours apart (issue #14 item 6).
-  const ticker = setInterval(() => dispatch(pipeline.tick(pipeline.pbxNow())), tickMsFor(cfg.calls.idleTimeoutSeconds));
+  type Ingest = ReturnType<typeof startAmiIngest> | ReturnType<typeof startEslIngest>;
+  let ingest: Ingest | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  const follow = async (): Promise<Ingest> => {
+    // The live calls as the last daemon to follow this PBX left them: this one's last run, or the active one's.
+    const restored = await restoreLiveCalls(pipeline, outbox, log);
+    let resyncNow: () => void;
+    let started: Ingest;
+    if (pbx.type === 'asterisk') {
+      const ami = startAmiIngest(pbx, onAmiFrame, log, (s) => amiSync.onRestored(s, 'reconnect'), acceptAmi, onSkip, cfg.roles);
+      resyncNow = () => ami.session && amiSync.onRestored(ami.session, 'restart');
+      started = ami;
+    } else {
+      const esl = startEslIngest(pbx, onEslFrame, log, eslResync(pipeline, dispatch, log, 'reconnect'), onSkip);
+      const atStart = eslResync(pipeline, dispatch, log, 'restart');
+      resyncNow = () => esl.session && atStart(esl.session);
+      started = esl;
+    }
+    const endpoints = cfg.endpoints.filter((e) => e.enabled).map((e) => e.name);
+    const connected = pbx.type === 'asterisk' ? 'connected to Asterisk AMI' : 'connected to FreeSWITCH ESL';
+    void started.ready.then(() => {
+      if (fenced) return;
+      log.info({ host: pbx.host, port: pbx.port, endpoints }, connected);
+      // Calls restored from the last run are checked against the PBX's channels, as after a reconnect.
+      if (restored) resyncNow();
+    });
+    // Idle timeouts on the PBX's clock, never the host's: the two may be hours apart (issue #14 item 6).
+    ticker = setInterval(() => dispatch(pipeline.tick(pipeline.pbxNow())), tickMsFor(cfg.calls.idleTimeoutSeconds));
+    return started;
+  };
 
   let endpointsNow = cfg.endpoints;
   const parts: DaemonParts = {
-    cfg, pipeline, outbox, pbxConnected: () => ingest.connected, pbxState: () => ingest.state, frameErrors: () => frameErrors,
-    inputSkipped: () => inputSkipped, attempts, endpoints: () => endpointsNow,
+    cfg, pipeline, outbox, pbxConnected: () => ingest?.connected ?? false, pbxState: () => ingest?.state ?? 'connecting', frameErrors: () => frameErrors,
+    inputSkipped: () => inputSkipped, attempts, endpoints: () => endpointsNow, role: () => (standby.role() === 'standby' ? 'standby' : 'active'),
   };
   const ops = await startOps(cfg, parts, journal, log);
   observe = ops ? ops.observe : () => undefined;
@@ -152,19 +172,42 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
     if (next) endpointsNow = next.endpoints;
   });
 
+  // Fencing (issue #17 item 3): the lease gone, PBX input stops at once and the live calls are no
+  // longer saved (the daemon that follows the PBX now saves them); webhooks already made still go.
+  let markFenced!: () => void;
+  const fencedNow = new Promise<'fenced'>((r) => (markFenced = () => r('fenced')));
+  fence = () => {
+    if (fenced) return;
+    fenced = true;
+    outbox.worker.saveLiveStateFrom(() => new Map());
+    void ingest?.close();
+    markFenced();
+  };
+  void standby.lost.then(fence);
+  const stopped = opts.stop.then(() => 'stop' as const);
+  const following = Promise.race([standby.active.then(() => 'active' as const), stopped]).then(async (next) => {
+    if (next === 'stop' || fenced) return undefined;
+    ingest = await follow();
+    return ingest;
+  });
+
   // Only a refused login ends the run by itself: retrying the same credentials cannot help.
-  const refused = await Promise.race([opts.stop.then(() => undefined), ingest.refused]);
+  const refused = following.then((i): Promise<'stop' | ConnectError> => (i === undefined ? stopped : i.refused));
+  const outcome = await Promise.race([stopped, fencedNow, refused]);
   let code = 0;
-  if (refused) {
+  if (outcome === 'fenced') {
+    log.error({ code: 'PBXHOOK_LEASE_LOST' }, 'stopped following the PBX: its lease is lost, a standby follows it now; exiting to stand by again');
+    code = EX_TEMPFAIL;
+  } else if (outcome !== 'stop') {
     const user = pbx.type === 'asterisk' ? { username: pbx.username } : {};
-    log.error({ code: refused.code, host: pbx.host, port: pbx.port, ...user }, refused.message);
+    log.error({ code: outcome.code, host: pbx.host, port: pbx.port, ...user }, outcome.message);
     code = EX_NOPERM;
   }
   await stopWithin(cfg, log, () => {
     clearInterval(ticker);
     eslSkips.flush();
     log.info({ liveCalls: pipeline.tracker.liveCalls }, 'stopping');
-    return { pbx: ingest.close(), ops: ops?.server.close(), outbox };
+    return { pbx: Promise.all([ingest?.close(), standby.close()]).then(() => undefined), ops: ops?.server.close(), outbox };
   });
   const { stats } = outbox.worker;
   log.info({ ...stats, undelivered: stats.outboxDepth }, 'stopped'); // undelivered ones wait in the outbox for the next start

@@ -87,7 +87,7 @@ describe('pbxhook run: /healthz, /metrics, /status.json, SIGHUP', () => {
     // /healthz: up, with the PBX connected.
     const health = await get(opsPort, '/healthz');
     expect(health.status).toBe(200);
-    expect(JSON.parse(health.text)).toMatchObject({ ok: true, pbx: 'connected', liveCalls: 0, outboxDepth: 0 });
+    expect(JSON.parse(health.text)).toMatchObject({ ok: true, role: 'active', pbx: 'connected', liveCalls: 0, outboxDepth: 0 });
 
     // /metrics: every family the issue names, with the trace's numbers.
     const metrics = await get(opsPort, '/metrics');

@@ -255,6 +255,7 @@ function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath:
     directory: f.directory,
     environment: f.environment,
     log: { level: f.log.level },
+    standby: { enabled: f.standby.enabled, takeoverSeconds: f.standby.takeover_seconds },
   };
 }
 

@@ -204,6 +204,17 @@ const outboxSchema = z.strictObject({
     .describe('with store: postgres, the database: postgres://user@host:5432/db (env:NAME or file:PATH too; PBXHOOK_OUTBOX_URL overrides it). A secret: never logged'),
 });
 
+/** Two `pbxhook run` for one PBX, one following it and one waiting (issue #17 item 3, src/fleet/lease.ts). */
+const standbySchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe('wait for this PBX\'s lease in the PostgreSQL outbox before following it, so that a second pbxhook for the same pbx.name can stand by (needs outbox.store: postgres)'),
+  takeover_seconds: wholeNumber(2, 3600)
+    .default(10)
+    .describe('a standby follows the PBX within this many seconds of the active one dying or losing its database link'),
+});
+
 const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('least severe log level written (JSON lines on stderr)'),
 });
@@ -237,6 +248,7 @@ export const fileSchema = z.strictObject({
     .prefault({})
     .describe('/metrics (Prometheus), /healthz and the status page'),
   log: logSchema.prefault({}).describe('logging'),
+  standby: standbySchema.prefault({}).describe('a standby daemon for the same PBX (PostgreSQL outbox only)'),
   /** SIGTERM to exit, whatever the PBX and the CRM do (issue #14 item 5). */
   shutdown_grace_seconds: wholeNumber(1, 3600)
     .default(10)
@@ -269,6 +281,11 @@ export const fileSchema = z.strictObject({
       path: ['delivery', 'stop_timeout'],
       message: `must be shorter than shutdown_grace_seconds (${f.shutdown_grace_seconds} s), which bounds the whole stop`,
     });
+  })
+  // The lease lives in the shared database: a SQLite outbox has nobody to stand by for (issue #17 item 3).
+  .superRefine((f, ctx) => {
+    if (f.standby?.enabled !== true || f.outbox?.store === 'postgres') return;
+    ctx.addIssue({ code: 'custom', path: ['standby', 'enabled'], message: 'needs outbox.store: postgres (the lease lives in the shared database)' });
   });
 
 export type FileConfig = z.output<typeof fileSchema>;

@@ -252,4 +252,12 @@ export interface Config {
   /** The VoipAppz environment this PBX serves (`environment_name`). */
   readonly environment: string;
   readonly log: { readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
+  /** standby.*: wait for the PBX's lease before following it (src/fleet/lease.ts); absent = off. */
+  readonly standby?: StandbyConfig;
+}
+
+/** Issue #17 item 3. */
+export interface StandbyConfig {
+  readonly enabled: boolean;
+  readonly takeoverSeconds: number;
 }

@@ -22,6 +22,8 @@ export interface DaemonParts {
   readonly attempts: ReadonlyMap<string, Readonly<Record<string, number>>>;
   /** The endpoints as configured now (a reload changes them). */
   endpoints(): readonly EndpointConfig[];
+  /** `standby` while another daemon holds this PBX's lease (issue #17 item 3); absent = active. */
+  role?(): 'active' | 'standby';
 }
 
 export function metricSources(d: DaemonParts): MetricSources {
@@ -65,8 +67,11 @@ export function health(d: DaemonParts): Health {
   const s = d.outbox.worker.stats;
   const pbx = d.pbxState();
   const write = outboxWrite(d);
+  const role = d.role?.() ?? 'active';
   return {
-    ok: pbx === 'connected' && write.outbox === 'writing',
+    // A standby waiting for its lease is healthy: it is not meant to be connected.
+    ok: (pbx === 'connected' || role === 'standby') && write.outbox === 'writing',
+    role,
     pbx,
     ...write,
     liveCalls: d.pipeline.tracker.liveCalls,
@@ -102,6 +107,7 @@ export async function statusSnapshot(d: DaemonParts, now: number): Promise<unkno
   });
   return {
     now,
+    role: d.role?.() ?? 'active',
     pbx: { type: pbx.type, name: pbx.name, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
     calls,
     outbox: Object.fromEntries([...(await d.outbox.store.stateCounts())].filter(([, n]) => n > 0)),

@@ -37,6 +37,13 @@ export interface FakeAmiOptions {
    * whole trace to meet the filter.
    */
   readonly streamAfterFirstAction?: boolean;
+  /**
+   * One PBX timeline shared by every session (issue #17 item 5, failover): a session logging in is
+   * streamed from where the last one stopped, not from the start, and CoreShowChannels lists the
+   * channels up at that point of the trace (Newchannel minus Hangup), as a real Asterisk would.
+   * A session that went away stops taking messages.
+   */
+  readonly handover?: boolean;
 }
 
 export interface FakeAmi {
@@ -140,14 +147,32 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
     return false;
   };
 
+  // The shared timeline's position (handover): the next message any session is to be sent.
+  let cursor = 0;
+  const channelsAtCursor = (): string[] => {
+    const up = new Set<string>();
+    for (const m of messages.slice(0, cursor)) {
+      const text = m.bytes.toString('latin1');
+      const id = /(?:^|\n)Uniqueid: *(\S+)/i.exec(text)?.[1];
+      if (id === undefined) continue;
+      if (/^Event: *Newchannel\b/i.test(text)) up.add(id);
+      else if (/^Event: *Hangup\b/i.test(text)) up.delete(id);
+    }
+    return [...up];
+  };
+
   const stream = (sock: net.Socket, filters: readonly RegExp[]): void => {
     const list = messages; // this connection's stream, whatever setTrace does meanwhile
     const hold = resumed ? -1 : list.findIndex((m) => opts.pauseBefore!.test(m.bytes.toString('latin1')));
     const start = Date.now();
     const dues = pacing(list.map((m) => (m.at === undefined ? undefined : m.at * 1000)), speed);
-    let i = 0;
+    let i = opts.handover ? cursor : 0;
     let due = 0;
     const step = (): void => {
+      if (opts.handover) {
+        if (sock.destroyed) return;
+        i = cursor;
+      }
       const batch: Buffer[] = [];
       // Write every message that is due; messages without a Timestamp go with the previous one.
       let holding = false;
@@ -160,6 +185,7 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
         if (due > Date.now() - start) break;
         if (passes(list[i]!, filters)) batch.push(list[i]!.bytes);
         i++;
+        if (opts.handover) cursor = i;
       }
       const last = i === list.length;
       if (batch.length > 0 && !sock.destroyed) sock.write(Buffer.concat(batch), last ? () => markDone() : undefined);
@@ -210,8 +236,8 @@ export async function startFakeAmi(opts: FakeAmiOptions): Promise<FakeAmi> {
     } else if (action === 'coreshowchannels') {
       // As Asterisk lists them: a Response, one event per channel, then the Complete event.
       reply(['Response: Success', 'EventList: start', 'Message: Channels will follow']);
-      for (const u of channels) reply(['Event: CoreShowChannel', `Channel: PJSIP/fake-${u}`, `Uniqueid: ${u}`, `Linkedid: ${u}`]);
-      reply(['Event: CoreShowChannelsComplete', 'EventList: Complete', `ListItems: ${channels.length}`]);
+      for (const u of opts.handover ? channelsAtCursor() : channels) reply(['Event: CoreShowChannel', `Channel: PJSIP/fake-${u}`, `Uniqueid: ${u}`, `Linkedid: ${u}`]);
+      reply(['Event: CoreShowChannelsComplete', 'EventList: Complete', `ListItems: ${opts.handover ? channelsAtCursor().length : channels.length}`]);
     } else if (action === 'filter') {
       if (opts.filter === 'ignore') {
         // no answer at all

@@ -1,0 +1,104 @@
+/**
+ * Issue #17 item 6: a backlog of N webhooks (calls of 6) drained by 1 and by 4 `pbxhook deliver`
+ * processes from one PostgreSQL outbox, against the same backlog drained from SQLite by one process
+ * and sent by bare axios. Each run: a fresh backlog, the receiver in its own process (delivery.ts),
+ * time from the workers' spawn to the last webhook delivered (so a worker's start-up, ~0.3 s, is in).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import pino from 'pino';
+import { openOutbox, openStore } from '../src/deliver/outbox.js';
+import { PgStore } from '../src/outbox-pg/store.js';
+import { bareAxios, webhooks } from './delivery.js';
+
+const CONCURRENCY = 16;
+
+/** The config a worker reads: the shared outbox and one endpoint at the receiver. */
+function workerConfig(dir: string, dbUrl: string, url: string): string {
+  writeFileSync(join(dir, 'webhooks.ini'), ['[crm]', `url = ${url}`, 'schema = 3cx', ''].join('\n'));
+  const yaml = join(dir, 'pbxhook.yaml');
+  writeFileSync(
+    yaml,
+    ['pbx: { type: asterisk, username: u, secret: s, name: bench }', `state_dir: ${dir}/state`, 'webhooks: ./webhooks.ini', 'ops: { enabled: false }',
+      'log: { level: warn }', 'outbox:', '  store: postgres', `  url: ${dbUrl}`, 'delivery:', `  concurrency: ${CONCURRENCY}`, ''].join('\n'),
+  );
+  return yaml;
+}
+
+async function seedPostgres(dbUrl: string, n: number, url: string): Promise<void> {
+  const store = await PgStore.open(dbUrl, { pbx: 'bench' });
+  const reqs = webhooks(n, url, `b${Date.now()}-`);
+  const at = Date.now() - 60_000;
+  for (let i = 0; i < n; i += 6_000) {
+    const enqueue = [];
+    for (let j = i; j < Math.min(n, i + 6_000); j += 6) enqueue.push(reqs.slice(j, j + 6));
+    await store.commitPump({ enqueue, finished: [], liveState: new Map(), claims: [], holder: 'seed', leaseMs: 60_000 }, at);
+  }
+  await store.close();
+}
+
+/** ms for `workers` deliver processes to send a fresh backlog of n from PostgreSQL. */
+export async function postgresDrain(dbUrl: string, n: number, url: string, workers: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'pbxhook-fleet-bench-'));
+  const db = new pg.Client({ connectionString: dbUrl });
+  await db.connect();
+  const children: ChildProcess[] = [];
+  try {
+    await db.query('DELETE FROM webhooks').catch(() => undefined); // a fresh backlog (the table exists once migrated)
+    await seedPostgres(dbUrl, n, url);
+    const yaml = workerConfig(dir, dbUrl, url);
+    const t0 = performance.now();
+    for (let w = 0; w < workers; w++) children.push(spawn(process.execPath, ['dist/cli.js', 'deliver', '--config', yaml], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    const left = async () => Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM webhooks WHERE state <> 'delivered'")).rows[0]!.n);
+    // Bounded: 10 minutes at most, polled every 50 ms; 30 s without progress is an error, not a figure.
+    let last = n;
+    let progressAt = performance.now();
+    for (let i = 0; i < 12_000; i++) {
+      const now = await left();
+      if (now === 0) break;
+      if (now < last) [last, progressAt] = [now, performance.now()];
+      if (performance.now() - progressAt > 30_000) throw new Error(`pbxhook deliver sent nothing for 30 s (${now} of ${n} left)`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return performance.now() - t0;
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+    await db.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** ms for one process to send a fresh backlog of n from SQLite (the daemon's worker, no PBX). */
+export async function sqliteDrain(n: number, url: string): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'pbxhook-fleet-bench-'));
+  const seed = openStore(dir);
+  const reqs = webhooks(n, url, 'old');
+  for (let i = 0; i < n; i += 6) seed.insert(reqs.slice(i, i + 6), Date.now() - 60_000);
+  seed.close();
+  let delivered = 0;
+  let done: () => void = () => undefined;
+  const all = new Promise<void>((r) => (done = r));
+  const endpoint = { name: 'crm', enabled: true, schema: '3cx', variant: 'json', url, method: 'POST', events: [], recordingUrl: 'x/{file}' };
+  const delivery = {
+    schedule: [100, 1000], jitter: 0, retryAfterMaxMs: 1000, connectTimeoutMs: 5000, timeoutMs: 10_000, concurrency: CONCURRENCY,
+    pauseAfterMs: 600_000, probeEveryMs: 60_000, stopTimeoutMs: 5000, maxRows: 1_000_000, maxAgeMs: 86_400_000, keepDeliveredMs: 86_400_000, keepDeadMs: 86_400_000,
+  };
+  const t0 = performance.now();
+  const box = await openOutbox({ stateDir: dir, delivery, endpoints: [endpoint as never] }, pino({ level: 'silent' }), (_e, outcome) => {
+    if (outcome === 'delivered' && ++delivered === n) done();
+  });
+  await box.worker.start();
+  await all;
+  const ms = performance.now() - t0;
+  await box.close();
+  rmSync(dir, { recursive: true, force: true });
+  return ms;
+}
+
+/** ms for bare axios to send n with as many connections as one worker's concurrency. */
+export async function axiosDrain(n: number, url: string): Promise<number> {
+  return (await bareAxios(n, url, CONCURRENCY)).ms;
+}

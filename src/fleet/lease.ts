@@ -1,0 +1,183 @@
+/**
+ * The standby lease (issue #17 item 3): of the `pbxhook run` daemons for one PBX, the one holding a
+ * PostgreSQL session-level advisory lock keyed by the PBX's name follows it; the others wait here.
+ *
+ * The lock lives on a connection of its own and dies with it: a kill -9 or a host that goes down
+ * frees it as soon as the server sees the socket close; a network cut, once the server's idle
+ * session timeout or TCP keepalive ends the session (lease-timing.ts). The holder checks its
+ * connection all along and hears of the loss first: the daemon then stops following the PBX at once
+ * (`lost`), and never trusts a lease it has not confirmed lately (`fresh`), so two daemons never
+ * write one PBX's webhooks at once. README "Standby" says why a lock rather than a lease row.
+ */
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { type LeaseTiming, leaseSessionOptions, leaseTiming } from './lease-timing.js';
+
+/** First key of the two-key advisory lock: "pbxh", so that other users of the database never collide with ours. */
+export const LEASE_LOCK_CLASS = 0x70627868;
+
+export type LeaseRole = 'standby' | 'active' | 'lost';
+
+export interface LeaseOptions {
+  /** postgres:// URL (outbox.url); never logged. */
+  readonly url: string;
+  /** pbx.name: one lease per PBX. */
+  readonly pbxName: string;
+  readonly takeoverSeconds: number;
+  readonly log: Logger;
+  /** Monotonic ms (performance.now in production). */
+  readonly now?: () => number;
+}
+
+export interface LeaseLoss {
+  readonly reason: string;
+}
+
+export interface StandbyLease {
+  readonly timing: LeaseTiming;
+  role(): LeaseRole;
+  /** Resolves once the lock is held; never rejects (an unreachable database is retried). */
+  readonly acquired: Promise<void>;
+  /** Resolves once a held lease is lost: the caller must stop following the PBX. */
+  readonly lost: Promise<LeaseLoss>;
+  /** True while the lease was confirmed recently enough to act on (see LeaseTiming.freshMs). */
+  fresh(): boolean;
+  /** Gives the lock up (closing its connection) and stops asking. */
+  close(): Promise<void>;
+}
+
+/**
+ * The query's answer, or a rejection once `ms` passed without it. The timer's end waits one more
+ * turn of the event loop (setImmediate runs after the sockets are read), so an answer that arrived
+ * while this process was busy counts: only a silent server loses the lease, never a busy host.
+ */
+function within<T>(query: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => setImmediate(() => reject(new Error(`no answer within ${ms} ms`))), ms);
+  });
+  return Promise.race([query, late]).finally(() => clearTimeout(timer));
+}
+
+/** Waits for, then holds, the lease of `pbxName`. */
+export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
+  const timing = leaseTiming(opts.takeoverSeconds);
+  const now = opts.now ?? (() => performance.now());
+  const log = opts.log.child({ pbxName: opts.pbxName });
+  let role: LeaseRole = 'standby';
+  let closed = false;
+  let client: pg.Client | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let confirmedAt = -Infinity;
+  let unreachable = false;
+  let onAcquired!: () => void;
+  let onLost!: (l: LeaseLoss) => void;
+  const acquired = new Promise<void>((r) => (onAcquired = r));
+  const lost = new Promise<LeaseLoss>((r) => (onLost = r));
+
+  const later = (step: () => Promise<void>, ms: number): void => {
+    if (closed) return;
+    timer = setTimeout(() => void step(), ms);
+  };
+  const drop = (c: pg.Client | undefined): void => {
+    if (c === undefined) return;
+    // end() waits for the server's goodbye, which a cut network never sends: the socket goes now.
+    (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    c.end().catch(() => undefined);
+  };
+  const loseLease = (reason: string): void => {
+    if (role !== 'active') return;
+    role = 'lost';
+    confirmedAt = -Infinity;
+    if (timer) clearTimeout(timer);
+    drop(client);
+    client = undefined;
+    log.error({ code: 'PBXHOOK_LEASE_LOST', reason }, 'standby lease lost: no longer following this PBX');
+    onLost({ reason });
+  };
+
+  const connect = async (): Promise<pg.Client> => {
+    const c = new pg.Client({
+      connectionString: opts.url,
+      application_name: `pbxhook lease ${opts.pbxName}`.slice(0, 63),
+      options: leaseSessionOptions(timing),
+      keepAlive: true,
+      keepAliveInitialDelayMillis: timing.checkMs,
+      connectionTimeoutMillis: timing.connectTimeoutMs,
+    });
+    // A connection error outside a query (the server ended the session) must not crash the process.
+    c.on('error', (err) => loseLease(`lease connection failed: ${err.message}`));
+    c.on('end', () => loseLease('lease connection closed'));
+    try {
+      await c.connect();
+    } catch (err) {
+      drop(c);
+      throw err;
+    }
+    return c;
+  };
+
+  const ask = async (): Promise<void> => {
+    if (closed || role !== 'standby') return;
+    try {
+      client ??= await connect();
+      if (closed) return drop(client);
+      const sentAt = now();
+      const r = await within(client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS held', [LEASE_LOCK_CLASS, opts.pbxName]), timing.checkTimeoutMs);
+      if (unreachable) log.info('standby lease: PostgreSQL reachable again');
+      unreachable = false;
+      if (r.rows[0]?.held === true) {
+        if (closed) return drop(client);
+        role = 'active';
+        confirmedAt = sentAt;
+        log.info({ takeoverSeconds: opts.takeoverSeconds }, 'standby lease held: this daemon follows the PBX');
+        onAcquired();
+        later(check, timing.checkMs);
+        return;
+      }
+    } catch (err) {
+      drop(client);
+      client = undefined;
+      if (!unreachable) log.warn({ err: err instanceof Error ? err.message : String(err), code: 'PBXHOOK_LEASE_DB' }, 'standby lease: PostgreSQL unreachable; asking again');
+      unreachable = true;
+    }
+    later(ask, timing.pollMs);
+  };
+
+  // The liveness query: same session, so an answer proves the lock is still ours.
+  const check = async (): Promise<void> => {
+    if (closed || role !== 'active' || client === undefined) return;
+    const sentAt = now();
+    try {
+      await within(client.query('SELECT 1'), timing.checkTimeoutMs);
+      if (role !== 'active') return;
+      confirmedAt = sentAt;
+      later(check, timing.checkMs);
+    } catch (err) {
+      loseLease(`liveness check failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+
+  log.info({ takeoverSeconds: opts.takeoverSeconds }, 'standby lease: waiting for this PBX\'s lease');
+  void ask();
+
+  return {
+    timing,
+    role: () => role,
+    acquired,
+    lost,
+    fresh: () => role === 'active' && now() - confirmedAt <= timing.freshMs,
+    async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      const c = client;
+      client = undefined;
+      if (c === undefined) return;
+      c.removeAllListeners('end');
+      c.on('error', () => undefined);
+      // A clean end releases the lock at once, so the standby need not wait for a timeout.
+      await Promise.race([c.end().catch(() => undefined), new Promise((r) => setTimeout(r, timing.checkTimeoutMs).unref())]);
+      drop(c);
+    },
+  };
+}

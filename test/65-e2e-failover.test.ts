@@ -24,9 +24,7 @@ const said = (d: Daemon, msg: string) => d.logs().find((l) => l.msg === msg);
 /** The call a 3CX body belongs to, for per-call order. */
 const callOf = (body: string): string => String((JSON.parse(body) as Record<string, unknown>)['Id'] ?? '');
 
-// Skipped until src/deliver/outbox.ts opens outbox.store: postgres (openPgOutboxStore, i17-pg): the
-// daemon and `pbxhook deliver` still open SQLite in state_dir on this branch (issue #17, not done).
-describe.skip(`failover between two daemons on one PostgreSQL outbox${postgresRequirement.note}`, () => {
+describe(`failover between two daemons on one PostgreSQL outbox${postgresRequirement.note}`, () => {
   let pgsql: TestPostgres;
   beforeAll(async () => {
     postgresRequirement.check();

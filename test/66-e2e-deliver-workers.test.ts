@@ -41,9 +41,7 @@ function arrivals(crm: Receiver): { lanes: Map<number, number[]>; ids: Map<strin
   return { lanes, ids };
 }
 
-// Skipped until src/deliver/outbox.ts opens outbox.store: postgres (openPgOutboxStore, i17-pg): the
-// daemon and `pbxhook deliver` still open SQLite in state_dir on this branch (issue #17, not done).
-describe.skip(`pbxhook deliver workers on one PostgreSQL outbox${postgresRequirement.note}`, () => {
+describe(`pbxhook deliver workers on one PostgreSQL outbox${postgresRequirement.note}`, () => {
   let pgsql: TestPostgres;
   beforeAll(async () => {
     postgresRequirement.check();

@@ -71,7 +71,10 @@ describe.skipIf(browserNeeded.skip)(`status page in headless Chromium${browserNe
 
     const pbx = page.locator('#pbx');
     await pbx.filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
-    expect(await pbx.textContent()).toBe(`asterisk 127.0.0.1:${ami.port} — connected`);
+    // The PBX's name (pbx.name, by default the host's) heads the line (issue #17).
+    const status = (await (await fetch(`http://127.0.0.1:${opsPort}/status.json`)).json()) as { pbx: { name?: string } };
+    expect(status.pbx.name).toBeTruthy();
+    expect(await pbx.textContent()).toBe(`${status.pbx.name}: asterisk 127.0.0.1:${ami.port} — connected`);
     expect(await pbx.getAttribute('class')).toBe('ok');
 
     // The live call: its id, direction, caller and the agent leg (extension 202).

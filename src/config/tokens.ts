@@ -30,11 +30,21 @@ export function envValue(env: TokenSources['env'], name: string): string | undef
 }
 
 export function resolveToken(endpoint: string, configured: string | undefined, src: TokenSources): TokenResult {
-  const fromEnv = envValue(src.env, tokenEnvName(endpoint));
-  if (fromEnv !== undefined) return checked(fromEnv, `${tokenEnvName(endpoint)} `);
-  if (configured === undefined) return { token: undefined };
-  const ref = readReference(configured, src, 'token');
+  const ref = secretValue(tokenEnvName(endpoint), configured, src, 'token');
+  if (ref === undefined) return { token: undefined };
   return 'problem' in ref ? ref : checked(ref.value, ref.origin);
+}
+
+type Reference = { value: string; origin: string } | { problem: string };
+
+/**
+ * A secret's value: the variable `envName` when set (it wins, so systemd's EnvironmentFile= can
+ * override the YAML), else the configured reference; undefined when neither is given.
+ */
+function secretValue(envName: string, configured: string | undefined, src: TokenSources, what: string): Reference | undefined {
+  const fromEnv = envValue(src.env, envName);
+  if (fromEnv !== undefined) return { value: fromEnv, origin: `${envName} ` };
+  return configured === undefined ? undefined : readReference(configured, src, what);
 }
 
 /** `env:NAME`, `file:PATH` or the value itself; `origin` prefixes a problem with the value's source. */
@@ -42,7 +52,7 @@ function readReference(
   configured: string,
   src: TokenSources,
   what: string,
-): { value: string; origin: string } | { problem: string } {
+): Reference {
   if (configured.startsWith('env:')) {
     const name = configured.slice(4).trim();
     const value = envValue(src.env, name);
@@ -73,9 +83,7 @@ const OPS_TOKEN_MIN = 16;
  * relative to the YAML file). It guards callers' numbers on the status page, so it must be long.
  */
 export function resolveOpsToken(configured: string | undefined, src: TokenSources): TokenResult {
-  const fromEnv = envValue(src.env, OPS_TOKEN_ENV);
-  const ref =
-    fromEnv !== undefined ? { value: fromEnv, origin: `${OPS_TOKEN_ENV} ` } : configured === undefined ? undefined : readReference(configured, src, 'token');
+  const ref = secretValue(OPS_TOKEN_ENV, configured, src, 'token');
   if (ref === undefined) return { token: undefined };
   if ('problem' in ref) return ref;
   const result = checked(ref.value, ref.origin);
@@ -97,13 +105,7 @@ export type SigningSecretsResult = { readonly secrets: readonly string[] | undef
  * separated by commas (all sign, so a receiver can rotate). Same sources and precedence as tokens.
  */
 export function resolveSigningSecrets(endpoint: string, configured: string | undefined, src: TokenSources): SigningSecretsResult {
-  const fromEnv = envValue(src.env, signingSecretEnvName(endpoint));
-  const ref =
-    fromEnv !== undefined
-      ? { value: fromEnv, origin: `${signingSecretEnvName(endpoint)} ` }
-      : configured === undefined
-        ? undefined
-        : readReference(configured, src, 'signing secret');
+  const ref = secretValue(signingSecretEnvName(endpoint), configured, src, 'signing secret');
   if (ref === undefined) return { secrets: undefined };
   if ('problem' in ref) return ref;
   const secrets = ref.value.split(/[\s,]+/).filter((x) => x !== '');
@@ -134,9 +136,7 @@ export type OutboxUrlResult = { readonly url: string | undefined } | { readonly 
  * relative to the YAML file). It may carry the database password, so a problem never quotes it.
  */
 export function resolveOutboxUrl(configured: string | undefined, src: TokenSources): OutboxUrlResult {
-  const fromEnv = envValue(src.env, OUTBOX_URL_ENV);
-  const ref =
-    fromEnv !== undefined ? { value: fromEnv, origin: `${OUTBOX_URL_ENV} ` } : configured === undefined ? undefined : readReference(configured, src, 'url');
+  const ref = secretValue(OUTBOX_URL_ENV, configured, src, 'url');
   if (ref === undefined) return { url: undefined };
   if ('problem' in ref) return ref;
   const url = ref.value;

@@ -471,6 +471,17 @@ export class SqliteOutbox extends OutboxDatabase {
     return this.heads(true).nextDueAt(endpoint);
   }
 
+  /** nextDueAt of each endpoint, the lane index checked for other writers once for them all. */
+  nextDueAtOf(endpoints: Iterable<string>): Map<string, number> {
+    const heads = this.heads(true);
+    const due = new Map<string, number>();
+    for (const endpoint of endpoints) {
+      const at = heads.nextDueAt(endpoint);
+      if (at !== undefined) due.set(endpoint, at);
+    }
+    return due;
+  }
+
   override close(): void {
     this.checkpointer?.stop();
     this.checkpointer = undefined;

@@ -347,9 +347,9 @@ export class OutboxWorker {
   /** Starts the attempts a commit claimed, each counted against its endpoint's slots. */
   private launchAll(result: PumpResult, asked: ReadonlyArray<{ ep: Endpoint; paused: boolean }>): void {
     if (result.claimed.length === 0) return;
-    const paused = new Map(asked.map((a) => [a.ep.name, a]));
+    const askedOf = new Map(asked.map((a) => [a.ep.name, a]));
     for (const row of result.claimed) {
-      const a = paused.get(row.endpoint);
+      const a = askedOf.get(row.endpoint);
       // A reload during the commit replaced the endpoint's entry: count the slot where it is now.
       const ep = this.endpoints.get(row.endpoint) ?? a?.ep;
       if (ep === undefined) continue; // never: claims are asked per endpoint

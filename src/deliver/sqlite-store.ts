@@ -66,11 +66,7 @@ export class SqliteStore implements OutboxStore {
         }
       }
     });
-    const nextDueAt = new Map<string, number>();
-    for (const c of p.claims) {
-      const due = s.nextDueAt(c.endpoint);
-      if (due !== undefined) nextDueAt.set(c.endpoint, due);
-    }
+    const nextDueAt = s.nextDueAtOf(p.claims.map((c) => c.endpoint));
     return { claimed, lease: { holder: p.holder, until: at + p.leaseMs }, lostEvents, unrecorded, unclaimed, nextDueAt };
   }
 

@@ -1,9 +1,9 @@
 /** Local-time formatting for schemas that want wall-clock fields; one formatter per zone, made once. */
 
 /**
- * Zones read without Intl. ICU's date formatting, once built, keeps ~12 MB of the daemon's RSS for
- * its whole life (locale and zone data paged in from the node binary, its pattern tables on the
- * heap), a seventh of an idle daemon; UTC, the default zone, needs none of it (issue #14 item 8).
+ * Zones read without Intl. ICU's date formatter, once built, keeps ~6.5 MB of the daemon's RSS for
+ * its whole life (locale and zone data paged in from the node binary; README "memory", three
+ * paired rounds); UTC, the default zone, needs none of it (issue #14 item 8).
  */
 const UTC_ZONES: ReadonlySet<string> = new Set(['UTC', 'Etc/UTC']);
 

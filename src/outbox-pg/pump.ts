@@ -23,6 +23,8 @@ export const FRESH_MS = 5_000;
 /** No undelivered row of `w`'s lane comes before it: `w` is its lane's head. */
 const IS_HEAD = `NOT EXISTS (SELECT 1 FROM webhooks x WHERE x.pbx = w.pbx AND x.lane = w.lane AND x.seq < w.seq AND x.state IN (${UNDELIVERED_SQL}))`;
 const CLAIMABLE = `w.state IN (${inList(TRANSITIONS.claim.from)})`;
+/** ROW_COLUMNS of the claimed rows, qualified: the UPDATE … FROM joins another relation. */
+const CLAIMED_COLUMNS = ROW_COLUMNS.split(', ').map((col) => `w.${col}`).join(', ');
 
 /** A request whose headers are already JSON text: a request that cannot be stored fails here, alone. */
 export interface Serialised {
@@ -164,7 +166,7 @@ export async function claimHeads(client: pg.ClientBase, holder: string, asks: re
      due AS (SELECT id FROM fresh UNION ALL SELECT id FROM backlog)
      UPDATE webhooks w SET state = '${TRANSITIONS.claim.to}', attempts = w.attempts + 1, updated_at = $3, claimed_by = $4, claim_until = $5
      FROM due WHERE w.id = due.id
-     RETURNING ${ROW_COLUMNS.split(', ').map((col) => `w.${col}`).join(', ')}`,
+     RETURNING ${CLAIMED_COLUMNS}`,
     [wanted.map((a) => a.endpoint), wanted.map((a) => a.limit), now, holder, until],
   );
   // RETURNING keeps no order: put the claims back in the order they were chosen.

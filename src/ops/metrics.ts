@@ -73,6 +73,11 @@ export interface Metrics {
 export function createMetrics(src: MetricSources): Metrics {
   const registry = new Registry();
   if (src.pbx !== undefined) registry.setDefaultLabels({ pbx: src.pbx });
+  // Two gauges read the outbox's counts; a scrape collects them together, so they share one read
+  // (on PostgreSQL a count over the whole table).
+  let counting: Promise<ReadonlyMap<string, number>> | undefined;
+  const outboxCounts = (): Promise<ReadonlyMap<string, number>> =>
+    (counting ??= Promise.resolve(src.outbox()).finally(() => (counting = undefined)));
   collectDefaultMetrics({ register: registry, prefix: 'pbxhook_' }); // pbxhook_process_cpu_seconds_total, pbxhook_nodejs_…
   new Gauge({
     name: 'pbxhook_pbx_connected',
@@ -114,7 +119,7 @@ export function createMetrics(src: MetricSources): Metrics {
     labelNames: ['state'],
     registers: [registry],
     async collect() {
-      const counts = await src.outbox();
+      const counts = await outboxCounts();
       this.reset();
       for (const [state, n] of counts) this.set({ state }, n);
     },
@@ -141,7 +146,7 @@ export function createMetrics(src: MetricSources): Metrics {
     help: 'Webhooks given up on, kept in the outbox for `pbxhook outbox retry`',
     registers: [registry],
     async collect() {
-      this.set((await src.outbox()).get('dead') ?? 0);
+      this.set((await outboxCounts()).get('dead') ?? 0);
     },
   });
   // Issue #16 item 6: the series config/ alert rules are written on; names are an interface.

@@ -12,7 +12,7 @@ import { span } from './config/explain.js';
 import { loadConfig } from './config/load.js';
 import { parseDuration } from './config/schema.js';
 import type { Config } from './config/types.js';
-import { type Outbox, openOutbox, openOutboxStore, outboxPath } from './deliver/outbox.js';
+import { type Outbox, type StoreConfig, openOutbox, openOutboxStore, outboxPath } from './deliver/outbox.js';
 import { type OutboxState, STATES } from './deliver/outbox-state.js';
 import type { AttemptRow, OutboxRow, OutboxStore } from './deliver/store.js';
 import { type OutboxAction, runAction } from './deliver/outbox-actions.js';
@@ -81,7 +81,8 @@ export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableSt
       process.stderr.write(`pbxhook outbox: no outbox at ${outboxPath(stateDir)} (pbxhook run has not used this state_dir yet)\n`);
       return EX_NOINPUT;
     }
-    return withStore(stateDir, cfg, command, values, out).catch(usageError);
+    const where: StoreConfig = { stateDir, ...(cfg ? { pbx: cfg.pbx } : {}), ...(shared ? { outbox: cfg.outbox } : {}) };
+    return withStore(where, cfg, command, values, out).catch(usageError);
   } catch (err) {
     return usageError(err);
   }
@@ -96,25 +97,22 @@ function usageError(err: unknown): number {
 }
 
 /** The command on the outbox's store, opened and closed around it. */
-async function withStore(stateDir: string, cfg: Config | undefined, command: string, values: Values, out: NodeJS.WritableStream): Promise<number> {
-  {
-    const shared = cfg?.outbox?.store === 'postgres' && stateDir === cfg.stateDir;
-    const store = await openOutboxStore({ stateDir, ...(cfg ? { pbx: cfg.pbx } : {}), ...(shared ? { outbox: cfg.outbox } : {}) });
-    try {
-      const missing = await unknownNames(store, values, cfg);
-      if (missing !== undefined) {
-        process.stderr.write(`pbxhook outbox: ${missing}\n`);
-        return EX_NOINPUT;
-      }
-      if (command === 'retry' && cfg !== undefined && values.endpoint !== undefined && !cfg.endpoints.some((e) => e.name === values.endpoint)) {
-        process.stderr.write(`pbxhook outbox: note: endpoint "${values.endpoint}" is not in ${cfg.file}; its webhooks wait in the outbox until it is back\n`);
-      }
-      out.write(await perform(command, store, values));
-    } finally {
-      await store.close();
+async function withStore(where: StoreConfig, cfg: Config | undefined, command: string, values: Values, out: NodeJS.WritableStream): Promise<number> {
+  const store = await openOutboxStore(where);
+  try {
+    const missing = await unknownNames(store, values, cfg);
+    if (missing !== undefined) {
+      process.stderr.write(`pbxhook outbox: ${missing}\n`);
+      return EX_NOINPUT;
     }
-    return 0;
+    if (command === 'retry' && cfg !== undefined && values.endpoint !== undefined && !cfg.endpoints.some((e) => e.name === values.endpoint)) {
+      process.stderr.write(`pbxhook outbox: note: endpoint "${values.endpoint}" is not in ${cfg.file}; its webhooks wait in the outbox until it is back\n`);
+    }
+    out.write(await perform(command, store, values));
+  } finally {
+    await store.close();
   }
+  return 0;
 }
 
 async function perform(command: string, store: OutboxStore, v: Values): Promise<string> {

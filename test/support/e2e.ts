@@ -110,21 +110,22 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** pbxhook.yaml (with `yamlExtra` lines appended) + webhooks.ini in a fresh folder under `root`. */
-export function writeConfig(
-  root: string,
-  amiPort: number,
+/**
+ * A case folder: pbxhook.yaml from `head` (pbx:, roles: and the like) and `yamlExtra` lines, with the
+ * state dir, the webhooks file and a free ops port, plus webhooks.ini.
+ */
+function writeCase(
+  folder: string,
+  head: readonly string[],
+  stateDir: string,
   yamlExtra: readonly string[],
   ini: string,
-  stateDir = path.join(mkdtempSync(path.join(root, 'state-')), 'state'),
 ): { yaml: string; stateDir: string } {
-  const folder = mkdtempSync(path.join(root, 'case-'));
   const yaml = path.join(folder, 'pbxhook.yaml');
   writeFileSync(
     yaml,
     [
-      'pbx:', '  type: asterisk', '  host: 127.0.0.1', `  port: ${amiPort}`, '  username: admin', '  secret: labsecret',
-      'roles:', '  ring_groups: ["830@internal", "831@internal"]',
+      ...head,
       'log:', '  level: info',
       `state_dir: ${stateDir}`,
       'webhooks: ./webhooks.ini',
@@ -136,6 +137,21 @@ export function writeConfig(
   );
   writeFileSync(path.join(folder, 'webhooks.ini'), ini);
   return { yaml, stateDir };
+}
+
+/** pbxhook.yaml (with `yamlExtra` lines appended) + webhooks.ini in a fresh folder under `root`. */
+export function writeConfig(
+  root: string,
+  amiPort: number,
+  yamlExtra: readonly string[],
+  ini: string,
+  stateDir = path.join(mkdtempSync(path.join(root, 'state-')), 'state'),
+): { yaml: string; stateDir: string } {
+  const head = [
+    'pbx:', '  type: asterisk', '  host: 127.0.0.1', `  port: ${amiPort}`, '  username: admin', '  secret: labsecret',
+    'roles:', '  ring_groups: ["830@internal", "831@internal"]',
+  ];
+  return writeCase(mkdtempSync(path.join(root, 'case-')), head, stateDir, yamlExtra, ini);
 }
 
 /**
@@ -151,24 +167,12 @@ export function writeEslConfig(
   pbxExtra: readonly string[] = [],
 ): { yaml: string; stateDir: string } {
   const folder = mkdtempSync(path.join(root, 'case-'));
-  const stateDir = path.join(folder, 'state');
-  const yaml = path.join(folder, 'pbxhook.yaml');
-  writeFileSync(
-    yaml,
-    [
-      'pbx:', '  type: freeswitch', '  host: 127.0.0.1', `  port: ${eslPort}`, `  password: ${password}`, ...pbxExtra,
-      'roles:', '  ring_groups: ["830@default", "831@default"]',
-      'calls:', '  timezone: UTC',
-      'log:', '  level: info',
-      `state_dir: ${stateDir}`,
-      'webhooks: ./webhooks.ini',
-      ...(yamlExtra.some((l) => l.startsWith('ops:')) ? [] : ['ops:', '  listen: 127.0.0.1:0']),
-      ...yamlExtra,
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(path.join(folder, 'webhooks.ini'), ini);
-  return { yaml, stateDir };
+  const head = [
+    'pbx:', '  type: freeswitch', '  host: 127.0.0.1', `  port: ${eslPort}`, `  password: ${password}`, ...pbxExtra,
+    'roles:', '  ring_groups: ["830@default", "831@default"]',
+    'calls:', '  timezone: UTC',
+  ];
+  return writeCase(folder, head, path.join(folder, 'state'), yamlExtra, ini);
 }
 
 /** The ops port the daemon picked (ops.listen 127.0.0.1:0), from its log. */

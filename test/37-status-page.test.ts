@@ -6,21 +6,15 @@
  * own pace. The page must show the PBX connected, the live call with its legs, then the call's
  * webhooks delivered. .ci/run installs chromium; outside CI, a machine without it skips this file.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAmi } from './support/fakeAmiServer.js';
 import { ROOT, ensureBuilt, freePort, killAll, replay, startDaemon, startReceiver, waitFor, writeConfig } from './support/e2e.js';
-import { requires } from './support/requires.js';
+import { browserNeeded, launchChromium } from './support/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-/**
- * As root, in a sandbox with no network (the machine notes): no setuid sandbox, no GPU, and none
- * of Chromium's background connections, which this machine's closed network refuses.
- */
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const TRACE = path.join(ROOT, 'test/fixtures/asterisk/in-queue-answered.ami');
 const CALL = '1795301990.9';
 
@@ -43,9 +37,6 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-// In CI the browser must be there (.ci/run installs it): a missing one fails, it never skips.
-const browserNeeded = requires('Chromium', existsSync(CHROMIUM), `${CHROMIUM}: apt-get install chromium`);
-
 describe.skipIf(browserNeeded.skip)(`status page in headless Chromium${browserNeeded.note}`, () => {
   beforeAll(() => browserNeeded.check());
 
@@ -63,7 +54,7 @@ describe.skipIf(browserNeeded.skip)(`status page in headless Chromium${browserNe
     const daemon = startDaemon(yaml);
     await waitFor(() => /metrics, health and status page listening/.test(daemon.out.stderr), () => daemon.out.stderr, 30_000);
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));

@@ -10,17 +10,15 @@
  * With PBXHOOK_SCREENSHOTS=<folder> the test saves the README's pictures there
  * (console-endpoints.png, console-journey.png).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeAmi } from './support/fakeAmiServer.js';
 import { ROOT, ensureBuilt, freePort, killAll, replay, startDaemon, startReceiver, waitFor, writeConfig } from './support/e2e.js';
-import { requires } from './support/requires.js';
+import { browserNeeded, launchChromium } from './support/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const TRACE = path.join(ROOT, 'test/fixtures/asterisk/in-queue-answered.ami');
 const CALL = '1795301990.9';
 const OPS_TOKEN = 'console-token-Q7x2-Lm90-aa11';
@@ -44,8 +42,6 @@ afterAll(async () => {
   killAll();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
-
-const browserNeeded = requires('Chromium', existsSync(CHROMIUM), `${CHROMIUM}: apt-get install chromium`);
 
 async function shot(page: Page, name: string): Promise<void> {
   if (SHOTS === undefined) return;
@@ -78,7 +74,7 @@ describe.skipIf(browserNeeded.skip)(`operator console in headless Chromium${brow
     const daemon = startDaemon(yaml);
     await waitFor(() => /metrics, health and status page listening/.test(daemon.out.stderr), () => daemon.out.stderr, 30_000);
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));

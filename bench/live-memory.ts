@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { AmiFramer } from '../src/ami/framer.js';
 import { wantsAmiEvent } from '../src/ami/normalise.js';
-import { DEFAULT_ROLES } from '../src/core/roles.js';
-import { Pipeline } from '../src/pipeline.js';
+import { benchPipeline } from './bench-pipeline.js';
 import { mb, settled, startLiveDaemon } from './live-daemon.js';
 
 /**
@@ -75,13 +74,7 @@ function callsHeap(calls: number, copyValues: boolean): number {
   const template = callTemplate();
   const first = Number(/^Timestamp: (\d+\.\d+)\r$/m.exec(template)![1]);
   const framer = new AmiFramer({ filter: wantsAmiEvent, copyValues });
-  const p = new Pipeline({
-    roles: DEFAULT_ROLES,
-    calls: { idleTimeoutSeconds: 14_400, timezone: 'UTC' },
-    endpoints: [{ name: 'crm', enabled: true, schema: '3cx', url: 'http://127.0.0.1:9/3cx', method: 'POST', variant: 'json', events: [], recordingUrl: 'https://pbx.example.com/recordings/{file}' }],
-    directory: {},
-    environment: 'default',
-  });
+  const p = benchPipeline();
   gc();
   const before = process.memoryUsage().heapUsed;
   const t0 = Date.now() / 1000;

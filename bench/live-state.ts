@@ -2,9 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PbxEvent } from '../src/core/events.js';
-import { DEFAULT_ROLES } from '../src/core/roles.js';
 import { openStore } from '../src/deliver/outbox.js';
-import { Pipeline } from '../src/pipeline.js';
+import { benchPipeline } from './bench-pipeline.js';
 
 /**
  * What saving the live calls costs each outbox commit (issue #14 item 2 → item 3 of the follow-up):
@@ -66,13 +65,7 @@ export function liveStateCommits(calls: number, commits: number, saving: boolean
   let checkpointFailure: Error | undefined;
   const store = openStore(dir, { backgroundCheckpoints: { onError: (err) => void (checkpointFailure = err) } });
   try {
-    const p = new Pipeline({
-      roles: DEFAULT_ROLES,
-      calls: { idleTimeoutSeconds: 14_400, timezone: 'UTC' },
-      endpoints: [{ name: 'crm', enabled: true, schema: '3cx', url: 'http://127.0.0.1:9/3cx', method: 'POST', variant: 'json', events: [], recordingUrl: 'https://pbx.example.com/recordings/{file}' }],
-      directory: {},
-      environment: 'default',
-    });
+    const p = benchPipeline();
     if (saving) p.trackLiveState();
     let at = 1_800_000_000_000;
     const now = Date.now();

@@ -1,6 +1,5 @@
 import type { PbxEvent } from '../src/core/events.js';
-import { DEFAULT_ROLES } from '../src/core/roles.js';
-import { Pipeline } from '../src/pipeline.js';
+import { benchPipeline } from './bench-pipeline.js';
 
 /**
  * Issue #7 §4: RSS with N calls live at once, and after M calls have come and gone. Calls are
@@ -40,13 +39,7 @@ export function memory(
   total: number,
 ): { baseline: number; liveRss: number; afterSmall: number; afterLarge: number; heapLive: number; heapSmall: number; heapLarge: number; ms: number } {
   const baseline = rssMb();
-  const p = new Pipeline({
-    roles: DEFAULT_ROLES,
-    calls: { idleTimeoutSeconds: 14_400, timezone: 'UTC' },
-    endpoints: [{ name: 'crm', enabled: true, schema: '3cx', url: 'http://127.0.0.1:9/3cx', method: 'POST', variant: 'json', events: [], recordingUrl: 'https://pbx.example.com/recordings/{file}' }],
-    directory: {},
-    environment: 'default',
-  });
+  const p = benchPipeline();
   const t = p.tracker;
   // Requests are rendered and dropped: this measures what the daemon keeps, not an outbox.
   const handle = (e: PbxEvent): void => void p.pbxEvent(e);

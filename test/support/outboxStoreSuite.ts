@@ -7,9 +7,9 @@
  * process would (the old store abandoned, as kill -9 leaves it, not closed).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { WebhookRequest } from '../../src/emit/request.js';
-import type { AttemptRecord, FinishedAttempt, Lease, OutboxRow, OutboxStore, Pump } from '../../src/deliver/store.js';
-import type { Decision } from '../../src/deliver/schedule.js';
+import type { OutboxStore } from '../../src/deliver/store.js';
+import { HOLDER, LEASE_MS, T0, bodies, claim, enqueue, finished, http500, pumpOf, req, sendAll } from './outboxSteps.js';
+import { describeOperatorReads } from './outboxStoreOperators.js';
 
 export interface StoreHarness {
   /** A fresh, empty outbox serving PBX `pbx`. */
@@ -18,22 +18,6 @@ export interface StoreHarness {
   reopen(): Promise<OutboxStore>;
   /** Closes what is still open and removes the outbox. */
   dispose(): Promise<void>;
-}
-
-const T0 = Date.parse('2026-01-01T10:00:00Z');
-const HOLDER = 'test-holder';
-const LEASE_MS = 30_000;
-
-export function req(call: string, body: string, endpoint = 'crm'): WebhookRequest {
-  return { endpoint, method: 'POST', url: 'https://crm.example.com/hook', headers: { 'content-type': 'application/json' }, body, orderKey: `${endpoint}:${call}` };
-}
-
-const delivered: AttemptRecord = { latencyMs: 5, status: 200, errorCode: undefined, error: undefined };
-const http500: AttemptRecord = { latencyMs: 5, status: 500, errorCode: 'PBXHOOK_HTTP_STATUS', error: 'crm: HTTP 500', response: 'down for maintenance' };
-
-/** A pump with nothing but what the test names; claims default to none. */
-export function pumpOf(p: Partial<Pump>): Pump {
-  return { enqueue: [], finished: [], liveState: new Map(), claims: [], holder: HOLDER, leaseMs: LEASE_MS, ...p };
 }
 
 export function describeOutboxStore(name: string, harness: () => StoreHarness): void {
@@ -46,18 +30,6 @@ export function describeOutboxStore(name: string, harness: () => StoreHarness): 
       h = harness();
       return h.open(pbx);
     };
-
-    // Small steps in the words of the worker.
-    const enqueue = (s: OutboxStore, at: number, ...events: WebhookRequest[][]) => s.commitPump(pumpOf({ enqueue: events }), at);
-    const claim = async (s: OutboxStore, at: number, limit = 10, endpoint = 'crm') => (await s.commitPump(pumpOf({ claims: [{ endpoint, limit }] }), at)).claimed;
-    const finished = (row: OutboxRow, lease: Lease, decision: Decision, attempt: AttemptRecord = delivered): FinishedAttempt => ({ webhook: row, lease, attempt, decision });
-    /** Claims and finishes each claimed row with `decision`; returns the bodies claimed. */
-    const sendAll = async (s: OutboxStore, at: number, decision: Decision, attempt = delivered, endpoint = 'crm'): Promise<string[]> => {
-      const r = await s.commitPump(pumpOf({ claims: [{ endpoint, limit: 100 }] }), at);
-      await s.commitPump(pumpOf({ finished: r.claimed.map((row) => finished(row, r.lease, decision, attempt)) }), at);
-      return r.claimed.map((row) => row.body);
-    };
-    const bodies = (rows: readonly OutboxRow[]) => rows.map((r) => r.body);
 
     it('numbers each lane 1, 2, 3 and claims only its head; lanes and endpoints apart', async () => {
       const s = await open('pbx-a');
@@ -195,5 +167,7 @@ export function describeOutboxStore(name: string, harness: () => StoreHarness): 
       const after = await h.reopen();
       expect([...(await after.health())]).toEqual([['crm', { failingSince: T0, pausedAt: T0 + 1, nextProbeAt: T0 + 2 }]]);
     });
+
+    describeOperatorReads(open);
   });
 }

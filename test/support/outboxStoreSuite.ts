@@ -8,6 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OutboxStore } from '../../src/deliver/store.js';
+import { IllegalTransitionError } from '../../src/deliver/outbox-state.js';
 import { HOLDER, LEASE_MS, T0, bodies, claim, enqueue, finished, http500, pumpOf, req, sendAll } from './outboxSteps.js';
 import { describeOperatorReads } from './outboxStoreOperators.js';
 
@@ -67,9 +68,12 @@ export function describeOutboxStore(name: string, harness: () => StoreHarness): 
       await enqueue(s, T0 + 1, [req('C', 'c1')]);
       expect(bodies(await claim(s, T0 + 5, 2))).toEqual(['b1', 'c1']);
       const later = T0 + 3_600_000;
-      await enqueue(s, T0, [req('old1', 'o1'), req('old2', 'o2')]);
-      await enqueue(s, later, [req('live', 'l1')]);
-      expect(bodies(await claim(s, later, 1)), 'a live call before an hour of backlog').toEqual(['l1']);
+      // Another endpoint: the claims above are an hour old by then, and a shared backend takes them back.
+      await enqueue(s, T0, [req('old1', 'o1', 'late'), req('old2', 'o2', 'late')]);
+      await enqueue(s, later, [req('live', 'l1', 'late')]);
+      await enqueue(s, T0, [req('old1', 'o1-next', 'late')]);
+      expect(bodies(await claim(s, later, 1, 'late')), 'a live call before an hour of backlog').toEqual(['l1']);
+      expect(bodies(await claim(s, later, 10, 'late')), 'then the backlog, oldest first, each lane in order').toEqual(['o1', 'o2']);
     });
 
     it('claims a webhook once: a claimed head is nobody else’s until it is finished', async () => {
@@ -124,6 +128,7 @@ export function describeOutboxStore(name: string, harness: () => StoreHarness): 
       await s.commitPump(pumpOf({ finished: [finished(a1!, r.lease, { kind: 'delivered' })] }), T0);
       const twice = await s.commitPump(pumpOf({ finished: [finished(a1!, r.lease, { kind: 'delivered' }), finished(b1!, r.lease, { kind: 'delivered' })], enqueue: [[req('C', 'c1')]] }), T0);
       expect(twice.unrecorded.map(([i]) => i)).toEqual([0]);
+      expect(twice.unrecorded[0]![1]).toBeInstanceOf(IllegalTransitionError);
       expect((await s.stateCounts()).get('delivered')).toBe(2);
       expect(await s.depth(), 'c1 was written with the pump').toBe(1);
     });

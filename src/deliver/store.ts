@@ -179,7 +179,11 @@ export interface PumpResult {
   readonly unrecorded: ReadonlyArray<readonly [index: number, error: unknown]>;
   /** Endpoints whose claims failed for a reason other than the store being unavailable (logged; tried next pump). */
   readonly unclaimed: ReadonlyArray<readonly [endpoint: string, error: unknown]>;
-  /** Per endpoint of `claims`, when its next claimable head is due (absent: none); the worker sleeps until then. */
+  /**
+   * Per endpoint of `claims`, when its next claimable head is due (absent: none); the worker sleeps
+   * until then. For an endpoint that got every claim it asked for, a backend may say `now` without
+   * reading (PostgreSQL: its claim just scanned that index); the worker's next pump finds out.
+   */
   readonly nextDueAt: ReadonlyMap<string, number>;
 }
 

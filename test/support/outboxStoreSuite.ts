@@ -76,6 +76,18 @@ export function describeOutboxStore(name: string, harness: () => StoreHarness): 
       expect(bodies(await claim(s, later, 10, 'late')), 'then the backlog, oldest first, each lane in order').toEqual(['o1', 'o2']);
     });
 
+    it('says when each endpoint asked for has its next head due: a limit of 0 claims nothing but asks; more due is due now', async () => {
+      const s = await open();
+      await enqueue(s, T0, [req('A', 'a1'), req('B', 'b1'), req('C', 'c1', 'other')]);
+      const none = await s.commitPump(pumpOf({ claims: [{ endpoint: 'crm', limit: 0 }, { endpoint: 'other', limit: 0 }, { endpoint: 'idle', limit: 0 }] }), T0 + 1);
+      expect(none.claimed).toEqual([]);
+      expect(none.nextDueAt).toEqual(new Map([['crm', T0], ['other', T0]]));
+      const one = await s.commitPump(pumpOf({ claims: [{ endpoint: 'crm', limit: 1 }] }), T0 + 1);
+      expect(one.claimed).toHaveLength(1);
+      // A backend may say "now" without reading (its claim just read that index): the worker pumps again.
+      expect(one.nextDueAt.get('crm'), 'b1 or a1 is still due').toBeLessThanOrEqual(T0 + 1);
+    });
+
     it('claims a webhook once: a claimed head is nobody else’s until it is finished', async () => {
       const s = await open();
       await enqueue(s, T0, [req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);

@@ -124,7 +124,8 @@ describe('outbox actions (the CLI and the page call these)', () => {
     const t = store();
     waitingLane(t);
     expect(t.claim('crm', 10, T0 + 100)).toEqual([]); // waits for T0 + 5 s
-    expect((await runAction({ store: face(t), log }, { kind: 'retry-lane', lane: 'crm:c1' }, 'x', T0 + 100)).changed).toBe(1);
+    expect((await runAction({ store: face(t), log }, { kind: 'retry-lane', lane: 'crm:c1', pbx: 'another' }, 'x', T0 + 100)).changed, 'another PBX’s call c1').toBe(0);
+    expect((await runAction({ store: face(t), log }, { kind: 'retry-lane', lane: 'crm:c1' }, 'x', T0 + 100)).changed, 'this PBX’s').toBe(1);
     const [due] = t.claim('crm', 10, T0 + 100);
     expect(due).toMatchObject({ seq: 1, step: 1 });
   });
@@ -142,6 +143,8 @@ describe('outbox actions (the CLI and the page call these)', () => {
     expect(parseAction('resend', { id: 7 })).toEqual({ kind: 'resend', id: '7' });
     expect(parseAction('drop-table', { id: 1 })).toMatch(/^unknown action "drop-table"/);
     expect(parseAction('probe', null)).toBe('probe needs "endpoint"');
+    expect(parseAction('retry-lane', { lane: 'crm:c1', pbx: 'paris' })).toEqual({ kind: 'retry-lane', lane: 'crm:c1', pbx: 'paris' });
+    expect(parseAction('retry-lane', { lane: 'crm:c1' })).toEqual({ kind: 'retry-lane', lane: 'crm:c1' });
   });
 });
 

@@ -265,9 +265,9 @@ async function stats(store: OutboxStore, json: boolean, now: number): Promise<st
  * each row came from: two PBXes' calls may share a call id, and only the PBX tells them apart.
  */
 function list(rows: readonly OutboxRow[], logs: ReadonlyArray<readonly AttemptRow[]> | undefined, now: number, shared: boolean): string {
-  const pbx = (cells: string[]) => (shared ? cells : cells.slice(1));
-  const head = pbx(['pbx', 'id', 'state', 'endpoint', 'call', 'seq', 'event', 'attempts', 'next', 'last error']);
-  const body = rows.map((r) => pbx([
+  const withPbx = (cells: string[]) => (shared ? cells : cells.slice(1));
+  const head = withPbx(['pbx', 'id', 'state', 'endpoint', 'call', 'seq', 'event', 'attempts', 'next', 'last error']);
+  const body = rows.map((r) => withPbx([
     r.pbx, String(r.id), r.state, r.endpoint, r.callId, String(r.seq), r.summary, String(r.attempts),
     r.state === 'pending' || r.state === 'failed_waiting' ? (r.nextAt <= now ? 'due' : `in ${span(r.nextAt - now)}`) : '-',
     r.lastError ?? '',

@@ -269,7 +269,11 @@ export interface OutboxStore {
   laneHeads(lanes: readonly LaneRef[]): Promise<Array<LaneHead | undefined>>;
   /** Per endpoint, undelivered webhooks and the oldest created_at among them (the console). */
   undeliveredByEndpoint(): Promise<Map<string, { depth: number; oldestCreatedAt: number }>>;
-  /** Per endpoint, created_at of its oldest undelivered webhook (a gauge read every scrape: cheap). */
+  /**
+   * Per endpoint, created_at of its oldest undelivered webhook (a gauge read every scrape: cheap).
+   * SQLite takes the first enqueued (lowest id) as the oldest; PostgreSQL, whose rows come from
+   * several hosts' clocks, the lowest created_at. They differ only when a clock stepped back.
+   */
   oldestUndelivered(): Promise<Map<string, number>>;
 
   /** This PBX's live state as the last commit left it: key → JSON text, sorted bytewise by key (issue #14 item 2). */

@@ -82,7 +82,7 @@ export function runOutboxCommand(argv: readonly string[], out: NodeJS.WritableSt
       return EX_NOINPUT;
     }
     const where: StoreConfig = { stateDir, ...(cfg ? { pbx: cfg.pbx } : {}), ...(shared ? { outbox: cfg.outbox } : {}) };
-    return withStore(where, cfg, command, values, out).catch(usageError);
+    return withStore(where, cfg, command, values, shared, out).catch(usageError);
   } catch (err) {
     return usageError(err);
   }
@@ -97,7 +97,7 @@ function usageError(err: unknown): number {
 }
 
 /** The command on the outbox's store, opened and closed around it. */
-async function withStore(where: StoreConfig, cfg: Config | undefined, command: string, values: Values, out: NodeJS.WritableStream): Promise<number> {
+async function withStore(where: StoreConfig, cfg: Config | undefined, command: string, values: Values, shared: boolean, out: NodeJS.WritableStream): Promise<number> {
   const store = await openOutboxStore(where);
   try {
     const missing = await unknownNames(store, values, cfg);
@@ -108,14 +108,15 @@ async function withStore(where: StoreConfig, cfg: Config | undefined, command: s
     if (command === 'retry' && cfg !== undefined && values.endpoint !== undefined && !cfg.endpoints.some((e) => e.name === values.endpoint)) {
       process.stderr.write(`pbxhook outbox: note: endpoint "${values.endpoint}" is not in ${cfg.file}; its webhooks wait in the outbox until it is back\n`);
     }
-    out.write(await perform(command, store, values));
+    out.write(await perform(command, store, values, shared));
   } finally {
     await store.close();
   }
   return 0;
 }
 
-async function perform(command: string, store: OutboxStore, v: Values): Promise<string> {
+/** `shared`: the outbox of a fleet (postgres), whose rows come from several PBXes. */
+async function perform(command: string, store: OutboxStore, v: Values, shared: boolean): Promise<string> {
   const states = v.state === undefined ? undefined : [stateOf(v.state)];
   const endpoint = v.endpoint;
   const now = Date.now();
@@ -128,7 +129,7 @@ async function perform(command: string, store: OutboxStore, v: Values): Promise<
       const rows = await store.list({ ...(v.id ? { ids: v.id } : {}), ...(endpoint ? { endpoint } : {}), states: states ?? (v.id ? undefined : ['pending', 'in_flight', 'failed_waiting', 'dead']) }, limit);
       const logs = v.id ? await Promise.all(rows.map((r) => store.attemptsOf(r.id))) : undefined;
       if (v.json) return `${JSON.stringify(rows.map((r, i) => ({ ...withoutPayload(r), attemptsLog: logs?.[i] })))}\n`;
-      return list(rows, logs, now);
+      return list(rows, logs, now, shared);
     }
     case 'resend':
     case 'retry': {
@@ -259,14 +260,18 @@ async function stats(store: OutboxStore, json: boolean, now: number): Promise<st
   return `${lines.join('\n')}\n`;
 }
 
-/** `logs`: each row's attempts (with --id), shown under the table. */
-function list(rows: readonly OutboxRow[], logs: ReadonlyArray<readonly AttemptRow[]> | undefined, now: number): string {
-  const head = ['id', 'state', 'endpoint', 'call', 'seq', 'event', 'attempts', 'next', 'last error'];
-  const body = rows.map((r) => [
-    String(r.id), r.state, r.endpoint, r.callId, String(r.seq), r.summary, String(r.attempts),
+/**
+ * `logs`: each row's attempts (with --id), shown under the table. A shared outbox says which PBX
+ * each row came from: two PBXes' calls may share a call id, and only the PBX tells them apart.
+ */
+function list(rows: readonly OutboxRow[], logs: ReadonlyArray<readonly AttemptRow[]> | undefined, now: number, shared: boolean): string {
+  const withPbx = (cells: string[]) => (shared ? cells : cells.slice(1));
+  const head = withPbx(['pbx', 'id', 'state', 'endpoint', 'call', 'seq', 'event', 'attempts', 'next', 'last error']);
+  const body = rows.map((r) => withPbx([
+    r.pbx, String(r.id), r.state, r.endpoint, r.callId, String(r.seq), r.summary, String(r.attempts),
     r.state === 'pending' || r.state === 'failed_waiting' ? (r.nextAt <= now ? 'due' : `in ${span(r.nextAt - now)}`) : '-',
     r.lastError ?? '',
-  ]);
+  ]));
   const lines = table([head, ...body]);
   if (logs !== undefined) {
     for (const [i, r] of rows.entries()) {

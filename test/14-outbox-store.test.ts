@@ -1,7 +1,7 @@
 /**
- * The outbox without sockets: the state machine and retry decisions (pure), the SQLite store's
- * named transitions (a temp file, reopened to prove durability), lane ordering, limits, and the
- * worker driven by a fake HTTP client and a fake clock (pause, probe, resume).
+ * The outbox without sockets: the state machine and retry decisions (pure) and the worker driven
+ * by a fake HTTP client and a fake clock (pause, probe, resume) on the SQLite store. The store's own
+ * behaviour is the shared suite's (test/support/outboxStoreSuite.ts: test/60 SQLite, test/61 PostgreSQL).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -14,7 +14,6 @@ import type { AttemptResult, HttpClient } from '../src/deliver/attempt.js';
 import { DeliveryAbortedError, type DeliveryError, HttpNetworkError, HttpRedirectError, HttpStatusError } from '../src/deliver/errors.js';
 import {
   HEALTHY,
-  IllegalTransitionError,
   STATES,
   TRANSITIONS,
   afterAttempt,
@@ -175,133 +174,9 @@ function open(file = tempFile()): SqliteOutbox {
 function req(call: string, body: string, endpoint = 'crm'): WebhookRequest {
   return { endpoint, method: 'POST', url: 'https://crm.example.com/hook', headers: { 'content-type': 'application/json' }, body, orderKey: `${endpoint}:${call}` };
 }
-const record = { latencyMs: 5, status: 200, errorCode: undefined, error: undefined };
-const failure = { latencyMs: 5, status: 500, errorCode: 'PBXHOOK_HTTP_STATUS', error: 'crm: HTTP 500' };
 
-describe('SqliteOutbox', () => {
-  it('numbers each call per endpoint 1, 2, 3 and claims only the first undelivered of each', () => {
-    const s = open();
-    const ins = s.insert([req('A', 'a1'), req('A', 'a2'), req('B', 'b1'), req('A', 'a1', 'other')], T0);
-    expect(ins.map((i) => i.seq)).toEqual([1, 2, 1, 1]);
-    expect(new Set(ins.map((i) => i.webhookId)).size).toBe(4);
-    const claimed = s.claim('crm', 10, T0);
-    expect(claimed.map((r) => r.body)).toEqual(['a1', 'b1']);
-    expect(claimed[0]).toMatchObject({ state: 'in_flight', attempts: 1, seq: 1, callId: 'A' });
-    expect(s.claim('crm', 10, T0), 'a2 waits for a1').toEqual([]);
-    s.finish(claimed[0]!, record, { kind: 'delivered' }, T0 + 10);
-    expect(s.claim('crm', 10, T0 + 10).map((r) => r.body)).toEqual(['a2']);
-    expect(s.claim('other', 10, T0).map((r) => r.body)).toEqual(['a1']);
-  });
-
-  it('keeps a later webhook waiting while an earlier one is retried; a dead one no longer blocks', () => {
-    const s = open();
-    s.insert([req('A', 'a1'), req('A', 'a2')], T0);
-    const [a1] = s.claim('crm', 1, T0);
-    s.finish(a1!, failure, { kind: 'retry', at: T0 + 5_000, step: 1 }, T0);
-    expect(s.claim('crm', 10, T0 + 4_999)).toEqual([]);
-    expect(s.nextDueAt('crm')).toBe(T0 + 5_000);
-    const again = s.claim('crm', 10, T0 + 5_000);
-    expect(again.map((r) => [r.body, r.attempts, r.step])).toEqual([['a1', 2, 1]]);
-    s.finish(again[0]!, failure, { kind: 'dead', reason: 'gone' }, T0 + 5_000);
-    expect(s.claim('crm', 10, T0 + 5_000).map((r) => r.body)).toEqual(['a2']);
-    expect(s.attemptsOf(a1!.id).map((a) => [a.n, a.status, a.outcome])).toEqual([[1, 500, 'retry'], [2, 500, 'dead']]);
-  });
-
-  it('bounds a claim by the limit, oldest due first', () => {
-    const s = open();
-    s.insert([req('A', 'a1')], T0 + 2);
-    s.insert([req('B', 'b1')], T0);
-    s.insert([req('C', 'c1')], T0 + 1);
-    expect(s.claim('crm', 2, T0 + 5).map((r) => r.body)).toEqual(['b1', 'c1']);
-  });
-
-  it('serves lanes that just became due before an old backlog, without reordering a lane', () => {
-    const s = open();
-    s.insert([req('old1', 'o1'), req('old2', 'o2'), req('old1', 'o1-next')], T0);
-    const later = T0 + 3_600_000; // the CRM was down for an hour
-    s.insert([req('live', 'l1')], later);
-    expect(s.claim('crm', 1, later).map((r) => r.body), 'the live call first').toEqual(['l1']);
-    expect(s.claim('crm', 10, later).map((r) => r.body), 'then the backlog, oldest first').toEqual(['o1', 'o2']);
-  });
-
-  it('refuses an illegal transition and changes nothing', () => {
-    const s = open();
-    s.insert([req('A', 'a1')], T0);
-    const [a1] = s.claim('crm', 1, T0);
-    s.finish(a1!, record, { kind: 'delivered' }, T0);
-    expect(() => s.finish(a1!, record, { kind: 'delivered' }, T0)).toThrow(IllegalTransitionError);
-    expect(s.list({}, 10)[0]).toMatchObject({ state: 'delivered' });
-  });
-
-  it('writes one event’s webhooks all or none', () => {
-    const s = open();
-    const bad = { ...req('A', 'a2'), headers: { x: 1n } as unknown as Record<string, string> }; // JSON cannot hold a bigint
-    expect(() => s.insert([req('A', 'a1'), bad], T0)).toThrow();
-    expect(s.depth()).toBe(0);
-    expect(s.insert([req('A', 'a1')], T0)[0]!.seq).toBe(1);
-  });
-
-  it('survives a crash: reopened, in-flight attempts are pending again with the same webhook-id, the step kept', () => {
-    const file = tempFile();
-    const s = new SqliteOutbox(file);
-    const [ins] = s.insert([req('A', 'a1'), req('A', 'a2')], T0);
-    const [a1] = s.claim('crm', 1, T0);
-    s.finish(a1!, failure, { kind: 'retry', at: T0 + 5_000, step: 1 }, T0);
-    s.claim('crm', 1, T0 + 5_000); // attempt 2 in flight… and the process dies
-    s.close();
-    const after = open(file);
-    expect(after.recover(T0 + 9_000)).toBe(1);
-    const [row] = after.claim('crm', 5, T0 + 9_000);
-    expect(row).toMatchObject({ webhookId: ins!.webhookId, body: 'a1', step: 1, attempts: 3 });
-    expect(after.attemptsOf(row!.id).map((a) => a.outcome)).toEqual(['retry', 'interrupted', null]);
-  });
-
-  it('operator retry: dead back to pending with a fresh schedule, by id, webhook-id or endpoint', () => {
-    const s = open();
-    const [x, y] = s.insert([req('A', 'a1'), req('B', 'b1')], T0);
-    for (const r of s.claim('crm', 5, T0)) s.finish(r, failure, { kind: 'dead', reason: 'r' }, T0);
-    expect(s.retry({ ids: [String(x!.id)] }, T0 + 1)).toBe(1);
-    expect(s.retry({ ids: [y!.webhookId] }, T0 + 1)).toBe(1);
-    expect(s.retry({ endpoint: 'crm' }, T0 + 1)).toBe(0); // nothing dead or waiting any more
-    expect(s.claim('crm', 5, T0 + 1).map((r) => [r.body, r.step])).toEqual([['a1', 0], ['b1', 0]]);
-  });
-
-  it('limits: max_age and max_rows move the oldest undelivered to dead, per endpoint counts', () => {
-    const s = open();
-    s.insert([req('A', 'a1'), req('B', 'b1')], T0);
-    s.insert([req('C', 'c1'), req('D', 'd1', 'other')], T0 + 1_000);
-    expect([...s.expireOlderThan(T0 + 500, T0 + 2_000)]).toEqual([['crm', 2]]);
-    expect(s.depth()).toBe(2);
-    expect([...s.enforceMaxRows(1, T0 + 2_000)]).toEqual([['crm', 1]]);
-    expect(s.list({ states: ['dead'] }, 10).map((r) => r.lastError)).toEqual([
-      expect.stringContaining('PBXHOOK_OUTBOX_FULL'), expect.stringContaining('PBXHOOK_OUTBOX_EXPIRED'), expect.stringContaining('PBXHOOK_OUTBOX_EXPIRED'),
-    ]);
-    expect(s.claim('other', 5, T0 + 2_000).map((r) => r.body)).toEqual(['d1']);
-  });
-
-  it('purges finished webhooks but keeps numbering a call that goes on', () => {
-    const s = open();
-    s.insert([req('A', 'a1')], T0);
-    const [a1] = s.claim('crm', 1, T0);
-    s.finish(a1!, record, { kind: 'delivered' }, T0);
-    expect(s.purge('delivered', T0 - 1)).toBe(0);
-    expect(s.purge('delivered', T0 + 1)).toBe(1);
-    expect(s.insert([req('A', 'a2')], T0 + 2)[0]!.seq).toBe(2);
-    expect(s.forgetIdleLanes(T0 + 3), 'lane A still has a2').toBe(0);
-    const [a2] = s.claim('crm', 1, T0 + 2);
-    s.finish(a2!, record, { kind: 'delivered' }, T0 + 2);
-    s.purge('delivered', T0 + 3);
-    expect(s.forgetIdleLanes(T0 + 3)).toBe(1);
-  });
-
-  it('keeps endpoint health across a restart', () => {
-    const file = tempFile();
-    const s = new SqliteOutbox(file);
-    s.saveHealth('crm', { failingSince: T0, pausedAt: T0 + 1, nextProbeAt: T0 + 2 });
-    s.close();
-    expect([...open(file).health()]).toEqual([['crm', { failingSince: T0, pausedAt: T0 + 1, nextProbeAt: T0 + 2 }]]);
-  });
-});
+// The SQLite store's transitions, limits, housekeeping and reads are the shared outbox suite's
+// (test/support/outboxStoreSuite.ts, run on SQLite by test/60): both backends pass the same.
 
 // ---------------------------------------------------------------------------------------------
 

@@ -124,7 +124,8 @@ describe('outbox actions (the CLI and the page call these)', () => {
     const t = store();
     waitingLane(t);
     expect(t.claim('crm', 10, T0 + 100)).toEqual([]); // waits for T0 + 5 s
-    expect((await runAction({ store: face(t), log }, { kind: 'retry-lane', lane: 'crm:c1' }, 'x', T0 + 100)).changed).toBe(1);
+    expect((await runAction({ store: face(t), log }, { kind: 'retry-lane', lane: 'crm:c1', pbx: 'another' }, 'x', T0 + 100)).changed, 'another PBX’s call c1').toBe(0);
+    expect((await runAction({ store: face(t), log }, { kind: 'retry-lane', lane: 'crm:c1' }, 'x', T0 + 100)).changed, 'this PBX’s').toBe(1);
     const [due] = t.claim('crm', 10, T0 + 100);
     expect(due).toMatchObject({ seq: 1, step: 1 });
   });
@@ -142,6 +143,8 @@ describe('outbox actions (the CLI and the page call these)', () => {
     expect(parseAction('resend', { id: 7 })).toEqual({ kind: 'resend', id: '7' });
     expect(parseAction('drop-table', { id: 1 })).toMatch(/^unknown action "drop-table"/);
     expect(parseAction('probe', null)).toBe('probe needs "endpoint"');
+    expect(parseAction('retry-lane', { lane: 'crm:c1', pbx: 'paris' })).toEqual({ kind: 'retry-lane', lane: 'crm:c1', pbx: 'paris' });
+    expect(parseAction('retry-lane', { lane: 'crm:c1' })).toEqual({ kind: 'retry-lane', lane: 'crm:c1' });
   });
 });
 
@@ -215,17 +218,18 @@ describe('a webhook\'s story', () => {
     const head = waitingLane(s);
     const src = sources(s);
     const [third, second, first] = s.list({}, 10);
-    expect(await waitOf(src, first!, null, T0 + 10)).toEqual({ reason: 'schedule', at: T0 + 5_000, step: 1 });
-    expect(await waitOf(src, second!, null, T0 + 10)).toEqual({ reason: 'behind', seq: 1, id: head.id });
-    expect(await waitOf(src, third!, null, T0 + 10)).toMatchObject({ reason: 'behind', seq: 1 });
+    const laneHead = s.laneHead(first!.lane); // the lane's head, as the page reads it (OutboxStore.laneHeads)
+    expect(waitOf(src, first!, laneHead, null, T0 + 10)).toEqual({ reason: 'schedule', at: T0 + 5_000, step: 1 });
+    expect(waitOf(src, second!, laneHead, null, T0 + 10)).toEqual({ reason: 'behind', seq: 1, id: head.id });
+    expect(waitOf(src, third!, laneHead, null, T0 + 10)).toMatchObject({ reason: 'behind', seq: 1 });
     const paused = sources(s, { crm: { failingSince: T0, pausedAt: T0, nextProbeAt: T0 + 60_000 } });
-    expect(await waitOf(paused, first!, null, T0 + 10)).toEqual({ reason: 'paused', at: T0 + 60_000 });
-    expect(await waitOf(sources(s, {}, [endpoint('crm', false)]), first!, null, T0 + 10)).toEqual({ reason: 'disabled' });
+    expect(waitOf(paused, first!, laneHead, null, T0 + 10)).toEqual({ reason: 'paused', at: T0 + 60_000 });
+    expect(waitOf(sources(s, {}, [endpoint('crm', false)]), first!, laneHead, null, T0 + 10)).toEqual({ reason: 'disabled' });
 
     const r = store();
     waitingLane(r, 120_000);
     const [, , waiting] = r.list({}, 10);
-    expect(await waitOf(sources(r), waiting!, 120_000, T0 + 10)).toMatchObject({ reason: 'retry-after', at: T0 + 120_000 });
+    expect(waitOf(sources(r), waiting!, r.laneHead(waiting!.lane), 120_000, T0 + 10)).toMatchObject({ reason: 'retry-after', at: T0 + 120_000 });
   });
 
   it('shows every attempt with the answer (first 1 KB) and the request with its secrets masked', async () => {

@@ -1,8 +1,9 @@
 /**
  * The shared outbox behaviour suite (test/support/outboxStoreSuite.ts) against the PostgreSQL
  * backend (issue #17 items 1, 5): one throwaway cluster for the file (test/support/postgres.ts), a
- * fresh database per test; "reopen" connects to the same database again as a restarted daemon
- * does after kill -9 (the old pool left open until the end, like a dead process's connections).
+ * fresh database per test, collated as en_US as production databases often are (SQLite compares
+ * bytes); "reopen" connects to the same database again as a restarted daemon does after kill -9
+ * (the old pool left open until the end, like a dead process's connections).
  */
 import { afterAll, beforeAll, describe } from 'vitest';
 import type { OutboxStore } from '../src/deliver/store.js';
@@ -25,7 +26,8 @@ function postgresHarness(): StoreHarness {
   };
   return {
     open(pbx = 'pbx') {
-      url = server!.createDatabase(`suite_${++databases}`);
+      // Sorting as a database made under en_US.UTF-8 (Debian's usual) does: 'crm' < 'CRM' < 'crm_a' < 'crm-b'.
+      url = server!.createDatabase(`suite_${++databases}`, { icuLocale: 'en-US' });
       return openOne((pbxName = pbx));
     },
     reopen: () => openOne(pbxName),

@@ -164,6 +164,14 @@ describe(`the PostgreSQL outbox in a fleet${postgresRequirement.note}`, { skip: 
       // Each PBX's call starts its own sequence.
       expect(rows.map((r) => [r.pbx, r.seq]).sort()).toEqual([['berlin', 1], ['paris', 1]]);
       expect(await berlin.undeliveredByPbx()).toEqual(new Map([['berlin', 1], ['paris', 1]]));
+      // The lane reads and retry-lane name the PBX: the same lane text is two lanes.
+      const lane = rows[0]!.lane;
+      const idOf = (pbx: string) => rows.find((r) => r.pbx === pbx)!.id;
+      expect(await berlin.laneHeads([{ pbx: 'paris', lane }, { pbx: 'berlin', lane }])).toEqual([
+        { id: idOf('paris'), seq: 1, state: 'pending' },
+        { id: idOf('berlin'), seq: 1, state: 'pending' },
+      ]);
+      expect((await berlin.laneRows({ pbx: 'paris', lane })).map((r) => r.id)).toEqual([idOf('paris')]);
       // Both heads are claimable at once: different lanes.
       const claimed = await berlin.commitPump(pumpOf('berlin', { claims: [{ endpoint: 'crm', limit: 8 }] }), T0 + 1);
       expect(claimed.claimed.map((r) => r.pbx).sort()).toEqual(['berlin', 'paris']);

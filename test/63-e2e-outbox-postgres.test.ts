@@ -109,6 +109,13 @@ describe(`pbxhook run on outbox.store: postgres${postgresRequirement.note}`, { s
     expect(stats.status, stats.stderr).toBe(0);
     expect(stats.stdout).toContain('crm-json');
     expect(stats.stdout + stats.stderr).not.toContain(url);
+    // A shared outbox's list names each row's PBX (issue #17).
+    const list = spawnSync(process.execPath, [CLI, 'outbox', 'list', '--state', 'delivered', '--limit', '3', '--config', yaml], { cwd: ROOT, env: cleanEnv(), encoding: 'utf8', timeout: 30_000 });
+    expect(list.status, list.stderr).toBe(0);
+    const [header, ...listed] = list.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^pbx +id +state +endpoint +call /);
+    expect(listed.length).toBeGreaterThan(0);
+    for (const line of listed) expect(line.startsWith(`${PBX_NAME} `), line).toBe(true);
 
     daemon.child.kill('SIGTERM');
     expect(await exitWithin(daemon, 30_000), daemon.out.stderr.slice(-3000)).toEqual({ code: 0, signal: null });

@@ -27,7 +27,7 @@ export interface Console {
 export function journalOf(cfg: Pick<Config, 'opsJournal'>, pipeline: Pipeline, store: Outbox['store']): CallJournal | undefined {
   const j = cfg.opsJournal ?? { calls: 500, keepMs: 3_600_000 };
   if (j.calls === 0) return undefined;
-  const journal = new CallJournal(j.calls, j.keepMs, (endpoint, call) => store.laneRows(`${endpoint}:${call}`));
+  const journal = new CallJournal(j.calls, j.keepMs, (endpoint, call) => store.laneRows({ pbx: store.pbx, lane: `${endpoint}:${call}` }));
   pipeline.onRendered = (e, reqs) => journal.record(e, reqs.map((r) => r.endpoint));
   pipeline.onHold = (h) => journal.hold(h.call, h.party, h.held, h.at);
   return journal;

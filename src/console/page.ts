@@ -159,7 +159,7 @@ async function renderStory() {
   parts.push(head, el('p', w.webhookId + (waitText(w.wait) ? ' · next: ' + waitText(w.wait) : '') + (w.error ? ' · ' + w.error : ''), 'muted wait'));
   const tools = el('p');
   if (w.state === 'dead') tools.append(button('resend', 'resend', { id: String(w.id) }, 'resend'));
-  if (w.state === 'failed_waiting' || (w.wait && w.wait.reason === 'behind')) tools.append(button('retry lane now', 'retry-lane', { lane: w.lane }, 'retry-lane'));
+  if (w.state === 'failed_waiting' || (w.wait && w.wait.reason === 'behind')) tools.append(button('retry lane now', 'retry-lane', { lane: w.lane, pbx: w.pbx }, 'retry-lane'));
   const close = el('button', 'close'); close.onclick = () => { selected = null; renderStory(); };
   tools.append(' ', close);
   parts.push(tools);

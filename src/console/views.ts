@@ -3,7 +3,7 @@
  * worker at request time, for the page and for anyone with curl. Nothing here writes.
  */
 import type { EndpointConfig } from '../config/types.js';
-import type { OutboxRow, OutboxStore } from '../deliver/store.js';
+import type { LaneHead, OutboxRow, OutboxStore } from '../deliver/store.js';
 import type { EndpointHealth } from '../deliver/outbox-state.js';
 import { maskHeaders, maskUrl } from './mask.js';
 
@@ -79,10 +79,10 @@ export type Wait =
   | { readonly reason: 'paused'; readonly at: number | null }
   | { readonly reason: 'disabled' };
 
-export async function waitOf(s: ConsoleSources, row: OutboxRow, lastRetryAfterMs: number | null, now: number): Promise<Wait> {
+/** `head`: the head of the row's lane (OutboxStore.laneHeads), read for the whole page at once. */
+export function waitOf(s: ConsoleSources, row: OutboxRow, head: LaneHead | undefined, lastRetryAfterMs: number | null, now: number): Wait {
   if (row.state === 'delivered' || row.state === 'dead') return { reason: 'done' };
   if (row.state === 'in_flight') return { reason: 'sending' };
-  const head = await s.store.laneHead(row.lane);
   if (head !== undefined && head.seq < row.seq) return { reason: 'behind', seq: head.seq, id: head.id };
   const h = s.worker.healthOf(row.endpoint);
   if (h === undefined) return { reason: 'disabled' };
@@ -98,11 +98,13 @@ export async function webhookView(s: ConsoleSources, id: string, now: number): P
   const [row] = await s.store.list({ ids: [id] }, 1);
   if (row === undefined) return undefined;
   const attempts = await s.store.attemptsOf(row.id);
+  const [head] = await headsOf(s, [row]);
   const last = attempts.at(-1);
   const cfg = s.endpoints().find((e) => e.name === row.endpoint);
   return {
     id: row.id,
     webhookId: row.webhookId,
+    pbx: row.pbx,
     endpoint: row.endpoint,
     call: row.callId,
     lane: row.lane,
@@ -113,7 +115,7 @@ export async function webhookView(s: ConsoleSources, id: string, now: number): P
     updatedAt: row.updatedAt,
     nextAt: row.nextAt,
     error: row.lastError,
-    wait: await waitOf(s, row, last?.retryAfterMs ?? null, now),
+    wait: waitOf(s, row, head, last?.retryAfterMs ?? null, now),
     request: {
       method: row.method,
       url: maskUrl(row.url),
@@ -146,10 +148,11 @@ export async function webhooksView(s: ConsoleSources, q: { endpoint?: string; st
   const rows = (await s.store.list({ ...(q.endpoint ? { endpoint: q.endpoint } : {}), ...(states ? { states } : {}) }, q.call ? 2000 : limit))
     .filter((r) => !q.call || r.callId === q.call)
     .slice(0, limit);
-  const waits = await Promise.all(rows.map((r) => waitOf(s, r, null, now)));
+  const heads = await headsOf(s, rows);
   return rows.map((r, i) => ({
       id: r.id,
       webhookId: r.webhookId,
+      pbx: r.pbx,
       endpoint: r.endpoint,
       call: r.callId,
       lane: r.lane,
@@ -162,6 +165,15 @@ export async function webhooksView(s: ConsoleSources, q: { endpoint?: string; st
       nextAt: r.nextAt,
       status: r.lastStatus,
       error: r.lastError,
-      wait: waits[i],
+      wait: waitOf(s, r, heads[i], null, now),
     }));
+}
+
+/** The lane head of each row still waiting (one read for them all); undefined for the others. */
+async function headsOf(s: ConsoleSources, rows: readonly OutboxRow[]): Promise<Array<LaneHead | undefined>> {
+  const waiting = rows.flatMap((r, i) => (r.state === 'pending' || r.state === 'failed_waiting' ? [i] : []));
+  const found = waiting.length === 0 ? [] : await s.store.laneHeads(waiting.map((i) => ({ pbx: rows[i]!.pbx, lane: rows[i]!.lane })));
+  const out: Array<LaneHead | undefined> = rows.map(() => undefined);
+  waiting.forEach((i, k) => (out[i] = found[k]));
+  return out;
 }

@@ -16,7 +16,8 @@ import type { OutboxStore } from './store.js';
 export type OutboxAction =
   | { readonly kind: 'resend'; readonly id: string }
   | { readonly kind: 'resend-dead'; readonly endpoint: string }
-  | { readonly kind: 'retry-lane'; readonly lane: string }
+  /** `pbx`: the lane's PBX (a row's `pbx`); absent: the store's own (`pbxhook outbox retry --lane`). */
+  | { readonly kind: 'retry-lane'; readonly lane: string; readonly pbx?: string }
   | { readonly kind: 'probe'; readonly endpoint: string };
 
 export const ACTION_KINDS = ['resend', 'resend-dead', 'retry-lane', 'probe'] as const;
@@ -58,7 +59,7 @@ async function apply(t: ActionTarget, a: OutboxAction, now: number): Promise<Act
       return { changed: n, message: `${n} dead webhook${n === 1 ? '' : 's'} of ${a.endpoint} sent again` };
     }
     case 'retry-lane': {
-      const n = await t.store.retryLaneNow(a.lane, now);
+      const n = await t.store.retryLaneNow({ pbx: a.pbx ?? t.store.pbx, lane: a.lane }, now);
       return { changed: n, message: n > 0 ? `lane ${a.lane}: its head is due now` : `lane ${a.lane}: nothing waits for a retry` };
     }
     case 'probe': {
@@ -70,7 +71,7 @@ async function apply(t: ActionTarget, a: OutboxAction, now: number): Promise<Act
 }
 
 function targetOf(a: OutboxAction): Record<string, string> {
-  return a.kind === 'resend' ? { id: a.id } : a.kind === 'retry-lane' ? { lane: a.lane } : { endpoint: a.endpoint };
+  return a.kind === 'resend' ? { id: a.id } : a.kind === 'retry-lane' ? { lane: a.lane, ...(a.pbx !== undefined ? { pbx: a.pbx } : {}) } : { endpoint: a.endpoint };
 }
 
 /** An action from untrusted JSON (the console's POST body), or a message saying what is wrong. */
@@ -89,7 +90,8 @@ export function parseAction(kind: string, body: unknown): OutboxAction | string 
     }
     case 'retry-lane': {
       const lane = field('lane');
-      return lane !== undefined ? { kind, lane } : 'retry-lane needs "lane"';
+      const pbx = field('pbx');
+      return lane !== undefined ? { kind, lane, ...(pbx !== undefined ? { pbx } : {}) } : 'retry-lane needs "lane"';
     }
     default:
       return `unknown action "${kind}": ${ACTION_KINDS.join(', ')}`;

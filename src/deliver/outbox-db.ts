@@ -188,7 +188,7 @@ export class OutboxDatabase {
 
   /** The live state saved by the last run (issue #14 item 2): key → JSON text. */
   liveState(): Array<[string, string]> {
-    return (this.sql(`SELECT key, value FROM live_state`).raw().all() as Array<[string, string]>);
+    return (this.sql(`SELECT key, value FROM live_state ORDER BY key`).raw().all() as Array<[string, string]>);
   }
 
   /** Writes what changed of the live state (undefined: gone); inside the caller's transaction. */

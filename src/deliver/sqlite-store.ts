@@ -14,6 +14,8 @@ import type {
   AttemptRow,
   EndpointActivity,
   Expired,
+  LaneHead,
+  LaneRef,
   OutboxRow,
   OutboxStore,
   Pump,
@@ -66,7 +68,7 @@ export class SqliteStore implements OutboxStore {
         }
       }
     });
-    const nextDueAt = s.nextDueAtOf(p.claims.map((c) => c.endpoint));
+    const nextDueAt = s.nextDueAtOf(p.claims.map((c) => c.endpoint), at);
     return { claimed, lease: { holder: p.holder, until: at + p.leaseMs }, lostEvents, unrecorded, unclaimed, nextDueAt };
   }
 
@@ -144,8 +146,8 @@ export class SqliteStore implements OutboxStore {
     return now(() => this.sqlite.retry(sel, at));
   }
 
-  retryLaneNow(lane: string, at: number): Promise<number> {
-    return now(() => this.sqlite.retryLaneNow(lane, at));
+  retryLaneNow(lane: LaneRef, at: number): Promise<number> {
+    return now(() => (this.ours(lane) ? this.sqlite.retryLaneNow(lane.lane, at) : 0));
   }
 
   list(sel: Selection, limit: number): Promise<OutboxRow[]> {
@@ -168,12 +170,18 @@ export class SqliteStore implements OutboxStore {
     return now(() => this.sqlite.endpointActivity(endpoint, since));
   }
 
-  laneRows(lane: string): Promise<Array<{ id: number; state: OutboxState; summary: string }>> {
-    return now(() => this.sqlite.laneRows(lane));
+  laneRows(lane: LaneRef): Promise<Array<{ id: number; state: OutboxState; summary: string }>> {
+    return now(() => (this.ours(lane) ? this.sqlite.laneRows(lane.lane) : []));
   }
 
-  laneHead(lane: string): Promise<{ id: number; seq: number; state: OutboxState } | undefined> {
-    return now(() => this.sqlite.laneHead(lane));
+  /** One indexed read per lane: each answers at once, there is no round trip to save. */
+  laneHeads(lanes: readonly LaneRef[]): Promise<Array<LaneHead | undefined>> {
+    return now(() => lanes.map((l) => (this.ours(l) ? this.sqlite.laneHead(l.lane) : undefined)));
+  }
+
+  /** A SQLite outbox holds one PBX's lanes: another PBX's lane has no rows here. */
+  private ours(lane: LaneRef): boolean {
+    return lane.pbx === this.sqlite.pbx;
   }
 
   undeliveredByEndpoint(): Promise<Map<string, { depth: number; oldestCreatedAt: number }>> {

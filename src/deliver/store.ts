@@ -16,8 +16,8 @@
  * - lane: one call at one endpoint (`WebhookRequest.orderKey`) of one PBX. A lane's webhooks are
  *   numbered (`seq`) in the order they were enqueued and delivered strictly in that order: only its
  *   head (first undelivered webhook) is ever claimed. Lanes of different PBXes never mix, even when
- *   their call ids collide; a lane text taken from a row (`OutboxRow.lane` with `OutboxRow.pbx`)
- *   names it for the lane reads and actions.
+ *   their call ids collide, so the lane reads and actions name a lane by both (`LaneRef`: a
+ *   row's `pbx` and `lane`).
  * - claim: a lane head moved to in_flight for one holder until a lease expires. While the lease
  *   holds, nobody else claims that webhook or anything behind it in its lane. A holder that dies
  *   loses its claims when the lease expires (shared backends) or at the next `recover` (a backend
@@ -70,6 +70,7 @@ export interface Selection {
 
 /** What one finished attempt tells the store (an `attempts` row). */
 export interface AttemptRecord {
+  /** Whole milliseconds (attempt.ts rounds them). */
   readonly latencyMs: number;
   readonly status: number | undefined;
   readonly errorCode: string | undefined;
@@ -109,6 +110,19 @@ export interface EndpointActivity {
   readonly lastError: { at: number; status: number | null; code: string | null; error: string; webhook: number } | null;
   readonly attemptsSince: number;
   readonly dead: number;
+}
+
+/** A lane by name: its text (`OutboxRow.lane`, endpoint:call) and the PBX whose call it is (`OutboxRow.pbx`). */
+export interface LaneRef {
+  readonly pbx: string;
+  readonly lane: string;
+}
+
+/** A lane's head: the webhook every later one of the lane waits behind. */
+export interface LaneHead {
+  readonly id: number;
+  readonly seq: number;
+  readonly state: OutboxState;
 }
 
 /** Per endpoint, how many webhooks a limit moved to dead. */
@@ -165,7 +179,11 @@ export interface PumpResult {
   readonly unrecorded: ReadonlyArray<readonly [index: number, error: unknown]>;
   /** Endpoints whose claims failed for a reason other than the store being unavailable (logged; tried next pump). */
   readonly unclaimed: ReadonlyArray<readonly [endpoint: string, error: unknown]>;
-  /** Per endpoint of `claims`, when its next claimable head is due (absent: none); the worker sleeps until then. */
+  /**
+   * Per endpoint of `claims`, when its next claimable head is due (absent: none); the worker sleeps
+   * until then. For an endpoint that got every claim it asked for, a backend may say `now` without
+   * reading (PostgreSQL: its claim just scanned that index); the worker's next pump finds out.
+   */
   readonly nextDueAt: ReadonlyMap<string, number>;
 }
 
@@ -230,28 +248,35 @@ export interface OutboxStore {
   /** `pbxhook outbox retry`, resend: dead or failed_waiting webhooks → pending, a fresh schedule (step 0), due now. */
   retry(sel: Selection, now: number): Promise<number>;
   /** "Retry this lane now": its head, waiting for a retry, is due at `now`; its step kept. 0 or 1. */
-  retryLaneNow(lane: string, now: number): Promise<number>;
+  retryLaneNow(lane: LaneRef, now: number): Promise<number>;
 
   /** Rows matching `sel`, newest (highest id) first, at most `limit`. */
   list(sel: Selection, limit: number): Promise<OutboxRow[]>;
   /** The last `limit` webhooks to die, most recent first (the status page). */
   recentDead(limit: number): Promise<OutboxRow[]>;
-  /** Per endpoint and state, with the oldest created_at (`pbxhook outbox stats`, orphan warnings). */
+  /** Per endpoint and state, with the oldest created_at (`pbxhook outbox stats`, orphan warnings); sorted bytewise by endpoint, then state. */
   counts(): Promise<StateCount[]>;
   /** Every attempt of a webhook by number; one in flight is last, with outcome null. */
   attemptsOf(id: number): Promise<AttemptRow[]>;
   /** An endpoint's last delivery, last failed attempt, attempts started since `since`, dead count. */
   endpointActivity(endpoint: string, since: number): Promise<EndpointActivity>;
   /** A lane's webhooks in seq order with their states (a call's journey). */
-  laneRows(lane: string): Promise<Array<{ id: number; state: OutboxState; summary: string }>>;
-  /** A lane's head: the webhook every later one of the lane waits behind. */
-  laneHead(lane: string): Promise<{ id: number; seq: number; state: OutboxState } | undefined>;
+  laneRows(lane: LaneRef): Promise<Array<{ id: number; state: OutboxState; summary: string }>>;
+  /**
+   * Each lane's head (undefined: nothing undelivered), in the order asked: a page of webhooks asks
+   * for all its lanes at once, one read, not one per row (a round trip each on a networked backend).
+   */
+  laneHeads(lanes: readonly LaneRef[]): Promise<Array<LaneHead | undefined>>;
   /** Per endpoint, undelivered webhooks and the oldest created_at among them (the console). */
   undeliveredByEndpoint(): Promise<Map<string, { depth: number; oldestCreatedAt: number }>>;
-  /** Per endpoint, created_at of its oldest undelivered webhook (a gauge read every scrape: cheap). */
+  /**
+   * Per endpoint, created_at of its oldest undelivered webhook (a gauge read every scrape: cheap).
+   * SQLite takes the first enqueued (lowest id) as the oldest; PostgreSQL, whose rows come from
+   * several hosts' clocks, the lowest created_at. They differ only when a clock stepped back.
+   */
   oldestUndelivered(): Promise<Map<string, number>>;
 
-  /** This PBX's live state as the last commit left it: key → JSON text (issue #14 item 2). */
+  /** This PBX's live state as the last commit left it: key → JSON text, sorted bytewise by key (issue #14 item 2). */
   liveState(): Promise<Array<[string, string]>>;
 
   /** Closes the connection(s); nothing may be called after. */

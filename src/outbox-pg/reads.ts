@@ -3,17 +3,21 @@
  * attempts, an endpoint's activity, a lane's rows. Reads only; the transitions are in store.ts.
  */
 import type pg from 'pg';
-import type { AttemptRow, EndpointActivity, OutboxRow, Selection, StateCount } from '../deliver/store.js';
+import type { AttemptRow, EndpointActivity, LaneHead, LaneRef, OutboxRow, Selection, StateCount } from '../deliver/store.js';
 import type { EndpointHealth, OutboxState } from '../deliver/outbox-state.js';
 import { type PgRawRow, ROW_COLUMNS, UNDELIVERED_SQL, rowOf, selectionSql } from './rows.js';
 
 export class OutboxReads {
   constructor(protected readonly pool: pg.Pool) {}
 
-  /** Per endpoint and state, with the oldest (`pbxhook outbox stats`). */
+  /**
+   * Per endpoint and state, with the oldest (`pbxhook outbox stats`). Sorted bytewise as SQLite
+   * sorts, not by the database's collation (en_US puts 'crm' before 'CRM').
+   */
   async counts(): Promise<StateCount[]> {
     const { rows } = await this.pool.query<StateCount>(
-      `SELECT endpoint, state, count(*)::int AS count, min(created_at) AS oldest FROM webhooks GROUP BY endpoint, state ORDER BY endpoint, state`,
+      `SELECT endpoint, state, count(*)::int AS count, min(created_at) AS oldest FROM webhooks GROUP BY endpoint, state
+       ORDER BY endpoint COLLATE "C", state COLLATE "C"`,
     );
     return rows;
   }
@@ -78,21 +82,30 @@ export class OutboxReads {
   }
 
   /** A lane's webhooks in sequence order, with their states (a call's journey). */
-  async laneRows(lane: string): Promise<Array<{ id: number; state: OutboxState; summary: string }>> {
+  async laneRows(lane: LaneRef): Promise<Array<{ id: number; state: OutboxState; summary: string }>> {
     const { rows } = await this.pool.query<{ id: number; state: OutboxState; summary: string }>(
-      `SELECT id, state, summary FROM webhooks WHERE lane = $1 ORDER BY pbx, seq`,
-      [lane],
+      `SELECT id, state, summary FROM webhooks WHERE pbx = $1 AND lane = $2 ORDER BY seq`,
+      [lane.pbx, lane.lane],
     );
     return rows;
   }
 
-  /** The first undelivered webhook of a lane: the one every later webhook of the lane waits behind. */
-  async laneHead(lane: string): Promise<{ id: number; seq: number; state: OutboxState } | undefined> {
-    const { rows } = await this.pool.query<{ id: number; seq: number; state: OutboxState }>(
-      `SELECT id, seq, state FROM webhooks WHERE lane = $1 AND state IN (${UNDELIVERED_SQL}) ORDER BY seq LIMIT 1`,
-      [lane],
+  /**
+   * Each lane's first undelivered webhook, in the order asked: one statement for a page of lanes,
+   * each an index probe (webhooks_lane_undelivered), instead of a round trip per lane.
+   */
+  async laneHeads(lanes: readonly LaneRef[]): Promise<Array<LaneHead | undefined>> {
+    if (lanes.length === 0) return [];
+    const { rows } = await this.pool.query<LaneHead & { i: number }>(
+      `SELECT l.i::int AS i, h.id, h.seq, h.state FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS l(pbx, lane, i)
+       CROSS JOIN LATERAL (
+         SELECT id, seq, state FROM webhooks w WHERE w.pbx = l.pbx AND w.lane = l.lane AND w.state IN (${UNDELIVERED_SQL}) ORDER BY w.seq LIMIT 1
+       ) h`,
+      [lanes.map((l) => l.pbx), lanes.map((l) => l.lane)],
     );
-    return rows[0];
+    const out: Array<LaneHead | undefined> = lanes.map(() => undefined);
+    for (const { i, ...head } of rows) out[i - 1] = head;
+    return out;
   }
 
   async health(): Promise<Map<string, EndpointHealth>> {

@@ -9,7 +9,7 @@
  */
 import type pg from 'pg';
 import type {
-  ClaimAsk, Expired, FinishedAttempt, OutboxRow, OutboxStore, Pump, PumpResult, Selection,
+  ClaimAsk, Expired, FinishedAttempt, LaneRef, OutboxRow, OutboxStore, Pump, PumpResult, Selection,
 } from '../deliver/store.js';
 import { type EndpointHealth, IllegalTransitionError, type OutboxState, STATES, TRANSITIONS } from '../deliver/outbox-state.js';
 import { type Serialised, claimHeads, finishAttempts, insertWebhooks, nextDue, reclaimExpired, saveLiveState, serialise } from './pump.js';
@@ -183,8 +183,11 @@ export class PgStore extends OutboxReads implements OutboxStore {
   }
 
   /** "Retry this lane now": its head, waiting for its next retry, is due at once; the step is kept. */
-  async retryLaneNow(lane: string, now: number): Promise<number> {
-    const r = await this.pool.query(`UPDATE webhooks SET next_at = $1 WHERE lane = $2 AND state = 'failed_waiting' AND next_at > $1`, [now, lane]);
+  async retryLaneNow(lane: LaneRef, now: number): Promise<number> {
+    const r = await this.pool.query(
+      `UPDATE webhooks SET next_at = $1 WHERE pbx = $2 AND lane = $3 AND state = 'failed_waiting' AND next_at > $1`,
+      [now, lane.pbx, lane.lane],
+    );
     return r.rowCount ?? 0;
   }
 
@@ -242,9 +245,9 @@ export class PgStore extends OutboxReads implements OutboxStore {
     );
   }
 
-  /** This PBX's live calls as the last run left them: key → JSON text. */
+  /** This PBX's live calls as the last run left them: key → JSON text, keys sorted bytewise (as SQLite's). */
   async liveState(): Promise<Array<[string, string]>> {
-    const { rows } = await this.pool.query<{ key: string; value: string }>(`SELECT key, value FROM live_state WHERE pbx = $1 ORDER BY key`, [this.pbx]);
+    const { rows } = await this.pool.query<{ key: string; value: string }>(`SELECT key, value FROM live_state WHERE pbx = $1 ORDER BY key COLLATE "C"`, [this.pbx]);
     return rows.map((r) => [r.key, r.value]);
   }
 

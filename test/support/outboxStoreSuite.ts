@@ -7,9 +7,10 @@
  * process would (the old store abandoned, as kill -9 leaves it, not closed).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { WebhookRequest } from '../../src/emit/request.js';
-import type { AttemptRecord, FinishedAttempt, Lease, OutboxRow, OutboxStore, Pump } from '../../src/deliver/store.js';
-import type { Decision } from '../../src/deliver/schedule.js';
+import type { OutboxStore } from '../../src/deliver/store.js';
+import { IllegalTransitionError } from '../../src/deliver/outbox-state.js';
+import { HOLDER, LEASE_MS, T0, bodies, claim, enqueue, finished, http500, pumpOf, req, sendAll } from './outboxSteps.js';
+import { describeOperatorReads } from './outboxStoreOperators.js';
 
 export interface StoreHarness {
   /** A fresh, empty outbox serving PBX `pbx`. */
@@ -18,22 +19,6 @@ export interface StoreHarness {
   reopen(): Promise<OutboxStore>;
   /** Closes what is still open and removes the outbox. */
   dispose(): Promise<void>;
-}
-
-const T0 = Date.parse('2026-01-01T10:00:00Z');
-const HOLDER = 'test-holder';
-const LEASE_MS = 30_000;
-
-export function req(call: string, body: string, endpoint = 'crm'): WebhookRequest {
-  return { endpoint, method: 'POST', url: 'https://crm.example.com/hook', headers: { 'content-type': 'application/json' }, body, orderKey: `${endpoint}:${call}` };
-}
-
-const delivered: AttemptRecord = { latencyMs: 5, status: 200, errorCode: undefined, error: undefined };
-const http500: AttemptRecord = { latencyMs: 5, status: 500, errorCode: 'PBXHOOK_HTTP_STATUS', error: 'crm: HTTP 500', response: 'down for maintenance' };
-
-/** A pump with nothing but what the test names; claims default to none. */
-export function pumpOf(p: Partial<Pump>): Pump {
-  return { enqueue: [], finished: [], liveState: new Map(), claims: [], holder: HOLDER, leaseMs: LEASE_MS, ...p };
 }
 
 export function describeOutboxStore(name: string, harness: () => StoreHarness): void {
@@ -46,18 +31,6 @@ export function describeOutboxStore(name: string, harness: () => StoreHarness): 
       h = harness();
       return h.open(pbx);
     };
-
-    // Small steps in the words of the worker.
-    const enqueue = (s: OutboxStore, at: number, ...events: WebhookRequest[][]) => s.commitPump(pumpOf({ enqueue: events }), at);
-    const claim = async (s: OutboxStore, at: number, limit = 10, endpoint = 'crm') => (await s.commitPump(pumpOf({ claims: [{ endpoint, limit }] }), at)).claimed;
-    const finished = (row: OutboxRow, lease: Lease, decision: Decision, attempt: AttemptRecord = delivered): FinishedAttempt => ({ webhook: row, lease, attempt, decision });
-    /** Claims and finishes each claimed row with `decision`; returns the bodies claimed. */
-    const sendAll = async (s: OutboxStore, at: number, decision: Decision, attempt = delivered, endpoint = 'crm'): Promise<string[]> => {
-      const r = await s.commitPump(pumpOf({ claims: [{ endpoint, limit: 100 }] }), at);
-      await s.commitPump(pumpOf({ finished: r.claimed.map((row) => finished(row, r.lease, decision, attempt)) }), at);
-      return r.claimed.map((row) => row.body);
-    };
-    const bodies = (rows: readonly OutboxRow[]) => rows.map((r) => r.body);
 
     it('numbers each lane 1, 2, 3 and claims only its head; lanes and endpoints apart', async () => {
       const s = await open('pbx-a');
@@ -95,9 +68,24 @@ export function describeOutboxStore(name: string, harness: () => StoreHarness): 
       await enqueue(s, T0 + 1, [req('C', 'c1')]);
       expect(bodies(await claim(s, T0 + 5, 2))).toEqual(['b1', 'c1']);
       const later = T0 + 3_600_000;
-      await enqueue(s, T0, [req('old1', 'o1'), req('old2', 'o2')]);
-      await enqueue(s, later, [req('live', 'l1')]);
-      expect(bodies(await claim(s, later, 1)), 'a live call before an hour of backlog').toEqual(['l1']);
+      // Another endpoint: the claims above are an hour old by then, and a shared backend takes them back.
+      await enqueue(s, T0, [req('old1', 'o1', 'late'), req('old2', 'o2', 'late')]);
+      await enqueue(s, later, [req('live', 'l1', 'late')]);
+      await enqueue(s, T0, [req('old1', 'o1-next', 'late')]);
+      expect(bodies(await claim(s, later, 1, 'late')), 'a live call before an hour of backlog').toEqual(['l1']);
+      expect(bodies(await claim(s, later, 10, 'late')), 'then the backlog, oldest first, each lane in order').toEqual(['o1', 'o2']);
+    });
+
+    it('says when each endpoint asked for has its next head due: a limit of 0 claims nothing but asks; more due is due now', async () => {
+      const s = await open();
+      await enqueue(s, T0, [req('A', 'a1'), req('B', 'b1'), req('C', 'c1', 'other')]);
+      const none = await s.commitPump(pumpOf({ claims: [{ endpoint: 'crm', limit: 0 }, { endpoint: 'other', limit: 0 }, { endpoint: 'idle', limit: 0 }] }), T0 + 1);
+      expect(none.claimed).toEqual([]);
+      expect(none.nextDueAt).toEqual(new Map([['crm', T0], ['other', T0]]));
+      const one = await s.commitPump(pumpOf({ claims: [{ endpoint: 'crm', limit: 1 }] }), T0 + 1);
+      expect(one.claimed).toHaveLength(1);
+      // A backend may say "now" without reading (its claim just read that index): the worker pumps again.
+      expect(one.nextDueAt.get('crm'), 'b1 or a1 is still due').toBeLessThanOrEqual(T0 + 1);
     });
 
     it('claims a webhook once: a claimed head is nobody else’s until it is finished', async () => {
@@ -152,6 +140,7 @@ export function describeOutboxStore(name: string, harness: () => StoreHarness): 
       await s.commitPump(pumpOf({ finished: [finished(a1!, r.lease, { kind: 'delivered' })] }), T0);
       const twice = await s.commitPump(pumpOf({ finished: [finished(a1!, r.lease, { kind: 'delivered' }), finished(b1!, r.lease, { kind: 'delivered' })], enqueue: [[req('C', 'c1')]] }), T0);
       expect(twice.unrecorded.map(([i]) => i)).toEqual([0]);
+      expect(twice.unrecorded[0]![1]).toBeInstanceOf(IllegalTransitionError);
       expect((await s.stateCounts()).get('delivered')).toBe(2);
       expect(await s.depth(), 'c1 was written with the pump').toBe(1);
     });
@@ -195,5 +184,7 @@ export function describeOutboxStore(name: string, harness: () => StoreHarness): 
       const after = await h.reopen();
       expect([...(await after.health())]).toEqual([['crm', { failingSince: T0, pausedAt: T0 + 1, nextProbeAt: T0 + 2 }]]);
     });
+
+    describeOperatorReads(open);
   });
 }

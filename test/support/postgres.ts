@@ -32,8 +32,12 @@ export interface TestPostgres {
   /** postgres://pbxhook@127.0.0.1:PORT/pbxhook (trust auth: loopback, throwaway). */
   readonly url: string;
   readonly port: number;
-  /** A fresh database in this cluster, for a test that wants a clean outbox. */
-  createDatabase(name: string): string;
+  /**
+   * A fresh database in this cluster, for a test that wants a clean outbox. `icuLocale` (`en-US`):
+   * its text sorts as a production database created under that locale does, not bytewise as the
+   * cluster's C.UTF-8 does, so a query whose order depends on the collation shows it.
+   */
+  createDatabase(name: string, opts?: { icuLocale?: string }): string;
   stop(): void;
 }
 
@@ -78,8 +82,9 @@ export async function startPostgres(): Promise<TestPostgres> {
   return {
     url: `postgres://pbxhook@127.0.0.1:${port}/pbxhook`,
     port,
-    createDatabase(name: string) {
-      psql(`CREATE DATABASE "${name.replace(/"/g, '')}"`);
+    createDatabase(name: string, opts: { icuLocale?: string } = {}) {
+      const icu = opts.icuLocale === undefined ? '' : ` TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '${opts.icuLocale.replace(/'/g, '')}'`;
+      psql(`CREATE DATABASE "${name.replace(/"/g, '')}"${icu}`);
       return `postgres://pbxhook@127.0.0.1:${port}/${encodeURIComponent(name)}`;
     },
     stop() {

@@ -411,8 +411,8 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     for (const [first, sameCommit] of [[ok(), true], [http500, false]] as const) {
       const store = open();
       let commits = 0;
-      const inTransaction = store.inTransaction.bind(store);
-      store.inTransaction = <T>(fn: () => T): T => (commits++, inTransaction(fn));
+      const pumpTransaction = store.pumpTransaction.bind(store);
+      store.pumpTransaction = <T>(fn: () => T): T => (commits++, pumpTransaction(fn));
       const commitOf = new Map<string, number>();
       const finish = store.finish.bind(store);
       store.finish = (row, attempt, decision, now) => (commitOf.set(`finish ${row.lane}`, commits), finish(row, attempt, decision, now));

@@ -88,6 +88,10 @@ export class SqliteOutbox extends OutboxDatabase {
   private grouped = false;
   /** One transaction function for all: better-sqlite3 builds a wrapper per db.transaction() call. */
   private readonly runInTransaction: (fn: () => unknown) => unknown;
+  /** The same, begun IMMEDIATE: the write lock first, so nobody else can commit until it ends. */
+  private readonly runLocked: (fn: () => unknown) => unknown;
+  /** Inside pumpTransaction(): the lane index was checked for other writers when it began. */
+  private checkedThisPump = false;
 
   private checkpointer: Checkpointer | undefined;
   private readonly walFile: string;
@@ -102,7 +106,9 @@ export class SqliteOutbox extends OutboxDatabase {
    */
   constructor(file: string, opts: SqliteOutboxOptions = {}) {
     super(file, opts.pbx);
-    this.runInTransaction = this.db.transaction((fn: () => unknown) => fn());
+    const transaction = this.db.transaction((fn: () => unknown) => fn());
+    this.runInTransaction = transaction;
+    this.runLocked = transaction.immediate;
     this.walFile = `${file}-wal`;
     this.walLimitBytes = opts.walLimitBytes ?? WAL_LIMIT_BYTES;
     const bg = opts.backgroundCheckpoints;
@@ -125,7 +131,7 @@ export class SqliteOutbox extends OutboxDatabase {
    * (PRAGMA data_version changes only for other connections' commits).
    */
   private heads(checkOthers: boolean, now = Date.now()): LaneHeads {
-    if (checkOthers) this.forgetIfOthersWrote();
+    if (checkOthers && !this.checkedThisPump) this.forgetIfOthersWrote();
     this.lanes ??= this.loadHeads(now);
     return this.lanes;
   }
@@ -269,6 +275,33 @@ export class SqliteOutbox extends OutboxDatabase {
   /** Runs several named transitions as one transaction (each stays atomic as a savepoint). */
   inTransaction<T>(fn: () => T): T {
     return this.tx(fn);
+  }
+
+  /**
+   * A pump's transaction (sqlite-store.ts): begun IMMEDIATE, so no other connection can commit
+   * until it ends, and the lane index is checked for other writers once, at its start, rather than
+   * once per claim and again for the due times (a PRAGMA each, issue #15). Everything inside,
+   * and nextDueAtOf right after it, reads the index as checked.
+   */
+  pumpTransaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) throw new Error('pumpTransaction: already in a transaction');
+    let result: T;
+    try {
+      result = this.runLocked(() => {
+        this.forgetIfOthersWrote();
+        this.checkedThisPump = true;
+        try {
+          return fn();
+        } finally {
+          this.checkedThisPump = false;
+        }
+      }) as T;
+    } catch (err) {
+      this.forget();
+      throw err;
+    }
+    this.committed();
+    return result;
   }
 
   /**
@@ -471,9 +504,13 @@ export class SqliteOutbox extends OutboxDatabase {
     return this.heads(true).nextDueAt(endpoint);
   }
 
-  /** nextDueAt of each endpoint, the lane index checked for other writers once for them all. */
-  nextDueAtOf(endpoints: Iterable<string>): Map<string, number> {
-    const heads = this.heads(true);
+  /**
+   * nextDueAt of each endpoint. `checked`: right after a pumpTransaction, whose check stands (a
+   * commit by another process since is found at the next pump, at most POLL_MS away); otherwise the
+   * lane index is checked for other writers once for them all.
+   */
+  nextDueAtOf(endpoints: Iterable<string>, checked = false): Map<string, number> {
+    const heads = this.heads(!checked);
     const due = new Map<string, number>();
     for (const endpoint of endpoints) {
       const at = heads.nextDueAt(endpoint);

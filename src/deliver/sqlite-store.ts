@@ -52,7 +52,7 @@ export class SqliteStore implements OutboxStore {
     const unrecorded: Array<[number, unknown]> = [];
     const unclaimed: Array<[string, unknown]> = [];
     const claimed: OutboxRow[] = [];
-    s.inTransaction(() => {
+    s.pumpTransaction(() => {
       this.each(p.enqueue, (reqs) => s.insert(reqs, at), lostEvents);
       this.each(p.finished, (f) => s.finish(f.webhook, f.attempt, f.decision, at), unrecorded);
       if (p.liveState.size > 0) s.saveLiveState(p.liveState);
@@ -66,7 +66,7 @@ export class SqliteStore implements OutboxStore {
         }
       }
     });
-    const nextDueAt = s.nextDueAtOf(p.claims.map((c) => c.endpoint));
+    const nextDueAt = s.nextDueAtOf(p.claims.map((c) => c.endpoint), true);
     return { claimed, lease: { holder: p.holder, until: at + p.leaseMs }, lostEvents, unrecorded, unclaimed, nextDueAt };
   }
 

@@ -3,17 +3,22 @@
  * webhook claimed as it is written when the claim would take it anyway) and still claims exactly
  * what a pump that wrote everything pending and then claimed would, in the same order, leaving the
  * same rows behind. The reference below is that older pump, built from the store's own steps.
+ * And the daemon's log lines are written once per turn of the event loop, none lost at exit.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteOutbox } from '../src/deliver/outbox-store.js';
 import { SqliteStore } from '../src/deliver/sqlite-store.js';
 import type { FinishedAttempt, OutboxRow, Pump } from '../src/deliver/store.js';
 import type { Decision } from '../src/deliver/schedule.js';
 import type { WebhookRequest } from '../src/emit/request.js';
+import { createLogger, turnBatchedStderr } from '../src/log.js';
 import { pumpOf, req } from './support/outboxStoreSuite.js';
+import { ROOT, ensureBuilt } from './support/e2e.js';
+import { runAsync } from './support/runAsync.js';
 
 const T0 = Date.parse('2026-01-01T10:00:00Z');
 const dirs: string[] = [];
@@ -143,5 +148,37 @@ describe('outbox pump (issue #15): claimed as written, the same claims as before
     expect(r.claimed.map((x) => x.body), 'b1 was rolled back with its event: its slot goes to c1').toEqual(['c1']);
     expect(s.list({}, 10).map((x) => `${x.body}:${x.state}`)).toEqual(['c1:in_flight']);
     s.close();
+  });
+});
+
+describe('the daemon’s log (issue #15): one write per turn of the event loop', () => {
+  it('writes the lines of a turn together at its end, every one of them, in order', async () => {
+    const writes: string[] = [];
+    const spy = vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, text: string) => {
+      if (fd === 2) writes.push(String(text));
+      return Buffer.byteLength(String(text));
+    }) as typeof fs.writeSync);
+    try {
+      const log = createLogger('info', turnBatchedStderr());
+      for (let i = 0; i < 20; i++) log.info({ i }, 'webhook delivered');
+      expect(writes, 'nothing written before the turn ends').toEqual([]);
+      await new Promise((r) => setImmediate(r));
+      expect(writes).toHaveLength(1);
+      const lines = writes.join('').trim().split('\n').map((l) => (JSON.parse(l) as { i: number }).i);
+      expect(lines).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('process.exit right after logging loses no line', async () => {
+    ensureBuilt();
+    const script = `import { createLogger, turnBatchedStderr } from ${JSON.stringify(path.join(ROOT, 'dist/log.js'))};
+      const log = createLogger('info', turnBatchedStderr());
+      for (let i = 0; i < 3; i++) log.error({ i }, 'last words');
+      process.exit(78);`;
+    const r = await runAsync(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+    expect(r.status).toBe(78);
+    expect(r.stderr.trim().split('\n').map((l) => (JSON.parse(l) as { i: number }).i)).toEqual([0, 1, 2]);
   });
 });

@@ -9,12 +9,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
+import net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteOutbox } from '../src/deliver/outbox-store.js';
 import { SqliteStore } from '../src/deliver/sqlite-store.js';
 import type { FinishedAttempt, OutboxRow, Pump } from '../src/deliver/store.js';
 import type { Decision } from '../src/deliver/schedule.js';
 import type { WebhookRequest } from '../src/emit/request.js';
+import { createHttpClient } from '../src/deliver/attempt.js';
 import { createLogger, turnBatchedStderr } from '../src/log.js';
 import { pumpOf, req } from './support/outboxStoreSuite.js';
 import { ROOT, ensureBuilt } from './support/e2e.js';
@@ -180,5 +182,43 @@ describe('the daemon’s log (issue #15): one write per turn of the event loop',
     const r = await runAsync(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
     expect(r.status).toBe(78);
     expect(r.stderr.trim().split('\n').map((l) => (JSON.parse(l) as { i: number }).i)).toEqual([0, 1, 2]);
+  });
+});
+
+describe('the request on the wire (issue #15: its headers built in one pass)', () => {
+  it('is byte for byte what it was: rendered headers, delivery headers winning in place, Authorization, User-Agent', async () => {
+    let raw = '';
+    const server = net.createServer((sock) => {
+      sock.setEncoding('latin1').on('data', (d: string) => {
+        raw += d;
+        if (raw.includes('\r\n\r\n') && raw.endsWith('{"a":1}')) sock.write('HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const c = createHttpClient({ timeoutMs: 5_000, tokens: new Map([['crm', 'tok-1234']]) });
+    try {
+      const rendered = { 'Content-Type': 'application/json', 'X-Call': 'c1', 'webhook-id': 'rendered' };
+      const r = await c.attempt(
+        { endpoint: 'crm', method: 'POST', url: `http://127.0.0.1:${port}/hook?k=v`, headers: rendered, body: '{"a":1}', orderKey: 'crm:c1' },
+        { 'webhook-id': 'msg_1', 'webhook-timestamp': '1767261600', 'webhook-sequence': '3' },
+      );
+      expect(r.ok).toBe(true);
+      expect(raw).toBe(
+        'POST /hook?k=v HTTP/1.1\r\n' +
+          'Content-Type: application/json\r\nX-Call: c1\r\nwebhook-id: msg_1\r\nwebhook-timestamp: 1767261600\r\nwebhook-sequence: 3\r\n' +
+          'Authorization: Bearer tok-1234\r\nUser-Agent: pbxhook\r\nContent-Length: 7\r\n' +
+          `Host: 127.0.0.1:${port}\r\nConnection: keep-alive\r\n\r\n{"a":1}`,
+      );
+      raw = '';
+      // A renderer's own Authorization (any case) and User-Agent stay; nothing is added.
+      const again = await c.attempt({ endpoint: 'crm', method: 'POST', url: `http://127.0.0.1:${port}/hook`, headers: { AUTHORIZATION: 'Basic x', 'user-agent': 'crm-sdk' }, body: '{"a":1}', orderKey: 'crm:c1' });
+      expect(again.ok).toBe(true);
+      expect(raw.split('\r\n').slice(1, 4)).toEqual(['AUTHORIZATION: Basic x', 'user-agent: crm-sdk', 'Content-Length: 7']);
+    } finally {
+      c.close();
+      server.close();
+      server.unref();
+    }
   });
 });

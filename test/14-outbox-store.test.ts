@@ -286,19 +286,20 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     for (const [first, sameCommit] of [[ok(), true], [http500, false]] as const) {
       const store = open();
       let commits = 0;
-      const inTransaction = store.inTransaction.bind(store);
-      store.inTransaction = <T>(fn: () => T): T => (commits++, inTransaction(fn));
       const commitOf = new Map<string, number>();
       const finish = store.finish.bind(store);
       store.finish = (row, attempt, decision, now) => (commitOf.set(`finish ${row.lane}`, commits), finish(row, attempt, decision, now));
-      const claim = store.claim.bind(store);
-      store.claim = (endpoint, limit, now) => {
-        const rows = claim(endpoint, limit, now);
-        for (const r of rows) commitOf.set(`claim ${r.lane}`, commits);
-        return rows;
+      // Claims are made by claim() or as the webhook is written (issue #15): counted from the pump's result.
+      const sqlite = new SqliteStore(store);
+      const commitPump = sqlite.commitPump.bind(sqlite);
+      sqlite.commitPump = async (p, at) => {
+        commits++;
+        const r = await commitPump(p, at);
+        for (const row of r.claimed) commitOf.set(`claim ${row.lane}`, commits);
+        return r;
       };
       const http: HttpClient = { attempt: async (r) => (r.body === 'a1' ? first : ok()), close: () => {} };
-      const worker = new OutboxWorker({ store: new SqliteStore(store), http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 1 }, now: () => T0 });
+      const worker = new OutboxWorker({ store: sqlite, http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 1 }, now: () => T0 });
       await worker.start();
       worker.enqueue([req('A', 'a1'), req('B', 'b1')]); // two calls, one slot: a1 first
       await until(() => worker.stats.delivered + worker.stats.retried === 2, 'a1 answered and recorded, then b1');

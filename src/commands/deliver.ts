@@ -8,7 +8,7 @@
 import { optionList, parseCommandArgs, UsageError } from '../args.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
-import { createLogger } from '../log.js';
+import { createLogger, turnBatchedStderr } from '../log.js';
 
 const DELIVER_OPTIONS = { config: { type: 'string', short: 'c', value: 'FILE' }, help: { type: 'boolean', short: 'h', default: false } } as const;
 
@@ -30,7 +30,7 @@ export async function runDeliverCommand(argv: string[]): Promise<number> {
   if (cfg.outbox?.store !== 'postgres') {
     throw new ConfigError([{ file: values.config, key: 'outbox.store', message: 'pbxhook deliver needs outbox.store: postgres (a SQLite outbox is sent by its pbxhook run)' }]);
   }
-  const log = createLogger(cfg.log.level).child({ role: 'deliver' });
+  const log = createLogger(cfg.log.level, turnBatchedStderr()).child({ role: 'deliver' });
   const { openOutbox } = await import('../deliver/outbox.js');
   let outbox: Awaited<ReturnType<typeof openOutbox>>;
   try {

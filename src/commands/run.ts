@@ -2,7 +2,7 @@
 import { optionList, parseCommandArgs, UsageError } from '../args.js';
 import { loadConfig } from '../config/load.js';
 import { runDaemon } from '../daemon.js';
-import { createLogger } from '../log.js';
+import { createLogger, turnBatchedStderr } from '../log.js';
 
 const RUN_OPTIONS = { config: { type: 'string', short: 'c', value: 'FILE' }, help: { type: 'boolean', short: 'h', default: false } } as const;
 
@@ -16,7 +16,7 @@ export async function runDaemonCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('run', RUN_OPTIONS, argv);
   if (values.config === undefined) throw new UsageError('which config? pbxhook run --config FILE');
   const cfg = loadConfig(values.config);
-  const log = createLogger(cfg.log.level);
+  const log = createLogger(cfg.log.level, turnBatchedStderr());
   const stop = new Promise<void>((resolve) => {
     const onSignal = (): void => {
       resolve();

@@ -147,19 +147,44 @@ function armConnectTimeout(agent: http.Agent, ms: number, connected: 'connect' |
   };
 }
 
-/** A renderer may have set Authorization itself; then it is left alone. */
+/**
+ * What a header name is, by the name as written: every webhook of an endpoint carries the same few
+ * names, so each is lower-cased once, not once per request (issue #15). Bounded, as names come
+ * from renderers and configs, not from the network.
+ */
+const NAME_KINDS = new Map<string, 'authorization' | 'user-agent' | 'other'>();
+
+function kindOf(name: string): 'authorization' | 'user-agent' | 'other' {
+  let kind = NAME_KINDS.get(name);
+  if (kind === undefined) {
+    const lower = name.toLowerCase();
+    kind = lower === 'authorization' || lower === 'user-agent' ? lower : 'other';
+    if (NAME_KINDS.size >= 1024) NAME_KINDS.clear();
+    NAME_KINDS.set(name, kind);
+  }
+  return kind;
+}
+
+/**
+ * The rendered headers, then `extra` (winning), then Authorization and User-Agent unless already
+ * there in any case: the order `{ ...rendered, ...extra }` gives, built in one pass. A renderer may
+ * have set Authorization itself; then it is left alone.
+ */
 function withAuthorization(
   req: WebhookRequest,
   extra: Readonly<Record<string, string>>,
   token: string | undefined,
 ): Record<string, string> {
-  const headers: Record<string, string> = { ...req.headers, ...extra };
+  const headers: Record<string, string> = {};
   let authorization = false;
   let userAgent = false;
-  for (const k in headers) {
-    const name = k.toLowerCase();
-    authorization ||= name === 'authorization';
-    userAgent ||= name === 'user-agent';
+  for (const from of [req.headers, extra]) {
+    for (const k in from) {
+      headers[k] = from[k]!;
+      const kind = kindOf(k);
+      if (kind === 'authorization') authorization = true;
+      else if (kind === 'user-agent') userAgent = true;
+    }
   }
   if (token !== undefined && !authorization) headers['Authorization'] = `Bearer ${token}`;
   if (!userAgent) headers['User-Agent'] = 'pbxhook';

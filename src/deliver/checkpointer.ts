@@ -4,8 +4,13 @@
  * daemon ~6 ms every ~130 commits (copy and two fsyncs), 5 % of delivery throughput; on a PBX whose
  * disk is busy writing recordings, an fsync on the event loop can take far longer.
  *
- * The store asks for a checkpoint every `everyCommits` commits (about as often as SQLite would);
- * the thread runs it PASSIVE, which never waits for the daemon nor blocks it. Under constant writes
+ * The store asks for a checkpoint every `everyCommits` commits (25: about as often as SQLite would,
+ * at the ~25 pages a commit of the live daemon writes); the thread runs it PASSIVE, which never
+ * waits for the daemon nor blocks it. Every 100 commits was too seldom (issue #15): at 300 FreePBX
+ * calls/s the log passed its limit every half second and the store's own checkpoint held the event
+ * loop 7–10 ms each time, the tail of the end-to-end latency; every 25 the thread's checkpoints
+ * catch up often enough for the log to start over by itself (0–2 of those stalls a run instead of
+ * 11–14, for ~1–2 % more CPU on the thread). Under constant writes
  * the log never empties at a moment when it could start over, so it keeps growing: the store
  * bounds it itself (outbox-store.ts, `walLimitBytes`), checkpointing on the writing connection
  * once the log passes its limit, and the thread has already copied nearly all of it by then.
@@ -19,13 +24,15 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 export interface CheckpointerOptions {
-  /** Commits between two checkpoints (default 100). */
+  /** Commits between two checkpoints (default 25). */
   readonly everyCommits?: number;
   /** A thread asked nothing for this long is retired (default 10 s). */
   readonly idleMs?: number;
   /** A checkpoint failed, or the thread stopped: reported once, and the thread is stopped. */
   readonly onError: (err: Error) => void;
 }
+
+const EVERY_COMMITS = 25;
 
 /** The shared word: nobody, the thread or the store (the writing connection) is checkpointing. */
 const FREE = 0;
@@ -87,7 +94,7 @@ export class Checkpointer {
   private lastExit: Promise<void> = Promise.resolve();
 
   constructor(file: string, o: CheckpointerOptions) {
-    this.everyCommits = o.everyCommits ?? 100;
+    this.everyCommits = o.everyCommits ?? EVERY_COMMITS;
     this.idleMs = o.idleMs ?? IDLE_MS;
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.start = () => {

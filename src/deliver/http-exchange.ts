@@ -75,7 +75,11 @@ export function createExchanger(opts: ExchangeOptions): Exchanger {
     if (!URL.canParse(url)) throw new ExchangeError('ERR_INVALID_URL', 'invalid URL');
     const u = new URL(url);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ExchangeError('ERR_NOT_SUPPORT', `unsupported protocol ${u.protocol}`);
-    t = { ...urlToHttpOptions(u), agent: u.protocol === 'https:' ? httpsAgent : httpAgent };
+    // Only what a request reads: the agent copies every option of every request (issue #15).
+    const o = urlToHttpOptions(u);
+    t = { protocol: o.protocol, hostname: o.hostname, path: o.path, agent: u.protocol === 'https:' ? httpsAgent : httpAgent };
+    if (o.port !== undefined) t.port = o.port;
+    if (o.auth !== undefined) t.auth = o.auth; // user:password@ in the URL: Basic, as Node sends it
     if (targets.size >= URL_CACHE_MAX) targets.clear();
     targets.set(url, t);
     return t;

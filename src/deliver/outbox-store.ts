@@ -67,6 +67,10 @@ const FRESH_MS = 5_000;
 // the statement cache) on every call.
 const HEAD_OF_LANE = `SELECT endpoint, id, state, next_at AS at FROM webhooks WHERE lane = ? AND state IN (${inList(UNDELIVERED)}) ORDER BY seq LIMIT 1`;
 const UNDELIVERED_COUNT = `SELECT coalesce(sum(n), 0) FROM state_counts WHERE state IN (${inList(UNDELIVERED)})`;
+const INSERT = `INSERT INTO webhooks (webhook_id, endpoint, lane, seq, call_id, summary, method, url, headers, body, state,
+                                      attempts, next_at, created_at, updated_at)
+   VALUES (@webhookId, @endpoint, @lane, @seq, @callId, @summary, @method, @url, @headers, @body, @state,
+           @attempts, @now, @now, @now)`;
 const CLAIM = `UPDATE webhooks SET state = '${TRANSITIONS.claim.to}', attempts = attempts + 1, updated_at = @now
    WHERE id = @id AND state IN (${inList(TRANSITIONS.claim.from)}) RETURNING *`;
 const MOVE = Object.fromEntries(
@@ -88,6 +92,10 @@ export class SqliteOutbox extends OutboxDatabase {
   private grouped = false;
   /** One transaction function for all: better-sqlite3 builds a wrapper per db.transaction() call. */
   private readonly runInTransaction: (fn: () => unknown) => unknown;
+  /** The same, begun IMMEDIATE: the write lock first, so nobody else can commit until it ends. */
+  private readonly runLocked: (fn: () => unknown) => unknown;
+  /** Inside pumpTransaction(): the lane index was checked for other writers when it began. */
+  private checkedThisPump = false;
 
   private checkpointer: Checkpointer | undefined;
   private readonly walFile: string;
@@ -102,7 +110,9 @@ export class SqliteOutbox extends OutboxDatabase {
    */
   constructor(file: string, opts: SqliteOutboxOptions = {}) {
     super(file, opts.pbx);
-    this.runInTransaction = this.db.transaction((fn: () => unknown) => fn());
+    const transaction = this.db.transaction((fn: () => unknown) => fn());
+    this.runInTransaction = transaction;
+    this.runLocked = transaction.immediate;
     this.walFile = `${file}-wal`;
     this.walLimitBytes = opts.walLimitBytes ?? WAL_LIMIT_BYTES;
     const bg = opts.backgroundCheckpoints;
@@ -125,7 +135,7 @@ export class SqliteOutbox extends OutboxDatabase {
    * (PRAGMA data_version changes only for other connections' commits).
    */
   private heads(checkOthers: boolean, now = Date.now()): LaneHeads {
-    if (checkOthers) this.forgetIfOthersWrote();
+    if (checkOthers && !this.checkedThisPump) this.forgetIfOthersWrote();
     this.lanes ??= this.loadHeads(now);
     return this.lanes;
   }
@@ -219,9 +229,20 @@ export class SqliteOutbox extends OutboxDatabase {
     });
   }
 
-  /** One PBX event's webhooks, in one transaction: all of them are on disk, or none. */
-  insert(reqs: readonly WebhookRequest[], now: number): Array<{ id: number; webhookId: string; seq: number }> {
+  /**
+   * One PBX event's webhooks, in one transaction: all of them are on disk, or none.
+   *
+   * `claim` (a pump's enqueue, issue #15): a webhook the pump's claims would take anyway is written
+   * in_flight at once, claimed as claim() would (attempts 1, its start now), and added to
+   * `claim.rows`: one statement per webhook instead of an INSERT, an UPDATE … RETURNING and their
+   * count triggers. That is a webhook that heads an idle lane, of an endpoint with a slot left in
+   * `claim.slots` (used up here) and no other lane due: then the claim would pick exactly the
+   * webhooks this picks, in this order. Anything else is written pending and left to claim().
+   */
+  insert(reqs: readonly WebhookRequest[], now: number, claim?: ClaimOnInsert): Array<{ id: number; webhookId: string; seq: number }> {
     const heads = this.heads(false, now);
+    // Only where the lane index was checked for other writers in this transaction (pumpTransaction).
+    const claiming = claim !== undefined && this.checkedThisPump ? claim : undefined;
     return this.tx(() => {
       // One counter update per lane: one PBX event often adds several webhooks to the same call.
       const perLane = new Map<string, { endpoint: string; n: number; next: number }>();
@@ -240,35 +261,78 @@ export class SqliteOutbox extends OutboxDatabase {
       const added = reqs.map((r) => {
         const seq = perLane.get(r.orderKey)!.next++;
         const webhookId = newWebhookId(now);
-        const { lastInsertRowid } = this.sql(
-          `INSERT INTO webhooks (webhook_id, endpoint, lane, seq, call_id, summary, method, url, headers, body, state,
-                                 next_at, created_at, updated_at)
-           VALUES (@webhookId, @endpoint, @lane, @seq, @callId, @summary, @method, @url, @headers, @body, 'pending',
-                   @now, @now, @now)`,
-        ).run({
+        const claimed = claiming !== undefined && this.claimable(heads, claiming.slots, r, now);
+        const callId = callOf(r);
+        const summary = summarise(r);
+        const { lastInsertRowid } = this.sql(INSERT).run({
           webhookId,
           endpoint: r.endpoint,
           lane: r.orderKey,
           seq,
-          callId: callOf(r),
-          summary: summarise(r),
+          callId,
+          summary,
           method: r.method,
           url: r.url,
           headers: JSON.stringify(r.headers),
           body: r.body,
+          state: claimed ? TRANSITIONS.claim.to : 'pending',
+          attempts: claimed ? 1 : 0,
           now,
         });
         const id = Number(lastInsertRowid);
         heads.append(r.orderKey, r.endpoint, id, now, now);
+        if (claimed) {
+          heads.claimed(r.orderKey);
+          claiming!.slots.set(r.endpoint, claiming!.slots.get(r.endpoint)! - 1);
+          claiming!.rows.push({
+            id, webhookId, pbx: this.pbx, endpoint: r.endpoint, lane: r.orderKey, seq, callId, summary, method: r.method,
+            url: r.url, headers: r.headers, body: r.body, state: TRANSITIONS.claim.to, step: 0, attempts: 1, nextAt: now,
+            createdAt: now, updatedAt: now, lastStatus: null, lastError: null,
+          });
+        }
         return { id, webhookId, seq };
       });
       return added;
     });
   }
 
+  /** See insert(): the webhook would head an idle lane, its endpoint has a slot, and no other lane is due. */
+  private claimable(heads: LaneHeads, slots: ReadonlyMap<string, number>, r: WebhookRequest, now: number): boolean {
+    if ((slots.get(r.endpoint) ?? 0) <= 0 || heads.get(r.orderKey) !== undefined) return false;
+    const due = heads.nextDueAt(r.endpoint);
+    return due === undefined || due > now;
+  }
+
   /** Runs several named transitions as one transaction (each stays atomic as a savepoint). */
   inTransaction<T>(fn: () => T): T {
     return this.tx(fn);
+  }
+
+  /**
+   * A pump's transaction (sqlite-store.ts): begun IMMEDIATE, so no other connection can commit
+   * until it ends, and the lane index is checked for other writers once, at its start, rather than
+   * once per claim and again for the due times (a PRAGMA each, issue #15). Everything inside,
+   * and nextDueAtOf right after it, reads the index as checked.
+   */
+  pumpTransaction<T>(fn: () => T): T {
+    if (this.db.inTransaction) throw new Error('pumpTransaction: already in a transaction');
+    let result: T;
+    try {
+      result = this.runLocked(() => {
+        this.forgetIfOthersWrote();
+        this.checkedThisPump = true;
+        try {
+          return fn();
+        } finally {
+          this.checkedThisPump = false;
+        }
+      }) as T;
+    } catch (err) {
+      this.forget();
+      throw err;
+    }
+    this.committed();
+    return result;
   }
 
   /**
@@ -472,12 +536,14 @@ export class SqliteOutbox extends OutboxDatabase {
   }
 
   /**
-   * nextDueAt of each endpoint, the lane index checked for other writers once for them all. `now`:
-   * the pump's clock, which says which heads count as fresh if the index is rebuilt here (the
-   * store's suite runs on a fake clock: the wall clock had made its heads backlog, issue #17).
+   * nextDueAt of each endpoint. `checked`: right after a pumpTransaction, whose check stands (a
+   * commit by another process since is found at the next pump, at most POLL_MS away); otherwise the
+   * lane index is checked for other writers once for them all. `now`: the pump's clock, which says
+   * which heads count as fresh if the index is rebuilt here (the store's suite runs on a fake clock:
+   * the wall clock had made its heads backlog, issue #17).
    */
-  nextDueAtOf(endpoints: Iterable<string>, now?: number): Map<string, number> {
-    const heads = this.heads(true, now);
+  nextDueAtOf(endpoints: Iterable<string>, checked = false, now?: number): Map<string, number> {
+    const heads = this.heads(!checked, now);
     const due = new Map<string, number>();
     for (const endpoint of endpoints) {
       const at = heads.nextDueAt(endpoint);
@@ -491,6 +557,14 @@ export class SqliteOutbox extends OutboxDatabase {
     this.checkpointer = undefined;
     super.close();
   }
+}
+
+/** A pump's claims, made as its webhooks are written (insert()). */
+export interface ClaimOnInsert {
+  /** Per endpoint, the slots left to claim: what the pump asked, less what was claimed. */
+  readonly slots: Map<string, number>;
+  /** The webhooks claimed, in the order written. */
+  readonly rows: OutboxRow[];
 }
 
 interface HeadRow {

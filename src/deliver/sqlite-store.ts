@@ -9,7 +9,7 @@
  */
 import type { EndpointHealth, OutboxState } from './outbox-state.js';
 import { isStorageFailure } from './outbox-db.js';
-import type { SqliteOutbox } from './outbox-store.js';
+import type { ClaimOnInsert, SqliteOutbox } from './outbox-store.js';
 import type {
   AttemptRow,
   EndpointActivity,
@@ -53,22 +53,36 @@ export class SqliteStore implements OutboxStore {
     const lostEvents: Array<[number, unknown]> = [];
     const unrecorded: Array<[number, unknown]> = [];
     const unclaimed: Array<[string, unknown]> = [];
+    // Finished attempts first: the lanes they free are due before the webhooks written now, and a
+    // webhook is claimed as it is written only when no other lane of its endpoint is due (insert()).
+    const onInsert: ClaimOnInsert = { slots: new Map(p.claims.map((c) => [c.endpoint, c.limit])), rows: [] };
     const claimed: OutboxRow[] = [];
-    s.inTransaction(() => {
-      this.each(p.enqueue, (reqs) => s.insert(reqs, at), lostEvents);
+    s.pumpTransaction(() => {
       this.each(p.finished, (f) => s.finish(f.webhook, f.attempt, f.decision, at), unrecorded);
+      this.each(p.enqueue, (reqs) => s.insert(reqs, at, onInsert), lostEvents, () => {
+        // Undone with the savepoint: the claims it made too.
+        const { slots, rows } = onInsert;
+        const before = { slots: new Map(slots), rows: rows.length };
+        return () => {
+          for (const [endpoint, n] of before.slots) slots.set(endpoint, n);
+          rows.length = before.rows;
+        };
+      });
       if (p.liveState.size > 0) s.saveLiveState(p.liveState);
       for (const c of p.claims) {
-        if (c.limit <= 0) continue;
+        // Each endpoint's in claim order: those claimed as written came before any other was due.
+        for (const row of onInsert.rows) if (row.endpoint === c.endpoint) claimed.push(row);
+        const limit = onInsert.slots.get(c.endpoint) ?? 0;
+        if (limit <= 0) continue;
         try {
-          for (const row of s.claim(c.endpoint, c.limit, at)) claimed.push(row);
+          for (const row of s.claim(c.endpoint, limit, at)) claimed.push(row);
         } catch (err) {
           if (isStorageFailure(err)) throw err; // the whole commit fails, and is tried again
           unclaimed.push([c.endpoint, err]);
         }
       }
     });
-    const nextDueAt = s.nextDueAtOf(p.claims.map((c) => c.endpoint), at);
+    const nextDueAt = s.nextDueAtOf(p.claims.map((c) => c.endpoint), true, at);
     return { claimed, lease: { holder: p.holder, until: at + p.leaseMs }, lostEvents, unrecorded, unclaimed, nextDueAt };
   }
 
@@ -77,21 +91,31 @@ export class SqliteStore implements OutboxStore {
    * others. A database that cannot be written (full disk) fails the whole commit instead: nothing
    * is given up for it, everything is tried again at the next pump.
    */
-  private each<T>(items: readonly T[], run: (item: T) => unknown, failed: Array<[number, unknown]>): void {
+  private each<T>(
+    items: readonly T[],
+    run: (item: T) => unknown,
+    failed: Array<[number, unknown]>,
+    /** Before each savepoint: what puts memory back as it was if that savepoint is rolled back. */
+    mark: () => () => void = () => () => undefined,
+  ): void {
     if (items.length === 0) return;
+    let restore = mark();
     try {
       this.sqlite.atomically(() => {
         for (const item of items) run(item);
       });
       return;
     } catch (err) {
+      restore();
       if (isStorageFailure(err)) throw err;
       // Which one? Each again on its own.
     }
     items.forEach((item, i) => {
+      restore = mark();
       try {
         this.sqlite.inTransaction(() => run(item));
       } catch (err) {
+        restore();
         if (isStorageFailure(err)) throw err;
         failed.push([i, err]);
       }

@@ -12,6 +12,7 @@
  * oversized `Response: Follows`, that may be a blank line inside its output).
  */
 import type { AmiFrame } from './frame.js';
+import { EventNames } from './event-names.js';
 
 export interface AmiFramerOptions {
   /** Largest frame kept, in bytes (lines and their line ends, without the blank line). */
@@ -76,6 +77,8 @@ export class AmiFramer {
   };
   private readonly filter: AmiEventFilter | undefined;
   private readonly keys: KeyTable;
+  /** Event names by their bytes: the filter gets the name without a string cut per frame. */
+  private readonly eventNames = new EventNames();
   private readonly copyValues: boolean;
   /** Bytes carried between pushes: an unfinished frame (≤ max + 1) or, while discarding, ≤ 2. */
   private store = Buffer.alloc(0);
@@ -208,7 +211,7 @@ export class AmiFramer {
     let eol = from;
     while (eol < lf && data[eol] !== LF) eol++;
     const end = data[eol - 1] === CR ? eol - 1 : eol;
-    return !this.filter!(data.toString('latin1', from, end), data, pos, lf);
+    return !this.filter!(this.eventNames.nameOf(data, from, end), data, pos, lf);
   }
 
   private startDiscard(): void {
@@ -448,7 +451,8 @@ interface Key {
 /**
  * Raw key → key: trimmed and lower-cased once, and whether its value is wanted. AMI uses a few
  * hundred distinct keys, so this saves two string allocations per line (~20 % of replay time);
- * the size cap bounds it on garbage.
+ * the size cap bounds it on garbage. (Finding the key in place, without the slice, by a hash over
+ * its characters in JS was measured slower than the slice and V8's Map: issue #15.)
  */
 class KeyTable {
   private readonly byRaw = new Map<string, Key>();

@@ -3,7 +3,7 @@
  * is one strict object, so a key of another schema is an error naming the key.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import { z } from './libs.js';
 import { httpUrl, recordingUrl, text } from './schema.js';
 import {
   PETDESK_EVENTS,

@@ -4,7 +4,7 @@
  * silently wins, a bare `;` or `#` inside a value cuts it short (`?a=1;b=2` becomes
  * `?a=1`), a dotted section nests — so a line pass here turns each of those into a problem.
  */
-import { parse } from 'ini';
+import { parseIni } from './libs.js';
 import { type ConfigProblem, iniKey } from './errors.js';
 import { ENDPOINT_NAME } from './schema.js';
 
@@ -68,7 +68,7 @@ export function readIniSections(text: string, file: string): IniSections {
     }
   });
 
-  const parsed = parse(text) as Record<string, unknown>;
+  const parsed = parseIni(text) as Record<string, unknown>;
   const sections = new Map<string, Record<string, unknown>>();
   for (const name of keysBySection.keys()) {
     const value = parsed[name];

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
+import { parseDocument } from './libs.js';
 import { type ConfigProblem, ConfigError, iniKey } from './errors.js';
 import { readIniSections } from './ini.js';
 import { IssueWording } from './issues.js';

@@ -3,7 +3,7 @@
  * Defaults live here and nowhere else; every object is strict, so a misspelt key is an
  * error instead of a silently ignored setting. load.ts maps the result to types.ts.
  */
-import { z } from 'zod';
+import { z } from './libs.js';
 import { extensionGroupProblem } from './pattern.js';
 
 export const RECORDING_PLACEHOLDERS = ['file', 'path', 'id', 'n'] as const;

@@ -7,14 +7,14 @@
  * (pbx.password), PBXHOOK_TOKEN_<ENDPOINT> (the endpoint's token; see tokens.ts).
  */
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { type ConfigProblem, ConfigError, iniKey } from './errors.js';
 import { readIniSections } from './ini.js';
 import { IssueWording } from './issues.js';
 import { endpointSchema, sectionProblems, toEndpoint, type ReadIniFile } from './endpoints.js';
-import { PBX_NAME, fileSchema, isLoopbackListen, type FileConfig } from './schema.js';
+import { pbxNameOf } from './pbx-name.js';
+import { fileSchema, isLoopbackListen, type FileConfig } from './schema.js';
 import {
   type ReadSecretFile, OPS_TOKEN_ENV, OUTBOX_URL_ENV, envValue, resolveOpsToken, resolveOutboxUrl, resolveSigningSecrets, resolveToken, tokenEnvName,
 } from './tokens.js';
@@ -112,12 +112,6 @@ function outboxOf(o: FileConfig['outbox'], src: Parameters<typeof resolveOutboxU
     return { problem: `missing: outbox.store is postgres; set outbox.url (or ${OUTBOX_URL_ENV}; env:NAME and file:PATH work too)` };
   }
   return { store: 'postgres', url: url.url };
-}
-
-/** `pbx.name`, else this host's name when it makes a valid one, else `pbx`. */
-function defaultPbxName(): string {
-  const host = hostname().split('.')[0] ?? '';
-  return PBX_NAME.test(host) ? host : 'pbx';
 }
 
 /**
@@ -226,7 +220,7 @@ function parseEndpoints(
 }
 
 function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath: string, opsToken: string | undefined, outbox: OutboxConfig | undefined): Config {
-  const name = f.pbx.name ?? defaultPbxName();
+  const name = pbxNameOf(f.pbx);
   const pbx =
     f.pbx.type === 'asterisk'
       ? { type: f.pbx.type, name, host: f.pbx.host, port: f.pbx.port, username: f.pbx.username, secret: f.pbx.secret, maxFrameBytes: f.pbx.max_frame_bytes, eventFilter: f.pbx.event_filter }

@@ -7,6 +7,7 @@
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { explainConfig } from '../src/config/explain.js';
 import { parseConfig } from '../src/config/load.js';
 import { pbxNameOf } from '../src/config/pbx-name.js';
 import { holdStandbyLease, LEASE_LOCK_CLASS, type StandbyLease } from '../src/fleet/lease.js';
@@ -27,6 +28,25 @@ describe('the PBX name', () => {
     // A config built in code without pbx.name: the lease says what the rows say (it was 'pbx' vs the host).
     const { name: _dropped, ...unnamed } = cfg.pbx;
     expect(standbyPlaceOf({ ...cfg, pbx: unnamed })?.pbxName).toBe(fallback);
+  });
+});
+
+describe('a delivery worker\'s file and check-config (README "Delivery workers", followed on Debian)', () => {
+  const src = (deliverOnly: boolean) => ({ yamlPath: '/etc/pbxhook/deliver.yaml', deliverOnly });
+  const worker = 'outbox: { store: postgres, url: "postgres:///pbxhook?host=/var/run/postgresql&user=pbxhook&port=5491" }\n';
+  it('pbxhook deliver reads a file without pbx: (no AMI secret on a worker host); pbxhook run still needs it', () => {
+    const cfg = parseConfig(worker, undefined, src(true), {});
+    expect(cfg.deliverOnly).toBe(true);
+    expect(explainConfig(cfg)).toMatch(/^pbx: none \(a file for pbxhook deliver/m);
+    expect(() => parseConfig(worker, undefined, src(false), {})).toThrow(/deliver\.yaml: pbx: missing/);
+    // A file with pbx: is read as it is, worker or not.
+    expect(parseConfig(`pbx: { type: asterisk, username: u, secret: s, name: b1 }\n${worker}`, undefined, src(true), {}).deliverOnly).toBeUndefined();
+  });
+  it('check-config names a local socket and its port, not "localhost"; and says standby is on', () => {
+    const cfg = parseConfig(`pbx: { type: asterisk, username: u, secret: s }\n${worker}standby: { enabled: true }\n`, undefined, src(false), {});
+    const text = explainConfig(cfg);
+    expect(text).toContain('outbox PostgreSQL socket /var/run/postgresql:5491/pbxhook, shared (url ***)');
+    expect(text).toMatch(/^standby: on; .*takeover within 10 s$/m);
   });
 });
 

@@ -29,10 +29,18 @@ export interface ConfigSource {
   readonly iniReadError?: string;
   /** Reads `file:` tokens; the one piece of I/O parseConfig does, injectable for tests. */
   readonly readSecretFile?: ReadSecretFile;
+  /**
+   * `pbxhook deliver` (and `check-config --deliver`): a delivery worker follows no PBX, so its file
+   * may leave `pbx:` out rather than carry a PBX's secret to a host that never logs in.
+   */
+  readonly deliverOnly?: boolean;
 }
 
+/** What a delivery worker's file stands in for the `pbx:` it left out; only the name is read. */
+const NO_PBX = { type: 'asterisk', username: 'none', secret: 'none' } as const;
+
 /** Reads both files and validates them; throws ConfigError listing every problem. */
-export function loadConfig(yamlPath: string, env: Env = process.env): Config {
+export function loadConfig(yamlPath: string, env: Env = process.env, use: Pick<ConfigSource, 'deliverOnly'> = {}): Config {
   if (/\.ini(\.example)?$/i.test(yamlPath)) {
     // Handed to the YAML parser, an ini file yields one error per line and no hint of the mix-up.
     const message = `this is a webhooks ini file; pbxhook takes the YAML config that references it (webhooks: ./${path.basename(yamlPath)})`;
@@ -54,13 +62,15 @@ export function loadConfig(yamlPath: string, env: Env = process.env): Config {
       iniReadError = readReason(err);
     }
   }
-  return parseConfig(yamlText, iniText, { yamlPath, iniReadError }, env);
+  return parseConfig(yamlText, iniText, { yamlPath, iniReadError, ...use }, env);
 }
 
 /** Validates config text without touching the file system (except `file:` tokens, see ConfigSource). */
 export function parseConfig(yamlText: string, iniText: string | undefined, source: ConfigSource, env: Env): Config {
   const file = source.yamlPath;
   const yaml = parseYaml(yamlText, file);
+  const noPbx = source.deliverOnly === true && typeof yaml.data === 'object' && yaml.data !== null && !('pbx' in yaml.data);
+  if (noPbx) yaml.data = { ...(yaml.data as object), pbx: NO_PBX };
   const problems: ConfigProblem[] = [...yaml.problems];
 
   const readSecretFile = source.readSecretFile ?? ((p: string) => readFileSync(p, 'utf8'));
@@ -97,7 +107,8 @@ export function parseConfig(yamlText: string, iniText: string | undefined, sourc
   if (outbox !== undefined && 'problem' in outbox) problems.push({ file, key: 'outbox.url', message: outbox.problem });
 
   if (problems.length > 0 || parsed === undefined) throw new ConfigError(problems);
-  return toConfig(parsed, endpoints, file, ops !== undefined && 'token' in ops ? ops.token : undefined, outbox !== undefined && 'store' in outbox ? outbox : undefined);
+  const cfg = toConfig(parsed, endpoints, file, ops !== undefined && 'token' in ops ? ops.token : undefined, outbox !== undefined && 'store' in outbox ? outbox : undefined);
+  return noPbx ? { ...cfg, deliverOnly: true } : cfg;
 }
 
 /** The outbox's backend (issue #17); postgres needs its URL, which is a secret like the tokens. */

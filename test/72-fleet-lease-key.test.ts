@@ -4,6 +4,10 @@
  * never both follow one PBX. And one function names the PBX for the rows and for the lease.
  * On a real throwaway PostgreSQL (test/support/postgres.ts); waits are bounded, never asserted.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +51,24 @@ describe('a delivery worker\'s file and check-config (README "Delivery workers",
     const text = explainConfig(cfg);
     expect(text).toContain('outbox PostgreSQL socket /var/run/postgresql:5491/pbxhook, shared (url ***)');
     expect(text).toMatch(/^standby: on; .*takeover within 10 s$/m);
+  });
+});
+
+describe('pbxhook outbox on a PostgreSQL outbox it cannot open', () => {
+  it('says why in one line and exits 73, never printing the URL (it was a stack trace, exit 1)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pbxhook-72-'));
+    try {
+      const yaml = path.join(dir, 'pbxhook.yaml');
+      // Port 1 on loopback: nothing listens, the connection is refused at once.
+      writeFileSync(yaml, 'pbx: { type: asterisk, username: u, secret: s }\noutbox: { store: postgres, url: "postgres://pbxhook:hunter2-secret@127.0.0.1:1/pbxhook" }\n');
+      const r = spawnSync(process.execPath, [path.join(import.meta.dirname, '../dist/cli.js'), 'outbox', 'stats', '--config', yaml], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status).toBe(73);
+      expect(r.stderr).toMatch(/^pbxhook outbox: cannot open the outbox on PostgreSQL: .*ECONNREFUSED/);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).not.toContain('hunter2');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

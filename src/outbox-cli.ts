@@ -22,6 +22,8 @@ import { pino } from 'pino';
 const EX_NOINPUT = 66;
 const EX_UNAVAILABLE = 69;
 const EX_NOPERM = 77;
+/** sysexits EX_CANTCREAT: the outbox could not be opened (as pbxhook deliver's). */
+const EX_CANTCREAT = 73;
 
 const OPTIONS = {
   config: { type: 'string', short: 'c', value: 'FILE' },
@@ -96,9 +98,27 @@ function usageError(err: unknown): number {
   throw err; // ConfigError and the rest: cli.ts reports them as for every command
 }
 
+/**
+ * Why the PostgreSQL outbox did not open, for an admin (never the URL). Followed on Debian (issue
+ * #17): with the README's local-socket URL, root running `pbxhook outbox` met a stack trace.
+ */
+function cannotOpen(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /peer authentication failed/i.test(msg)
+    ? `${msg}; a local-socket URL logs in as the system user of the same name: run it as that user (sudo -u pbxhook pbxhook outbox …)`
+    : msg;
+}
+
 /** The command on the outbox's store, opened and closed around it. */
 async function withStore(where: StoreConfig, cfg: Config | undefined, command: string, values: Values, shared: boolean, out: NodeJS.WritableStream): Promise<number> {
-  const store = await openOutboxStore(where);
+  let store: OutboxStore;
+  try {
+    store = await openOutboxStore(where);
+  } catch (err) {
+    if (where.outbox?.store !== 'postgres') throw err;
+    process.stderr.write(`pbxhook outbox: cannot open the outbox on PostgreSQL: ${cannotOpen(err)}\n`);
+    return EX_CANTCREAT;
+  }
   try {
     const missing = await unknownNames(store, values, cfg);
     if (missing !== undefined) {

@@ -149,7 +149,7 @@ describe('each command: its own --help, and one line for a wrong option (issue #
   it.each([
     [['run', '--conf', 'x'], 'pbxhook run: unknown option --conf; run takes -c, --config FILE, -h, --help (pbxhook run --help)'],
     [['replay', TRACE, '--config', LAB_YAML, '--sned'], 'pbxhook replay: unknown option --sned; replay takes -c, --config FILE, --send, --state-dir DIR, -h, --help (pbxhook replay --help)'],
-    [['check-config', '--verbose', LAB_YAML], 'pbxhook check-config: unknown option --verbose; check-config takes -c, --config FILE, -h, --help (pbxhook check-config --help)'],
+    [['check-config', '--verbose', LAB_YAML], 'pbxhook check-config: unknown option --verbose; check-config takes -c, --config FILE, --deliver, -h, --help (pbxhook check-config --help)'],
     [['record', '--config', LAB_YAML, '--out', 'x.ami'], 'pbxhook record: unknown option --out; record takes -c, --config FILE, -o, --output OUT, --seconds N, -h, --help (pbxhook record --help)'],
     [['outbox', 'retry', '--endpont', 'crm'], 'pbxhook outbox: unknown option --endpont; outbox takes -c, --config FILE, --state-dir DIR, --state S, --endpoint E, --id ID, --lane LANE, --all, --limit N, --delivered, --dead, --older-than AGE, --yes, --json, -h, --help (pbxhook outbox --help)'],
     [['run', '--config'], 'pbxhook run: --config needs a value: --config FILE (pbxhook run --help)'],

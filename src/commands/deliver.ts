@@ -14,7 +14,8 @@ const DELIVER_OPTIONS = { config: { type: 'string', short: 'c', value: 'FILE' },
 
 export const DELIVER_USAGE = `Usage: pbxhook deliver --config FILE
   A delivery worker: sends the webhooks of the shared PostgreSQL outbox (outbox.store: postgres)
-  to the endpoints of FILE, without following any PBX. Run as many as you like, on any host:
+  to the endpoints of FILE, without following any PBX (FILE may leave pbx: out; check it with
+  pbxhook check-config --deliver FILE). Run as many as you like, on any host:
   they share the lanes, each lane still in order. SIGTERM or Ctrl-C stop it (attempts in flight
   may finish for delivery.stop_timeout; the others wait in the outbox).
 Options: ${optionList(DELIVER_OPTIONS)}`;
@@ -25,7 +26,7 @@ const EX_CANTCREAT = 73;
 export async function runDeliverCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs('deliver', DELIVER_OPTIONS, argv);
   if (values.config === undefined) throw new UsageError('which config? pbxhook deliver --config FILE');
-  const cfg = loadConfig(values.config);
+  const cfg = loadConfig(values.config, process.env, { deliverOnly: true });
   // A SQLite outbox belongs to the one process holding its state_dir: a worker beside it could never send.
   if (cfg.outbox?.store !== 'postgres') {
     throw new ConfigError([{ file: values.config, key: 'outbox.store', message: 'pbxhook deliver needs outbox.store: postgres (a SQLite outbox is sent by its pbxhook run)' }]);

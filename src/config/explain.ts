@@ -35,7 +35,17 @@ export function redactConfig(cfg: Config): Config {
 function outboxWhere(cfg: Config): string {
   if (cfg.outbox?.store !== 'postgres') return `${cfg.stateDir}/outbox.sqlite`;
   const u = URL.canParse(cfg.outbox.url) ? new URL(cfg.outbox.url) : undefined;
-  return `PostgreSQL ${u === undefined ? '(outbox.url)' : `${u.host || 'localhost'}${u.pathname}`}, shared (url ${MASK})`;
+  return `PostgreSQL ${u === undefined ? '(outbox.url)' : databaseOf(u)}, shared (url ${MASK})`;
+}
+
+/**
+ * Host (or socket folder, `?host=/var/run/postgresql`), port and database of a URL, as
+ * src/outbox-pg/pool.ts `where` logs them: a socket URL said "localhost" before (issue #17).
+ */
+function databaseOf(u: URL): string {
+  const host = u.hostname || u.searchParams.get('host') || 'localhost';
+  const port = u.port || u.searchParams.get('port');
+  return `${host.startsWith('/') ? 'socket ' : ''}${host}${port ? `:${port}` : ''}${u.pathname}`;
 }
 
 /** What pbxhook recognises with no `roles:` at all; `pbxhook replay` lists which rule named each route it saw. */
@@ -64,8 +74,8 @@ export function explainConfig(cfg: Config): string {
   const enabled = cfg.endpoints.filter((e) => e.enabled).length;
   const lines = [
     `config: ${cfg.file}`,
-    `pbx: ${pbx.type} at ${pbx.host}:${pbx.port}, ${user}`,
-    ...(pbx.name !== undefined ? [`  name: ${pbx.name} (the webhook-pbx header, the pbx label of metrics, the rows of a shared outbox)`] : []),
+    cfg.deliverOnly === true ? 'pbx: none (a file for pbxhook deliver, which follows no PBX; pbxhook run needs pbx:)' : `pbx: ${pbx.type} at ${pbx.host}:${pbx.port}, ${user}`,
+    ...(pbx.name !== undefined && cfg.deliverOnly !== true ? [`  name: ${pbx.name} (the webhook-pbx header, the pbx label of metrics, the rows of a shared outbox)`] : []),
     'roles:',
     `  ivrs: ${targets(roles.ivrs)}`,
     `  queues: ${targets(roles.queues)}`,
@@ -84,6 +94,9 @@ export function explainConfig(cfg: Config): string {
       `dead kept ${span(d.keepDeadMs)}`,
     `  notify_url: ${d.notifyUrl === undefined ? 'not set' : `${notifyTarget(d.notifyUrl)}: endpoint paused or resumed, webhooks dead`}`,
     `  on SIGTERM: attempts in flight get ${span(d.stopTimeoutMs)}; exited within ${span(cfg.shutdownGraceMs)}, after the last commit`,
+    ...(cfg.standby?.enabled === true
+      ? [`standby: on; this daemon follows the PBX while it holds pbx.name's lease in the outbox, the other waits; takeover within ${cfg.standby.takeoverSeconds} s`]
+      : []),
     `log level: ${cfg.log.level}`,
     `metrics, health and status page: ${ops(cfg)}`,
     `environment (VoipAppz environment_name): ${cfg.environment}`,

@@ -7,14 +7,14 @@
  * (pbx.password), PBXHOOK_TOKEN_<ENDPOINT> (the endpoint's token; see tokens.ts).
  */
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import path from 'node:path';
 import { parseDocument } from './libs.js';
 import { type ConfigProblem, ConfigError, iniKey } from './errors.js';
 import { readIniSections } from './ini.js';
 import { IssueWording } from './issues.js';
 import { endpointSchema, sectionProblems, toEndpoint, type ReadIniFile } from './endpoints.js';
-import { PBX_NAME, fileSchema, isLoopbackListen, type FileConfig } from './schema.js';
+import { pbxNameOf } from './pbx-name.js';
+import { fileSchema, isLoopbackListen, type FileConfig } from './schema.js';
 import {
   type ReadSecretFile, OPS_TOKEN_ENV, OUTBOX_URL_ENV, envValue, resolveOpsToken, resolveOutboxUrl, resolveSigningSecrets, resolveToken, tokenEnvName,
 } from './tokens.js';
@@ -29,10 +29,18 @@ export interface ConfigSource {
   readonly iniReadError?: string;
   /** Reads `file:` tokens; the one piece of I/O parseConfig does, injectable for tests. */
   readonly readSecretFile?: ReadSecretFile;
+  /**
+   * `pbxhook deliver` (and `check-config --deliver`): a delivery worker follows no PBX, so its file
+   * may leave `pbx:` out rather than carry a PBX's secret to a host that never logs in.
+   */
+  readonly deliverOnly?: boolean;
 }
 
+/** What a delivery worker's file stands in for the `pbx:` it left out; only the name is read. */
+const NO_PBX = { type: 'asterisk', username: 'none', secret: 'none' } as const;
+
 /** Reads both files and validates them; throws ConfigError listing every problem. */
-export function loadConfig(yamlPath: string, env: Env = process.env): Config {
+export function loadConfig(yamlPath: string, env: Env = process.env, use: Pick<ConfigSource, 'deliverOnly'> = {}): Config {
   if (/\.ini(\.example)?$/i.test(yamlPath)) {
     // Handed to the YAML parser, an ini file yields one error per line and no hint of the mix-up.
     const message = `this is a webhooks ini file; pbxhook takes the YAML config that references it (webhooks: ./${path.basename(yamlPath)})`;
@@ -54,13 +62,15 @@ export function loadConfig(yamlPath: string, env: Env = process.env): Config {
       iniReadError = readReason(err);
     }
   }
-  return parseConfig(yamlText, iniText, { yamlPath, iniReadError }, env);
+  return parseConfig(yamlText, iniText, { yamlPath, iniReadError, ...use }, env);
 }
 
 /** Validates config text without touching the file system (except `file:` tokens, see ConfigSource). */
 export function parseConfig(yamlText: string, iniText: string | undefined, source: ConfigSource, env: Env): Config {
   const file = source.yamlPath;
   const yaml = parseYaml(yamlText, file);
+  const noPbx = source.deliverOnly === true && typeof yaml.data === 'object' && yaml.data !== null && !('pbx' in yaml.data);
+  if (noPbx) yaml.data = { ...(yaml.data as object), pbx: NO_PBX };
   const problems: ConfigProblem[] = [...yaml.problems];
 
   const readSecretFile = source.readSecretFile ?? ((p: string) => readFileSync(p, 'utf8'));
@@ -97,7 +107,8 @@ export function parseConfig(yamlText: string, iniText: string | undefined, sourc
   if (outbox !== undefined && 'problem' in outbox) problems.push({ file, key: 'outbox.url', message: outbox.problem });
 
   if (problems.length > 0 || parsed === undefined) throw new ConfigError(problems);
-  return toConfig(parsed, endpoints, file, ops !== undefined && 'token' in ops ? ops.token : undefined, outbox !== undefined && 'store' in outbox ? outbox : undefined);
+  const cfg = toConfig(parsed, endpoints, file, ops !== undefined && 'token' in ops ? ops.token : undefined, outbox !== undefined && 'store' in outbox ? outbox : undefined);
+  return noPbx ? { ...cfg, deliverOnly: true } : cfg;
 }
 
 /** The outbox's backend (issue #17); postgres needs its URL, which is a secret like the tokens. */
@@ -112,12 +123,6 @@ function outboxOf(o: FileConfig['outbox'], src: Parameters<typeof resolveOutboxU
     return { problem: `missing: outbox.store is postgres; set outbox.url (or ${OUTBOX_URL_ENV}; env:NAME and file:PATH work too)` };
   }
   return { store: 'postgres', url: url.url };
-}
-
-/** `pbx.name`, else this host's name when it makes a valid one, else `pbx`. */
-function defaultPbxName(): string {
-  const host = hostname().split('.')[0] ?? '';
-  return PBX_NAME.test(host) ? host : 'pbx';
 }
 
 /**
@@ -226,7 +231,7 @@ function parseEndpoints(
 }
 
 function toConfig(f: FileConfig, endpoints: readonly EndpointConfig[], yamlPath: string, opsToken: string | undefined, outbox: OutboxConfig | undefined): Config {
-  const name = f.pbx.name ?? defaultPbxName();
+  const name = pbxNameOf(f.pbx);
   const pbx =
     f.pbx.type === 'asterisk'
       ? { type: f.pbx.type, name, host: f.pbx.host, port: f.pbx.port, username: f.pbx.username, secret: f.pbx.secret, maxFrameBytes: f.pbx.max_frame_bytes, eventFilter: f.pbx.event_filter }

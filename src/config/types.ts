@@ -226,6 +226,11 @@ export interface Config {
   /** Absolute path of the YAML file it came from, for messages. */
   readonly file: string;
   readonly pbx: PbxConfig;
+  /**
+   * A file for `pbxhook deliver` alone, read without a `pbx:` section: `pbx` is then a stand-in of
+   * which only the name (rows the worker enqueues, delivery.notify_url's) is read.
+   */
+  readonly deliverOnly?: true;
   readonly roles: RoleConfig;
   readonly calls: CallsConfig;
   readonly delivery: DeliveryConfig;

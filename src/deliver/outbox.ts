@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { pbxNameOf } from '../config/pbx-name.js';
 import type { Config } from '../config/types.js';
 import { createHttpClient } from './attempt.js';
 import { tokensOf } from './auth.js';
@@ -37,11 +38,11 @@ export interface StoreUse {
 export type StoreConfig = Pick<Config, 'stateDir'> & { readonly pbx?: Pick<Config['pbx'], 'host' | 'name'>; readonly outbox?: Config['outbox'] };
 
 /**
- * The PBX a process enqueues for, as rows name it. Until a config names its PBX, its host does
- * (one SQLite outbox serves one PBX either way).
+ * The PBX a process enqueues for, as rows name it: the one name config/pbx-name.ts decides, which
+ * the standby lease uses too; '' without a PBX (the CLI reading a state_dir).
  */
-export function pbxNameOf(cfg: StoreConfig): string {
-  return cfg.pbx?.name ?? cfg.pbx?.host ?? '';
+function rowsPbxOf(cfg: StoreConfig): string {
+  return cfg.pbx === undefined ? '' : pbxNameOf(cfg.pbx);
 }
 
 /**
@@ -53,10 +54,10 @@ export async function openOutboxStore(cfg: StoreConfig, use: StoreUse = {}): Pro
   if (cfg.outbox?.store === 'postgres') {
     // Loaded only here: a SQLite outbox never loads node-postgres.
     const { openPgOutboxStore } = await import('../outbox-pg/open.js');
-    return openPgOutboxStore(cfg.outbox.url, pbxNameOf(cfg), log);
+    return openPgOutboxStore(cfg.outbox.url, rowsPbxOf(cfg), log);
   }
   const sqlite = openStore(cfg.stateDir, {
-    pbx: pbxNameOf(cfg),
+    pbx: rowsPbxOf(cfg),
     ...(log !== undefined
       ? {
           backgroundCheckpoints: {

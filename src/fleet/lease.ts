@@ -13,8 +13,28 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { type LeaseTiming, leaseSessionOptions, leaseTiming } from './lease-timing.js';
 
-/** First key of the two-key advisory lock: "pbxh", so that other users of the database never collide with ours. */
+/** "pbxh": the seed of the lease key's hash, and the first key of the two-key lock older pbxhook took. */
 export const LEASE_LOCK_CLASS = 0x70627868;
+
+/**
+ * The lease is one 64-bit advisory lock, `hashtextextended(pbx.name, "pbxh")`: two names share it by
+ * chance once in about 2^64 / n² (n names), where the 32-bit `hashtext` of the two-key lock
+ * `(LEASE_LOCK_CLASS, hashtext(name))` that pbxhook took before made a collision, and with it a PBX
+ * that nobody follows, thinkable in a large fleet. PostgreSQL keeps one-key and two-key advisory
+ * locks apart, so the old and the new key never meet.
+ */
+const TAKE_LEASE = 'SELECT pg_try_advisory_lock(hashtextextended($2, $1)) AS held';
+/**
+ * The earlier daemons' lock, taken as well while it is free, so that one of them standing by during
+ * an upgrade keeps waiting; held by one of them for this PBX, the new daemon waits instead. The
+ * holder is recognised by its session's name (application_name, `pbxhook lease <name>`, the same in
+ * both versions), so a colliding old key held for another PBX does not stop this one.
+ */
+const TAKE_OLD_LEASE = 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS held';
+const OLD_LEASE_HOLDER = `SELECT a.application_name = $3 AS ours FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $1::oid AND l.objid = hashtext($2)::oid
+    AND l.pid <> pg_backend_pid()`;
+const GIVE_LEASE_BACK = 'SELECT pg_advisory_unlock(hashtextextended($2, $1))';
 
 export type LeaseRole = 'standby' | 'active' | 'lost';
 
@@ -96,10 +116,28 @@ export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
     onLost({ reason });
   };
 
+  // As older pbxhook named it too (OLD_LEASE_HOLDER): PostgreSQL keeps 63 bytes of it.
+  const sessionName = `pbxhook lease ${opts.pbxName}`.slice(0, 63);
+  let oldHolderSaid = false;
+  /** Takes the lease; false while it, or the earlier daemons' lock for this PBX, is someone else's. */
+  const take = async (c: pg.Client): Promise<boolean> => {
+    const args = [LEASE_LOCK_CLASS, opts.pbxName];
+    if ((await within(c.query<{ held: boolean }>(TAKE_LEASE, args), timing.checkTimeoutMs)).rows[0]?.held !== true) return false;
+    if ((await within(c.query<{ held: boolean }>(TAKE_OLD_LEASE, args), timing.checkTimeoutMs)).rows[0]?.held === true) return true;
+    const holder = await within(c.query<{ ours: boolean }>(OLD_LEASE_HOLDER, [...args, sessionName]), timing.checkTimeoutMs);
+    if (!holder.rows.some((r) => r.ours)) return true;
+    await within(c.query(GIVE_LEASE_BACK, args), timing.checkTimeoutMs);
+    if (!oldHolderSaid) {
+      log.warn({ code: 'PBXHOOK_LEASE_OLD_HOLDER' }, 'standby lease: an older pbxhook (two-key lease) follows this PBX; waiting until it stops (upgrade every daemon of this PBX)');
+      oldHolderSaid = true;
+    }
+    return false;
+  };
+
   const connect = async (): Promise<pg.Client> => {
     const c = new pg.Client({
       connectionString: opts.url,
-      application_name: `pbxhook lease ${opts.pbxName}`.slice(0, 63),
+      application_name: sessionName,
       options: leaseSessionOptions(timing),
       keepAlive: true,
       keepAliveInitialDelayMillis: timing.checkMs,
@@ -123,10 +161,10 @@ export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
       client ??= await connect();
       if (closed) return drop(client);
       const sentAt = now();
-      const r = await within(client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS held', [LEASE_LOCK_CLASS, opts.pbxName]), timing.checkTimeoutMs);
+      const held = await take(client);
       if (unreachable) log.info('standby lease: PostgreSQL reachable again');
       unreachable = false;
-      if (r.rows[0]?.held === true) {
+      if (held) {
         if (closed) return drop(client);
         role = 'active';
         confirmedAt = sentAt;

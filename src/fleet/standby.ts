@@ -5,6 +5,7 @@
  * supervisor starts it again as a standby.
  */
 import type { Logger } from 'pino';
+import { pbxNameOf } from '../config/pbx-name.js';
 import type { Config } from '../config/types.js';
 import { holdStandbyLease, type LeaseLoss, type LeaseRole } from './lease.js';
 
@@ -39,5 +40,5 @@ export function startStandby(cfg: Pick<Config, 'standby'>, place: StandbyPlace |
 export function standbyPlaceOf(cfg: Pick<Config, 'pbx' | 'outbox'>): StandbyPlace | undefined {
   const outbox = cfg.outbox;
   if (outbox?.store !== 'postgres') return undefined;
-  return { url: outbox.url, pbxName: cfg.pbx.name ?? 'pbx' };
+  return { url: outbox.url, pbxName: pbxNameOf(cfg.pbx) };
 }

@@ -36,7 +36,10 @@ export function openPool(url: string, opts: PoolOptions = {}): pg.Pool {
 export function where(url: string): string {
   try {
     const u = new URL(url);
-    return `${u.host || 'localhost'}${u.pathname}`;
+    // A local socket is `?host=/var/run/postgresql` (README "Running PostgreSQL for it on Debian").
+    const host = u.hostname || u.searchParams.get('host') || 'localhost';
+    const port = u.port || u.searchParams.get('port');
+    return `${host.startsWith('/') ? 'socket ' : ''}${host}${port ? `:${port}` : ''}${u.pathname}`;
   } catch {
     return 'the database of outbox.url';
   }

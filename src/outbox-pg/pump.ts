@@ -156,11 +156,10 @@ export async function claimHeads(client: pg.ClientBase, holder: string, asks: re
   if (wanted.length === 0) return [];
   // Fresh lanes, then the rest, each read down the due index in order: a pump reads about as many
   // rows as it claims, not the whole backlog (one ORDER BY over both would sort every due row).
-  // The UPDATE finds the chosen ids through the
-  // primary key (= ANY of an array): as a join (`FROM due`) the planner, guessing the CTEs' sizes,
-  // hashed them against a scan of the whole table, a claim costing as much as the backlog is large
-  // (7 ms of 8 at 20k rows, measured with EXPLAIN ANALYZE; issue #17, "four workers no faster").
-  // Two CTEs, as FOR UPDATE cannot go under a UNION.
+  // Two CTEs, as FOR UPDATE cannot go under a UNION. The UPDATE finds the chosen ids through the
+  // primary key (= ANY of an array): as a join (`FROM due`), the planner hashed them against a scan
+  // of the whole table, so a claim cost as much as the backlog was large (7 ms of 8 at 20k rows,
+  // EXPLAIN ANALYZE; issue #17, "four workers no faster than one").
   const part = (range: string, limit: string) => `(SELECT w.id FROM webhooks w
            WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${range} AND ${IS_HEAD}
            ORDER BY w.next_at, w.id LIMIT ${limit} FOR UPDATE SKIP LOCKED)`;

@@ -3,6 +3,11 @@
  * processes from one PostgreSQL outbox, against the same backlog drained from SQLite by one process
  * and sent by bare axios. Each run: a fresh backlog, the receiver in its own process (delivery.ts),
  * time from the workers' spawn to the last webhook delivered (so a worker's start-up, ~0.3 s, is in).
+ *
+ * Every call is a lane of its own, so the backlog has N / 6 lanes: many more than the 4 × 16 the
+ * workers can hold in flight. (With fewer lanes than that, more workers could not help: a lane is
+ * one request at a time.) After each PostgreSQL drain the receiver's webhook-ids are checked
+ * against the outbox: each webhook arrived exactly once, each lane's in its order (`checkArrivals`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +18,9 @@ import pino from 'pino';
 import { openOutbox, openStore } from '../src/deliver/outbox.js';
 import { PgStore } from '../src/outbox-pg/store.js';
 import { bareAxios, webhooks } from './delivery.js';
+
+/** Calls of 6 webhooks each (delivery.ts `webhooks`), each call one lane. */
+export const lanesOf = (n: number): number => Math.ceil(n / 6);
 
 const CONCURRENCY = 16;
 
@@ -40,19 +48,62 @@ async function seedPostgres(dbUrl: string, n: number, url: string): Promise<void
   await store.close();
 }
 
-/** ms for `workers` deliver processes to send a fresh backlog of n from PostgreSQL. */
-export async function postgresDrain(dbUrl: string, n: number, url: string, workers: number): Promise<number> {
+/** The webhook-ids the receiver (receiver.ts) got since it was last asked, in arrival order. */
+function receivedIds(receiver: ChildProcess): Promise<string[]> {
+  return new Promise((resolve) => {
+    let text = '';
+    const take = (d: Buffer) => {
+      text += String(d);
+      if (!text.endsWith('\n')) return;
+      receiver.stdout!.off('data', take);
+      resolve(JSON.parse(text.slice(text.indexOf('ids ') + 4)) as string[]);
+    };
+    receiver.stdout!.on('data', take);
+    receiver.stdin!.write('ids\n');
+  });
+}
+
+/**
+ * Throws unless every webhook of the outbox arrived exactly once and each lane's arrived in its
+ * order (seq): what the workers promise, checked from the receiver's side.
+ */
+export async function checkArrivals(db: pg.Client, arrived: readonly string[]): Promise<void> {
+  const { rows } = await db.query<{ webhook_id: string; lane: string; seq: number }>('SELECT webhook_id, lane, seq::int AS seq FROM webhooks');
+  const known = new Map(rows.map((r) => [r.webhook_id, r]));
+  const seen = new Set<string>();
+  const lastSeq = new Map<string, number>();
+  for (const id of arrived) {
+    const row = known.get(id);
+    if (row === undefined) throw new Error(`webhook ${id} arrived but is not in the outbox`);
+    if (seen.has(id)) throw new Error(`webhook ${id} arrived twice`);
+    seen.add(id);
+    if ((lastSeq.get(row.lane) ?? 0) > row.seq) throw new Error(`lane ${row.lane}: seq ${row.seq} arrived after seq ${lastSeq.get(row.lane)}`);
+    lastSeq.set(row.lane, row.seq);
+  }
+  if (seen.size !== rows.length) throw new Error(`${rows.length - seen.size} of ${rows.length} webhooks never arrived`);
+}
+
+/**
+ * ms for `workers` deliver processes to send a fresh backlog of n from PostgreSQL; then checks
+ * what the receiver got (checkArrivals).
+ */
+export async function postgresDrain(dbUrl: string, n: number, receiver: { url: string; proc: ChildProcess }, workers: number): Promise<number> {
+  const url = receiver.url;
   const dir = mkdtempSync(join(tmpdir(), 'pbxhook-fleet-bench-'));
   const db = new pg.Client({ connectionString: dbUrl });
   await db.connect();
   const children: ChildProcess[] = [];
   try {
     await db.query('DELETE FROM webhooks').catch(() => undefined); // a fresh backlog (the table exists once migrated)
+    await receivedIds(receiver.proc); // forget the runs before
     await seedPostgres(dbUrl, n, url);
     const yaml = workerConfig(dir, dbUrl, url);
     const t0 = performance.now();
     for (let w = 0; w < workers; w++) children.push(spawn(process.execPath, ['dist/cli.js', 'deliver', '--config', yaml], { stdio: ['ignore', 'ignore', 'inherit'] }));
-    const left = async () => Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM webhooks WHERE state <> 'delivered'")).rows[0]!.n);
+    // Through the undelivered rows' partial index, shrinking as the backlog drains: the poll itself
+    // must not count the whole table every 50 ms (PostgreSQL shares the 2 cores with the workers).
+    const left = async () =>
+      Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM webhooks WHERE state IN ('pending', 'in_flight', 'failed_waiting')")).rows[0]!.n);
     // Bounded: 10 minutes at most, polled every 50 ms; 30 s without progress is an error, not a figure.
     let last = n;
     let progressAt = performance.now();
@@ -63,7 +114,9 @@ export async function postgresDrain(dbUrl: string, n: number, url: string, worke
       if (performance.now() - progressAt > 30_000) throw new Error(`pbxhook deliver sent nothing for 30 s (${now} of ${n} left)`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    return performance.now() - t0;
+    const ms = performance.now() - t0;
+    await checkArrivals(db, await receivedIds(receiver.proc));
+    return ms;
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await db.end();

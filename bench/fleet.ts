@@ -15,7 +15,7 @@ import { startCutProxy } from '../test/support/cutProxy.js';
 import { startPostgres } from '../test/support/postgres.js';
 import { spread, type Spread } from './stats.js';
 import { startReceiver } from './delivery.js';
-import { axiosDrain, postgresDrain, sqliteDrain } from './fleet-deliver.js';
+import { axiosDrain, lanesOf, postgresDrain, sqliteDrain } from './fleet-deliver.js';
 
 export interface TakeoverResult {
   readonly takeoverSeconds: number;
@@ -88,13 +88,14 @@ export async function fleetDelivery(rounds: number, n: number, say: (line: strin
   const pgsql = await startPostgres();
   const receiver = await startReceiver();
   const ms: Record<Drain, number[]> = { axios: [], sqlite: [], 'postgres-1': [], 'postgres-4': [] };
+  say(`backlog of ${n} webhooks in ${lanesOf(n)} lanes (calls of 6); each PostgreSQL drain checked: every webhook once, each lane in order`);
   try {
     for (let round = 0; round < rounds; round++) {
       for (const kind of round % 2 === 0 ? DRAINS : [...DRAINS].reverse()) {
         const t =
           kind === 'axios' ? await axiosDrain(n, receiver.url)
           : kind === 'sqlite' ? await sqliteDrain(n, receiver.url)
-          : await postgresDrain(pgsql.url, n, receiver.url, kind === 'postgres-1' ? 1 : 4);
+          : await postgresDrain(pgsql.url, n, receiver, kind === 'postgres-1' ? 1 : 4);
         ms[kind].push(t);
         say(`round ${round + 1} backlog of ${n} ${kind}: ${t.toFixed(0)} ms (${((n / t) * 1000).toFixed(0)} webhooks/s)`);
       }

@@ -2,10 +2,15 @@ import http from 'node:http';
 
 /**
  * A minimal keep-alive receiver, run in its own process by the delivery benchmarks: 200 with an
- * empty body, counting requests. Prints its port, then answers `count` on stdin with the total.
+ * empty body, counting requests. Prints its port, then answers `count` on stdin with the total, and
+ * `ids` with the webhook-ids received since the last `ids`, in arrival order (one JSON line): the
+ * fleet bench checks with them that each webhook came once and each lane in order (issue #17).
  */
 let count = 0;
+let ids: string[] = [];
 const server = http.createServer((req, res) => {
+  const id = req.headers['webhook-id'];
+  if (typeof id === 'string') ids.push(id);
   req.resume();
   req.on('end', () => {
     count++;
@@ -19,5 +24,9 @@ server.listen(0, '127.0.0.1', () => {
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (d: string) => {
   if (d.includes('count')) process.stdout.write(`count ${count}\n`);
+  if (d.includes('ids')) {
+    process.stdout.write(`ids ${JSON.stringify(ids)}\n`);
+    ids = [];
+  }
   if (d.includes('exit')) process.exit(0);
 });

@@ -10,6 +10,7 @@ import { replayCommand } from './replay-command.js';
 import { showSpread, spread, verdict, type Spread } from './stats.js';
 import type { LiveChurnResult } from './live-churn.js';
 import { DRAINS, fleetDelivery, fleetTakeover } from './fleet.js';
+import { lanesOf } from './fleet-deliver.js';
 
 /**
  * `npm run bench`: runs every measurement of issue #7 in its own process (compiled JS, no tsx),
@@ -337,8 +338,8 @@ ${liveStateSizes.map((calls) => {
 
 ## 7. Fleet: PostgreSQL outbox, delivery workers, standby (issue #17)
 
-${drains === undefined ? 'Backlog not measured (BENCH_FLEET_ROUNDS=0 or BENCH_FLEET_BACKLOG=0).' : `A backlog of ${fmt(FLEET_BACKLOG)} webhooks (calls of 6, one endpoint, \`concurrency: 16\` per process) drained to a
-loopback receiver, ${FLEET_ROUNDS} rounds (\`BENCH_FLEET_ROUNDS\`, \`BENCH_FLEET_BACKLOG\`), the order reversed every other round; × bare axios
+${drains === undefined ? 'Backlog not measured (BENCH_FLEET_ROUNDS=0 or BENCH_FLEET_BACKLOG=0).' : `A backlog of ${fmt(FLEET_BACKLOG)} webhooks (calls of 6, each call its own lane: ${fmt(lanesOf(FLEET_BACKLOG))} lanes; one endpoint, \`concurrency: 16\` per process) drained to a
+loopback receiver; after each PostgreSQL drain the receiver's webhook-ids are checked (every webhook once, each lane in order); ${FLEET_ROUNDS} rounds (\`BENCH_FLEET_ROUNDS\`, \`BENCH_FLEET_BACKLOG\`), the order reversed every other round; × bare axios
 per round (bench/fleet-deliver.ts). The PostgreSQL runs include the workers' start-up, on a throwaway cluster on the same host.
 
 | how | webhooks/s | × bare axios (16 connections) |

@@ -17,6 +17,10 @@ import { TRANSITIONS, callOf, newWebhookId, summarise } from '../deliver/outbox-
 import type { Decision } from '../deliver/schedule.js';
 import { type PgRawRow, ROW_COLUMNS, UNDELIVERED_SQL, inList, rowOf } from './rows.js';
 
+// The pump's statements are named (prepared once per connection): parsing and planning them anew
+// each pump cost PostgreSQL more CPU than running them (pg_stat_statements on bench §7: the
+// statements ran ~0.45 s of the 1.3 s its backends spent on a 5,000 backlog; issue #17).
+
 /** Lanes due this recently are live traffic: claimed before an outage's backlog (lane-heads.ts). */
 export const FRESH_MS = 5_000;
 
@@ -47,13 +51,14 @@ export async function insertWebhooks(client: pg.ClientBase, pbx: string, reqs: r
   }
   // Sorted, so that two processes writing the same lanes (a standby taking over) lock them in one order.
   const lanes = [...perLane.keys()].sort();
-  const { rows } = await client.query<{ lane: string; last_seq: number }>(
-    `INSERT INTO lanes (pbx, lane, endpoint, last_seq, updated_at)
+  const { rows } = await client.query<{ lane: string; last_seq: number }>({
+    name: 'pbxhook-lanes-count',
+    text: `INSERT INTO lanes (pbx, lane, endpoint, last_seq, updated_at)
      SELECT $1, l.lane, l.endpoint, l.n, $2 FROM unnest($3::text[], $4::text[], $5::bigint[]) AS l(lane, endpoint, n)
      ON CONFLICT (pbx, lane) DO UPDATE SET last_seq = lanes.last_seq + excluded.last_seq, updated_at = excluded.updated_at
      RETURNING lane, last_seq`,
-    [pbx, now, lanes, lanes.map((l) => perLane.get(l)!.endpoint), lanes.map((l) => perLane.get(l)!.n)],
-  );
+    values: [pbx, now, lanes, lanes.map((l) => perLane.get(l)!.endpoint), lanes.map((l) => perLane.get(l)!.n)],
+  });
   for (const r of rows) {
     const l = perLane.get(r.lane)!;
     l.next = r.last_seq - l.n + 1;
@@ -72,14 +77,15 @@ export async function insertWebhooks(client: pg.ClientBase, pbx: string, reqs: r
     c.body.push(req.body);
   }
   // WITH ORDINALITY + ORDER BY: row ids follow the events' order, as SQLite's do.
-  await client.query(
-    `INSERT INTO webhooks (webhook_id, pbx, endpoint, lane, seq, call_id, summary, method, url, headers, body, state, next_at, created_at, updated_at)
+  await client.query({
+    name: 'pbxhook-insert',
+    text: `INSERT INTO webhooks (webhook_id, pbx, endpoint, lane, seq, call_id, summary, method, url, headers, body, state, next_at, created_at, updated_at)
      SELECT w.webhook_id, $1, w.endpoint, w.lane, w.seq, w.call_id, w.summary, w.method, w.url, w.headers::jsonb, w.body, 'pending', $2, $2, $2
      FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
        WITH ORDINALITY AS w(webhook_id, endpoint, lane, seq, call_id, summary, method, url, headers, body, i)
      ORDER BY w.i`,
-    [pbx, now, c.webhookId, c.endpoint, c.lane, c.seq, c.callId, c.summary, c.method, c.url, c.headers, c.body],
-  );
+    values: [pbx, now, c.webhookId, c.endpoint, c.lane, c.seq, c.callId, c.summary, c.method, c.url, c.headers, c.body],
+  });
 }
 
 const STATE_AFTER: Record<Decision['kind'], string> = {
@@ -116,8 +122,9 @@ export async function finishAttempts(client: pg.ClientBase, finishes: readonly F
     c.response.push(attempt.response?.slice(0, RESPONSE_KEEP_CHARS) ?? null);
     c.retryAfter.push(attempt.retryAfterMs ?? null);
   }
-  const { rows } = await client.query<{ id: number }>(
-    `WITH f AS (
+  const { rows } = await client.query<{ id: number }>({
+    name: 'pbxhook-finish',
+    text: `WITH f AS (
        SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[], $9::int[], $10::bigint[], $11::int[],
                             $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
          AS f(id, holder, state, step, next_at, status, last_error, n, started_at, latency_ms, error_code, error, outcome, response, retry_after_ms)
@@ -133,8 +140,8 @@ export async function finishAttempts(client: pg.ClientBase, finishes: readonly F
        ON CONFLICT (webhook, n) DO NOTHING
      )
      SELECT id FROM moved`,
-    [now, c.id, c.holder, c.state, c.step, c.nextAt, c.status, c.lastError, c.n, c.startedAt, c.latency, c.errorCode, c.error, c.outcome, c.response, c.retryAfter],
-  );
+    values: [now, c.id, c.holder, c.state, c.step, c.nextAt, c.status, c.lastError, c.n, c.startedAt, c.latency, c.errorCode, c.error, c.outcome, c.response, c.retryAfter],
+  });
   return new Set(rows.map((r) => r.id));
 }
 
@@ -149,12 +156,16 @@ export async function claimHeads(client: pg.ClientBase, holder: string, asks: re
   if (wanted.length === 0) return [];
   // Fresh lanes, then the rest, each read down the due index in order: a pump reads about as many
   // rows as it claims, not the whole backlog (one ORDER BY over both would sort every due row).
-  // Two CTEs, as FOR UPDATE cannot go under a UNION.
+  // Two CTEs, as FOR UPDATE cannot go under a UNION. The UPDATE finds the chosen ids through the
+  // primary key (= ANY of an array): as a join (`FROM due`), the planner hashed them against a scan
+  // of the whole table, so a claim cost as much as the backlog was large (7 ms of 8 at 20k rows,
+  // EXPLAIN ANALYZE; issue #17, "four workers no faster than one").
   const part = (range: string, limit: string) => `(SELECT w.id FROM webhooks w
            WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${range} AND ${IS_HEAD}
            ORDER BY w.next_at, w.id LIMIT ${limit} FOR UPDATE SKIP LOCKED)`;
-  const { rows } = await client.query<PgRawRow>(
-    `WITH asked AS (SELECT * FROM unnest($1::text[], $2::int[]) AS e(endpoint, n)),
+  const { rows } = await client.query<PgRawRow>({
+    name: 'pbxhook-claim',
+    text: `WITH asked AS (SELECT * FROM unnest($1::text[], $2::int[]) AS e(endpoint, n)),
      fresh AS (
        SELECT e.endpoint, h.id FROM asked e CROSS JOIN LATERAL ${part(`w.next_at <= $3 AND w.next_at > $3 - ${FRESH_MS}`, 'e.n')} h
      ),
@@ -165,10 +176,10 @@ export async function claimHeads(client: pg.ClientBase, holder: string, asks: re
      ),
      due AS (SELECT id FROM fresh UNION ALL SELECT id FROM backlog)
      UPDATE webhooks w SET state = '${TRANSITIONS.claim.to}', attempts = w.attempts + 1, updated_at = $3, claimed_by = $4, claim_until = $5
-     FROM due WHERE w.id = due.id
+     WHERE w.id = ANY (ARRAY (SELECT id FROM due))
      RETURNING ${CLAIMED_COLUMNS}`,
-    [wanted.map((a) => a.endpoint), wanted.map((a) => a.limit), now, holder, until],
-  );
+    values: [wanted.map((a) => a.endpoint), wanted.map((a) => a.limit), now, holder, until],
+  });
   // RETURNING keeps no order: put the claims back in the order they were chosen.
   const rank = new Map(wanted.map((a, i) => [a.endpoint, i]));
   const fresh = (r: OutboxRow) => (r.nextAt > now - FRESH_MS ? 0 : 1);
@@ -183,13 +194,14 @@ export async function claimHeads(client: pg.ClientBase, holder: string, asks: re
  */
 export async function nextDue(client: pg.ClientBase, endpoints: readonly string[]): Promise<Map<string, number>> {
   if (endpoints.length === 0) return new Map();
-  const { rows } = await client.query<{ endpoint: string; at: number }>(
-    `SELECT e.endpoint, d.at FROM unnest($1::text[]) AS e(endpoint)
+  const { rows } = await client.query<{ endpoint: string; at: number }>({
+    name: 'pbxhook-next-due',
+    text: `SELECT e.endpoint, d.at FROM unnest($1::text[]) AS e(endpoint)
      CROSS JOIN LATERAL (
        SELECT w.next_at AS at FROM webhooks w WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${IS_HEAD} ORDER BY w.next_at LIMIT 1
      ) d`,
-    [endpoints],
-  );
+    values: [endpoints],
+  });
   return new Map(rows.map((r) => [r.endpoint, r.at]));
 }
 
@@ -221,8 +233,9 @@ export async function saveLiveState(client: pg.ClientBase, pbx: string, changes:
  * are left to it. Due since their claim: they queue as the backlog they are, not as a live call's.
  */
 export async function reclaimExpired(client: pg.ClientBase, now: number): Promise<number> {
-  const r = await client.query(
-    `WITH old AS (
+  const r = await client.query({
+    name: 'pbxhook-reclaim',
+    text: `WITH old AS (
        SELECT id, attempts, updated_at FROM webhooks WHERE state = 'in_flight' AND claim_until < $1 FOR UPDATE SKIP LOCKED
      ), noted AS (
        INSERT INTO attempts (webhook, n, started_at, error_code, error, outcome)
@@ -231,7 +244,7 @@ export async function reclaimExpired(client: pg.ClientBase, now: number): Promis
      )
      UPDATE webhooks w SET state = '${TRANSITIONS.recover.to}', next_at = old.updated_at, updated_at = $1, claimed_by = NULL, claim_until = NULL
      FROM old WHERE w.id = old.id`,
-    [now],
-  );
+    values: [now],
+  });
   return r.rowCount ?? 0;
 }

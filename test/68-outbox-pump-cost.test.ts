@@ -18,7 +18,7 @@ import type { Decision } from '../src/deliver/schedule.js';
 import type { WebhookRequest } from '../src/emit/request.js';
 import { createHttpClient } from '../src/deliver/attempt.js';
 import { createLogger, turnBatchedStderr } from '../src/log.js';
-import { pumpOf, req } from './support/outboxStoreSuite.js';
+import { pumpOf, req } from './support/outboxSteps.js';
 import { ROOT, ensureBuilt } from './support/e2e.js';
 import { runAsync } from './support/runAsync.js';
 

@@ -4,6 +4,7 @@
 // they start in about half the time of their ~160 modules (issue #15; src/config/libs.ts).
 import { build } from 'esbuild';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const dist = process.argv[2] ?? 'dist';
 const file = path.join(dist, 'config', 'libs.js');
@@ -12,6 +13,9 @@ await build({
   outfile: file,
   allowOverwrite: true,
   bundle: true,
+  // The libraries come from this checkout's node_modules, wherever DIST is (the .deb compiles into
+  // a staging folder under /tmp, which has none).
+  nodePaths: [path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'node_modules')],
   platform: 'node',
   format: 'esm',
   target: 'node20',

@@ -50,7 +50,7 @@ export interface Segment {
   readonly startedBy: TransferKind;
   endedAt: number | undefined;
   endedBy: 'hangup' | 'blind-transfer' | 'attended-transfer' | undefined;
-  recordings: string[];
+  recordings: readonly string[];
 }
 
 export interface RouteVisit extends Route {
@@ -106,7 +106,7 @@ export interface Channel {
   callerId: CallerId;
   readonly dialed: string;
   answeredAt: number | undefined;
-  recordings: string[];
+  recordings: readonly string[];
   hungUpAt: number | undefined;
   held: boolean;
   /** The channel that dialled this one, if any. */
@@ -125,6 +125,12 @@ export interface Channel {
  * node) — a quarter of a live call's JS heap in a heap snapshot of 10,000 live calls (issue #15).
  */
 export const appended = <T>(xs: readonly T[], x: T): T[] => xs.concat([x]);
+
+/**
+ * The recordings of a channel or conversation that has none, which most never get: one shared
+ * frozen array, not an empty array (32 bytes) on every channel and segment (issue #15, memory).
+ */
+export const NO_RECORDINGS: readonly string[] = Object.freeze([]);
 
 /** A frozen, self-contained copy of a call, attached to every lifecycle event. */
 export type CallView = Readonly<Omit<Call, 'legs' | 'segments' | 'routes' | 'channelIds'>> & {

@@ -33,6 +33,12 @@ function isSpecialExten(exten: string): boolean {
 /** A dialplan generating numbers in a loop must not grow memory: past this, routes are not kept. */
 const MAX_RULES_KEPT = 1000;
 
+/**
+ * Endpoints whose one Party object is kept: a PBX's phones and trunks. Past it, each channel gets
+ * its own, as before; a PBX naming endpoints in a loop cannot grow memory.
+ */
+const MAX_PARTIES_KEPT = 10_000;
+
 interface Sighting {
   route: Route;
   rule: string;
@@ -56,6 +62,11 @@ export class RoleBook {
     voicemail: new Map(),
   };
   private kept = 0;
+  /**
+   * Endpoint → its Party, the same frozen object for every channel of that phone or trunk: each
+   * live channel held a Party and its id string of its own (~60 bytes; issue #15, memory).
+   */
+  private readonly parties = new Map<string, Party>();
 
   constructor(cfg: RoleConfig) {
     for (const t of cfg.ivrs) this.byTarget.set(t, 'ivr');
@@ -71,6 +82,14 @@ export class RoleBook {
    * the directory and the payloads' User key on; the endpoint name stays in `endpoint`.
    */
   partyOf(endpoint: string): Party {
+    const known = this.parties.get(endpoint);
+    if (known) return known;
+    const party = Object.freeze(this.classify(endpoint));
+    if (this.parties.size < MAX_PARTIES_KEPT) this.parties.set(endpoint, party);
+    return party;
+  }
+
+  private classify(endpoint: string): Party {
     if (this.trunk?.test(endpoint)) return { kind: 'trunk', id: endpoint };
     const m = this.extension.exec(endpoint);
     return m ? extensionIn(m, endpoint) : { kind: 'trunk', id: endpoint };

@@ -1,6 +1,6 @@
 import { endpointOf, type PbxEvent } from './events.js';
 import type { LifecycleEvent } from './lifecycle.js';
-import { appended, viewOf, type Call, type Channel, type EndReason, type Leg, type LegKind, type Segment } from './model.js';
+import { appended, NO_RECORDINGS, viewOf, type Call, type Channel, type EndReason, type Leg, type LegKind, type Segment } from './model.js';
 import { isWiredThrough, localPairName, realDialler } from './locals.js';
 import type { CallRecord } from './persist.js';
 import { endCall, finishLeg, startSegment, endSegment, unansweredAs } from './transitions.js';
@@ -244,7 +244,7 @@ const HANDLERS: HandlerTable = {
       callerId: ev.callerId,
       dialed: ev.dialed,
       answeredAt: undefined,
-      recordings: [],
+      recordings: NO_RECORDINGS,
       hungUpAt: undefined,
       held: false,
       dialedBy: undefined,

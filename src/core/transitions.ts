@@ -1,6 +1,6 @@
 import type { DialStatus } from './events.js';
 import type { Tracker } from './tracker.js';
-import { appended, viewOf, type Call, type Disposition, type EndReason, type Leg, type Segment } from './model.js';
+import { appended, NO_RECORDINGS, viewOf, type Call, type Disposition, type EndReason, type Leg, type Segment } from './model.js';
 
 /** The state changes that emit lifecycle events, shared by several handlers. */
 
@@ -31,7 +31,7 @@ export function startSegment(
     startedBy: call.pendingTransfer,
     endedAt: undefined,
     endedBy: undefined,
-    recordings: [],
+    recordings: NO_RECORDINGS,
   };
   call.pendingTransfer = 'none';
   if (leg.kind === 'consult') leg.kind = 'agent';

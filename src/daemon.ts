@@ -17,6 +17,7 @@ import { health, metricSources, statusSnapshot, type DaemonParts } from './ops/s
 import type { ConnectError } from './ingest.js';
 import { Pipeline } from './pipeline.js';
 import { amiResync, eslResync } from './resync.js';
+import { waitingFor } from './fleet/lease.js';
 import { standbyPlaceOf, startStandby } from './fleet/standby.js';
 
 /** Live AMI events worth a frame: what the model reads, plus the answer to a resync. */
@@ -160,8 +161,9 @@ export async function runDaemon(cfg: Config, log: Logger, opts: DaemonOptions): 
 
   let endpointsNow = cfg.endpoints;
   const parts: DaemonParts = {
-    cfg, pipeline, outbox, pbxConnected: () => ingest?.connected ?? false, pbxState: () => ingest?.state ?? 'connecting', frameErrors: () => frameErrors,
+    cfg, pipeline, outbox, pbxConnected: () => ingest?.connected ?? false, pbxState: () => ingest?.state ?? (standby.role() === 'standby' ? 'standby' : 'connecting'), frameErrors: () => frameErrors,
     inputSkipped: () => inputSkipped, attempts, endpoints: () => endpointsNow, role: () => (standby.role() === 'standby' ? 'standby' : 'active'),
+    waitingFor: () => waitingFor(standby.holder()),
   };
   const ops = await startOps(cfg, parts, journal, log);
   observe = ops ? ops.observe : () => undefined;

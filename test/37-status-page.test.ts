@@ -87,6 +87,9 @@ describe.skipIf(browserNeeded.skip)(`status page in headless Chromium${browserNe
     }, want, { timeout: 30_000 });
     expect(await rows.count()).toBe(want);
     expect(await rows.first().locator('td').nth(2).textContent()).toBe(CALL);
+    // One PBX's own SQLite outbox: no PBX column (a fleet's PostgreSQL one has it: test/80).
+    expect(await page.locator('#webhooks thead th:not([hidden])').allTextContents()).toEqual(['queued', 'endpoint', 'call', '#', 'event', 'attempts', 'state', 'next / why']);
+    expect(await rows.first().locator('td').count()).toBe(8);
     expect(await page.locator('#webhooks td.ok').count()).toBe(want);
     expect(await page.locator('#dead tbody').textContent()).toBe('none');
     expect(await page.locator('#summary').textContent()).toMatch(/^0 live calls · outbox delivered \d+/);

@@ -47,7 +47,7 @@ describe('config/pbxhook.rules.yml', () => {
       expect(r.annotations.description, r.alert).toMatch(/\S/);
     }
     const byName = new Map(rules.map((r) => [r.alert, r]));
-    expect(byName.get('PbxhookPbxDisconnected')).toMatchObject({ expr: 'pbxhook_pbx_connected == 0', for: '1m' });
+    expect(byName.get('PbxhookPbxDisconnected')).toMatchObject({ expr: 'pbxhook_pbx_connected == 0 unless on(instance, job) pbxhook_pbx_role{role="standby"} == 1', for: '1m' });
     expect(byName.get('PbxhookWebhooksDelayed')!.expr).toBe('pbxhook_outbox_oldest_undelivered_seconds > 300');
   });
 

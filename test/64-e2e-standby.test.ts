@@ -47,13 +47,16 @@ describe.skipIf(postgresRequirement.skip)(`pbxhook run with a standby${postgresR
 
   it('the standby waits, healthy, while the active one follows the PBX; kill -9 of the active one and it logs in', async () => {
     const { a, b, portA, portB, logins } = await pair();
-    // B asked for the lease several times meanwhile (every 400 ms at takeover_seconds 2).
-    await waitFor(() => said(b, "standby lease: waiting for this PBX's lease") !== undefined, () => `B waiting\n${b.out.stderr.slice(-3000)}`, 20_000);
+    // It says whose lease it waits for, as /healthz does below: A's, on loopback.
+    const waiting = "waiting for this PBX's lease, held by 127.0.0.1";
+    await waitFor(() => said(b, `standby lease: ${waiting}`) !== undefined, () => `B waiting\n${b.out.stderr.slice(-3000)}`, 20_000);
+    expect(said(b, `standby lease: ${waiting}`)).toMatchObject({ holder: '127.0.0.1' });
+    // B asks for the lease several times meanwhile (every 400 ms at takeover_seconds 2).
     await new Promise((r) => setTimeout(r, 1_500));
     expect(said(b, HELD)).toBeUndefined();
     expect(logins()).toBe(1);
     expect(await healthz(portA)).toMatchObject({ status: 200, body: { ok: true, role: 'active', pbx: 'connected' } });
-    expect(await healthz(portB)).toMatchObject({ status: 200, body: { ok: true, role: 'standby', pbx: 'connecting' } });
+    expect(await healthz(portB)).toMatchObject({ status: 200, body: { ok: true, role: 'standby', pbx: 'standby', lease: waiting } });
 
     const killedAt = Date.now();
     a.child.kill('SIGKILL');

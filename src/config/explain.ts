@@ -3,6 +3,7 @@
  * operator can check against the PBX. Secrets never appear: the PBX secret is `***`,
  * tokens are only "set"/"not set", URL passwords and query values are masked.
  */
+import { databasePlaceOf } from './database-place.js';
 import { EXTENSION_GROUP, extensionGroupBody, hasCaptureGroups } from './pattern.js';
 import { isLoopbackListen } from './schema.js';
 import type { Config, DialplanTarget, EndpointConfig } from './types.js';
@@ -34,18 +35,7 @@ export function redactConfig(cfg: Config): Config {
 /** The outbox's place: the SQLite file, or the PostgreSQL host and database (the URL's password never). */
 function outboxWhere(cfg: Config): string {
   if (cfg.outbox?.store !== 'postgres') return `${cfg.stateDir}/outbox.sqlite`;
-  const u = URL.canParse(cfg.outbox.url) ? new URL(cfg.outbox.url) : undefined;
-  return `PostgreSQL ${u === undefined ? '(outbox.url)' : databaseOf(u)}, shared (url ${MASK})`;
-}
-
-/**
- * Host (or socket folder, `?host=/var/run/postgresql`), port and database of a URL, as
- * src/outbox-pg/pool.ts `where` logs them: a socket URL said "localhost" before (issue #17).
- */
-function databaseOf(u: URL): string {
-  const host = u.hostname || u.searchParams.get('host') || 'localhost';
-  const port = u.port || u.searchParams.get('port');
-  return `${host.startsWith('/') ? 'socket ' : ''}${host}${port ? `:${port}` : ''}${u.pathname}`;
+  return `PostgreSQL ${databasePlaceOf(cfg.outbox.url) ?? '(outbox.url)'}, shared (url ${MASK})`;
 }
 
 /** What pbxhook recognises with no `roles:` at all; `pbxhook replay` lists which rule named each route it saw. */

@@ -2,7 +2,8 @@
  * The console (issue #16 item 7): one static HTML file, no build step, no framework. It reads
  * /status.json and /api/… with fetch every 2 s and swaps each table's rows in one step once the
  * answer is in, so nothing blinks; a narrow screen hides the secondary columns. Every value goes in
- * with textContent, never as HTML, since caller IDs and CRM answers come from outside. Actions
+ * with textContent, never as HTML, since caller IDs and CRM answers come from outside. On a
+ * PostgreSQL outbox, shared by a fleet, the webhooks and dead letters show each one's PBX (issue #17). Actions
  * POST JSON with the session cookie the login form sets (HttpOnly: the script never sees the token).
  */
 export const CONSOLE_PAGE = `<!doctype html>
@@ -52,11 +53,11 @@ export const CONSOLE_PAGE = `<!doctype html>
 <div class="scroll"><table id="calls"><thead><tr><th>call</th><th>direction</th><th>customer</th><th>started</th><th>legs</th></tr></thead><tbody></tbody></table></div>
 
 <h2>Recent webhooks</h2>
-<div class="scroll"><table id="webhooks"><thead><tr><th>queued</th><th>endpoint</th><th>call</th><th class="wide">#</th><th>event</th><th class="wide">attempts</th><th>state</th><th>next / why</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="webhooks"><thead><tr><th>queued</th><th class="pbx" hidden>pbx</th><th>endpoint</th><th>call</th><th class="wide">#</th><th>event</th><th class="wide">attempts</th><th>state</th><th>next / why</th></tr></thead><tbody></tbody></table></div>
 <section id="story" hidden></section>
 
 <h2>Dead letters</h2>
-<div class="scroll"><table id="dead"><thead><tr><th>time</th><th>endpoint</th><th>call</th><th>attempts</th><th>last error</th></tr></thead><tbody></tbody></table></div>
+<div class="scroll"><table id="dead"><thead><tr><th>time</th><th class="pbx" hidden>pbx</th><th>endpoint</th><th>call</th><th>attempts</th><th>last error</th></tr></thead><tbody></tbody></table></div>
 
 <h2>Call journeys</h2>
 <p><input id="q" type="search" placeholder="number, call id or extension" aria-label="search calls"> <span class="muted">live and recent calls</span></p>
@@ -74,7 +75,8 @@ let selected = null;
 /** Cells: a string, or {text, cls, node}; the rows replace the old ones in one step. */
 function fill(id, rows, empty) {
   const body = document.querySelector('#' + id + ' tbody');
-  const cols = document.querySelectorAll('#' + id + ' thead th').length;
+  const heads = document.querySelectorAll('#' + id + ' thead th:not([hidden])');
+  const cols = heads.length;
   const trs = (rows.length ? rows : [{ cells: [empty] }]).map((r) => {
     const tr = document.createElement('tr');
     const cells = Array.isArray(r) ? r : r.cells;
@@ -83,7 +85,7 @@ function fill(id, rows, empty) {
       const td = document.createElement('td');
       if (c && typeof c === 'object') { if (c.node) td.append(c.node); else td.textContent = c.text ?? ''; if (c.cls) td.className = c.cls; }
       else td.textContent = c ?? '';
-      const th = document.querySelectorAll('#' + id + ' thead th')[i];
+      const th = heads[i];
       if (th && th.classList.contains('wide')) td.classList.add('wide');
       if (cells.length === 1) td.colSpan = cols;
       tr.append(td);
@@ -212,8 +214,14 @@ async function refresh() {
   try {
     const [s, eps, whs, js] = await Promise.all([getJson('status.json'), getJson('api/endpoints'), getJson('api/webhooks'),
       getJson('api/calls?q=' + encodeURIComponent($('q').value)).catch(() => null)]);
-    $('pbx').textContent = (s.pbx.name ? s.pbx.name + ': ' : '') + s.pbx.type + ' ' + s.pbx.address + ' — ' + (s.pbx.connected ? 'connected' : s.pbx.state === 'connecting' ? 'CONNECTING' : 'DISCONNECTED');
-    $('pbx').className = s.pbx.connected ? 'ok' : 'bad';
+    const standby = s.pbx.state === 'standby';
+    $('pbx').textContent = (s.pbx.name ? s.pbx.name + ': ' : '') + s.pbx.type + ' ' + s.pbx.address + ' — ' +
+      (s.pbx.connected ? 'connected' : standby ? 'standby: ' + (s.lease ?? 'waiting for the lease') : s.pbx.state === 'connecting' ? 'CONNECTING' : 'DISCONNECTED');
+    $('pbx').className = s.pbx.connected ? 'ok' : standby ? 'muted' : 'bad';
+    // A shared outbox's rows may be any PBX's; one PBX's own outbox needs no column saying so.
+    const fleet = s.outboxStore === 'postgres';
+    for (const th of document.querySelectorAll('th.pbx')) th.hidden = !fleet;
+    const pbxCell = (name) => (fleet ? [name] : []);
     $('summary').textContent =
       s.calls.length + (s.calls.length === 1 ? ' live call' : ' live calls') + ' · outbox ' + Object.entries(s.outbox).map(([k, v]) => k + ' ' + v).join(', ') + ' · updated ' + time(s.now);
     const w = s.outboxWrite ?? { outbox: 'writing' };
@@ -225,9 +233,9 @@ async function refresh() {
     renderEndpoints(eps.endpoints);
     fill('calls', s.calls.map((c) => [c.id, c.direction, c.customer, time(c.startedAt),
       c.legs.map((l) => l.party + ' ' + (l.disposition ?? (l.answeredAt ? 'talking' : 'ringing'))).join(', ')]), 'no live call');
-    fill('webhooks', whs.webhooks.map((h) => ({ key: h.id, cells: [time(h.createdAt), h.endpoint, h.call, String(h.seq), h.event, String(h.attempts),
+    fill('webhooks', whs.webhooks.map((h) => ({ key: h.id, cells: [time(h.createdAt), ...pbxCell(h.pbx), h.endpoint, h.call, String(h.seq), h.event, String(h.attempts),
       { text: h.state, cls: 'state ' + (STATE_CLS[h.state] ?? '') }, { text: waitText(h.wait) + (h.error && h.state !== 'delivered' ? ' · ' + h.error : ''), cls: 'why' }] })), 'none yet');
-    fill('dead', s.dead.map((d) => [time(d.at), d.endpoint, d.call, String(d.attempts), d.error ?? '']), 'none');
+    fill('dead', s.dead.map((d) => [time(d.at), ...pbxCell(d.pbx), d.endpoint, d.call, String(d.attempts), d.error ?? '']), 'none');
     renderJourneys(js && js.calls);
     if (selected != null) await renderStory();
   } catch (err) {

@@ -34,7 +34,24 @@ const TAKE_OLD_LEASE = 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS held';
 const OLD_LEASE_HOLDER = `SELECT a.application_name = $3 AS ours FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = $1::oid AND l.objid = hashtext($2)::oid
     AND l.pid <> pg_backend_pid()`;
+/**
+ * Who holds the lease, for the standby to say (issue #17): the holder's client address as the
+ * server sees it. A one-key advisory lock shows in pg_locks as its high half (classid) and low half
+ * (objid), objsubid 1. pg_stat_activity shows another role's address as null: then none is said. A
+ * local socket has no address but client_port -1. Daemons of one PBX share the session name, so
+ * only the address tells them apart.
+ */
+const LEASE_HOLDER = `WITH k AS (SELECT hashtextextended($2, $1) AS key)
+  SELECT CASE WHEN a.client_port = -1 THEN 'a local socket' ELSE host(a.client_addr) END AS holder
+  FROM k, pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.pid <> pg_backend_pid()
+    AND l.classid = ((k.key >> 32) & 4294967295)::oid AND l.objid = (k.key & 4294967295)::oid`;
 const GIVE_LEASE_BACK = 'SELECT pg_advisory_unlock(hashtextextended($2, $1))';
+
+/** What a standby waits for, in its log line, /healthz and the console alike. */
+export function waitingFor(holder: string | undefined): string {
+  return `waiting for this PBX's lease${holder === undefined ? '' : `, held by ${holder}`}`;
+}
 
 export type LeaseRole = 'standby' | 'active' | 'lost';
 
@@ -56,6 +73,8 @@ export interface LeaseLoss {
 export interface StandbyLease {
   readonly timing: LeaseTiming;
   role(): LeaseRole;
+  /** While standing by: the holder's address as last asked (LEASE_HOLDER), `another session` when unseen. */
+  holder(): string | undefined;
   /** Resolves once the lock is held; never rejects (an unreachable database is retried). */
   readonly acquired: Promise<void>;
   /** Resolves once a held lease is lost: the caller must stop following the PBX. */
@@ -90,6 +109,7 @@ export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
   let timer: NodeJS.Timeout | undefined;
   let confirmedAt = -Infinity;
   let unreachable = false;
+  let holder: string | undefined;
   let onAcquired!: () => void;
   let onLost!: (l: LeaseLoss) => void;
   const acquired = new Promise<void>((r) => (onAcquired = r));
@@ -122,16 +142,28 @@ export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
   /** Takes the lease; false while it, or the earlier daemons' lock for this PBX, is someone else's. */
   const take = async (c: pg.Client): Promise<boolean> => {
     const args = [LEASE_LOCK_CLASS, opts.pbxName];
-    if ((await within(c.query<{ held: boolean }>(TAKE_LEASE, args), timing.checkTimeoutMs)).rows[0]?.held !== true) return false;
+    if ((await within(c.query<{ held: boolean }>(TAKE_LEASE, args), timing.checkTimeoutMs)).rows[0]?.held !== true) {
+      await sayHolder(c, args);
+      return false;
+    }
     if ((await within(c.query<{ held: boolean }>(TAKE_OLD_LEASE, args), timing.checkTimeoutMs)).rows[0]?.held === true) return true;
-    const holder = await within(c.query<{ ours: boolean }>(OLD_LEASE_HOLDER, [...args, sessionName]), timing.checkTimeoutMs);
-    if (!holder.rows.some((r) => r.ours)) return true;
+    const oldHolder = await within(c.query<{ ours: boolean }>(OLD_LEASE_HOLDER, [...args, sessionName]), timing.checkTimeoutMs);
+    if (!oldHolder.rows.some((r) => r.ours)) return true;
     await within(c.query(GIVE_LEASE_BACK, args), timing.checkTimeoutMs);
     if (!oldHolderSaid) {
       log.warn({ code: 'PBXHOOK_LEASE_OLD_HOLDER' }, 'standby lease: an older pbxhook (two-key lease) follows this PBX; waiting until it stops (upgrade every daemon of this PBX)');
       oldHolderSaid = true;
     }
     return false;
+  };
+
+  /** Logs the holder when it first shows or changes: the standby's line and its /healthz say the same. */
+  const sayHolder = async (c: pg.Client, args: unknown[]): Promise<void> => {
+    const rows = (await within(c.query<{ holder: string | null }>(LEASE_HOLDER, args), timing.checkTimeoutMs)).rows;
+    // Freed between the two queries: the next poll takes it, the last holder is said until then.
+    const seen = rows[0] === undefined ? holder : (rows[0].holder ?? 'another session');
+    if (seen !== holder && seen !== undefined) log.info({ holder: seen }, `standby lease: ${waitingFor(seen)}`);
+    holder = seen;
   };
 
   const connect = async (): Promise<pg.Client> => {
@@ -167,6 +199,7 @@ export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
       if (held) {
         if (closed) return drop(client);
         role = 'active';
+        holder = undefined;
         confirmedAt = sentAt;
         log.info({ takeoverSeconds: opts.takeoverSeconds }, 'standby lease held: this daemon follows the PBX');
         onAcquired();
@@ -196,12 +229,13 @@ export function holdStandbyLease(opts: LeaseOptions): StandbyLease {
     }
   };
 
-  log.info({ takeoverSeconds: opts.takeoverSeconds }, 'standby lease: waiting for this PBX\'s lease');
+  log.info({ takeoverSeconds: opts.takeoverSeconds }, `standby lease: ${waitingFor(undefined)}`);
   void ask();
 
   return {
     timing,
     role: () => role,
+    holder: () => (role === 'standby' ? holder : undefined),
     acquired,
     lost,
     fresh: () => role === 'active' && now() - confirmedAt <= timing.freshMs,

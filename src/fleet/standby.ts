@@ -11,6 +11,8 @@ import { holdStandbyLease, type LeaseLoss, type LeaseRole } from './lease.js';
 
 export interface Standby {
   role(): LeaseRole;
+  /** While standing by: who holds the lease (its address), once seen. */
+  holder(): string | undefined;
   /** Resolves when this daemon may follow the PBX. */
   readonly active: Promise<void>;
   /** Resolves when a held lease is lost; never without standby. */
@@ -30,10 +32,10 @@ export interface StandbyPlace {
 
 export function startStandby(cfg: Pick<Config, 'standby'>, place: StandbyPlace | undefined, log: Logger): Standby {
   if (cfg.standby?.enabled !== true || place === undefined) {
-    return { role: () => 'active', active: Promise.resolve(), lost: never, fresh: () => true, close: async () => undefined };
+    return { role: () => 'active', holder: () => undefined, active: Promise.resolve(), lost: never, fresh: () => true, close: async () => undefined };
   }
   const lease = holdStandbyLease({ url: place.url, pbxName: place.pbxName, takeoverSeconds: cfg.standby.takeoverSeconds, log });
-  return { role: lease.role, active: lease.acquired, lost: lease.lost, fresh: lease.fresh, close: lease.close };
+  return { role: lease.role, holder: lease.holder, active: lease.acquired, lost: lease.lost, fresh: lease.fresh, close: lease.close };
 }
 
 /** The lease's database and key, from the config: none while the outbox is not on PostgreSQL. */

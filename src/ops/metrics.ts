@@ -25,12 +25,17 @@ export interface MetricSources {
   deadLetters?(): ReadonlyMap<string, number>;
   /** Endpoints with `only_*` keys → webhooks held now, and dropped past the per-call bound (issue #16 item 5). */
   routing?(): ReadonlyMap<string, { readonly heldNow: number; readonly heldDropped: number }>;
+  /** `standby` while another daemon holds this PBX's lease (issue #17 item 3). */
+  role?(): 'active' | 'standby';
   /**
    * This PBX's name when its outbox is shared (issue #17): every sample then carries `pbx="…"`, so
    * a fleet's series stay apart wherever they are scraped into. Absent: no such label.
    */
   readonly pbx?: string;
 }
+
+/** The roles pbxhook_pbx_role reports. */
+export const ROLES = ['active', 'standby'] as const;
 
 /** The states pbxhook_endpoint_state reports, each endpoint 1 in one of them and 0 in the others. */
 export const ENDPOINT_STATES = ['ok', 'failing', 'paused', 'disabled'] as const;
@@ -87,6 +92,20 @@ export function createMetrics(src: MetricSources): Metrics {
       this.set(src.pbxConnected() ? 1 : 0);
     },
   });
+  if (src.role !== undefined) {
+    const role = src.role;
+    // One series per role, 1 for the daemon's now: `pbxhook_pbx_role{role="active"}` summed per pbx
+    // says how many daemons follow it (1 is right, 0 is an outage), and alerts can leave standbys out.
+    new Gauge({
+      name: 'pbxhook_pbx_role',
+      help: 'This daemon\'s role for its PBX (standby: another daemon holds the lease), 1 for the current one',
+      labelNames: ['role'],
+      registers: [registry],
+      collect() {
+        for (const r of ROLES) this.set({ role: r }, role() === r ? 1 : 0);
+      },
+    });
+  }
   mirroredCounter(registry, 'pbxhook_pbx_events_total', 'PBX-neutral events in, by type', ['type'], function* () {
     for (const [type, n] of src.eventsByType()) yield [{ type }, n] as const;
   });

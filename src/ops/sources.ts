@@ -12,8 +12,11 @@ export interface DaemonParts {
   readonly pipeline: Pipeline;
   readonly outbox: Outbox;
   pbxConnected(): boolean;
-  /** `connecting` until the first login, `connected`, or `disconnected` while a lost one is retried. */
-  pbxState(): 'connecting' | 'connected' | 'disconnected';
+  /**
+   * `connecting` until the first login, `connected`, or `disconnected` while a lost one is retried;
+   * `standby` while another daemon holds this PBX's lease and this one does not connect at all.
+   */
+  pbxState(): PbxState;
   /** Frames whose handling threw, logged and skipped. */
   frameErrors(): number;
   /** PBX input the live client dropped unread, by reason (`oversized`, `desync`). */
@@ -23,7 +26,19 @@ export interface DaemonParts {
   /** The endpoints as configured now (a reload changes them). */
   endpoints(): readonly EndpointConfig[];
   /** `standby` while another daemon holds this PBX's lease (issue #17 item 3); absent = active. */
-  role?(): 'active' | 'standby';
+  role?(): Role;
+  /** What a standby waits for, as its log line says it (src/fleet/lease.ts waitingFor). */
+  waitingFor?(): string;
+}
+
+export type PbxState = 'connecting' | 'connected' | 'disconnected' | 'standby';
+type Role = 'active' | 'standby';
+
+/** The role, and what a standby waits for, as /healthz and /status.json both say them. */
+function roleOf(d: DaemonParts): { role: Role; lease?: string } {
+  const role = d.role?.() ?? 'active';
+  const waiting = role === 'standby' ? d.waitingFor?.() : undefined;
+  return { role, ...(waiting !== undefined ? { lease: waiting } : {}) };
 }
 
 export function metricSources(d: DaemonParts): MetricSources {
@@ -48,6 +63,7 @@ export function metricSources(d: DaemonParts): MetricSources {
     outboxDepth: () => d.outbox.worker.stats.outboxDepth,
     outboxWriteFailing: () => d.outbox.worker.writeFailure !== undefined,
     routing: () => d.pipeline.routing(),
+    role: () => d.role?.() ?? 'active',
     ...(d.cfg.outbox?.store === 'postgres' && d.cfg.pbx.name !== undefined ? { pbx: d.cfg.pbx.name } : {}),
   };
 }
@@ -67,11 +83,12 @@ export function health(d: DaemonParts): Health {
   const s = d.outbox.worker.stats;
   const pbx = d.pbxState();
   const write = outboxWrite(d);
-  const role = d.role?.() ?? 'active';
+  const role = roleOf(d);
   return {
-    // A standby waiting for its lease is healthy: it is not meant to be connected.
-    ok: (pbx === 'connected' || role === 'standby') && write.outbox === 'writing',
-    role,
+    // A standby waiting for its lease is healthy (README "Standby"): it is not meant to be connected,
+    // and a 503 would have systemd or a balancer act on a daemon that does its job.
+    ok: (pbx === 'connected' || pbx === 'standby') && write.outbox === 'writing',
+    ...role,
     pbx,
     ...write,
     liveCalls: d.pipeline.tracker.liveCalls,
@@ -107,8 +124,10 @@ export async function statusSnapshot(d: DaemonParts, now: number): Promise<unkno
   });
   return {
     now,
-    role: d.role?.() ?? 'active',
+    ...roleOf(d),
     pbx: { type: pbx.type, name: pbx.name, address: `${pbx.host}:${pbx.port}`, connected: d.pbxConnected(), state: d.pbxState() },
+    // On PostgreSQL the outbox is the fleet's: the console then shows each webhook's PBX.
+    outboxStore: d.cfg.outbox?.store ?? 'sqlite',
     calls,
     outbox: Object.fromEntries([...(await d.outbox.store.stateCounts())].filter(([, n]) => n > 0)),
     outboxWrite: outboxWrite(d),

@@ -4,6 +4,7 @@
  * password): it is never logged, only the host and database it names (`where`).
  */
 import pg from 'pg';
+import { databasePlaceOf } from '../config/database-place.js';
 
 /** bigint (int8) columns hold ms timestamps and row ids: far below 2^53, so plain numbers. */
 const types = new pg.TypeOverrides();
@@ -32,17 +33,9 @@ export function openPool(url: string, opts: PoolOptions = {}): pg.Pool {
   return pool;
 }
 
-/** `postgres://user:secret@db.example:5432/pbxhook` → `db.example:5432/pbxhook`: what logs may say of a URL. */
+/** What logs may say of a URL (src/config/database-place.ts): host, port and database. */
 export function where(url: string): string {
-  try {
-    const u = new URL(url);
-    // A local socket is `?host=/var/run/postgresql` (README "Running PostgreSQL for it on Debian").
-    const host = u.hostname || u.searchParams.get('host') || 'localhost';
-    const port = u.port || u.searchParams.get('port');
-    return `${host.startsWith('/') ? 'socket ' : ''}${host}${port ? `:${port}` : ''}${u.pathname}`;
-  } catch {
-    return 'the database of outbox.url';
-  }
+  return databasePlaceOf(url) ?? 'the database of outbox.url';
 }
 
 /** Runs `fn` in one transaction on one connection; rolls back if it throws. */

@@ -236,11 +236,15 @@ function heldCallOfExtension(t: Tracker, endpoint: string): Call | undefined {
 
 const HANDLERS: HandlerTable = {
   'channel.created': (t, ev) => {
+    const existing = t.calls.get(ev.call);
+    // One string per id, not one per event that named it: each live call held its Uniqueid and
+    // Linkedid again on every channel, ~32 bytes a copy (issue #15, memory).
+    const callId = existing ? existing.id : ev.call === ev.channel ? ev.channel : ev.call;
     const channel: Channel = {
       id: ev.channel,
       name: ev.name,
       party: ev.party,
-      call: ev.call,
+      call: callId,
       callerId: ev.callerId,
       dialed: ev.dialed,
       answeredAt: undefined,
@@ -255,7 +259,6 @@ const HANDLERS: HandlerTable = {
     t.channels.set(ev.channel, channel);
     t.changedCall(ev.call);
     if (ev.party.kind === 'local') t.pairLocal(channel);
-    const existing = t.calls.get(ev.call);
     if (existing) {
       existing.channelIds = appended(existing.channelIds, ev.channel);
       touch(existing, ev.at);
@@ -265,8 +268,8 @@ const HANDLERS: HandlerTable = {
     const consultFor =
       ev.party.kind === 'extension' ? heldCallOfExtension(t, endpointOf(ev.party))?.id : undefined;
     const call: Call = {
-      id: ev.call,
-      seq: seqOf(ev.call, t.nextCallNumber),
+      id: callId,
+      seq: seqOf(callId, t.nextCallNumber),
       startedAt: ev.at,
       direction: inbound ? 'inbound' : 'internal',
       directionKnown: inbound,
@@ -352,7 +355,7 @@ const HANDLERS: HandlerTable = {
     const via = [...call.routes].reverse().find((r) => r.role === 'queue' || r.role === 'ringgroup');
     const kind = t.legKind(call, from, target);
     const leg: Leg = {
-      channel: ev.to,
+      channel: target.id,
       kind,
       party: target.party,
       via: kind === 'agent' && via ? { role: via.role, number: via.number } : undefined,

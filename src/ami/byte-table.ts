@@ -9,9 +9,13 @@
  * are made into a value each time: garbage input cannot grow it without bound.
  */
 
-/** FNV-1a, over the bytes (their latin1 characters). */
+/** FNV-1a, over the bytes (their latin1 characters): `h = hashStep(h, byte)` from `HASH_START`. */
+export const HASH_START = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
-const FNV_OFFSET = 0x811c9dc5 | 0;
+
+export function hashStep(h: number, byte: number): number {
+  return Math.imul(h ^ byte, FNV_PRIME);
+}
 
 /** A Buffer, or any byte array that decodes a range as latin1 text. */
 export type Bytes = Uint8Array & { toString(encoding: 'latin1', start: number, end: number): string };
@@ -40,8 +44,13 @@ export class ByteTable<T> {
 
   /** The value of `data[from, to)`: the stored one when these bytes were seen before. */
   get(data: Bytes, from: number, to: number): T {
-    let h = FNV_OFFSET;
-    for (let i = from; i < to; i++) h = Math.imul(h ^ data[i]!, FNV_PRIME);
+    let h = HASH_START;
+    for (let i = from; i < to; i++) h = hashStep(h, data[i]!);
+    return this.hashed(data, from, to, h);
+  }
+
+  /** `get` for a caller that hashed the bytes while reading them anyway (hashStep). */
+  hashed(data: Bytes, from: number, to: number, h: number): T {
     const len = to - from;
     let slot = h & this.mask;
     for (let raw = this.raws[slot]; raw !== undefined; raw = this.raws[slot]) {

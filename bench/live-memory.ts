@@ -54,10 +54,9 @@ export interface LiveMemoryResult {
   readonly baselineHeapTotal: number;
   /**
    * The calls' own data: the same bytes through the live framer and the pipeline in this process
-   * (--expose-gc), JS heap after a full collection, with values copied (as live) and sliced.
+   * (--expose-gc), JS heap after a full collection.
    */
   readonly callsHeap: number;
-  readonly callsHeapSliced: number;
   /** MB of AMI bytes streamed. */
   readonly streamedMb: number;
   readonly ms: number;
@@ -68,12 +67,12 @@ export interface LiveMemoryResult {
 }
 
 /** JS heap (MB, after a full GC) that `calls` live calls take in framer → pipeline. */
-function callsHeap(calls: number, copyValues: boolean): number {
+function callsHeap(calls: number): number {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) return NaN;
   const template = callTemplate();
   const first = Number(/^Timestamp: (\d+\.\d+)\r$/m.exec(template)![1]);
-  const framer = new AmiFramer({ filter: wantsAmiEvent, copyValues });
+  const framer = new AmiFramer({ filter: wantsAmiEvent });
   const p = benchPipeline();
   gc();
   const before = process.memoryUsage().heapUsed;
@@ -88,8 +87,7 @@ function callsHeap(calls: number, copyValues: boolean): number {
 }
 
 export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
-  const heapCopied = callsHeap(calls, true);
-  const heapSliced = callsHeap(calls, false);
+  const heapCopied = callsHeap(calls);
   const template = callTemplate();
   const first = Number(/^Timestamp: (\d+\.\d+)\r$/m.exec(template)![1]);
   let go: () => void = () => undefined;
@@ -139,7 +137,6 @@ export async function liveMemory(calls: number): Promise<LiveMemoryResult> {
       settledHeapTotal: mb(after['pbxhook_nodejs_heap_size_total_bytes']),
       baselineHeapTotal,
       callsHeap: heapCopied,
-      callsHeapSliced: heapSliced,
       streamedMb: Math.round(streamed / 104857.6) / 10,
       ms: Math.round(ms),
       cpuS: Math.round(((done[cpu] ?? NaN) - (atLogin[cpu] ?? NaN)) * 10) / 10,

@@ -286,8 +286,8 @@ The run with the median RSS of ${ROUNDS}; over every run:
   15 s later ${showSpread(liveSpread('settledRss'), ' MB', 1)}; after login ${showSpread(liveSpread('baselineRss'), ' MB', 1)}.
 - JS heap in use with the calls up: ${showSpread(liveSpread('heapUsed'), ' MB', 1)}; allocated ${showSpread(liveSpread('heapTotal'), ' MB', 1)}.
 - The daemon's CPU from login to the last webhook (the price of memory flags): ${showSpread(liveSpread('cpuS'), ' s', 1)}.
-- The calls' own data (framer → pipeline in the measuring process, after a full collection): ${fmt(liveMem['callsHeap'] as number, 1)} MB
-  with values copied out of their messages, as live does; ${fmt(liveMem['callsHeapSliced'] as number, 1)} MB with sliced values.
+- The calls' own data (framer → pipeline in the measuring process, after a full collection): ${fmt(liveMem['callsHeap'] as number, 1)} MB,
+  every value a string of its own (never a slice of its message).
 
 ### The live daemon as ${fmt(CHURN_CALLS)} calls come and go
 

@@ -99,10 +99,8 @@ export function connectAmi(cfg: AmiConnectConfig, handlers: AmiHandlers, log: Am
     const accept = handlers.accept;
     const framer = new AmiFramer({
       maxFrameBytes,
-      // Only the values pbxhook reads are built (issue #15)...
+      // Only the values pbxhook reads are built (issue #15).
       keys: READ_AMI_KEYS,
-      // ...and a live call keeps them for hours: none may hold its whole message (issue #14 item 8).
-      copyValues: true,
       // The filter sees `Event:` messages only, never the Login answer.
       ...(accept ? { filter: (name: string, bytes: Buffer, start: number, end: number) => accept(name, detailOf(name, bytes, start, end)) } : {}),
     });

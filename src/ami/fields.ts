@@ -18,3 +18,12 @@ export const READ_AMI_KEYS: ReadonlySet<string> = new Set([
   // client.ts (Login and Filter answers) and resync.ts (CoreShowChannels)
   'response', 'message', 'actionid', 'listitems',
 ]);
+
+/**
+ * Keys whose values come from a small set (event names, dialplan contexts and applications, channel
+ * states): the framer keeps each such value once and hands the same string back for the same bytes
+ * (src/ami/byte-table.ts, bounded), without a native call or a new string per frame (issue #15).
+ */
+export const FEW_VALUED_AMI_KEYS: ReadonlySet<string> = new Set([
+  'event', 'context', 'application', 'channelstatedesc', 'dialstatus', 'eventname', 'response', 'cause',
+]);

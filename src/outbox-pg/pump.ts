@@ -228,6 +228,19 @@ export async function saveLiveState(client: pg.ClientBase, pbx: string, changes:
 }
 
 /**
+ * The holder's claims still in flight get a new lease (`until`): a live worker keeps what it is
+ * still sending, however long its pumps took; a claim another holder took back stays with it.
+ */
+export async function renewLeases(client: pg.ClientBase, holder: string, ids: readonly number[], until: number): Promise<void> {
+  if (ids.length === 0) return;
+  await client.query({
+    name: 'pbxhook-renew',
+    text: `UPDATE webhooks SET claim_until = $3 WHERE id = ANY ($1::bigint[]) AND state = 'in_flight' AND claimed_by = $2`,
+    values: [ids, holder, until],
+  });
+}
+
+/**
  * Claims whose lease ran out (their process killed, its host gone, cut off) are pending again,
  * same webhook-id and step, with an attempt row saying so. Rows another transaction is finishing
  * are left to it. Due since their claim: they queue as the backlog they are, not as a live call's.

@@ -270,36 +270,6 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     await worker.stop();
   });
 
-  // Issue #17: on a shared PostgreSQL outbox each claim reads past every lane in flight; under a
-  // backlog the worker claims a quarter of its slots at a time, not one head per answer.
-  it('under a backlog, a claim waits for a quarter of the slots to be free, then fills them', async () => {
-    const sqlite = new SqliteStore(open());
-    const asks: number[] = [];
-    const commitPump = sqlite.commitPump.bind(sqlite);
-    sqlite.commitPump = (p, at) => (asks.push(...p.claims.map((c) => c.limit)), commitPump(p, at));
-    const sent: string[] = [];
-    const answers: Array<() => void> = [];
-    let answerAtOnce = false;
-    const http: HttpClient = {
-      attempt: (r) => (sent.push(r.body), answerAtOnce ? Promise.resolve(ok()) : new Promise<AttemptResult>((resolve) => answers.push(() => resolve(ok())))),
-      close: () => {},
-    };
-    const worker = new OutboxWorker({ store: sqlite, http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 8 }, now: () => T0 });
-    await worker.start();
-    worker.enqueue(Array.from({ length: 20 }, (_, i) => req(`c${i}`, `w${i}`)));
-    await until(() => sent.length === 8, 'the first eight lanes claimed');
-    answers.shift()!();
-    await until(() => worker.stats.delivered === 1, 'one answer recorded');
-    expect(sent.length, 'one slot free of eight: no claim yet').toBe(8);
-    answers.shift()!();
-    await until(() => sent.length === 10, 'two slots free: two claimed in one');
-    expect(asks.every((n) => n >= 2), `claims asked: ${asks.join(',')}`).toBe(true);
-    answerAtOnce = true;
-    for (const answer of answers.splice(0)) answer();
-    await until(() => worker.stats.delivered === 20, 'the rest sent and delivered');
-    await worker.stop();
-  });
-
   // Issue #15: the slot is HTTP's (delivery.concurrency requests in flight), not the commit's.
   it('a delivered attempt frees its slot at once: the commit that records it claims the next; a failed one only after', async () => {
     for (const [first, sameCommit] of [[ok(), true], [http500, false]] as const) {

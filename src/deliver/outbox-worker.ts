@@ -92,8 +92,6 @@ const LANE_IDLE_MS = 86_400_000;
  * or two of the event loop), so a live worker never loses a claim, and a dead one's come back soon.
  */
 const LEASE_MARGIN_MS = 5_000;
-/** A claim waits for at least concurrency / CLAIM_BATCH_SHARE free slots (claimBatch). */
-const CLAIM_BATCH_SHARE = 4;
 /** A failed attempt's log line carries the start of the answer; the attempt row keeps more (1 KB). */
 const LOGGED_ANSWER_CHARS = 200;
 
@@ -314,11 +312,7 @@ export class OutboxWorker {
     if (this.stopping && writes.length === 0 && inserts.length === 0 && state.size === 0) return;
     const now = this.now();
     // Asked before the commit: a probe is the one claim of an endpoint paused now.
-    // An endpoint busy sending (fewer free slots than a claim batch) is not asked about at all: its
-    // next attempt to finish wakes the worker, and a claim (or the next-due read) would cost a scan.
-    const asked = this.stopping ? [] : [...this.endpoints.values()]
-      .map((ep) => ({ ep, paused: ep.health.pausedAt !== null, limit: this.freeSlots(ep, now) }))
-      .filter((a) => a.paused || a.limit > 0);
+    const asked = this.stopping ? [] : [...this.endpoints.values()].map((ep) => ({ ep, paused: ep.health.pausedAt !== null, limit: this.freeSlots(ep, now) }));
     const claims: ClaimAsk[] = asked.map((a) => ({ endpoint: a.ep.name, limit: a.limit }));
     const leaseMs = this.leaseMs();
     const renew = this.leasesEnding(now, leaseMs);
@@ -419,22 +413,12 @@ export class OutboxWorker {
     this.o.log.error({ err, code: 'PBXHOOK_OUTBOX_WRITE', webhooks: reqs.length }, 'webhooks could not be written to the outbox');
   }
 
-  /** How many lane heads the endpoint may start now: its free slots (none until a claim batch is free), or its one probe when paused and due. */
+  /** How many lane heads the endpoint may start now: its free slots, or its one probe when paused and due. */
   private freeSlots(ep: Endpoint, now: number): number {
     if (ep.health.pausedAt !== null) return ep.inFlight > 0 || now < (ep.health.nextProbeAt ?? 0) ? 0 : 1;
-    const free = Math.max(0, this.o.delivery.concurrency - ep.inFlight);
-    return free >= this.claimBatch() ? free : 0;
+    return Math.max(0, this.o.delivery.concurrency - ep.inFlight);
   }
 
-  /**
-   * Under a backlog, lane heads are claimed a quarter of the slots at a time, not one per answer:
-   * on a shared PostgreSQL outbox each claim reads past every lane in flight (theirs and the other
-   * workers'), so four workers claiming one head per answer spent 7x the database's CPU per
-   * webhook of one (issue #17). Live traffic leaves slots free and is claimed at once.
-   */
-  private claimBatch(): number {
-    return Math.max(1, Math.floor(this.o.delivery.concurrency / CLAIM_BATCH_SHARE));
-  }
 
 
   private launch(ep: Endpoint, row: OutboxRow, probe: boolean, lease: Lease): void {
@@ -466,7 +450,7 @@ export class OutboxWorker {
       if (ep.health.pausedAt !== null) {
         // A probe needs both: its time has come and a webhook is due.
         if (ep.inFlight === 0 && due !== undefined) next = Math.min(next, Math.max(ep.health.nextProbeAt ?? now, due));
-      } else if (this.freeSlots(ep, now) > 0) {
+      } else if (ep.inFlight < this.o.delivery.concurrency) {
         next = Math.min(next, due ?? next);
       }
     }

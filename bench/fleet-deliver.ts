@@ -84,6 +84,23 @@ export async function checkArrivals(db: pg.Client, arrived: readonly string[]): 
 }
 
 /**
+ * Why a drain stopped, from the rows left: per state, how many, how many lane heads, when the
+ * soonest is due and the latest lease ends (ms from now), their holders, and their last errors.
+ */
+async function whatIsLeft(db: pg.Client): Promise<string> {
+  const now = Date.now();
+  const { rows } = await db.query(
+    `SELECT state, count(*)::int AS rows, min(next_at - $1)::int AS due_in_ms, max(claim_until - $1)::int AS lease_left_ms,
+       count(DISTINCT claimed_by)::int AS holders, max(attempts)::int AS most_attempts,
+       (SELECT string_agg(DISTINCT coalesce(a.error_code, a.outcome), ',') FROM attempts a JOIN webhooks x ON x.id = a.webhook
+         WHERE x.state = w.state AND a.outcome IS DISTINCT FROM 'delivered') AS errors
+     FROM webhooks w WHERE state IN ('pending', 'in_flight', 'failed_waiting') GROUP BY state`,
+    [now],
+  );
+  return JSON.stringify(rows);
+}
+
+/**
  * ms for `workers` deliver processes to send a fresh backlog of n from PostgreSQL; then checks
  * what the receiver got (checkArrivals).
  */
@@ -111,7 +128,7 @@ export async function postgresDrain(dbUrl: string, n: number, receiver: { url: s
       const now = await left();
       if (now === 0) break;
       if (now < last) [last, progressAt] = [now, performance.now()];
-      if (performance.now() - progressAt > 30_000) throw new Error(`pbxhook deliver sent nothing for 30 s (${now} of ${n} left)`);
+      if (performance.now() - progressAt > 30_000) throw new Error(`pbxhook deliver sent nothing for 30 s (${now} of ${n} left: ${await whatIsLeft(db)})`);
       await new Promise((r) => setTimeout(r, 50));
     }
     const ms = performance.now() - t0;

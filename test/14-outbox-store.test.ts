@@ -28,6 +28,7 @@ import { SqliteStore } from '../src/deliver/sqlite-store.js';
 import { OutboxWorker } from '../src/deliver/outbox-worker.js';
 import { decide, type RetryPolicy, waitMs } from '../src/deliver/schedule.js';
 import type { WebhookRequest } from '../src/emit/request.js';
+import { until } from './support/eventually.js';
 
 const T0 = Date.parse('2026-01-01T10:00:00Z');
 const POLICY: RetryPolicy = { schedule: [5_000, 30_000, 120_000], jitter: 0, retryAfterMaxMs: 3_600_000 };
@@ -191,18 +192,6 @@ function memoryLog() {
   const lines: Array<Record<string, unknown>> = [];
   const stream = new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), done()) });
   return { log: pino({ level: 'info' }, stream), lines };
-}
-
-/**
- * Waits for what the worker does a few turns of the event loop later: a condition, never a fixed
- * sleep, which a busy machine can outlast (issue #13). The deadline only guards against a hang.
- */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`still waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /** Every attempt made so far has been recorded (its decision committed and counted). */

@@ -113,6 +113,8 @@ export class OutboxWorker {
   private housekeepingRun: Promise<void> | undefined;
   /** This process as a claim holder: a restart is a new holder (store.ts Lease). */
   private readonly holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  /** The claims this worker is sending (row id → until when its lease holds), until their answer is recorded. */
+  private readonly leases = new Map<number, number>();
   private pendingWrites: PendingWrite[] = [];
   /** PBX events' webhooks not yet committed (one array per event). */
   private pendingInserts: Array<readonly WebhookRequest[]> = [];
@@ -312,13 +314,16 @@ export class OutboxWorker {
     // Asked before the commit: a probe is the one claim of an endpoint paused now.
     const asked = this.stopping ? [] : [...this.endpoints.values()].map((ep) => ({ ep, paused: ep.health.pausedAt !== null, limit: this.freeSlots(ep, now) }));
     const claims: ClaimAsk[] = asked.map((a) => ({ endpoint: a.ep.name, limit: a.limit }));
+    const leaseMs = this.leaseMs();
+    const renew = this.leasesEnding(now, leaseMs);
     let result: PumpResult | undefined;
     let failure: unknown;
     try {
       result = await this.o.store.commitPump(
-        { enqueue: inserts, finished: writes.map((w) => w.attempt), liveState: state, claims, holder: this.holder, leaseMs: this.o.delivery.timeoutMs + LEASE_MARGIN_MS },
+        { enqueue: inserts, finished: writes.map((w) => w.attempt), liveState: state, claims, holder: this.holder, leaseMs, renew },
         now,
       );
+      for (const id of renew) if (this.leases.has(id)) this.leases.set(id, result.lease.until);
     } catch (err) {
       failure = err;
       // The commit itself failed (disk full, I/O error, connection lost): keep the events for the next try.
@@ -344,6 +349,23 @@ export class OutboxWorker {
     this.timer = setTimeout(() => void this.pump(), Math.max(0, this.nextWake(now, result?.nextDueAt) - now));
   }
 
+  /** Longer than an attempt can take (delivery timeout + margin), so a live worker never loses a claim. */
+  private leaseMs(): number {
+    return this.o.delivery.timeoutMs + LEASE_MARGIN_MS;
+  }
+
+  /**
+   * Claims still being sent whose lease is half gone: renewed with this pump. An answer is
+   * recorded a pump after it comes, and a pump can be slow (a database under load, a starved
+   * process): without renewal its claim could run out first and be sent again by another worker
+   * (issue #17, four workers on a 2-core machine).
+   */
+  private leasesEnding(now: number, leaseMs: number): number[] {
+    const ids: number[] = [];
+    for (const [id, until] of this.leases) if (until - now < leaseMs / 2) ids.push(id);
+    return ids;
+  }
+
   /** Starts the attempts a commit claimed, each counted against its endpoint's slots. */
   private launchAll(result: PumpResult, asked: ReadonlyArray<{ ep: Endpoint; paused: boolean }>): void {
     if (result.claimed.length === 0) return;
@@ -354,6 +376,7 @@ export class OutboxWorker {
       const ep = this.endpoints.get(row.endpoint) ?? a?.ep;
       if (ep === undefined) continue; // never: claims are asked per endpoint
       ep.inFlight++;
+      this.leases.set(row.id, result.lease.until);
       this.launch(ep, row, a?.paused ?? false, result.lease);
     }
   }
@@ -396,6 +419,8 @@ export class OutboxWorker {
     return Math.max(0, this.o.delivery.concurrency - ep.inFlight);
   }
 
+
+
   private launch(ep: Endpoint, row: OutboxRow, probe: boolean, lease: Lease): void {
     let held = true;
     const release = (): void => {
@@ -407,6 +432,7 @@ export class OutboxWorker {
       .catch((err: unknown) => this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'delivery attempt failed unexpectedly'))
       .finally(() => {
         release();
+        this.leases.delete(row.id);
         this.running.delete(job);
         this.wake();
       });

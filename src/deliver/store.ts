@@ -165,6 +165,12 @@ export interface Pump {
   readonly holder: string;
   /** Longer than an attempt can take (delivery timeout + margin), so a live holder never loses a claim. */
   readonly leaseMs: number;
+  /**
+   * Claims of `holder` still in flight whose lease runs out soon (row ids): held until now + leaseMs
+   * again, so that an answer recorded late (a slow commit, a starved process) is still this
+   * holder's. A backend that stores no leases (SQLite: one sending process) ignores it.
+   */
+  readonly renew?: readonly number[];
 }
 
 /** What a pump committed. */

@@ -156,15 +156,12 @@ export async function claimHeads(client: pg.ClientBase, holder: string, asks: re
   if (wanted.length === 0) return [];
   // Fresh lanes, then the rest, each read down the due index in order: a pump reads about as many
   // rows as it claims, not the whole backlog (one ORDER BY over both would sort every due row).
-  // Two CTEs, as FOR UPDATE cannot go under a UNION. The UPDATE finds the chosen ids through the
-  // primary key (= ANY of an array): as a join (`FROM due`), the planner hashed them against a scan
-  // of the whole table, so a claim cost as much as the backlog was large (7 ms of 8 at 20k rows,
-  // EXPLAIN ANALYZE; issue #17, "four workers no faster than one").
+  // Two CTEs, as FOR UPDATE cannot go under a UNION.
   const part = (range: string, limit: string) => `(SELECT w.id FROM webhooks w
            WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${range} AND ${IS_HEAD}
            ORDER BY w.next_at, w.id LIMIT ${limit} FOR UPDATE SKIP LOCKED)`;
-  const { rows } = await client.query<PgRawRow>({
-    name: 'pbxhook-claim',
+  const locked = await client.query<{ id: number }>({
+    name: 'pbxhook-claim-lock',
     text: `WITH asked AS (SELECT * FROM unnest($1::text[], $2::int[]) AS e(endpoint, n)),
      fresh AS (
        SELECT e.endpoint, h.id FROM asked e CROSS JOIN LATERAL ${part(`w.next_at <= $3 AND w.next_at > $3 - ${FRESH_MS}`, 'e.n')} h
@@ -173,12 +170,24 @@ export async function claimHeads(client: pg.ClientBase, holder: string, asks: re
      backlog AS (
        SELECT h.id FROM asked e LEFT JOIN got g USING (endpoint)
        CROSS JOIN LATERAL ${part(`w.next_at <= $3 - ${FRESH_MS}`, 'e.n - coalesce(g.n, 0)')} h
-     ),
-     due AS (SELECT id FROM fresh UNION ALL SELECT id FROM backlog)
-     UPDATE webhooks w SET state = '${TRANSITIONS.claim.to}', attempts = w.attempts + 1, updated_at = $3, claimed_by = $4, claim_until = $5
-     WHERE w.id = ANY (ARRAY (SELECT id FROM due))
+     )
+     SELECT id FROM fresh UNION ALL SELECT id FROM backlog`,
+    values: [wanted.map((a) => a.endpoint), wanted.map((a) => a.limit), now],
+  });
+  if (locked.rows.length === 0) return [];
+  // The locked heads are moved by a statement of their own, by primary key. As one statement (an
+  // UPDATE over the locking CTE), a claim of four workers was seen spinning in its UPDATE for
+  // minutes (67 s of CPU), holding every lock it took while the other workers' finishes waited on
+  // them: the fleet's stall ("sent nothing for 30 s", issue #17). Likely PostgreSQL's recheck of a
+  // head another worker had just moved on: the CTE locks its newest version, the UPDATE's snapshot
+  // saw an older one. A new statement's snapshot sees the versions this transaction locked. (As a join, not `= ANY`, the
+  // planner hashed the ids against a scan of the whole table: 7 ms of 8 at 20k rows.)
+  const { rows } = await client.query<PgRawRow>({
+    name: 'pbxhook-claim',
+    text: `UPDATE webhooks w SET state = '${TRANSITIONS.claim.to}', attempts = w.attempts + 1, updated_at = $2, claimed_by = $3, claim_until = $4
+     WHERE w.id = ANY ($1::bigint[])
      RETURNING ${CLAIMED_COLUMNS}`,
-    values: [wanted.map((a) => a.endpoint), wanted.map((a) => a.limit), now, holder, until],
+    values: [locked.rows.map((r) => r.id), now, holder, until],
   });
   // RETURNING keeps no order: put the claims back in the order they were chosen.
   const rank = new Map(wanted.map((a, i) => [a.endpoint, i]));
@@ -225,6 +234,19 @@ export async function saveLiveState(client: pg.ClientBase, pbx: string, changes:
       [pbx, keys, values],
     );
   }
+}
+
+/**
+ * The holder's claims still in flight get a new lease (`until`): a live worker keeps what it is
+ * still sending, however long its pumps took; a claim another holder took back stays with it.
+ */
+export async function renewLeases(client: pg.ClientBase, holder: string, ids: readonly number[], until: number): Promise<void> {
+  if (ids.length === 0) return;
+  await client.query({
+    name: 'pbxhook-renew',
+    text: `UPDATE webhooks SET claim_until = $3 WHERE id = ANY ($1::bigint[]) AND state = 'in_flight' AND claimed_by = $2`,
+    values: [ids, holder, until],
+  });
 }
 
 /**

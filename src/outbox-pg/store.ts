@@ -12,7 +12,7 @@ import type {
   ClaimAsk, Expired, FinishedAttempt, LaneRef, OutboxRow, OutboxStore, Pump, PumpResult, Selection,
 } from '../deliver/store.js';
 import { type EndpointHealth, IllegalTransitionError, type OutboxState, STATES, TRANSITIONS } from '../deliver/outbox-state.js';
-import { type Serialised, claimHeads, finishAttempts, insertWebhooks, nextDue, reclaimExpired, saveLiveState, serialise } from './pump.js';
+import { type Serialised, claimHeads, finishAttempts, insertWebhooks, nextDue, reclaimExpired, renewLeases, saveLiveState, serialise } from './pump.js';
 import { inTransaction, openPool, where } from './pool.js';
 import { migrate } from './migrations.js';
 import { UNDELIVERED_SQL, inList, perEndpoint, selectionSql } from './rows.js';
@@ -73,8 +73,8 @@ export class PgStore extends OutboxReads implements OutboxStore {
   }
 
   /**
-   * One transaction: the events' webhooks, the finished attempts, the live calls, expired leases
-   * taken back, then the claims (which see the attempts just finished: a delivered head's successor
+   * One transaction: the events' webhooks, the finished attempts, the live calls, the holder's
+   * leases renewed, expired leases taken back, then the claims (which see the attempts just finished: a delivered head's successor
    * is claimable at once) and when each endpoint's next head is due. Each kind is one statement for
    * all its rows. Only when one fails for a reason of its own (not the database being unavailable)
    * is the pump done again item by item, each in a savepoint, to keep the rest.
@@ -101,6 +101,8 @@ export class PgStore extends OutboxReads implements OutboxStore {
           this.unrecorded(p.finished, await finishAttempts(client, p.finished, now), 0, out);
         }
         if (p.liveState.size > 0) await saveLiveState(client, this.pbx, p.liveState);
+        // Before taking back expired claims: this holder's own, still being sent, are not.
+        await renewLeases(client, p.holder, p.renew ?? [], lease.until);
         if (reclaim) await reclaimExpired(client, now);
         if (!careful) out.claimed = await claimHeads(client, p.holder, p.claims, now, lease.until);
         out.nextDueAt = await nextDue(client, this.mayHaveMore(p.claims, out.claimed));

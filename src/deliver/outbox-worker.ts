@@ -419,8 +419,6 @@ export class OutboxWorker {
     return Math.max(0, this.o.delivery.concurrency - ep.inFlight);
   }
 
-
-
   private launch(ep: Endpoint, row: OutboxRow, probe: boolean, lease: Lease): void {
     let held = true;
     const release = (): void => {

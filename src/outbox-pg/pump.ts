@@ -180,8 +180,9 @@ export async function claimHeads(client: pg.ClientBase, holder: string, asks: re
   // minutes (67 s of CPU), holding every lock it took while the other workers' finishes waited on
   // them: the fleet's stall ("sent nothing for 30 s", issue #17). Likely PostgreSQL's recheck of a
   // head another worker had just moved on: the CTE locks its newest version, the UPDATE's snapshot
-  // saw an older one. A new statement's snapshot sees the versions this transaction locked. (As a join, not `= ANY`, the
-  // planner hashed the ids against a scan of the whole table: 7 ms of 8 at 20k rows.)
+  // saw an older one. A new statement's snapshot sees the versions this transaction locked.
+  // (As a join, not `= ANY`, the planner hashed the ids against a scan of the whole table: 7 ms of
+  // 8 at 20k rows.)
   const { rows } = await client.query<PgRawRow>({
     name: 'pbxhook-claim',
     text: `UPDATE webhooks w SET state = '${TRANSITIONS.claim.to}', attempts = w.attempts + 1, updated_at = $2, claimed_by = $3, claim_until = $4

@@ -77,7 +77,7 @@ describe(`failover between two daemons on one PostgreSQL outbox${postgresRequire
       if (written < wantBefore) await new Promise((r) => setTimeout(r, 100));
     }
     expect(written).toBe(wantBefore);
-    // The events after the last webhook of the half change only live calls: committed within a pump or two.
+    // The events after the last webhook of the half change only live calls: committed within 100 ms (test/73).
     await new Promise((r) => setTimeout(r, 1_000));
     expect(crm.ok().length, 'the kill comes while the CRM still has webhooks to get').toBeLessThan(want.length);
 

@@ -87,6 +87,8 @@ function endpointsOf(configs: readonly DeliveryEndpoint[], previous: ReadonlyMap
 const POLL_MS = 1_000;
 const HOUSEKEEPING_MS = 60_000;
 const LANE_IDLE_MS = 86_400_000;
+/** How old the saved live calls may get when PBX events change them without a webhook (changed()). */
+const LIVE_STATE_EVERY_MS = 100;
 /**
  * A claim's lease beyond the attempt's own timeout: the answer is recorded at the next pump (a turn
  * or two of the event loop), so a live worker never loses a claim, and a dead one's come back soon.
@@ -120,8 +122,12 @@ export class OutboxWorker {
   private pendingInserts: Array<readonly WebhookRequest[]> = [];
   private stopping = false;
   private failing: WriteFailure | undefined;
-  /** Where the live calls come from (the daemon's pipeline), saved with each commit. */
+  /** Where the live calls come from (the daemon's pipeline), saved with each commit that writes webhooks. */
   private liveState: (() => ReadonlyMap<string, string | undefined>) | undefined;
+  /** A PBX event changed the live state since it was last taken; when it was taken (performance.now()). */
+  private liveChanged = false;
+  private liveTakenAt = -Infinity;
+  private liveTimer: NodeJS.Timeout | undefined;
   /** Live state taken but not committed yet (a failed commit keeps it for the next). */
   private stateToWrite = new Map<string, string | undefined>();
   /** urlForLog per URL text (see urlForLog below). */
@@ -180,9 +186,17 @@ export class OutboxWorker {
     this.liveState = take;
   }
 
-  /** A PBX event changed the live state without a webhook: commit it soon all the same. */
+  /**
+   * A PBX event changed the live state. With webhooks pending, their commit takes it (a restart
+   * must never find a call older than its webhooks: it would end it again). Without, it waits up
+   * to LIVE_STATE_EVERY_MS: most events change a call and send nothing, and a commit for each was
+   * a third of the worker's CPU per call (issue #15). A kill -9 can lose that much of them, which
+   * the reconnect resync repairs as it does the events read while no daemon was connected.
+   */
   changed(): void {
-    if (this.liveState !== undefined) this.wake();
+    if (this.liveState === undefined) return;
+    this.liveChanged = true;
+    if (this.pendingInserts.length === 0) this.saveLiveStateSoon();
   }
 
   /**
@@ -235,6 +249,7 @@ export class OutboxWorker {
   async stop(waitMs = this.o.delivery.stopTimeoutMs): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timer);
+    clearTimeout(this.liveTimer);
     clearInterval(this.housekeeper);
     await this.pump();
     const all = () => Promise.allSettled([...this.running]);
@@ -307,7 +322,7 @@ export class OutboxWorker {
     const writes = this.pendingWrites;
     this.pendingInserts = [];
     this.pendingWrites = [];
-    this.takeLiveState();
+    this.takeLiveState(inserts.length > 0 || this.stopping);
     const state = this.stateToWrite;
     if (this.stopping && writes.length === 0 && inserts.length === 0 && state.size === 0) return;
     const now = this.now();
@@ -381,10 +396,34 @@ export class OutboxWorker {
     }
   }
 
-  /** Merges what changed into what waits to be written: the newest text of a key wins. */
-  private takeLiveState(): void {
+  /**
+   * Merges what changed into what waits to be written (the newest text of a key wins): always with
+   * webhooks, otherwise once LIVE_STATE_EVERY_MS has passed since it was last taken.
+   */
+  private takeLiveState(withWebhooks: boolean): void {
     if (this.liveState === undefined) return;
+    const at = performance.now();
+    if (!withWebhooks && at - this.liveTakenAt < LIVE_STATE_EVERY_MS) {
+      if (this.liveChanged) this.saveLiveStateSoon();
+      return;
+    }
+    clearTimeout(this.liveTimer);
+    this.liveTimer = undefined;
+    // The first change after a quiet spell goes at once; the interval runs from a save that held one.
+    if (this.liveChanged) this.liveTakenAt = at;
+    this.liveChanged = false;
     for (const [key, value] of this.liveState()) this.stateToWrite.set(key, value);
+  }
+
+  /** A pump once LIVE_STATE_EVERY_MS has passed since the live state was last taken (at once if it has). */
+  private saveLiveStateSoon(): void {
+    if (this.liveTimer !== undefined || this.stopping) return;
+    const wait = this.liveTakenAt + LIVE_STATE_EVERY_MS - performance.now();
+    if (wait <= 0) return this.wake();
+    this.liveTimer = setTimeout(() => {
+      this.liveTimer = undefined;
+      this.wake();
+    }, Math.ceil(wait) + 1);
   }
 
   /** A commit failed: logged once when it starts failing (and again if the reason changes), not every second. */

@@ -307,6 +307,9 @@ export async function mixLatency(o: MixLatencyOptions): Promise<MixLatencyResult
   const firstMeasured = Math.floor((warmup * 1000) / probeEvery);
   const lat: number[] = [];
   for (const [seq, at] of arrivals) if (seq > firstMeasured) lat.push(at - (endSentAt.get(seq) ?? at));
+  // BENCH_LATENCY_DUMP=FILE: each probe's send time and latency (ms), to see whether a tail is one stall or many.
+  const dump = process.env['BENCH_LATENCY_DUMP'];
+  if (dump) writeFileSync(dump, [...arrivals].map(([seq, at]) => `${seq} ${(endSentAt.get(seq)! - (endSentAt.get(1) ?? 0)).toFixed(1)} ${(at - endSentAt.get(seq)!).toFixed(2)}`).join('\n') + '\n');
   lat.sort((a, b) => a - b);
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
   const measured = probes - firstMeasured;

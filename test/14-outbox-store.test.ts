@@ -270,6 +270,45 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     await worker.stop();
   });
 
+  // Found by test/52 (a delivery worker's unit, SIGTERM under load: exit 1 after the 10 s grace):
+  // an answer that came while the stop waited for a commit was never recorded, since the pump
+  // asked for it was dropped while stopping, and the stop waited for that attempt for ever.
+  it('records an answer that comes while the stop waits for a commit, and stops within stop_timeout', async () => {
+    const store = open();
+    const sqlite = new SqliteStore(store);
+    const commitPump = sqlite.commitPump.bind(sqlite);
+    let gate: Promise<void> | undefined;
+    let commitsHeld = 0;
+    sqlite.commitPump = async (p, at) => {
+      if (gate) {
+        commitsHeld++;
+        await gate;
+      }
+      return commitPump(p, at);
+    };
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => (answer = r));
+    const http: HttpClient = { attempt: async () => (await answered, ok()), close: () => {} };
+    const worker = new OutboxWorker({ store: sqlite, http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, stopTimeoutMs: 1_000 }, now: () => T0 });
+    await worker.start();
+    worker.enqueue([req('A', 'a1')]);
+    await until(() => worker.stats.attempts === 1, 'a1 sent, its answer held');
+    let open_!: () => void;
+    gate = new Promise<void>((r) => (open_ = r));
+    worker.enqueue([req('A', 'a2')]); // a pump whose commit is held (a2 waits behind a1 in its lane)
+    await until(() => commitsHeld === 1, 'a commit under way');
+    const stopped = worker.stop();
+    answer(); // a1's answer comes while that commit is still under way…
+    const inside = worker as unknown as { pendingWrites: unknown[]; wakeQueued: boolean };
+    await until(() => inside.pendingWrites.length === 1 && !inside.wakeQueued, 'its record waits, and the pump it asked for came while the commit was under way');
+    gate = undefined;
+    open_(); // …and the commit ends after the stop began
+    const late = new Promise<'late'>((r) => setTimeout(() => r('late'), 10_000).unref());
+    expect(await Promise.race([stopped.then(() => 'stopped' as const), late]), 'stop waits for nothing after stop_timeout').toBe('stopped');
+    expect(worker.stats.delivered, "a1's answer recorded").toBe(1);
+    expect(store.stateCounts().get('delivered')).toBe(1);
+  });
+
   // Issue #15: the slot is HTTP's (delivery.concurrency requests in flight), not the commit's.
   it('a delivered attempt frees its slot at once: the commit that records it claims the next; a failed one only after', async () => {
     for (const [first, sameCommit] of [[ok(), true], [http500, false]] as const) {

@@ -305,7 +305,8 @@ export class OutboxWorker {
         } catch (err) {
           this.o.log.error({ err }, 'outbox pump failed unexpectedly');
         }
-      } while (this.pumpAgain && !this.stopping);
+        // Stopping too: a pump asked for meanwhile may carry an answer the stop waits for (test/14).
+      } while (this.pumpAgain);
     })().finally(() => (this.pumping = undefined));
     this.pumping = run;
     return run;

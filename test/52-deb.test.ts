@@ -5,13 +5,16 @@
  * Debian and must not skip; elsewhere the file skips and says why. Whatever happens, afterAll
  * purges the package, so a failure never leaves it installed.
  */
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAsync, type Run } from './support/runAsync.js';
+import { startReceiver } from './support/e2e.js';
+import { startFakeAmi } from './support/fakeAmiServer.js';
+import { waitFor } from './support/e2e.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -64,6 +67,49 @@ function missingPrerequisite(): string | null {
   if (packageStatus() !== null) return 'pbxhook is already installed here (dpkg -P pbxhook to run this test)';
   if (exists('passwd', 'pbxhook')) return 'a pbxhook user exists here (a source install?): the purge would remove it';
   return null;
+}
+
+/** Debian's cluster `main` (postgresql-common's pg_lsclusters), or undefined when there is none. */
+function debianCluster(): { version: string; port: string; down: boolean } | undefined {
+  const r = spawnSync('pg_lsclusters', ['--no-header'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return undefined;
+  const line = r.stdout.split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[1] === 'main');
+  return line ? { version: line[0]!, port: line[2]!, down: line[3] !== 'online' } : undefined;
+}
+
+/** KEY=VALUE lines of /etc/pbxhook/pbxhook.env, read as root as systemd reads EnvironmentFile= (quotes around a value stripped). */
+function envFile(): string[] {
+  return readFileSync('/etc/pbxhook/pbxhook.env', 'utf8')
+    .split('\n')
+    .filter((l) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(l))
+    .map((l) => l.replace(/^([^=]+)=(['"])(.*)\2$/, '$1=$3'));
+}
+
+/** A unit's User=, Environment= and ExecStart=, as systemd would run it (its sandboxing aside). */
+function unitOf(file: string): { user: string; env: string[]; argv: string[] } {
+  const text = readFileSync(file, 'utf8');
+  const values = (key: string) => [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
+  return { user: values('User')[0]!, env: values('Environment'), argv: values('ExecStart')[0]!.split(/\s+/) };
+}
+
+/** The unit's command as its User= (uid and primary group, as systemd sets them), its exit status our own to read. */
+function spawnAs(unit: { user: string; env: string[]; argv: string[] }) {
+  const [uid, gid] = run('getent', ['passwd', unit.user]).stdout.split(':').slice(2, 4).map(Number);
+  const vars = Object.fromEntries([...unit.env, ...envFile()].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const child = spawn(unit.argv[0]!, unit.argv.slice(1), { cwd: '/', uid: uid!, gid: gid!, env: { PATH: '/usr/bin:/bin', ...vars }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => (text += String(d)));
+  child.stderr.on('data', (d: Buffer) => (text += String(d)));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, exited, argv: unit.argv, log: () => text.slice(-2000) };
+}
+
+/** The first ```sh block after `marker` in the README. */
+function codeBlockAfter(readme: string, marker: string): string {
+  const from = readme.indexOf(marker);
+  const start = readme.indexOf('```sh\n', from);
+  if (from < 0 || start < 0) throw new Error(`README: no sh block after "${marker}"`);
+  return readme.slice(start + 6, readme.indexOf('\n```', start + 6)).replace(/\\\n\s*/g, '');
 }
 
 const missing = missingPrerequisite();
@@ -166,6 +212,99 @@ describe.skipIf(missing !== null && !CI)('Debian package: build, install, run, r
     const problems = `${verify.stdout}${verify.stderr}`.split('\n').filter((l) => l.includes('pbxhook.service'));
     expect(problems).toEqual([]);
     expect(verify.status).toBe(0);
+  });
+
+  // Issue #17: README "Running PostgreSQL for it on Debian" and "Delivery workers", run as written
+  // on this machine (root without sudo: `sudo X` becomes X, `sudo -u U X` becomes `runuser -u U -- X`,
+  // as the README says). Debian's own cluster over its socket with peer authentication; the package's
+  // daemon leaves dead webhooks in the shared outbox (its CRM answers 410), `pbxhook outbox retry`
+  // puts them back, and the worker's unit made by the README's sed sends every one of them.
+  it("the README's fleet steps: Debian's cluster, the daemon and a delivery worker's unit share one outbox", async () => {
+    const cluster = debianCluster();
+    if (cluster === undefined) {
+      if (CI) throw new Error("Debian's postgresql (pg_lsclusters, a cluster named main) is not installed: .ci/run installs it");
+      console.warn("test/52-deb: no Debian PostgreSQL cluster 'main' here; the README's fleet steps not run");
+      return;
+    }
+    const psql = (sql: string) => run('runuser', ['-u', 'postgres', '--', 'psql', '-p', cluster.port, '-tAc', sql]);
+    const saved = new Map(['/etc/pbxhook/pbxhook.yaml', '/etc/pbxhook/webhooks.ini', '/etc/pbxhook/pbxhook.env'].map((f) => [f, readFileSync(f, 'utf8')]));
+    const receiver = await startReceiver(0, () => ({ status: 410 }));
+    const ami = await startFakeAmi({ trace: TRACE, username: 'pbxhook', secret: 'change-me' });
+    const children: Array<ReturnType<typeof spawnAs>> = [];
+    let created = false;
+    try {
+      if (cluster.down) expect(run('pg_ctlcluster', [cluster.version, 'main', 'start']).status).toBe(0);
+      expect(psql("SELECT count(*) FROM pg_roles WHERE rolname = 'pbxhook'").stdout.trim(), 'a pbxhook role exists already: this test would drop it').toBe('0');
+      // README: `sudo -u postgres createuser pbxhook` and `createdb -O pbxhook pbxhook`.
+      expect(run('runuser', ['-u', 'postgres', '--', 'createuser', '-p', cluster.port, 'pbxhook']).status).toBe(0);
+      created = true;
+      expect(run('runuser', ['-u', 'postgres', '--', 'createdb', '-p', cluster.port, '-O', 'pbxhook', 'pbxhook']).status).toBe(0);
+      const url = `postgres:///pbxhook?host=/var/run/postgresql&user=pbxhook${cluster.port === '5432' ? '' : `&port=${cluster.port}`}`;
+      // The daemon's file: the README's outbox block; the example's AMI and CRM pointed at this test's.
+      const yaml = saved.get('/etc/pbxhook/pbxhook.yaml')!
+        .replace(/^(\s*)store: sqlite\b/m, `$1store: postgres\n$1url: ${url}`)
+        .replace(/^(\s*)port: 5038\b/m, `$1port: ${ami.port}`)
+        .replace(/^(\s*)listen: 127\.0\.0\.1:9464\b/m, '$1listen: 127.0.0.1:0');
+      expect(yaml).toContain(`url: ${url}`);
+      writeFileSync('/etc/pbxhook/pbxhook.yaml', yaml);
+      writeFileSync('/etc/pbxhook/webhooks.ini', saved.get('/etc/pbxhook/webhooks.ini')!.replace(/^url = .*$/gm, `url = http://127.0.0.1:${receiver.port}/hook`));
+      // README: the URL goes where the other secrets go (the fleet's way; the worker's file names none).
+      // Quoted, as README says of values the shell reads specially (the `&`): systemd strips the quotes.
+      appendFileSync('/etc/pbxhook/pbxhook.env', `${Object.entries(SECRETS).map(([k, v]) => `${k}=${v}`).join('\n')}\nPBXHOOK_OUTBOX_URL='${url}'\n`);
+
+      const daemon = spawnAs(unitOf('/lib/systemd/system/pbxhook.service'));
+      children.push(daemon);
+      await ami.done;
+      const outbox = (...args: string[]) => run('runuser', ['-u', 'pbxhook', '--', 'env', ...envFile(), '/usr/bin/pbxhook', 'outbox', ...args, '--config', CONFIG]);
+      const counts = () => {
+        const r = outbox('stats', '--json');
+        return r.status === 0 ? (JSON.parse(r.stdout) as { counts: Array<{ state: string; count: number }> }).counts : undefined;
+      };
+      await waitFor(() => receiver.requests.length > 0 && (counts() ?? []).some((c) => c.state === 'dead'), () => `no dead webhook yet: ${daemon.log()}`, 60_000);
+      await new Promise((r) => setTimeout(r, 1_000)); // the rest of the call's webhooks
+      daemon.child.kill('SIGTERM');
+      expect(await daemon.exited, daemon.log()).toBe(0);
+      const dead = receiver.requests.length;
+      const ids = new Set(receiver.requests.map((q) => q.headers['webhook-id']));
+      expect(ids.size).toBe(dead);
+      // README: as root, peer authentication refuses the outbox commands (exit 73).
+      expect(run('/usr/bin/pbxhook', ['outbox', 'stats', '--config', CONFIG], { env: env() }).status).toBe(73);
+
+      // README "Delivery workers", its block as written but for systemctl (no systemd runs here).
+      const block = codeBlockAfter(readFileSync(path.join(ROOT, 'README.md'), 'utf8'), 'As a unit, beside');
+      const steps = block.replace(/\bsudo -u (\S+) /g, 'runuser -u $1 -- ').replace(/\bsudo /g, '').split('\n').filter((l) => !l.includes('systemctl')).join('\n');
+      const made = run('sh', ['-ec', steps], { env: { ...env(), PATH: `/usr/bin:/bin:/usr/sbin:/sbin` } });
+      expect(made.status, made.stdout + made.stderr).toBe(0);
+      const verify = spawnSync('systemd-analyze', ['verify', '/etc/systemd/system/pbxhook-deliver.service'], { encoding: 'utf8' });
+      if (!verify.error) expect(`${verify.stdout}${verify.stderr}`.split('\n').filter((l) => l.includes('pbxhook-deliver.service'))).toEqual([]);
+
+      receiver.handle(() => ({ status: 200 }));
+      const retried = outbox('retry', '--all', '--state', 'dead');
+      expect(retried.status, retried.stdout + retried.stderr).toBe(0);
+      const worker = spawnAs(unitOf('/etc/systemd/system/pbxhook-deliver.service'));
+      children.push(worker);
+      expect(worker.argv).toContain('deliver');
+      await waitFor(() => receiver.ok().length >= dead, () => `${receiver.ok().length} of ${dead} delivered by the worker: ${worker.log()}`, 60_000);
+      expect(new Set(receiver.ok().map((q) => q.headers['webhook-id'])), 'the same webhook-ids, each once').toEqual(ids);
+      expect(receiver.ok().length).toBe(dead);
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited, worker.log()).toBe(0);
+      const after = counts() ?? [];
+      expect(after.filter((c) => c.state !== 'delivered'), 'nothing left undelivered or dead').toEqual([]);
+      expect(after.reduce((n, c) => n + c.count, 0)).toBe(dead);
+    } finally {
+      for (const c of children) c.child.kill('SIGKILL');
+      await receiver.close();
+      await ami.close();
+      for (const [f, text] of saved) writeFileSync(f, text);
+      rmSync('/etc/pbxhook/deliver.yaml', { force: true });
+      rmSync('/etc/systemd/system/pbxhook-deliver.service', { force: true });
+      if (created) {
+        run('runuser', ['-u', 'postgres', '--', 'dropdb', '-p', cluster.port, '--if-exists', 'pbxhook']);
+        run('runuser', ['-u', 'postgres', '--', 'dropuser', '-p', cluster.port, '--if-exists', 'pbxhook']);
+      }
+      if (cluster.down) run('pg_ctlcluster', [cluster.version, 'main', 'stop']);
+    }
   });
 
   it('keeps an edited conffile when installed again', async () => {

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startPostgres } from '../test/support/postgres.js';
 import { startReceiver, webhooks } from './delivery.js';
-import { checkArrivals } from './fleet-deliver.js';
+import { checkArrivals, untilArrived, untilDrained, whatIsLeft } from './fleet-deliver.js';
 
 const TICK = 100; // USER_HZ on Linux
 
@@ -148,24 +148,26 @@ async function drain(name: string, root: string, dbUrl: string, n: number, recei
     for (let w = 0; w < workers; w++) kids.push(spawn(process.execPath, [join(root, 'dist/cli.js'), 'deliver', '--config', yaml], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] }));
     const waits = new Map<string, number>();
     let samples = 0;
-    let last = n;
-    let progressAt = performance.now();
-    let workerCpu: number[] = [];
-    for (let i = 0; i < 12_000; i++) {
-      const left = Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM webhooks WHERE state IN ('pending', 'in_flight', 'failed_waiting')")).rows[0]!.n);
-      workerCpu = kids.map((k) => cpuOf(k.pid!));
-      if (left === 0) break;
-      if (left < last) [last, progressAt] = [left, performance.now()];
-      if (performance.now() - progressAt > 30_000) throw new Error(`${name}: sent nothing for 30 s (${left} left)`);
-      const { rows } = await db.query<{ w: string; q: string }>(
-        `SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu') AS w, left(regexp_replace(query, '\\s+', ' ', 'g'), 40) AS q
-         FROM pg_stat_activity WHERE application_name LIKE 'pbxhook%' AND state = 'active'`,
-      );
-      samples++;
-      for (const r of rows) waits.set(`${r.w} ${r.q}`, (waits.get(`${r.w} ${r.q}`) ?? 0) + 1);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const ms = performance.now() - t0;
+    let sampling = true;
+    // What the workers' backends are doing, every 50 ms (bounded: 10 minutes) until the last arrival.
+    const sampler = (async () => {
+      const spy = new pg.Client({ connectionString: dbUrl });
+      await spy.connect();
+      for (let i = 0; i < 12_000 && sampling; i++) {
+        const { rows } = await spy.query<{ w: string; q: string }>(
+          `SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu') AS w, left(regexp_replace(query, '\\s+', ' ', 'g'), 40) AS q
+           FROM pg_stat_activity WHERE application_name LIKE 'pbxhook%' AND state = 'active'`,
+        );
+        samples++;
+        for (const r of rows) waits.set(`${r.w} ${r.q}`, (waits.get(`${r.w} ${r.q}`) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await spy.end();
+    })();
+    const ms = await untilArrived(receiver.proc, n, t0, () => whatIsLeft(db));
+    const workerCpu = kids.map((k) => cpuOf(k.pid!));
+    sampling = false;
+    await sampler;
     const m1 = machine();
     const all1 = everyone();
     const others = [...all1].map(([pid, [c, t]]) => [c - (all0.get(pid)?.[0] ?? 0), pid, t] as const).sort((a, b) => b[0] - a[0]).slice(0, 8);
@@ -195,6 +197,7 @@ async function drain(name: string, root: string, dbUrl: string, n: number, recei
     const top = [...waits].sort((a, b) => b[1] - a[1]).slice(0, 8);
     say(`   active backends per sample: ${f1([...waits.values()].reduce((a, b) => a + b, 0) / Math.max(1, samples))} (${samples} samples)`);
     for (const [k, v] of top) say(`   wait ${String(v).padStart(5)} ${k}`);
+    await untilDrained(db);
     await checkArrivals(db, await receivedIds(receiver.proc));
     return ms;
   } finally {

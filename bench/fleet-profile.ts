@@ -193,6 +193,10 @@ async function drain(name: string, root: string, dbUrl: string, n: number, recei
     say(`   every process (with reaped children): ${others.map(([c, pid, t]) => `${pid} ${f1(c)} ${t.slice(0, 40)}`).join(' | ')}`);
     const [, , , , , , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
     say(`   /proc/stat since boot: irq ${irq} softirq ${softirq} steal ${steal}`);
+    const { rows: tab } = await db.query(
+      `SELECT n_live_tup, n_dead_tup, autovacuum_count AS autovacuums, autoanalyze_count AS autoanalyzes FROM pg_stat_user_tables WHERE relname = 'webhooks'`,
+    );
+    say(`   webhooks table: ${JSON.stringify(tab[0])}`);
     for (const r of st) say(`   stmt ${String(r.ms).padStart(6)} ms plan ${r.plan} ms ${r.plans} plans ${String(r.calls).padStart(7)} calls mean ${r.mean} max ${r.max} ms rows ${r.rows} hit ${r.hit} | ${r.q}`);
     const top = [...waits].sort((a, b) => b[1] - a[1]).slice(0, 8);
     say(`   active backends per sample: ${f1([...waits.values()].reduce((a, b) => a + b, 0) / Math.max(1, samples))} (${samples} samples)`);

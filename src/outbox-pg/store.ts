@@ -19,27 +19,20 @@ import { UNDELIVERED_SQL, inList, perEndpoint, selectionSql } from './rows.js';
 import { OutboxReads } from './reads.js';
 import { isUnavailable } from './unavailable.js';
 
+/** See stateCounts. */
+const DELIVERED_COUNT_EVERY_MS = 60_000;
+
 export interface PgStoreOptions {
   /** This process's PBX (`pbx.name`): its webhooks' rows and its live calls carry it. */
   readonly pbx: string;
   /** How often a pump looks for expired leases (default every second). */
   readonly reclaimEveryMs?: number;
+  /** How old the count of delivered webhooks in `stateCounts` may be (default a minute; 0: counted every time). */
+  readonly deliveredCountEveryMs?: number;
   readonly poolMax?: number;
   /** An idle connection failed (the server restarted): told, never thrown. */
   readonly onIdleError?: (err: Error) => void;
 }
-
-/**
- * A pump's transaction is opened with its statements' plans forced generic: planned once per
- * connection, as their names (pump.ts) mean them to be. Left to choose, PostgreSQL planned the
- * claim's locking statement anew at every call (2,040 plans in 2,039 calls; 1.0 s of planning
- * against 0.53 s of running it, in a 1-worker drain of 20k; 1.4 s with 4 workers), and the next-due
- * read likewise: its custom plans looked cheaper than the generic one by the estimate, but are
- * no faster to run (pg_stat_statements with track_planning, bench/fleet-profile.ts; issue #17).
- * SET LOCAL: the operators' reads on the same pool keep the planner's own choice. One round trip
- * with the BEGIN (simple protocol, no parameters).
- */
-export const PUMP_BEGIN = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan';
 
 interface Outcome {
   lostEvents: Array<[number, unknown]>;
@@ -55,12 +48,15 @@ export class PgStore extends OutboxReads implements OutboxStore {
   readonly location: string;
   private readonly reclaimEveryMs: number;
   private nextReclaimAt = 0;
+  private readonly deliveredCountEveryMs: number;
+  private delivered: { n: number; at: number } | undefined;
 
   private constructor(pool: pg.Pool, url: string, opts: PgStoreOptions) {
     super(pool);
     this.pbx = opts.pbx;
     this.location = `postgres ${where(url)}`;
     this.reclaimEveryMs = opts.reclaimEveryMs ?? 1_000;
+    this.deliveredCountEveryMs = opts.deliveredCountEveryMs ?? DELIVERED_COUNT_EVERY_MS;
   }
 
   /** Connects and brings the schema up to date (migrations.ts); throws if the database cannot be used. */
@@ -120,7 +116,7 @@ export class PgStore extends OutboxReads implements OutboxStore {
         out.nextDueAt = await nextDue(client, this.mayHaveMore(p.claims, out.claimed));
         for (const c of p.claims) if (!out.nextDueAt.has(c.endpoint) && c.limit > 0 && this.claimedOf(c.endpoint, out.claimed) >= c.limit) out.nextDueAt.set(c.endpoint, now);
         return out;
-      }, PUMP_BEGIN);
+      });
     let out: Outcome;
     try {
       out = await run(false);
@@ -271,12 +267,32 @@ export class PgStore extends OutboxReads implements OutboxStore {
     return rows[0]?.n ?? 0;
   }
 
-  /** Webhooks per state, every state present. */
+  /**
+   * Webhooks per state, every state present: read at every scrape and status page refresh, by
+   * every daemon of a fleet. The undelivered and the dead are counted each time through their
+   * partial indexes (a few ms at 500,000 rows); the delivered, most of a kept outbox, only every
+   * `deliveredCountEveryMs`: counting them reads every row (290 ms of the server's time at 500,000
+   * rows, with two parallel workers; the whole table grouped by state took 350 ms per scrape).
+   */
   async stateCounts(): Promise<Map<OutboxState, number>> {
-    const { rows } = await this.pool.query<{ state: OutboxState; n: number }>(`SELECT state, count(*) AS n FROM webhooks GROUP BY state`);
+    const { rows } = await this.pool.query<{ state: OutboxState; n: number }>({
+      name: 'pbxhook-state-counts',
+      text: `SELECT state, count(*) AS n FROM webhooks WHERE state IN (${UNDELIVERED_SQL}) GROUP BY state
+       UNION ALL SELECT 'dead', count(*) FROM webhooks WHERE state = 'dead'`,
+    });
     const out = new Map<OutboxState, number>(STATES.map((s) => [s, 0]));
     for (const r of rows) out.set(r.state, r.n);
+    out.set('delivered', await this.deliveredCount());
     return out;
+  }
+
+  private async deliveredCount(): Promise<number> {
+    const at = performance.now();
+    if (this.delivered === undefined || at - this.delivered.at >= this.deliveredCountEveryMs) {
+      const { rows } = await this.pool.query<{ n: number }>(`SELECT count(*) AS n FROM webhooks WHERE state = 'delivered'`);
+      this.delivered = { n: rows[0]?.n ?? 0, at };
+    }
+    return this.delivered.n;
   }
 
   async close(): Promise<void> {

@@ -19,16 +19,11 @@ import { UNDELIVERED_SQL, inList, perEndpoint, selectionSql } from './rows.js';
 import { OutboxReads } from './reads.js';
 import { isUnavailable } from './unavailable.js';
 
-/** See stateCounts. */
-const DELIVERED_COUNT_EVERY_MS = 60_000;
-
 export interface PgStoreOptions {
   /** This process's PBX (`pbx.name`): its webhooks' rows and its live calls carry it. */
   readonly pbx: string;
   /** How often a pump looks for expired leases (default every second). */
   readonly reclaimEveryMs?: number;
-  /** How old the count of delivered webhooks in `stateCounts` may be (default a minute; 0: counted every time). */
-  readonly deliveredCountEveryMs?: number;
   readonly poolMax?: number;
   /** An idle connection failed (the server restarted): told, never thrown. */
   readonly onIdleError?: (err: Error) => void;
@@ -48,15 +43,12 @@ export class PgStore extends OutboxReads implements OutboxStore {
   readonly location: string;
   private readonly reclaimEveryMs: number;
   private nextReclaimAt = 0;
-  private readonly deliveredCountEveryMs: number;
-  private delivered: { n: number; at: number } | undefined;
 
   private constructor(pool: pg.Pool, url: string, opts: PgStoreOptions) {
     super(pool);
     this.pbx = opts.pbx;
     this.location = `postgres ${where(url)}`;
     this.reclaimEveryMs = opts.reclaimEveryMs ?? 1_000;
-    this.deliveredCountEveryMs = opts.deliveredCountEveryMs ?? DELIVERED_COUNT_EVERY_MS;
   }
 
   /** Connects and brings the schema up to date (migrations.ts); throws if the database cannot be used. */
@@ -267,32 +259,12 @@ export class PgStore extends OutboxReads implements OutboxStore {
     return rows[0]?.n ?? 0;
   }
 
-  /**
-   * Webhooks per state, every state present: read at every scrape and status page refresh, by
-   * every daemon of a fleet. The undelivered and the dead are counted each time through their
-   * partial indexes (a few ms at 500,000 rows); the delivered, most of a kept outbox, only every
-   * `deliveredCountEveryMs`: counting them reads every row (290 ms of the server's time at 500,000
-   * rows, with two parallel workers; the whole table grouped by state took 350 ms per scrape).
-   */
+  /** Webhooks per state, every state present. */
   async stateCounts(): Promise<Map<OutboxState, number>> {
-    const { rows } = await this.pool.query<{ state: OutboxState; n: number }>({
-      name: 'pbxhook-state-counts',
-      text: `SELECT state, count(*) AS n FROM webhooks WHERE state IN (${UNDELIVERED_SQL}) GROUP BY state
-       UNION ALL SELECT 'dead', count(*) FROM webhooks WHERE state = 'dead'`,
-    });
+    const { rows } = await this.pool.query<{ state: OutboxState; n: number }>(`SELECT state, count(*) AS n FROM webhooks GROUP BY state`);
     const out = new Map<OutboxState, number>(STATES.map((s) => [s, 0]));
     for (const r of rows) out.set(r.state, r.n);
-    out.set('delivered', await this.deliveredCount());
     return out;
-  }
-
-  private async deliveredCount(): Promise<number> {
-    const at = performance.now();
-    if (this.delivered === undefined || at - this.delivered.at >= this.deliveredCountEveryMs) {
-      const { rows } = await this.pool.query<{ n: number }>(`SELECT count(*) AS n FROM webhooks WHERE state = 'delivered'`);
-      this.delivered = { n: rows[0]?.n ?? 0, at };
-    }
-    return this.delivered.n;
   }
 
   async close(): Promise<void> {

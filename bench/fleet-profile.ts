@@ -164,7 +164,11 @@ async function drain(name: string, root: string, dbUrl: string, n: number, recei
       }
       await spy.end();
     })();
+    // PROFILE_ANALYZE_AFTER_MS: an ANALYZE of the table that long into the drain, as autovacuum's may come (plans made afresh).
+    const analyzeAfter = Number(process.env['PROFILE_ANALYZE_AFTER_MS'] ?? 0);
+    const analyzer = analyzeAfter > 0 ? setTimeout(() => void db.query(process.env['PROFILE_ANALYZE_SQL'] ?? 'ANALYZE webhooks').then(() => say('   (ANALYZE webhooks done mid-drain)')), analyzeAfter) : undefined;
     const ms = await untilArrived(receiver.proc, n, t0, () => whatIsLeft(db));
+    clearTimeout(analyzer);
     const workerCpu = kids.map((k) => cpuOf(k.pid!));
     sampling = false;
     await sampler;
@@ -218,7 +222,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const variants = builds.map((b) => b.split('=') as [string, string]);
   if (variants.length === 0) variants.push(['this', process.cwd()]);
   const say = (l: string): void => void process.stderr.write(`${l}\n`);
-  const cluster = await startPostgres(['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track=all', 'pg_stat_statements.track_planning=on']);
+  const cluster = await startPostgres(['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track=all', 'pg_stat_statements.track_planning=on', ...(process.env['PROFILE_PG_SETTINGS'] ?? '').split(' ').filter(Boolean)]);
   const receiver = await startReceiver();
   try {
     // The postmaster: the parent of any backend.
@@ -244,6 +248,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       }
     }
   } finally {
+    if (process.env['PROFILE_PG_LOG']) {
+      const c = new pg.Client({ connectionString: cluster.url });
+      await c.connect();
+      const dataDir = (await c.query<{ d: string }>('SHOW data_directory')).rows[0]!.d;
+      await c.end();
+      process.stderr.write(readFileSync(join(dataDir, '..', 'log'), 'utf8').split('\n').filter((l) => /duration|plan|->|Limit|Join|Scan|Sort|Hash|Filter|Cond/.test(l)).slice(0, 200).join('\n') + '\n');
+    }
     receiver.stop();
     cluster.stop();
   }

@@ -248,12 +248,17 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       }
     }
   } finally {
+    // The log is read in its own try: the cluster and the receiver are stopped whatever it throws.
     if (process.env['PROFILE_PG_LOG']) {
-      const c = new pg.Client({ connectionString: cluster.url });
-      await c.connect();
-      const dataDir = (await c.query<{ d: string }>('SHOW data_directory')).rows[0]!.d;
-      await c.end();
-      process.stderr.write(readFileSync(join(dataDir, '..', 'log'), 'utf8').split('\n').filter((l) => /duration|plan|->|Limit|Join|Scan|Sort|Hash|Filter|Cond/.test(l)).slice(0, 200).join('\n') + '\n');
+      try {
+        const c = new pg.Client({ connectionString: cluster.url });
+        await c.connect();
+        const dataDir = (await c.query<{ d: string }>('SHOW data_directory')).rows[0]!.d;
+        await c.end();
+        process.stderr.write(readFileSync(join(dataDir, '..', 'log'), 'utf8').split('\n').filter((l) => /duration|plan|->|Limit|Join|Scan|Sort|Hash|Filter|Cond/.test(l)).slice(0, 200).join('\n') + '\n');
+      } catch (err) {
+        process.stderr.write(`the cluster's log could not be read: ${String(err)}\n`);
+      }
     }
     receiver.stop();
     cluster.stop();

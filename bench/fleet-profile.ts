@@ -253,7 +253,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       try {
         const c = new pg.Client({ connectionString: cluster.url });
         await c.connect();
-        const dataDir = (await c.query<{ d: string }>('SHOW data_directory')).rows[0]!.d;
+        const dataDir = (await c.query<{ d: string }>("SELECT current_setting('data_directory') AS d")).rows[0]!.d;
         await c.end();
         process.stderr.write(readFileSync(join(dataDir, '..', 'log'), 'utf8').split('\n').filter((l) => /duration|plan|->|Limit|Join|Scan|Sort|Hash|Filter|Cond/.test(l)).slice(0, 200).join('\n') + '\n');
       } catch (err) {

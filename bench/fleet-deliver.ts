@@ -63,6 +63,52 @@ function receivedIds(receiver: ChildProcess): Promise<string[]> {
   });
 }
 
+/** How many requests the receiver has answered since it started. */
+function receivedCount(receiver: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    let text = '';
+    const take = (d: Buffer) => {
+      text += String(d);
+      if (!text.endsWith('\n')) return;
+      receiver.stdout!.off('data', take);
+      resolve(Number(text.slice(text.indexOf('count ') + 6)));
+    };
+    receiver.stdout!.on('data', take);
+    receiver.stdin!.write('count\n');
+  });
+}
+
+/**
+ * ms from t0 until the receiver has answered n more requests (the last webhook delivered), asked
+ * every 50 ms. The receiver is asked, not the outbox: counting the undelivered rows every 50 ms
+ * cost PostgreSQL 0.7-1.4 s of CPU in a 20k drain (4.5-6 ms a count, pg_stat_statements), 10-20%
+ * of what the drain itself cost it, on the 2 cores the workers share (bench/fleet-profile.ts).
+ * Bounded: 10 minutes at most; 30 s without an arrival is an error, not a figure.
+ */
+export async function untilArrived(receiver: ChildProcess, n: number, t0: number, left: () => Promise<string>): Promise<number> {
+  const start = await receivedCount(receiver);
+  let last = 0;
+  let progressAt = performance.now();
+  for (let i = 0; i < 12_000; i++) {
+    const got = (await receivedCount(receiver)) - start;
+    if (got >= n) return performance.now() - t0;
+    if (got > last) [last, progressAt] = [got, performance.now()];
+    if (performance.now() - progressAt > 30_000) throw new Error(`pbxhook deliver sent nothing for 30 s (${n - got} of ${n} left: ${await left()})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`pbxhook deliver did not finish in 10 minutes`);
+}
+
+/** After the last arrival, the outbox records it (a pump later): waits, untimed, until no row is undelivered. */
+export async function untilDrained(db: pg.Client): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM webhooks WHERE state IN ('pending', 'in_flight', 'failed_waiting')");
+    if (Number(rows[0]!.n) === 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('every webhook arrived, but the outbox still holds undelivered rows after 10 s');
+}
+
 /**
  * Throws unless every webhook of the outbox arrived exactly once and each lane's arrived in its
  * order (seq): what the workers promise, checked from the receiver's side.
@@ -87,7 +133,7 @@ export async function checkArrivals(db: pg.Client, arrived: readonly string[]): 
  * Why a drain stopped, from the rows left: per state, how many, how many lane heads, when the
  * soonest is due and the latest lease ends (ms from now), their holders, and their last errors.
  */
-async function whatIsLeft(db: pg.Client): Promise<string> {
+export async function whatIsLeft(db: pg.Client): Promise<string> {
   const now = Date.now();
   const { rows } = await db.query(
     `SELECT state, count(*)::int AS rows, min(next_at - $1)::int AS due_in_ms, max(claim_until - $1)::int AS lease_left_ms,
@@ -117,21 +163,8 @@ export async function postgresDrain(dbUrl: string, n: number, receiver: { url: s
     const yaml = workerConfig(dir, dbUrl, url);
     const t0 = performance.now();
     for (let w = 0; w < workers; w++) children.push(spawn(process.execPath, ['dist/cli.js', 'deliver', '--config', yaml], { stdio: ['ignore', 'ignore', 'inherit'] }));
-    // Through the undelivered rows' partial index, shrinking as the backlog drains: the poll itself
-    // must not count the whole table every 50 ms (PostgreSQL shares the 2 cores with the workers).
-    const left = async () =>
-      Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM webhooks WHERE state IN ('pending', 'in_flight', 'failed_waiting')")).rows[0]!.n);
-    // Bounded: 10 minutes at most, polled every 50 ms; 30 s without progress is an error, not a figure.
-    let last = n;
-    let progressAt = performance.now();
-    for (let i = 0; i < 12_000; i++) {
-      const now = await left();
-      if (now === 0) break;
-      if (now < last) [last, progressAt] = [now, performance.now()];
-      if (performance.now() - progressAt > 30_000) throw new Error(`pbxhook deliver sent nothing for 30 s (${now} of ${n} left: ${await whatIsLeft(db)})`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const ms = performance.now() - t0;
+    const ms = await untilArrived(receiver.proc, n, t0, () => whatIsLeft(db));
+    await untilDrained(db);
     await checkArrivals(db, await receivedIds(receiver.proc));
     return ms;
   } finally {

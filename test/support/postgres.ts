@@ -51,7 +51,8 @@ const freePort = (): Promise<number> =>
     });
   });
 
-export async function startPostgres(): Promise<TestPostgres> {
+/** `settings`: more server options (`-c name=value` each), e.g. pg_stat_statements for a profile. */
+export async function startPostgres(settings: readonly string[] = []): Promise<TestPostgres> {
   const bin = postgresBinDir();
   if (bin === undefined) throw new Error('PostgreSQL server binaries not found (apt-get install postgresql)');
   const asRoot = process.getuid?.() === 0;
@@ -71,7 +72,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   run('initdb', ['-D', data, '-U', 'pbxhook', '-A', 'trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
   // fsync off: a throwaway cluster; the tests kill pbxhook, never PostgreSQL.
-  const opts = `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+  const opts = `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200${settings.map((x) => ` -c ${x}`).join('')}`;
   run('pg_ctl', ['-D', data, '-o', opts, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']);
   const psql = (sql: string): void => {
     const r = spawnSync(join(bin, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'pbxhook', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8', timeout: 30_000 });

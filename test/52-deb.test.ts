@@ -260,11 +260,14 @@ describe.skipIf(missing !== null && !CI)('Debian package: build, install, run, r
         const r = outbox('stats', '--json');
         return r.status === 0 ? (JSON.parse(r.stdout) as { counts: Array<{ state: string; count: number }> }).counts : undefined;
       };
-      await waitFor(() => receiver.requests.length > 0 && (counts() ?? []).some((c) => c.state === 'dead'), () => `no dead webhook yet: ${daemon.log()}`, 60_000);
-      await new Promise((r) => setTimeout(r, 1_000)); // the rest of the call's webhooks
+      // Every webhook the trace makes (what replay prints) sent once and dead, none left to send.
+      const expected = run('/usr/bin/pbxhook', ['replay', TRACE, '--config', CONFIG], { env: env() }).stdout.trim().split('\n').length;
+      const allDead = () => receiver.requests.length >= expected && (counts() ?? []).every((c) => c.state === 'dead');
+      await waitFor(allDead, () => `${receiver.requests.length} of ${expected} webhooks sent, outbox ${JSON.stringify(counts())}: ${daemon.log()}`, 60_000);
       daemon.child.kill('SIGTERM');
       expect(await daemon.exited, daemon.log()).toBe(0);
       const dead = receiver.requests.length;
+      expect(dead).toBe(expected);
       const ids = new Set(receiver.requests.map((q) => q.headers['webhook-id']));
       expect(ids.size).toBe(dead);
       // README: as root, peer authentication refuses the outbox commands (exit 73).

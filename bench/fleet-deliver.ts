@@ -17,6 +17,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { openOutbox, openStore } from '../src/deliver/outbox.js';
 import { PgStore } from '../src/outbox-pg/store.js';
+import type { Pump } from '../src/deliver/store.js';
 import { bareAxios, webhooks } from './delivery.js';
 
 /** Calls of 6 webhooks each (delivery.ts `webhooks`), each call one lane. */
@@ -36,8 +37,14 @@ function workerConfig(dir: string, dbUrl: string, url: string): string {
   return yaml;
 }
 
-async function seedPostgres(dbUrl: string, n: number, url: string): Promise<void> {
-  const store = await PgStore.open(dbUrl, { pbx: 'bench' });
+/** What seeding needs of a store: main's PgStore, or another build's (bench/fleet-profile.ts). */
+export interface SeedStore {
+  commitPump(p: Pump, now: number): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** A backlog of n (calls of 6), due a minute ago, written 6,000 at a time. */
+export async function seedBacklog(store: SeedStore, n: number, url: string): Promise<void> {
   const reqs = webhooks(n, url, `b${Date.now()}-`);
   const at = Date.now() - 60_000;
   for (let i = 0; i < n; i += 6_000) {
@@ -48,35 +55,26 @@ async function seedPostgres(dbUrl: string, n: number, url: string): Promise<void
   await store.close();
 }
 
-/** The webhook-ids the receiver (receiver.ts) got since it was last asked, in arrival order. */
-function receivedIds(receiver: ChildProcess): Promise<string[]> {
+/** Asks the receiver (receiver.ts) one line on its stdin and reads the value of its one-line answer. */
+function askReceiver(receiver: ChildProcess, question: 'ids' | 'count'): Promise<string> {
   return new Promise((resolve) => {
     let text = '';
     const take = (d: Buffer) => {
       text += String(d);
       if (!text.endsWith('\n')) return;
       receiver.stdout!.off('data', take);
-      resolve(JSON.parse(text.slice(text.indexOf('ids ') + 4)) as string[]);
+      resolve(text.slice(text.indexOf(`${question} `) + question.length + 1));
     };
     receiver.stdout!.on('data', take);
-    receiver.stdin!.write('ids\n');
+    receiver.stdin!.write(`${question}\n`);
   });
 }
 
+/** The webhook-ids the receiver got since it was last asked, in arrival order. */
+export const receivedIds = async (receiver: ChildProcess): Promise<string[]> => JSON.parse(await askReceiver(receiver, 'ids')) as string[];
+
 /** How many requests the receiver has answered since it started. */
-function receivedCount(receiver: ChildProcess): Promise<number> {
-  return new Promise((resolve) => {
-    let text = '';
-    const take = (d: Buffer) => {
-      text += String(d);
-      if (!text.endsWith('\n')) return;
-      receiver.stdout!.off('data', take);
-      resolve(Number(text.slice(text.indexOf('count ') + 6)));
-    };
-    receiver.stdout!.on('data', take);
-    receiver.stdin!.write('count\n');
-  });
-}
+const receivedCount = async (receiver: ChildProcess): Promise<number> => Number(await askReceiver(receiver, 'count'));
 
 /**
  * ms from t0 until the receiver has answered n more requests (the last webhook delivered), asked
@@ -159,7 +157,7 @@ export async function postgresDrain(dbUrl: string, n: number, receiver: { url: s
   try {
     await db.query('DELETE FROM webhooks').catch(() => undefined); // a fresh backlog (the table exists once migrated)
     await receivedIds(receiver.proc); // forget the runs before
-    await seedPostgres(dbUrl, n, url);
+    await seedBacklog(await PgStore.open(dbUrl, { pbx: 'bench' }), n, url);
     const yaml = workerConfig(dir, dbUrl, url);
     const t0 = performance.now();
     for (let w = 0; w < workers; w++) children.push(spawn(process.execPath, ['dist/cli.js', 'deliver', '--config', yaml], { stdio: ['ignore', 'ignore', 'inherit'] }));

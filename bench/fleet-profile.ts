@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startPostgres } from '../test/support/postgres.js';
-import { startReceiver, webhooks } from './delivery.js';
-import { checkArrivals, untilArrived, untilDrained, whatIsLeft } from './fleet-deliver.js';
+import { startReceiver } from './delivery.js';
+import { type SeedStore, checkArrivals, receivedIds, seedBacklog, untilArrived, untilDrained, whatIsLeft } from './fleet-deliver.js';
 
 const TICK = 100; // USER_HZ on Linux
 
@@ -92,36 +92,9 @@ function workerConfig(dir: string, dbUrl: string, url: string): string {
   return yaml;
 }
 
-interface Store {
-  commitPump(p: object, now: number): Promise<unknown>;
-  close(): Promise<void>;
-}
-
 async function seed(root: string, dbUrl: string, n: number, url: string): Promise<void> {
-  const { PgStore } = (await import(join(root, 'dist/outbox-pg/store.js'))) as { PgStore: { open(u: string, o: object): Promise<Store> } };
-  const store = await PgStore.open(dbUrl, { pbx: 'bench' });
-  const reqs = webhooks(n, url, `b${Date.now()}-`);
-  const at = Date.now() - 60_000;
-  for (let i = 0; i < n; i += 6_000) {
-    const enqueue = [];
-    for (let j = i; j < Math.min(n, i + 6_000); j += 6) enqueue.push(reqs.slice(j, j + 6));
-    await store.commitPump({ enqueue, finished: [], liveState: new Map(), claims: [], holder: 'seed', leaseMs: 60_000 }, at);
-  }
-  await store.close();
-}
-
-function receivedIds(receiver: ChildProcess): Promise<string[]> {
-  return new Promise((resolve) => {
-    let text = '';
-    const take = (d: Buffer) => {
-      text += String(d);
-      if (!text.endsWith('\n')) return;
-      receiver.stdout!.off('data', take);
-      resolve(JSON.parse(text.slice(text.indexOf('ids ') + 4)) as string[]);
-    };
-    receiver.stdout!.on('data', take);
-    receiver.stdin!.write('ids\n');
-  });
+  const { PgStore } = (await import(join(root, 'dist/outbox-pg/store.js'))) as { PgStore: { open(u: string, o: object): Promise<SeedStore> } };
+  await seedBacklog(await PgStore.open(dbUrl, { pbx: 'bench' }), n, url);
 }
 
 const f1 = (x: number) => x.toFixed(1);

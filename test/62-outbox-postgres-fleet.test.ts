@@ -153,34 +153,6 @@ describe(`the PostgreSQL outbox in a fleet${postgresRequirement.note}`, { skip: 
     }
   });
 
-  it('at start-up, the claims of holders known to have ended come back before their lease runs out; the others wait', async () => {
-    const url = server.createDatabase('ended');
-    const store = await PgStore.open(url, { pbx: 'berlin', reclaimEveryMs: 0 });
-    const claimAll = { claims: [{ endpoint: 'crm', limit: 8 }] };
-    try {
-      const ended = await store.commitPump(pumpOf('host:41:aa@k', { enqueue: [[req('x', 0), req('x', 1)], [req('y', 0)]], ...claimAll }), T0);
-      const alive = await store.commitPump(pumpOf('host:42:bb@k', { enqueue: [[req('z', 0)]], ...claimAll }), T0);
-      expect(ended.claimed.map((r) => r.lane)).toEqual(['crm:x', 'crm:y']);
-      expect(alive.claimed.map((r) => r.lane)).toEqual(['crm:z']);
-      const asked: string[] = [];
-      const gone = (h: string) => (asked.push(h), h === 'host:41:aa@k');
-      // Long before either lease ends: only the ended holder's two claims come back.
-      expect(await store.recover(T0 + 1, gone)).toBe(2);
-      expect(asked.sort()).toEqual(['host:41:aa@k', 'host:42:bb@k']);
-      const rows = await store.list({ states: ['pending', 'in_flight'] }, 10);
-      expect(rows.map((r) => [r.lane, r.seq, r.state]).sort()).toEqual([['crm:x', 1, 'pending'], ['crm:x', 2, 'pending'], ['crm:y', 1, 'pending'], ['crm:z', 1, 'in_flight']]);
-      const attempts = await store.attemptsOf(ended.claimed[0]!.id);
-      expect(attempts.map((x) => [x.n, x.outcome])).toEqual([[1, 'interrupted']]);
-      // Claimed again by the new holder, same webhook-ids, the lane's order kept.
-      const again = await store.commitPump(pumpOf('host:43:cc@k', claimAll), T0 + 2);
-      expect(again.claimed.map((r) => [r.lane, r.seq, r.webhookId])).toEqual(ended.claimed.map((r) => [r.lane, r.seq, r.webhookId]));
-      // Without the predicate, as before: nothing comes back until a lease runs out.
-      expect(await store.recover(T0 + 3)).toBe(0);
-    } finally {
-      await store.close();
-    }
-  });
-
   it('rows, lanes and live calls are per PBX: the same call id at two PBXes is two lanes', async () => {
     const url = server.createDatabase('per_pbx');
     const berlin = await PgStore.open(url, { pbx: 'berlin' });

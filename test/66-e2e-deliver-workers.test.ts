@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgStore } from '../src/outbox-pg/store.js';
 import type { WebhookRequest } from '../src/emit/request.js';
-import { CLI, ROOT, cleanEnv, e2eSandbox, startReceiver, waitFor, type Handler, type Receiver } from './support/e2e.js';
+import { CLI, ROOT, cleanEnv, e2eSandbox, startReceiver, waitFor, type Receiver } from './support/e2e.js';
 import { postgresRequirement, startPostgres, type TestPostgres } from './support/postgres.js';
 
 const sandbox = e2eSandbox('pbxhook-deliver-');
@@ -49,9 +49,9 @@ describe(`pbxhook deliver workers on one PostgreSQL outbox${postgresRequirement.
   });
   afterAll(() => pgsql?.stop());
 
-  async function setUp(db: string, crmDelayMs: number, o: { timeoutMs?: number; handler?: Handler } = {}) {
+  async function setUp(db: string, crmDelayMs: number) {
     const url = pgsql.createDatabase(db);
-    const crm = await startReceiver(0, o.handler ?? (() => ({ status: 200, delayMs: crmDelayMs })));
+    const crm = await startReceiver(0, () => ({ status: 200, delayMs: crmDelayMs }));
     sandbox.defer(() => crm.close());
     const store = await PgStore.open(url, { pbx: 'pbx-a' });
     await store.commitPump({ enqueue: backlog(`http://127.0.0.1:${crm.port}/hook`), finished: [], liveState: new Map(), claims: [], holder: 'seed', leaseMs: 1_000 }, Date.now());
@@ -62,19 +62,17 @@ describe(`pbxhook deliver workers on one PostgreSQL outbox${postgresRequirement.
     writeFileSync(yaml, [
       'pbx: { type: asterisk, username: u, secret: s, name: worker }', `state_dir: ${dir}/state`, 'webhooks: ./webhooks.ini', 'ops: { enabled: false }',
       'outbox:', '  store: postgres', `  url: ${url}`, 'delivery:', '  concurrency: 4',
-      'retry:', `  timeout_ms: ${o.timeoutMs ?? 1000}`, '  connect_timeout_ms: 500', '  schedule: [100ms, 100ms, 100ms]', '',
+      'retry:', '  timeout_ms: 1000', '  connect_timeout_ms: 500', '  schedule: [100ms, 100ms, 100ms]', '',
     ].join('\n'));
     const workers: ChildProcess[] = [];
-    const logs = new Map<ChildProcess, string>();
     const start = (): ChildProcess => {
       const c = spawn(process.execPath, [CLI, 'deliver', '--config', yaml], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
-      logs.set(c, '');
-      c.stderr!.setEncoding('utf8').on('data', (d: string) => logs.set(c, logs.get(c)! + d));
+      c.stderr!.resume();
       workers.push(c);
       sandbox.defer(async () => void c.kill('SIGKILL'));
       return c;
     };
-    return { crm, start, workers, logs };
+    return { crm, start, workers };
   }
 
   it('three workers share the lanes: every webhook once, each lane in order', async () => {
@@ -97,26 +95,6 @@ describe(`pbxhook deliver workers on one PostgreSQL outbox${postgresRequirement.
     start();
     victim.kill('SIGKILL');
     await waitFor(() => new Set(crm.ok().map((r) => r.body)).size >= LANES * PER_LANE, () => `every webhook (have ${new Set(crm.ok().map((r) => r.body)).size})`, 55_000);
-    const { lanes, ids } = arrivals(crm);
-    for (const [body, set] of ids) expect(set.size, `${body}: sent again with the same webhook-id`).toBe(1);
-    for (const [lane, ns] of lanes) expect(ns, `lane ${lane}`).toEqual([...Array(PER_LANE).keys()]);
-  });
-
-  it('a worker killed -9 and started again on the same host sends its claims at once, not after their lease', async () => {
-    // The CRM holds the first worker's requests unanswered: its 4 claims are surely in flight when it dies.
-    let held = 0;
-    const { crm, start, logs } = await setUp('restart', 0, {
-      timeoutMs: 120_000, // lease 125 s: far longer than this test may wait
-      handler: () => (++held <= 4 ? { status: 200, delayMs: 200_000 } : { status: 200 }),
-    });
-    const victim = start();
-    await waitFor(() => crm.requests.length >= 4, () => 'the first worker to have its 4 requests in flight', 30_000);
-    victim.kill('SIGKILL');
-    await new Promise((r) => victim.once('exit', r));
-    const again = start();
-    await waitFor(() => new Set(crm.ok().map((r) => r.body)).size >= LANES * PER_LANE, () => `every webhook (have ${new Set(crm.ok().map((r) => r.body)).size})\n${logs.get(again)!.slice(-2000)}`, 45_000);
-    const open = logs.get(again)!.split('\n').filter((l) => l.includes('"outbox open"')).map((l) => JSON.parse(l) as { recovered: number });
-    expect(open, 'the new worker took back the 4 claims of the one that died').toMatchObject([{ recovered: 4 }]);
     const { lanes, ids } = arrivals(crm);
     for (const [body, set] of ids) expect(set.size, `${body}: sent again with the same webhook-id`).toBe(1);
     for (const [lane, ns] of lanes) expect(ns, `lane ${lane}`).toEqual([...Array(PER_LANE).keys()]);

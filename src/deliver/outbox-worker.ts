@@ -5,12 +5,13 @@
  * slots, so a slow or dead CRM never delays another. An endpoint failing for `pause_after` is paused:
  * one probe every `probe_every` until one gets an answer, then everything it owes is sent at once.
  */
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { DeliveryConfig, EndpointConfig } from '../config/types.js';
 import type { WebhookRequest } from '../emit/request.js';
 import { type AttemptResult, type HttpClient, urlForLog } from './attempt.js';
-import { holderGone, newHolder } from './claim-holder.js';
 import { type EndpointEvent, NOTIFY_ENDPOINT } from './notify.js';
 import { type EndpointHealth, HEALTHY, type Verdict, afterAttempt } from './outbox-state.js';
 import type { ClaimAsk, FinishedAttempt, Lease, OutboxRow, OutboxStore, PumpResult } from './store.js';
@@ -112,8 +113,8 @@ export class OutboxWorker {
   private pumping: Promise<void> | undefined;
   private pumpAgain = false;
   private housekeepingRun: Promise<void> | undefined;
-  /** This process as a claim holder: a restart is a new holder (store.ts Lease, claim-holder.ts). */
-  private readonly holder = newHolder();
+  /** This process as a claim holder: a restart is a new holder (store.ts Lease). */
+  private readonly holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   /** The claims this worker is sending (row id → until when its lease holds), until their answer is recorded. */
   private readonly leases = new Map<number, number>();
   private pendingWrites: PendingWrite[] = [];
@@ -212,7 +213,7 @@ export class OutboxWorker {
   /** Resumes what a previous run left: in-flight attempts are sent again, pauses carry on. */
   async start(): Promise<void> {
     const { store, log } = this.o;
-    this.stats.recovered = await store.recover(this.now(), holderGone);
+    this.stats.recovered = await store.recover(this.now());
     for (const [name, h] of await store.health()) {
       const ep = this.endpoints.get(name);
       if (ep) ep.health = h;

@@ -220,10 +220,9 @@ export interface OutboxStore {
   /**
    * Start-up: in_flight webhooks whose attempt can no longer finish go back to pending (same
    * webhook-id, same step), each with an `interrupted` attempt row. With one sending process that is
-   * every in_flight row; a shared backend takes those whose lease expired by `now`, and those of a
-   * holder `gone` says has ended (a worker restarted on the same host: claim-holder.ts). The count.
+   * every in_flight row; a shared backend takes only those whose lease expired by `now`. The count.
    */
-  recover(now: number, gone?: (holder: string) => boolean): Promise<number>;
+  recover(now: number): Promise<number>;
 
   /** Every endpoint's saved health (failing, paused, next probe): a restart carries pauses on. */
   health(): Promise<Map<string, EndpointHealth>>;

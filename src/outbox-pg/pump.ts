@@ -250,23 +250,16 @@ export async function renewLeases(client: pg.ClientBase, holder: string, ids: re
   });
 }
 
-/** Every holder with a claim in flight (a few: one per sending process). */
-export async function inFlightHolders(client: pg.ClientBase): Promise<string[]> {
-  const { rows } = await client.query<{ holder: string }>(`SELECT DISTINCT claimed_by AS holder FROM webhooks WHERE state = 'in_flight' AND claimed_by IS NOT NULL`);
-  return rows.map((r) => r.holder);
-}
-
 /**
- * Claims whose lease ran out (their process killed, its host gone, cut off), and every claim of the
- * holders `ended` (known to have ended: claim-holder.ts), are pending again, same webhook-id and
- * step, with an attempt row saying so. Rows another transaction is finishing are left to it. Due
- * since their claim: they queue as the backlog they are, not as a live call's.
+ * Claims whose lease ran out (their process killed, its host gone, cut off) are pending again,
+ * same webhook-id and step, with an attempt row saying so. Rows another transaction is finishing
+ * are left to it. Due since their claim: they queue as the backlog they are, not as a live call's.
  */
-export async function reclaimExpired(client: pg.ClientBase, now: number, ended: readonly string[] = []): Promise<number> {
+export async function reclaimExpired(client: pg.ClientBase, now: number): Promise<number> {
   const r = await client.query({
     name: 'pbxhook-reclaim',
     text: `WITH old AS (
-       SELECT id, attempts, updated_at FROM webhooks WHERE state = 'in_flight' AND (claim_until < $1 OR claimed_by = ANY ($2::text[])) FOR UPDATE SKIP LOCKED
+       SELECT id, attempts, updated_at FROM webhooks WHERE state = 'in_flight' AND claim_until < $1 FOR UPDATE SKIP LOCKED
      ), noted AS (
        INSERT INTO attempts (webhook, n, started_at, error_code, error, outcome)
        SELECT id, attempts, updated_at, 'PBXHOOK_INTERRUPTED', 'pbxhook stopped before the answer came', 'interrupted' FROM old
@@ -274,7 +267,7 @@ export async function reclaimExpired(client: pg.ClientBase, now: number, ended: 
      )
      UPDATE webhooks w SET state = '${TRANSITIONS.recover.to}', next_at = old.updated_at, updated_at = $1, claimed_by = NULL, claim_until = NULL
      FROM old WHERE w.id = old.id`,
-    values: [now, ended],
+    values: [now],
   });
   return r.rowCount ?? 0;
 }

@@ -12,7 +12,7 @@ import type {
   ClaimAsk, Expired, FinishedAttempt, LaneRef, OutboxRow, OutboxStore, Pump, PumpResult, Selection,
 } from '../deliver/store.js';
 import { type EndpointHealth, IllegalTransitionError, type OutboxState, STATES, TRANSITIONS } from '../deliver/outbox-state.js';
-import { type Serialised, claimHeads, finishAttempts, inFlightHolders, insertWebhooks, nextDue, reclaimExpired, renewLeases, saveLiveState, serialise } from './pump.js';
+import { type Serialised, claimHeads, finishAttempts, insertWebhooks, nextDue, reclaimExpired, renewLeases, saveLiveState, serialise } from './pump.js';
 import { inTransaction, openPool, where } from './pool.js';
 import { migrate } from './migrations.js';
 import { UNDELIVERED_SQL, inList, perEndpoint, selectionSql } from './rows.js';
@@ -170,15 +170,9 @@ export class PgStore extends OutboxReads implements OutboxStore {
     });
   }
 
-  /**
-   * Start-up: claims whose lease ran out by `now`, and those of holders `gone` says have ended, are
-   * pending again (same webhook-id, same step).
-   */
-  async recover(now: number, gone?: (holder: string) => boolean): Promise<number> {
-    return inTransaction(this.pool, async (client) => {
-      const ended = gone === undefined ? [] : (await inFlightHolders(client)).filter((h) => gone(h));
-      return reclaimExpired(client, now, ended);
-    });
+  /** Start-up: claims whose lease ran out by `now` are pending again (same webhook-id, same step). */
+  async recover(now: number): Promise<number> {
+    return inTransaction(this.pool, (client) => reclaimExpired(client, now));
   }
 
   /** `pbxhook outbox retry`: dead or waiting webhooks back to pending with a fresh schedule. */

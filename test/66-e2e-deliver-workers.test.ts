@@ -98,5 +98,5 @@ describe(`pbxhook deliver workers on one PostgreSQL outbox${postgresRequirement.
     const { lanes, ids } = arrivals(crm);
     for (const [body, set] of ids) expect(set.size, `${body}: sent again with the same webhook-id`).toBe(1);
     for (const [lane, ns] of lanes) expect(ns, `lane ${lane}`).toEqual([...Array(PER_LANE).keys()]);
-  });
+  }, 120_000); // its two waits (30 s + 55 s) report themselves before vitest's 60 s would
 });

@@ -24,11 +24,37 @@ import { type PgRawRow, ROW_COLUMNS, UNDELIVERED_SQL, inList, rowOf } from './ro
 /** Lanes due this recently are live traffic: claimed before an outage's backlog (lane-heads.ts). */
 export const FRESH_MS = 5_000;
 
-/** No undelivered row of `w`'s lane comes before it: `w` is its lane's head. */
-const IS_HEAD = `NOT EXISTS (SELECT 1 FROM webhooks x WHERE x.pbx = w.pbx AND x.lane = w.lane AND x.seq < w.seq AND x.state IN (${UNDELIVERED_SQL}))`;
+/**
+ * `w` is its lane's first undelivered row: its lane's head. A subquery run per row, not NOT EXISTS:
+ * as an anti join its plan hangs on the table's statistics, and statistics taken while the table
+ * was nearly empty (after a drain, before autovacuum) made PostgreSQL walk the whole lane index
+ * for every candidate row, unbounded: a 20k backlog drained in 60 s instead of 10, each claim up
+ * to 0.7 s (bench/fleet-profile.ts, issue #17). Per row, the parameters are index conditions
+ * whatever the statistics say: one probe of webhooks_lane_undelivered.
+ */
+const IS_HEAD = `w.seq = (SELECT x.seq FROM webhooks x WHERE x.pbx = w.pbx AND x.lane = w.lane AND x.state IN (${UNDELIVERED_SQL}) ORDER BY x.seq LIMIT 1)`;
 const CLAIMABLE = `w.state IN (${inList(TRANSITIONS.claim.from)})`;
 /** ROW_COLUMNS of the claimed rows, qualified: the UPDATE … FROM joins another relation. */
 const CLAIMED_COLUMNS = ROW_COLUMNS.split(', ').map((col) => `w.${col}`).join(', ');
+
+// Fresh lanes, then the rest, each read down the due index in order: a pump reads about as many
+// rows as it claims, not the whole backlog (one ORDER BY over both would sort every due row).
+// Two CTEs, as FOR UPDATE cannot go under a UNION.
+const claimPart = (range: string, limit: string) => `(SELECT w.id FROM webhooks w
+           WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${range} AND ${IS_HEAD}
+           ORDER BY w.next_at, w.id LIMIT ${limit} FOR UPDATE SKIP LOCKED)`;
+
+/** The claim's locking statement: $1 endpoints, $2 how many of each, $3 now. Exported for test/62's plan check. */
+export const CLAIM_LOCK_SQL = `WITH asked AS (SELECT * FROM unnest($1::text[], $2::int[]) AS e(endpoint, n)),
+     fresh AS (
+       SELECT e.endpoint, h.id FROM asked e CROSS JOIN LATERAL ${claimPart(`w.next_at <= $3 AND w.next_at > $3 - ${FRESH_MS}`, 'e.n')} h
+     ),
+     got AS (SELECT endpoint, count(*)::int AS n FROM fresh GROUP BY endpoint),
+     backlog AS (
+       SELECT h.id FROM asked e LEFT JOIN got g USING (endpoint)
+       CROSS JOIN LATERAL ${claimPart(`w.next_at <= $3 - ${FRESH_MS}`, 'e.n - coalesce(g.n, 0)')} h
+     )
+     SELECT id FROM fresh UNION ALL SELECT id FROM backlog`;
 
 /** A request whose headers are already JSON text: a request that cannot be stored fails here, alone. */
 export interface Serialised {
@@ -154,24 +180,9 @@ export async function finishAttempts(client: pg.ClientBase, finishes: readonly F
 export async function claimHeads(client: pg.ClientBase, holder: string, asks: readonly ClaimAsk[], now: number, until: number): Promise<OutboxRow[]> {
   const wanted = asks.filter((a) => a.limit > 0);
   if (wanted.length === 0) return [];
-  // Fresh lanes, then the rest, each read down the due index in order: a pump reads about as many
-  // rows as it claims, not the whole backlog (one ORDER BY over both would sort every due row).
-  // Two CTEs, as FOR UPDATE cannot go under a UNION.
-  const part = (range: string, limit: string) => `(SELECT w.id FROM webhooks w
-           WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${range} AND ${IS_HEAD}
-           ORDER BY w.next_at, w.id LIMIT ${limit} FOR UPDATE SKIP LOCKED)`;
   const locked = await client.query<{ id: number }>({
     name: 'pbxhook-claim-lock',
-    text: `WITH asked AS (SELECT * FROM unnest($1::text[], $2::int[]) AS e(endpoint, n)),
-     fresh AS (
-       SELECT e.endpoint, h.id FROM asked e CROSS JOIN LATERAL ${part(`w.next_at <= $3 AND w.next_at > $3 - ${FRESH_MS}`, 'e.n')} h
-     ),
-     got AS (SELECT endpoint, count(*)::int AS n FROM fresh GROUP BY endpoint),
-     backlog AS (
-       SELECT h.id FROM asked e LEFT JOIN got g USING (endpoint)
-       CROSS JOIN LATERAL ${part(`w.next_at <= $3 - ${FRESH_MS}`, 'e.n - coalesce(g.n, 0)')} h
-     )
-     SELECT id FROM fresh UNION ALL SELECT id FROM backlog`,
+    text: CLAIM_LOCK_SQL,
     values: [wanted.map((a) => a.endpoint), wanted.map((a) => a.limit), now],
   });
   if (locked.rows.length === 0) return [];

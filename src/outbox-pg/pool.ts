@@ -38,12 +38,15 @@ export function where(url: string): string {
   return databasePlaceOf(url) ?? 'the database of outbox.url';
 }
 
-/** Runs `fn` in one transaction on one connection; rolls back if it throws. */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` in one transaction on one connection; rolls back if it throws. `begin` opens it: plain
+ * `BEGIN`, or BEGIN with `SET LOCAL`s in the same round trip (store.ts PUMP_BEGIN).
+ */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    await client.query('BEGIN');
+    await client.query(begin);
     const result = await fn(client);
     await client.query('COMMIT');
     return result;

@@ -34,6 +34,18 @@ export interface PgStoreOptions {
   readonly onIdleError?: (err: Error) => void;
 }
 
+/**
+ * A pump's transaction is opened with its statements' plans forced generic: planned once per
+ * connection, as their names (pump.ts) mean them to be. Left to choose, PostgreSQL planned the
+ * claim's locking statement and the next-due read anew at every call, their custom plans looking
+ * cheaper by the estimate but no faster to run: planning cost twice the claim's running time
+ * (pg_stat_statements with track_planning, bench/fleet-profile.ts; issue #17). Safe since the
+ * lane-head check became a subquery (pump.ts IS_HEAD): test/62 checks the generic claim plan under
+ * misleading statistics. SET LOCAL: the operators' reads on the same pool keep the planner's own
+ * choice. One round trip with the BEGIN (simple protocol, no parameters).
+ */
+export const PUMP_BEGIN = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan';
+
 interface Outcome {
   lostEvents: Array<[number, unknown]>;
   unrecorded: Array<[number, unknown]>;
@@ -116,7 +128,7 @@ export class PgStore extends OutboxReads implements OutboxStore {
         out.nextDueAt = await nextDue(client, this.mayHaveMore(p.claims, out.claimed));
         for (const c of p.claims) if (!out.nextDueAt.has(c.endpoint) && c.limit > 0 && this.claimedOf(c.endpoint, out.claimed) >= c.limit) out.nextDueAt.set(c.endpoint, now);
         return out;
-      });
+      }, PUMP_BEGIN);
     let out: Outcome;
     try {
       out = await run(false);

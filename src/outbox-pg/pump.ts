@@ -209,6 +209,12 @@ export async function claimHeads(client: pg.ClientBase, holder: string, asks: re
     .sort((a, b) => rank.get(a.endpoint)! - rank.get(b.endpoint)! || fresh(a) - fresh(b) || a.nextAt - b.nextAt || a.id - b.id);
 }
 
+/** nextDue's statement: $1 endpoints. Exported for test/62's plan check. */
+export const NEXT_DUE_SQL = `SELECT e.endpoint, d.at FROM unnest($1::text[]) AS e(endpoint)
+     CROSS JOIN LATERAL (
+       SELECT w.next_at AS at FROM webhooks w WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${IS_HEAD} ORDER BY w.next_at LIMIT 1
+     ) d`;
+
 /**
  * Per endpoint, when its earliest lane head not in flight is due (absent: none), read down the
  * due index in order until the first head, so a waiting lane's later rows are never taken for due.
@@ -217,10 +223,7 @@ export async function nextDue(client: pg.ClientBase, endpoints: readonly string[
   if (endpoints.length === 0) return new Map();
   const { rows } = await client.query<{ endpoint: string; at: number }>({
     name: 'pbxhook-next-due',
-    text: `SELECT e.endpoint, d.at FROM unnest($1::text[]) AS e(endpoint)
-     CROSS JOIN LATERAL (
-       SELECT w.next_at AS at FROM webhooks w WHERE w.endpoint = e.endpoint AND ${CLAIMABLE} AND ${IS_HEAD} ORDER BY w.next_at LIMIT 1
-     ) d`,
+    text: NEXT_DUE_SQL,
     values: [endpoints],
   });
   return new Map(rows.map((r) => [r.endpoint, r.at]));

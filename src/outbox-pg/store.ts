@@ -35,16 +35,20 @@ export interface PgStoreOptions {
 }
 
 /**
- * A pump's transaction is opened with its statements' plans forced generic: planned once per
- * connection, as their names (pump.ts) mean them to be. Left to choose, PostgreSQL planned the
- * claim's locking statement and the next-due read anew at every call, their custom plans looking
- * cheaper by the estimate but no faster to run: planning cost twice the claim's running time
- * (pg_stat_statements with track_planning, bench/fleet-profile.ts; issue #17). Safe since the
- * lane-head check became a subquery (pump.ts IS_HEAD): test/62 checks the generic claim plan under
- * misleading statistics. SET LOCAL: the operators' reads on the same pool keep the planner's own
- * choice. One round trip with the BEGIN (simple protocol, no parameters).
+ * A pump's transaction is opened with its access paths pinned, so that the planner's statistics,
+ * stale by nature on a queue table (its rows turn over between two analyzes), cannot change them:
+ * - no sorts and no bitmap scans: the claim and the next-due read walk the due index in its order
+ *   and stop at the rows they need. With the partial indexes counted by a vacuum when almost
+ *   nothing was pending, PostgreSQL sorted every due row instead, or read them all through two
+ *   bitmaps (a 100k 1-worker drain 1,625/s against 3,065/s, the next-due read up to 0.4 s a call);
+ * - plans generic, planned once per connection as the statements' names (pump.ts) mean them to be:
+ *   left to choose, PostgreSQL planned the claim and the next-due read anew at every call, which
+ *   cost it twice their running time (pg_stat_statements with track_planning).
+ * bench/fleet-profile.ts measured both, test/62 checks the plans under such statistics. SET LOCAL:
+ * the operators' reads on the same pool keep the planner's own choice. One round trip with the
+ * BEGIN (simple protocol, no parameters).
  */
-export const PUMP_BEGIN = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan';
+export const PUMP_BEGIN = 'BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off';
 
 interface Outcome {
   lostEvents: Array<[number, unknown]>;

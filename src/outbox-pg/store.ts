@@ -48,7 +48,7 @@ export interface PgStoreOptions {
  *   jit_above_cost (160,649 at 100,000 pending), and each call then compiled it (20–26 ms, where
  *   the claim runs in under 1 ms): in the 3rd of three 100k 1-worker drains on one database, 1,680
  *   and 1,768/s with it, 2,242/s without.
- * bench/fleet-profile.ts measured both, test/62 checks the plans under such statistics. SET LOCAL:
+ * bench/fleet-profile.ts measured each, test/62 checks the plans under such statistics. SET LOCAL:
  * the operators' reads on the same pool keep the planner's own choice. One round trip with the
  * BEGIN (simple protocol, no parameters).
  */

@@ -122,6 +122,32 @@ const STATE_AFTER: Record<Decision['kind'], string> = {
 };
 
 /**
+ * The finish: see finishAttempts. Its rows are found by primary key only. The "still in flight"
+ * check is against the CTE's `was`, not a literal: with `w.state = 'in_flight'` written out, the
+ * partial lane index (pending, in flight, waiting) matched the query, and when the statistics
+ * said almost nothing was in flight (a drained outbox, a backlog not yet analyzed) the planner
+ * hashed the finished rows against that whole index, 12,538 buffers for 3 rows: the slow drains
+ * of bench/fleet.ts (a finish's mean 4.0 ms against 0.4, issue #17). A value the planner cannot
+ * see leaves it the primary key or a scan of the table, and it takes the key.
+ */
+export const FINISH_SQL = `WITH f AS MATERIALIZED (
+       SELECT *, '${TRANSITIONS.claim.to}'::text AS was FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[], $9::int[], $10::bigint[], $11::int[],
+                            $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
+         AS f(id, holder, state, step, next_at, status, last_error, n, started_at, latency_ms, error_code, error, outcome, response, retry_after_ms)
+     ), moved AS (
+       UPDATE webhooks w SET state = f.state, step = f.step, next_at = f.next_at, last_status = f.status, last_error = f.last_error,
+              updated_at = $1, claimed_by = NULL, claim_until = NULL
+       FROM f WHERE w.id = f.id AND w.state = f.was AND w.claimed_by = f.holder AND w.attempts = f.n
+       RETURNING w.id
+     ), noted AS (
+       INSERT INTO attempts (webhook, n, started_at, latency_ms, status, error_code, error, outcome, response, retry_after_ms)
+       SELECT f.id, f.n, f.started_at, f.latency_ms, f.status, f.error_code, f.error, f.outcome, f.response, f.retry_after_ms
+       FROM f JOIN moved USING (id)
+       ON CONFLICT (webhook, n) DO NOTHING
+     )
+     SELECT id FROM moved`;
+
+/**
  * Records the attempts and moves their rows on, in one statement. Only rows still in flight under
  * the attempt's own lease move: a claim that expired (its process stalled past the lease) may have
  * been taken back and claimed again, and its new holder's attempt counts, not this one. Returns the
@@ -150,22 +176,7 @@ export async function finishAttempts(client: pg.ClientBase, finishes: readonly F
   }
   const { rows } = await client.query<{ id: number }>({
     name: 'pbxhook-finish',
-    text: `WITH f AS (
-       SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[], $9::int[], $10::bigint[], $11::int[],
-                            $12::text[], $13::text[], $14::text[], $15::text[], $16::bigint[])
-         AS f(id, holder, state, step, next_at, status, last_error, n, started_at, latency_ms, error_code, error, outcome, response, retry_after_ms)
-     ), moved AS (
-       UPDATE webhooks w SET state = f.state, step = f.step, next_at = f.next_at, last_status = f.status, last_error = f.last_error,
-              updated_at = $1, claimed_by = NULL, claim_until = NULL
-       FROM f WHERE w.id = f.id AND w.state = 'in_flight' AND w.claimed_by = f.holder AND w.attempts = f.n
-       RETURNING w.id
-     ), noted AS (
-       INSERT INTO attempts (webhook, n, started_at, latency_ms, status, error_code, error, outcome, response, retry_after_ms)
-       SELECT f.id, f.n, f.started_at, f.latency_ms, f.status, f.error_code, f.error, f.outcome, f.response, f.retry_after_ms
-       FROM f JOIN moved USING (id)
-       ON CONFLICT (webhook, n) DO NOTHING
-     )
-     SELECT id FROM moved`,
+    text: FINISH_SQL,
     values: [now, c.id, c.holder, c.state, c.step, c.nextAt, c.status, c.lastError, c.n, c.startedAt, c.latency, c.errorCode, c.error, c.outcome, c.response, c.retryAfter],
   });
   return new Set(rows.map((r) => r.id));
@@ -251,6 +262,10 @@ export async function saveLiveState(client: pg.ClientBase, pbx: string, changes:
   }
 }
 
+/** The renewal: see renewLeases. By primary key only, as the finish (FINISH_SQL says why). */
+export const RENEW_SQL = `WITH s AS MATERIALIZED (SELECT '${TRANSITIONS.claim.to}'::text AS was)
+     UPDATE webhooks w SET claim_until = $3 FROM s WHERE w.id = ANY ($1::bigint[]) AND w.state = s.was AND w.claimed_by = $2`;
+
 /**
  * The holder's claims still in flight get a new lease (`until`): a live worker keeps what it is
  * still sending, however long its pumps took; a claim another holder took back stays with it.
@@ -259,7 +274,7 @@ export async function renewLeases(client: pg.ClientBase, holder: string, ids: re
   if (ids.length === 0) return;
   await client.query({
     name: 'pbxhook-renew',
-    text: `UPDATE webhooks SET claim_until = $3 WHERE id = ANY ($1::bigint[]) AND state = 'in_flight' AND claimed_by = $2`,
+    text: RENEW_SQL,
     values: [ids, holder, until],
   });
 }

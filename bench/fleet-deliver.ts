@@ -23,16 +23,17 @@ import { bareAxios, webhooks } from './delivery.js';
 /** Calls of 6 webhooks each (delivery.ts `webhooks`), each call one lane. */
 export const lanesOf = (n: number): number => Math.ceil(n / 6);
 
-const CONCURRENCY = 16;
+/** Slots per process (`delivery.concurrency`), and bare axios's connections. */
+export const CONCURRENCY = 16;
 
-/** The config a worker reads: the shared outbox and one endpoint at the receiver. */
-function workerConfig(dir: string, dbUrl: string, url: string): string {
+/** The config a worker reads: the shared outbox and one endpoint at the receiver, `slots` at a time. */
+function workerConfig(dir: string, dbUrl: string, url: string, slots: number): string {
   writeFileSync(join(dir, 'webhooks.ini'), ['[crm]', `url = ${url}`, 'schema = 3cx', ''].join('\n'));
   const yaml = join(dir, 'pbxhook.yaml');
   writeFileSync(
     yaml,
     ['pbx: { type: asterisk, username: u, secret: s, name: bench }', `state_dir: ${dir}/state`, 'webhooks: ./webhooks.ini', 'ops: { enabled: false }',
-      'log: { level: warn }', 'outbox:', '  store: postgres', `  url: ${dbUrl}`, 'delivery:', `  concurrency: ${CONCURRENCY}`, ''].join('\n'),
+      'log: { level: warn }', 'outbox:', '  store: postgres', `  url: ${dbUrl}`, 'delivery:', `  concurrency: ${slots}`, ''].join('\n'),
   );
   return yaml;
 }
@@ -145,10 +146,28 @@ export async function whatIsLeft(db: pg.Client): Promise<string> {
 }
 
 /**
+ * The autovacuums and autoanalyzes of the outbox's tables so far: one during a drain takes CPU
+ * from it (the statistics collector reports them within a second or so).
+ */
+async function vacuumsOf(db: pg.Client): Promise<[number, number]> {
+  const { rows } = await db.query<{ v: string; a: string }>(
+    `SELECT sum(autovacuum_count) AS v, sum(autoanalyze_count) AS a FROM pg_stat_user_tables WHERE relname IN ('webhooks', 'attempts', 'lanes')`,
+  );
+  return [Number(rows[0]!.v), Number(rows[0]!.a)];
+}
+
+/**
  * ms for `workers` deliver processes to send a fresh backlog of n from PostgreSQL; then checks
  * what the receiver got (checkArrivals).
  */
-export async function postgresDrain(dbUrl: string, n: number, receiver: { url: string; proc: ChildProcess }, workers: number): Promise<number> {
+export async function postgresDrain(
+  dbUrl: string,
+  n: number,
+  receiver: { url: string; proc: ChildProcess },
+  workers: number,
+  slots = CONCURRENCY,
+  note?: (what: string) => void,
+): Promise<number> {
   const url = receiver.url;
   const dir = mkdtempSync(join(tmpdir(), 'pbxhook-fleet-bench-'));
   const db = new pg.Client({ connectionString: dbUrl });
@@ -158,10 +177,12 @@ export async function postgresDrain(dbUrl: string, n: number, receiver: { url: s
     await db.query('DELETE FROM webhooks').catch(() => undefined); // a fresh backlog (the table exists once migrated)
     await receivedIds(receiver.proc); // forget the runs before
     await seedBacklog(await PgStore.open(dbUrl, { pbx: 'bench' }), n, url);
-    const yaml = workerConfig(dir, dbUrl, url);
+    const yaml = workerConfig(dir, dbUrl, url, slots);
     const t0 = performance.now();
     for (let w = 0; w < workers; w++) children.push(spawn(process.execPath, ['dist/cli.js', 'deliver', '--config', yaml], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    const vacuumsBefore = await vacuumsOf(db);
     const ms = await untilArrived(receiver.proc, n, t0, () => whatIsLeft(db));
+    note?.(`autovacuum/autoanalyze runs during the drain: ${await vacuumsOf(db).then((v) => v.map((x, i) => x - vacuumsBefore[i]!).join('/'))}`);
     await untilDrained(db);
     await checkArrivals(db, await receivedIds(receiver.proc));
     return ms;

@@ -8,6 +8,9 @@
  * costs (pg_stat_statements) and what the workers' backends waited on (pg_stat_activity sampled
  * every 50 ms). Every arrival is checked (once each, lanes in order), as bench/fleet.ts does.
  *   node dist-bench/bench/fleet-profile.js BACKLOG ROUNDS WORKERS(1,4) NAME=ROOT [NAME=ROOT…]
+ *   BENCH_WORKER_CONCURRENCY: each worker's `delivery.concurrency` (16); BENCH_WORKER_NODE_ARGS:
+ *   node's options for each worker (`--cpu-prof --cpu-prof-dir=DIR`; the workers are then stopped
+ *   with SIGTERM, so that they write their profiles).
  * ROOT is a built checkout (dist/ and node_modules); its workers run `ROOT/dist/cli.js deliver`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,6 +23,8 @@ import { startReceiver } from './delivery.js';
 import { type SeedStore, checkArrivals, receivedIds, seedBacklog, untilArrived, untilDrained, whatIsLeft } from './fleet-deliver.js';
 
 const TICK = 100; // USER_HZ on Linux
+/** BENCH_WORKER_NODE_ARGS: node's own options for each worker (`--cpu-prof --cpu-prof-dir=DIR`). */
+const workerNodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 /** utime + stime (and the reaped children's, `withChildren`) of a process, in seconds. */
 function cpuOf(pid: number, withChildren = false): number {
@@ -87,7 +92,7 @@ function workerConfig(dir: string, dbUrl: string, url: string): string {
   writeFileSync(
     yaml,
     ['pbx: { type: asterisk, username: u, secret: s, name: bench }', `state_dir: ${dir}/state`, 'webhooks: ./webhooks.ini', 'ops: { enabled: false }',
-      'log: { level: warn }', 'outbox:', '  store: postgres', `  url: ${dbUrl}`, 'delivery:', '  concurrency: 16', ''].join('\n'),
+      'log: { level: warn }', 'outbox:', '  store: postgres', `  url: ${dbUrl}`, 'delivery:', `  concurrency: ${process.env.BENCH_WORKER_CONCURRENCY ?? 16}`, ''].join('\n'),
   );
   return yaml;
 }
@@ -118,7 +123,7 @@ async function drain(name: string, root: string, dbUrl: string, n: number, recei
     const all0 = everyone();
     const m0 = machine();
     const t0 = performance.now();
-    for (let w = 0; w < workers; w++) kids.push(spawn(process.execPath, [join(root, 'dist/cli.js'), 'deliver', '--config', yaml], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] }));
+    for (let w = 0; w < workers; w++) kids.push(spawn(process.execPath, [...workerNodeArgs, join(root, 'dist/cli.js'), 'deliver', '--config', yaml], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] }));
     const waits = new Map<string, number>();
     let samples = 0;
     let sampling = true;
@@ -183,6 +188,10 @@ async function drain(name: string, root: string, dbUrl: string, n: number, recei
     await checkArrivals(db, await receivedIds(receiver.proc)).catch((err: Error) => say(`   ARRIVALS CHECK FAILED: ${err.message}`));
     return ms;
   } finally {
+    // A profiled worker writes its profile only when it exits of itself: stop it gently first.
+    if (workerNodeArgs.length > 0) {
+      await Promise.all(kids.map((c) => new Promise((done) => (c.exitCode !== null ? done(null) : (c.once('exit', done), c.kill('SIGTERM'))))));
+    }
     for (const c of kids) c.kill('SIGKILL');
     await db.end();
     rmSync(dir, { recursive: true, force: true });

@@ -27,7 +27,7 @@ export const lanesOf = (n: number): number => Math.ceil(n / 6);
 export const CONCURRENCY = 16;
 
 /** The config a worker reads: the shared outbox and one endpoint at the receiver, `slots` at a time. */
-function workerConfig(dir: string, dbUrl: string, url: string, slots: number): string {
+export function workerConfig(dir: string, dbUrl: string, url: string, slots: number): string {
   writeFileSync(join(dir, 'webhooks.ini'), ['[crm]', `url = ${url}`, 'schema = 3cx', ''].join('\n'));
   const yaml = join(dir, 'pbxhook.yaml');
   writeFileSync(
@@ -178,9 +178,9 @@ export async function postgresDrain(
     await receivedIds(receiver.proc); // forget the runs before
     await seedBacklog(await PgStore.open(dbUrl, { pbx: 'bench' }), n, url);
     const yaml = workerConfig(dir, dbUrl, url, slots);
+    const vacuumsBefore = await vacuumsOf(db);
     const t0 = performance.now();
     for (let w = 0; w < workers; w++) children.push(spawn(process.execPath, ['dist/cli.js', 'deliver', '--config', yaml], { stdio: ['ignore', 'ignore', 'inherit'] }));
-    const vacuumsBefore = await vacuumsOf(db);
     const ms = await untilArrived(receiver.proc, n, t0, () => whatIsLeft(db));
     note?.(`autovacuum/autoanalyze runs during the drain: ${await vacuumsOf(db).then((v) => v.map((x, i) => x - vacuumsBefore[i]!).join('/'))}`);
     await untilDrained(db);

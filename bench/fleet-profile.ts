@@ -14,13 +14,13 @@
  * ROOT is a built checkout (dist/ and node_modules); its workers run `ROOT/dist/cli.js deliver`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startPostgres } from '../test/support/postgres.js';
 import { startReceiver } from './delivery.js';
-import { type SeedStore, checkArrivals, receivedIds, seedBacklog, untilArrived, untilDrained, whatIsLeft } from './fleet-deliver.js';
+import { CONCURRENCY, type SeedStore, checkArrivals, receivedIds, seedBacklog, untilArrived, untilDrained, whatIsLeft, workerConfig } from './fleet-deliver.js';
 
 const TICK = 100; // USER_HZ on Linux
 /** BENCH_WORKER_NODE_ARGS: node's own options for each worker (`--cpu-prof --cpu-prof-dir=DIR`). */
@@ -86,17 +86,6 @@ function machine(): { busy: number; total: number } {
   return { busy: total - f[3]! - f[4]!, total };
 }
 
-function workerConfig(dir: string, dbUrl: string, url: string): string {
-  writeFileSync(join(dir, 'webhooks.ini'), ['[crm]', `url = ${url}`, 'schema = 3cx', ''].join('\n'));
-  const yaml = join(dir, 'pbxhook.yaml');
-  writeFileSync(
-    yaml,
-    ['pbx: { type: asterisk, username: u, secret: s, name: bench }', `state_dir: ${dir}/state`, 'webhooks: ./webhooks.ini', 'ops: { enabled: false }',
-      'log: { level: warn }', 'outbox:', '  store: postgres', `  url: ${dbUrl}`, 'delivery:', `  concurrency: ${process.env.BENCH_WORKER_CONCURRENCY ?? 16}`, ''].join('\n'),
-  );
-  return yaml;
-}
-
 async function seed(root: string, dbUrl: string, n: number, url: string): Promise<void> {
   const { PgStore } = (await import(join(root, 'dist/outbox-pg/store.js'))) as { PgStore: { open(u: string, o: object): Promise<SeedStore> } };
   await seedBacklog(await PgStore.open(dbUrl, { pbx: 'bench' }), n, url);
@@ -116,7 +105,7 @@ async function drain(name: string, root: string, dbUrl: string, n: number, recei
     await receivedIds(receiver.proc);
     await seed(root, dbUrl, n, receiver.url);
     await db.query('SELECT pg_stat_statements_reset()');
-    const yaml = workerConfig(dir, dbUrl, receiver.url);
+    const yaml = workerConfig(dir, dbUrl, receiver.url, Number(process.env.BENCH_WORKER_CONCURRENCY ?? CONCURRENCY));
     const pg0 = postgresCpu(postmaster);
     const rc0 = cpuOf(receiver.proc.pid!);
     const me0 = process.cpuUsage();

@@ -109,11 +109,11 @@ export async function fleetDelivery(rounds: number, n: number, say: (line: strin
   try {
     for (let round = 0; round < rounds; round++) {
       for (const kind of round % 2 === 0 ? DRAINS : [...DRAINS].reverse()) {
-        const [workers, slots] = WORKERS[kind] ?? [0, 0];
+        const pgWorkers = WORKERS[kind];
         const t =
           kind === 'axios' ? await axiosDrain(n, receiver.url)
           : kind === 'sqlite' ? await sqliteDrain(n, receiver.url)
-          : await postgresDrain(pgsql.url, n, receiver, workers, slots, (what) => say(`round ${round + 1} ${kind}: ${what}`));
+          : await postgresDrain(pgsql.url, n, receiver, ...pgWorkers!, (what) => say(`round ${round + 1} ${kind}: ${what}`));
         ms[kind].push(t);
         say(`round ${round + 1} backlog of ${n} ${kind}: ${t.toFixed(0)} ms (${((n / t) * 1000).toFixed(0)} webhooks/s)`);
       }

@@ -5,6 +5,7 @@ import { liveChurn } from './live-churn.js';
 import { liveMemory } from './live-memory.js';
 import { liveStateCommits } from './live-state.js';
 import { memory } from './memory.js';
+import { overLimit } from './over-limit.js';
 import { upkeep } from './upkeep.js';
 import { asteriskManagerFile, floorFile } from './replay-command.js';
 import { asteriskManager, filtered, floor, live, pipeline, repeatedLoad } from './replay.js';
@@ -59,6 +60,8 @@ async function main(): Promise<unknown> {
     }
     case 'upkeep':
       return upkeep(Number(arg ?? 500_000));
+    case 'over-limit':
+      return overLimit(Number(arg ?? 8));
     case 'memory':
       return memory(10_000, Number(arg ?? 1_000_000));
     case 'live-memory':

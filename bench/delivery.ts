@@ -33,8 +33,9 @@ async function timed(n: number, run: () => Promise<void>): Promise<DeliveryRun> 
   return { ms, cpuMs, cpuUsPerWebhook: (cpuMs * 1000) / n };
 }
 
-export async function startReceiver(): Promise<{ url: string; proc: ChildProcess; stop(): void }> {
-  const proc = spawn(process.execPath, ['dist-bench/bench/receiver.js'], { stdio: ['pipe', 'pipe', 'inherit'] });
+/** `answerAfterMs`: each answer that much later, as a slow CRM's (0: at once). */
+export async function startReceiver(answerAfterMs = 0): Promise<{ url: string; proc: ChildProcess; stop(): void }> {
+  const proc = spawn(process.execPath, ['dist-bench/bench/receiver.js', String(answerAfterMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve) => proc.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
   return { url: `http://127.0.0.1:${port}/hook`, proc, stop: () => proc.kill() };
 }
@@ -77,13 +78,13 @@ export async function autocannon(url: string, connections: number, seconds: numb
   return { rps: r.requests.average };
 }
 
-const DELIVERY: DeliveryConfig = {
+export const DELIVERY: DeliveryConfig = {
   schedule: [100, 1000], jitter: 0, retryAfterMaxMs: 1000, connectTimeoutMs: 5000, timeoutMs: 10_000, concurrency: 16,
   pauseAfterMs: 600_000, probeEveryMs: 60_000, stopTimeoutMs: 5000, maxRows: 1_000_000, maxAgeMs: 86_400_000,
   keepDeliveredMs: 86_400_000, keepDeadMs: 86_400_000,
 };
 
-function endpoint(url: string): EndpointConfig {
+export function endpoint(url: string): EndpointConfig {
   return { name: 'crm', enabled: true, schema: '3cx', variant: 'json', url, method: 'POST', events: [], recordingUrl: 'x/{file}' } as EndpointConfig;
 }
 

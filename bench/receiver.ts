@@ -6,6 +6,8 @@ import http from 'node:http';
  * `ids` with the webhook-ids received since the last `ids`, in arrival order (one JSON line): the
  * fleet bench checks with them that each webhook came once and each lane in order (issue #17).
  */
+/** argv[2]: ms before each answer, as a slow CRM's (bench/over-limit.ts); none by default. */
+const answerAfterMs = Number(process.argv[2] ?? 0);
 let count = 0;
 let ids: string[] = [];
 const server = http.createServer((req, res) => {
@@ -13,8 +15,12 @@ const server = http.createServer((req, res) => {
   if (typeof id === 'string') ids.push(id);
   req.resume();
   req.on('end', () => {
-    count++;
-    res.writeHead(200, { 'content-length': '0' }).end();
+    const answer = () => {
+      count++;
+      res.writeHead(200, { 'content-length': '0' }).end();
+    };
+    if (answerAfterMs > 0) setTimeout(answer, answerAfterMs);
+    else answer();
   });
 });
 server.keepAliveTimeout = 60_000;

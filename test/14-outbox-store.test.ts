@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import type { DeliveryConfig, EndpointConfig } from '../src/config/types.js';
 import type { AttemptResult, HttpClient } from '../src/deliver/attempt.js';
 import { DeliveryAbortedError, type DeliveryError, HttpNetworkError, HttpRedirectError, HttpStatusError } from '../src/deliver/errors.js';
@@ -389,6 +389,53 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     expect(lines.find((l) => l.code === 'PBXHOOK_OUTBOX_FULL')).toMatchObject({ endpoint: 'crm', count: 1, msg: expect.stringContaining('delivery.max_rows') });
     expect(worker.stats).toMatchObject({ expired: 1, outboxDepth: 2 });
     await worker.stop();
+  });
+
+  it('over max_rows after a pump enforces that limit alone; the minute\'s whole housekeeping still runs', async () => {
+    // The whole housekeeping reads every undelivered row (max_age) and every lane: run after each
+    // pump of an outbox over max_rows, it held the event loop ~50 ms a pump at 110,000 rows.
+    const calls = { expire: 0, maxRows: 0, purge: 0, forget: 0 };
+    let gate: Promise<void> | undefined;
+    const inner = new SqliteStore(open());
+    const store = Object.assign(Object.create(inner) as SqliteStore, {
+      expireOlderThan: (cutoff: number, now: number) => (calls.expire++, inner.expireOlderThan(cutoff, now)),
+      enforceMaxRows: async (max: number, now: number) => (calls.maxRows++, await gate, inner.enforceMaxRows(max, now)),
+      purge: (...a: Parameters<SqliteStore['purge']>) => (calls.purge++, inner.purge(...a)),
+      forgetIdleLanes: (before: number) => (calls.forget++, inner.forgetIdleLanes(before)),
+    });
+    const { log, lines } = memoryLog();
+    const full = () => lines.filter((l) => l.code === 'PBXHOOK_OUTBOX_FULL').length;
+    const http: HttpClient = { attempt: async () => failed(new HttpNetworkError('crm', 'ECONNREFUSED', true)), close: () => {} };
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const worker = new OutboxWorker({ store, http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
+    try {
+      await worker.start();
+      expect(calls, 'start: the whole housekeeping once').toEqual({ expire: 1, maxRows: 1, purge: 2, forget: 1 });
+      for (const [i, call] of ['A', 'B', 'C'].entries()) {
+        worker.enqueue([req(call, `${call}1`), req(call, `${call}2`), req(call, `${call}3`)]);
+        await until(() => full() > i, `max_rows to bite after pump ${i + 1}`);
+      }
+      expect(calls.maxRows).toBeGreaterThanOrEqual(4);
+      expect({ expire: calls.expire, purge: calls.purge, forget: calls.forget }, 'over the limit: max_rows alone').toEqual({ expire: 1, purge: 2, forget: 1 });
+
+      // The minute comes while a max_rows run is going: that run stays max_rows only, the next is whole.
+      let open_ = () => {};
+      gate = new Promise<void>((r) => (open_ = r));
+      const before = calls.maxRows;
+      worker.enqueue([req('D', 'D1')]);
+      await until(() => calls.maxRows > before, 'a max_rows run to start');
+      vi.advanceTimersByTime(60_000);
+      open_();
+      gate = undefined;
+      await until(() => full() > 3, 'that run to finish');
+      expect(calls.expire, 'not inside the max_rows run').toBe(1);
+      worker.enqueue([req('E', 'E1')]);
+      await until(() => calls.expire === 2 && calls.forget === 2 && calls.purge === 4, 'the next run whole');
+      expect(worker.stats.outboxDepth).toBe(2);
+    } finally {
+      vi.useRealTimers();
+      await worker.stop();
+    }
   });
 });
 

@@ -91,6 +91,11 @@ export const MIGRATIONS: readonly string[] = [
   // 1 KB, tokens masked), and why a webhook waits: the Retry-After the CRM asked for, if any.
   `ALTER TABLE attempts ADD COLUMN response TEXT;
    ALTER TABLE attempts ADD COLUMN retry_after_ms INTEGER;`,
+  // Issue #15: the minute's housekeeping forgets lanes idle for a day. Without an index it read
+  // every lane, one per call for a day: 54 ms of the event loop at 1M lanes, every minute (a PBX
+  // at 300 calls/s keeps 26M). Lanes touched together sit together, so a lane's counter update
+  // moves its entry within the index's last pages.
+  `CREATE INDEX lanes_idle ON lanes (updated_at);`,
 ];
 
 export type { OutboxRow, Selection } from './store.js';

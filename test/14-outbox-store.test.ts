@@ -407,7 +407,7 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     const full = () => lines.filter((l) => l.code === 'PBXHOOK_OUTBOX_FULL').length;
     const http: HttpClient = { attempt: async () => failed(new HttpNetworkError('crm', 'ECONNREFUSED', true)), close: () => {} };
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
-    const worker = new OutboxWorker({ store, http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
+    const worker = new OutboxWorker({ store, http, log, endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0, maxRowsEveryMs: 0 });
     try {
       await worker.start();
       expect(calls, 'start: the whole housekeeping once').toEqual({ expire: 1, maxRows: 1, purge: 2, forget: 1 });
@@ -434,6 +434,33 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
       expect(worker.stats.outboxDepth).toBe(2);
     } finally {
       vi.useRealTimers();
+      await worker.stop();
+    }
+  });
+
+  it('brings an outbox over max_rows back under it at most every 250 ms between the minute\'s runs', async () => {
+    // On PostgreSQL each run counts the whole shared outbox's undelivered rows.
+    let runs = 0;
+    const db = open();
+    const inner = new SqliteStore(db);
+    const store = Object.assign(Object.create(inner) as SqliteStore, {
+      enforceMaxRows: (max: number, now: number) => (runs++, inner.enforceMaxRows(max, now)),
+    });
+    const http: HttpClient = { attempt: async () => failed(new HttpNetworkError('crm', 'ECONNREFUSED', true)), close: () => {} };
+    const worker = new OutboxWorker({ store, http, log: pino({ level: 'silent' }), endpoints: [], delivery: { ...DELIVERY, maxRows: 2 }, now: () => T0 });
+    const rows = () => [...db.stateCounts().values()].reduce((a, b) => a + b, 0);
+    try {
+      await worker.start();
+      expect(runs, 'the start').toBe(1);
+      const t0 = performance.now();
+      for (let i = 1; i <= 40; i++) {
+        worker.enqueue([req(`C${i}`, 'x'), req(`C${i}`, 'y'), req(`C${i}`, 'z')]);
+        await until(() => rows() === 3 * i, `pump ${i} committed`);
+      }
+      const ms = performance.now() - t0;
+      expect(runs - 1, 'the first pump over the limit brought it back').toBeGreaterThan(0);
+      expect(runs - 1, `40 pumps over the limit in ${Math.round(ms)} ms`).toBeLessThanOrEqual(Math.floor(ms / 250) + 1);
+    } finally {
       await worker.stop();
     }
   });

@@ -79,7 +79,8 @@ describe('the store bounds its write-ahead log itself', () => {
   it('control: without any checkpoint the same writes grow the log far past the limit', async () => {
     const { max, grown } = await boundedRun({ walLimitBytes: Infinity }, (s) => dbOf(s).pragma('wal_autocheckpoint = 0'));
     expect(max).toBeGreaterThan(10 * LIMIT);
-    expect(grown, 'a commit of two webhooks is a few pages').toBeLessThan(LIMIT / 4);
+    // Each of these webhooks starts a lane: rows, lanes and their indexes, up to 18 pages (4 KB) when splits coincide.
+    expect(grown, 'a commit of two webhooks is a few pages').toBeLessThan(LIMIT / 3);
   });
 
   it('with no thread and no automatic checkpoint, the log never exceeds the limit by more than one commit', async () => {

@@ -5,7 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import type { EndpointHealth, OutboxState } from './outbox-state.js';
-import type { AttemptRow, EndpointActivity, StateCount } from './store.js';
+import { type AttemptRow, type EndpointActivity, LANE_TOUCH_MS, type StateCount } from './store.js';
 import { FINISHED_TERM, MIGRATIONS, type OutboxRow, type RawRow, type Selection, rowOf, selectionSql } from './outbox-schema.js';
 
 /**
@@ -93,8 +93,8 @@ export class OutboxDatabase {
    */
   forgetIdleLanes(before: number): number {
     return this.sql(
-      `DELETE FROM lanes WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.lane = lanes.lane)`,
-    ).run(before).changes;
+      `DELETE FROM lanes WHERE updated_at <= ? AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.lane = lanes.lane)`,
+    ).run(before - LANE_TOUCH_MS).changes;
   }
 
   /** Webhooks per state, every state present: a read of five rows the triggers keep (schema 3). */

@@ -26,6 +26,7 @@ import { type AttemptRecord, OutboxDatabase, RESPONSE_KEEP_CHARS } from './outbo
 import type { Decision } from './schedule.js';
 import { LaneHeads } from './lane-heads.js';
 import { Checkpointer, type CheckpointerOptions } from './checkpointer.js';
+import { LANE_TOUCH_MS } from './store.js';
 
 export type { OutboxRow, Selection } from './outbox-schema.js';
 export type { AttemptRecord, AttemptRow, StateCount } from './outbox-db.js';
@@ -252,10 +253,12 @@ export class SqliteOutbox extends OutboxDatabase {
         else perLane.set(r.orderKey, { endpoint: r.endpoint, n: 1, next: 0 });
       }
       for (const [lane, l] of perLane) {
-        const { last_seq: last } = this.sql(
+        const { last_seq: last, updated_at: touched } = this.sql(
           `INSERT INTO lanes (lane, endpoint, last_seq, updated_at) VALUES (@lane, @endpoint, @n, @now)
-           ON CONFLICT (lane) DO UPDATE SET last_seq = last_seq + @n, updated_at = @now RETURNING last_seq`,
-        ).get({ lane, endpoint: l.endpoint, n: l.n, now }) as { last_seq: number };
+           ON CONFLICT (lane) DO UPDATE SET last_seq = last_seq + @n RETURNING last_seq, updated_at`,
+        ).get({ lane, endpoint: l.endpoint, n: l.n, now }) as { last_seq: number; updated_at: number };
+        // A statement of its own: in the upsert, SQLite would move the lane's index entry each time.
+        if (now - touched >= LANE_TOUCH_MS) this.sql(`UPDATE lanes SET updated_at = @now WHERE lane = @lane`).run({ lane, now });
         l.next = last - l.n + 1;
       }
       const added = reqs.map((r) => {

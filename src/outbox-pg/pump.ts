@@ -12,7 +12,7 @@
  */
 import type pg from 'pg';
 import type { WebhookRequest } from '../emit/request.js';
-import { type ClaimAsk, type FinishedAttempt, type OutboxRow, RESPONSE_KEEP_CHARS } from '../deliver/store.js';
+import { type ClaimAsk, type FinishedAttempt, LANE_TOUCH_MS, type OutboxRow, RESPONSE_KEEP_CHARS } from '../deliver/store.js';
 import { TRANSITIONS, callOf, newWebhookId, summarise } from '../deliver/outbox-state.js';
 import type { Decision } from '../deliver/schedule.js';
 import { type PgRawRow, ROW_COLUMNS, UNDELIVERED_SQL, inList, rowOf } from './rows.js';
@@ -81,7 +81,8 @@ export async function insertWebhooks(client: pg.ClientBase, pbx: string, reqs: r
     name: 'pbxhook-lanes-count',
     text: `INSERT INTO lanes (pbx, lane, endpoint, last_seq, updated_at)
      SELECT $1, l.lane, l.endpoint, l.n, $2 FROM unnest($3::text[], $4::text[], $5::bigint[]) AS l(lane, endpoint, n)
-     ON CONFLICT (pbx, lane) DO UPDATE SET last_seq = lanes.last_seq + excluded.last_seq, updated_at = excluded.updated_at
+     ON CONFLICT (pbx, lane) DO UPDATE SET last_seq = lanes.last_seq + excluded.last_seq,
+       updated_at = CASE WHEN excluded.updated_at - lanes.updated_at >= ${LANE_TOUCH_MS} THEN excluded.updated_at ELSE lanes.updated_at END
      RETURNING lane, last_seq`,
     values: [pbx, now, lanes, lanes.map((l) => perLane.get(l)!.endpoint), lanes.map((l) => perLane.get(l)!.n)],
   });

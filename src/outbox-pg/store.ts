@@ -11,6 +11,7 @@ import type pg from 'pg';
 import type {
   ClaimAsk, Expired, FinishedAttempt, LaneRef, OutboxRow, OutboxStore, Pump, PumpResult, Selection,
 } from '../deliver/store.js';
+import { LANE_TOUCH_MS } from '../deliver/store.js';
 import { type EndpointHealth, IllegalTransitionError, type OutboxState, STATES, TRANSITIONS } from '../deliver/outbox-state.js';
 import { type Serialised, claimHeads, finishAttempts, insertWebhooks, nextDue, reclaimExpired, renewLeases, saveLiveState, serialise } from './pump.js';
 import { inTransaction, openPool, where } from './pool.js';
@@ -257,8 +258,8 @@ export class PgStore extends OutboxReads implements OutboxStore {
   /** Forgets lanes with no webhooks left and no activity since `before` (webhook-sequence never starts over for a live call). */
   async forgetIdleLanes(before: number): Promise<number> {
     const r = await this.pool.query(
-      `DELETE FROM lanes l WHERE l.updated_at < $1 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.pbx = l.pbx AND w.lane = l.lane)`,
-      [before],
+      `DELETE FROM lanes l WHERE l.updated_at <= $1 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.pbx = l.pbx AND w.lane = l.lane)`,
+      [before - LANE_TOUCH_MS],
     );
     return r.rowCount ?? 0;
   }

@@ -5,7 +5,7 @@
  * backend runs these very assertions (issue #17 item 1).
  */
 import { describe, expect, it } from 'vitest';
-import { type OutboxRow, type OutboxStore, RESPONSE_KEEP_CHARS } from '../../src/deliver/store.js';
+import { LANE_TOUCH_MS, type OutboxRow, type OutboxStore, RESPONSE_KEEP_CHARS } from '../../src/deliver/store.js';
 import { HEALTHY } from '../../src/deliver/outbox-state.js';
 import { T0, bodies, claim, enqueue, http500, req, sendAll, sendEach } from './outboxSteps.js';
 
@@ -87,18 +87,23 @@ export function describeOperatorReads(open: (pbx?: string) => Promise<OutboxStor
 
     it('a lane outlives its rows: a call that goes on keeps numbering until its lane is idle and forgotten', async () => {
       const s = await open();
+      const H = LANE_TOUCH_MS;
       await enqueue(s, T0, [req('A', 'a1'), req('B', 'b1')]);
       await sendAll(s, T0, { kind: 'delivered' });
       expect(await s.purge('delivered', T0 + 1)).toBe(2);
-      await enqueue(s, T0 + 2, [req('A', 'a2')]);
+      await enqueue(s, T0 + 2 * H, [req('A', 'a2')]);
       expect((await s.list({}, 1))[0]).toMatchObject({ body: 'a2', seq: 2 });
-      expect(await s.forgetIdleLanes(T0 + 3), 'B only: A still has a2').toBe(1);
-      await sendAll(s, T0 + 2, { kind: 'delivered' });
-      await s.purge('delivered', T0 + 3);
-      expect(await s.forgetIdleLanes(T0 + 2), 'A was busy at T0 + 2').toBe(0);
-      expect(await s.forgetIdleLanes(T0 + 3)).toBe(1);
-      await enqueue(s, T0 + 4, [req('A', 'a3')]);
-      expect((await s.list({}, 1))[0]).toMatchObject({ body: 'a3', seq: 1 });
+      expect(await s.forgetIdleLanes(T0 + 2 * H), 'B only: A still has a2').toBe(1);
+      await sendAll(s, T0 + 2 * H, { kind: 'delivered' });
+      // Within LANE_TOUCH_MS of its last recorded activity a lane's activity is not written again,
+      // and it still counts: A sent at 2.5 H is not idle since 2.5 H.
+      await enqueue(s, T0 + 2.5 * H, [req('A', 'a3')]);
+      await sendAll(s, T0 + 2.5 * H, { kind: 'delivered' });
+      await s.purge('delivered', T0 + 2.5 * H + 1);
+      expect(await s.forgetIdleLanes(T0 + 2.5 * H), 'A was busy at T0 + 2.5 H').toBe(0);
+      expect(await s.forgetIdleLanes(T0 + 3.5 * H), 'idle since 3.5 H, though its activity was written at 2 H').toBe(1);
+      await enqueue(s, T0 + 4 * H, [req('A', 'a4')]);
+      expect((await s.list({}, 1))[0]).toMatchObject({ body: 'a4', seq: 1 });
     });
   });
 

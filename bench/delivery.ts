@@ -36,7 +36,11 @@ async function timed(n: number, run: () => Promise<void>): Promise<DeliveryRun> 
 /** `answerAfterMs`: each answer that much later, as a slow CRM's (0: at once). */
 export async function startReceiver(answerAfterMs = 0): Promise<{ url: string; proc: ChildProcess; stop(): void }> {
   const proc = spawn(process.execPath, ['dist-bench/bench/receiver.js', String(answerAfterMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve) => proc.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+    proc.once('error', reject);
+    proc.once('exit', (code) => reject(new Error(`the receiver exited (${code}) before it listened`)));
+  });
   return { url: `http://127.0.0.1:${port}/hook`, proc, stop: () => proc.kill() };
 }
 

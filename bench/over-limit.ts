@@ -32,45 +32,51 @@ export interface OverLimit {
 export async function overLimit(seconds: number): Promise<OverLimit> {
   const receiver = await startReceiver(ANSWER_AFTER_MS);
   const dir = mkdtempSync(join(tmpdir(), 'pbxhook-bench-over-limit-'));
+  const timers: NodeJS.Timeout[] = [];
+  let box: Awaited<ReturnType<typeof openOutbox>> | undefined;
   try {
     const seed = openStore(dir);
-    const old = webhooks(MAX_ROWS + 10_000, receiver.url, 'old');
-    const outageStart = Date.now() - 3_600_000;
-    for (let i = 0; i < old.length; i += 6) seed.insert(old.slice(i, i + 6), outageStart + Math.floor((i / old.length) * 3_600_000));
-    seed.close();
+    try {
+      const old = webhooks(MAX_ROWS + 10_000, receiver.url, 'old');
+      const outageStart = Date.now() - 3_600_000;
+      for (let i = 0; i < old.length; i += 6) seed.insert(old.slice(i, i + 6), outageStart + Math.floor((i / old.length) * 3_600_000));
+    } finally {
+      seed.close();
+    }
     let delivered = 0;
     const delivery = { ...DELIVERY, concurrency: SLOTS, maxRows: MAX_ROWS };
-    const box = await openOutbox({ stateDir: dir, delivery, endpoints: [endpoint(receiver.url)] }, pino({ level: 'silent' }), (_e, outcome) => {
+    box = await openOutbox({ stateDir: dir, delivery, endpoints: [endpoint(receiver.url)] }, pino({ level: 'silent' }), (_e, outcome) => {
       if (outcome === 'delivered') delivered++;
     });
-    await box.worker.start();
+    const worker = box.worker;
+    await worker.start();
     let calls = 0;
-    const feed = setInterval(() => box.worker.enqueue(webhooks(6, receiver.url, `live${calls++}-`)), CALL_EVERY_MS);
+    timers.push(setInterval(() => worker.enqueue(webhooks(6, receiver.url, `live${calls++}-`)), CALL_EVERY_MS));
     let stall = 0;
     let last = performance.now();
-    const watch = setInterval(() => {
-      const t = performance.now();
-      stall = Math.max(stall, t - last - 10);
-      last = t;
-    }, 10);
+    timers.push(
+      setInterval(() => {
+        const t = performance.now();
+        stall = Math.max(stall, t - last - 10);
+        last = t;
+      }, 10),
+    );
     await new Promise((r) => setTimeout(r, 2_000));
-    const [d0, e0, cpu0, t0] = [delivered, box.worker.stats.expired, process.cpuUsage(), performance.now()];
+    const [d0, e0, cpu0, t0] = [delivered, worker.stats.expired, process.cpuUsage(), performance.now()];
     stall = 0;
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
-    const result = {
+    return {
       crmPerSecond: (SLOTS * 1000) / ANSWER_AFTER_MS,
       deliveredPerSecond: ((delivered - d0) / ms) * 1000,
       cpuPercent: ((cpu.user + cpu.system) / 1000 / ms) * 100,
       longestStallMs: stall,
-      expired: box.worker.stats.expired - e0,
+      expired: worker.stats.expired - e0,
     };
-    clearInterval(feed);
-    clearInterval(watch);
-    await box.close();
-    return result;
   } finally {
+    for (const t of timers) clearInterval(t);
+    await box?.close();
     receiver.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -36,3 +36,5 @@ process.stdin.on('data', (d: string) => {
   }
   if (d.includes('exit')) process.exit(0);
 });
+// Its parent gone (killed by a timeout, crashed) closes stdin: no receiver outlives its bench.
+process.stdin.on('end', () => process.exit(0));

@@ -92,8 +92,9 @@ const HOUSEKEEPING_MS = 60_000;
  * An outbox over max_rows is brought back under it at most this often between the minute's runs:
  * on PostgreSQL each run counts the undelivered rows of the whole shared outbox (16 ms at 110,000),
  * and run after every pump of every process it would keep the database busy as long as the outbox is
- * over. Over by at most what a quarter of a second brings in; each run moves that many to dead, a
- * few ms (bench/over-limit.ts: the longest stall 10–13 ms at 250 ms, 9–19 ms at 1 s).
+ * over. Between runs the outbox passes the limit by what comes in meanwhile (a quarter of a
+ * second's webhooks; more while a whole run goes), which the next run moves to dead at once, a few
+ * ms (bench/over-limit.ts: the longest event-loop stall 10–13 ms at 250 ms, 9–19 ms at 1 s).
  */
 const MAX_ROWS_EVERY_MS = 250;
 const LANE_IDLE_MS = 86_400_000;
@@ -123,7 +124,7 @@ export class OutboxWorker {
   private pumping: Promise<void> | undefined;
   private pumpAgain = false;
   private housekeepingRun: Promise<void> | undefined;
-  /** The minute's whole housekeeping was asked for while a max_rows-only run was going (housekeeping). */
+  /** A whole housekeeping (the start's, the minute's) was asked for and has not begun yet. */
   private wholeHousekeepingDue = false;
   /** performance.now() before which a pump over max_rows does not start a max_rows run. */
   private maxRowsNextAt = 0;
@@ -652,15 +653,20 @@ export class OutboxWorker {
   /**
    * Outbox limits and clean-up; every webhook a limit touches is logged with its reason. One run at
    * a time. `max_rows` alone after a pump that left the outbox over it: the whole housekeeping reads
-   * every undelivered row for max_age (~50 ms at 110,000) and every lane, and with webhooks coming
-   * in faster than they go out it ran after every pump, so the outbox delivered a fraction of its
-   * rate exactly when it was fullest (bench/over-limit.ts). A whole run asked for
-   * meanwhile (the minute's) is not dropped: the next run is whole.
+   * every undelivered row for max_age (~50 ms at 110,000), and with webhooks coming in faster than
+   * they go out it ran after every pump, so the outbox delivered a fraction of its rate exactly when
+   * it was fullest (bench/over-limit.ts). A whole run asked for while a max_rows run goes (the
+   * minute's) follows it at once; the promise is the whole run's too.
    */
   private housekeeping(what: 'all' | 'max_rows' = 'all'): Promise<void> {
     if (what === 'all') this.wholeHousekeepingDue = true;
-    this.housekeepingRun ??= this.keepHouse().finally(() => (this.housekeepingRun = undefined));
+    this.housekeepingRun ??= this.keepHouseWhileOwed().finally(() => (this.housekeepingRun = undefined));
     return this.housekeepingRun;
+  }
+
+  private async keepHouseWhileOwed(): Promise<void> {
+    do await this.keepHouse();
+    while (this.wholeHousekeepingDue && !this.stopping);
   }
 
   private async keepHouse(): Promise<void> {

@@ -33,8 +33,8 @@ import type { Decision } from './schedule.js';
  * A lane's last activity (`lanes.updated_at`) is written only when the one written is this old:
  * the lanes are indexed by it (the idle-lanes check reads only lanes idle long enough), and
  * rewriting it at every webhook moved the lane's entry in that index every time: +2.9 pages of
- * SQLite's write-ahead log per commit of 10 webhooks (11.2 → 14.1). So a lane that was active at
- * `a` has `updated_at` in (a - LANE_TOUCH_MS, a], and "idle since `before`" reads
+ * SQLite's write-ahead log per commit of 10 webhooks (11.2 → 14.1). So for every activity at `a`,
+ * `updated_at > a - LANE_TOUCH_MS` (and it never decreases), and "idle since `before`" reads
  * `updated_at <= before - LANE_TOUCH_MS`.
  */
 export const LANE_TOUCH_MS = 3_600_000;

@@ -2,15 +2,16 @@
  * What only the PostgreSQL outbox has to prove (issue #17 items 1, 2, 5): migrations applied once
  * however many processes start at once, several stores on one database never claiming the same
  * lane and keeping each lane in order, a dead holder's claims coming back once they expire, rows
- * and live calls carrying their PBX, the pump's walks bounded whatever the planner's statistics say.
+ * and live calls carrying their PBX, the pump's walks bounded whatever the planner's statistics say,
+ * the minute's idle-lanes check through its index.
  * A throwaway cluster on 127.0.0.1 (test/support/postgres.ts).
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebhookRequest } from '../src/emit/request.js';
 import { MIGRATIONS, VERSION_TABLE, SchemaTooNewError, migrate } from '../src/outbox-pg/migrations.js';
-import type { Lease, OutboxRow, Pump } from '../src/deliver/store.js';
-import { PUMP_BEGIN, PgStore } from '../src/outbox-pg/store.js';
+import { LANE_TOUCH_MS, type Lease, type OutboxRow, type Pump } from '../src/deliver/store.js';
+import { FORGET_IDLE_LANES_SQL, PUMP_BEGIN, PgStore } from '../src/outbox-pg/store.js';
 import { CLAIM_LOCK_SQL, FINISH_SQL, NEXT_DUE_SQL, RENEW_SQL } from '../src/outbox-pg/pump.js';
 import { postgresRequirement, startPostgres, type TestPostgres } from './support/postgres.js';
 
@@ -193,6 +194,32 @@ describe(`the PostgreSQL outbox in a fleet${postgresRequirement.note}`, { skip: 
       await Promise.all([berlin.close(), paris.close()]);
     }
   });
+  it('forgetting idle lanes reads the lanes idle long enough through their index, not every lane', async () => {
+    // One lane per call and endpoint, kept a day: every process's minute of housekeeping read them all.
+    const url = server.createDatabase('idle_lanes');
+    const store = await PgStore.open(url, { pbx: 'p' });
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(`INSERT INTO lanes (pbx, lane, endpoint, last_seq, updated_at) SELECT 'p', 'crm:' || i, 'crm', 6, $1::bigint + i * 1000 FROM generate_series(1, 20000) i`, [T0]);
+      await c.query('ANALYZE lanes');
+      const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
+      const { rows } = await c.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>({
+        text: `EXPLAIN (FORMAT JSON) ${FORGET_IDLE_LANES_SQL}`,
+        values: [T0 + 10 * 1000],
+      });
+      const plan = nodes(rows[0]!['QUERY PLAN'][0]!.Plan);
+      const shown = JSON.stringify(plan.map((n) => [n['Node Type'], n['Relation Name'], n['Index Name']]));
+      expect(plan.filter((n) => n['Node Type'] === 'Seq Scan' && n['Relation Name'] === 'lanes'), shown).toEqual([]);
+      expect(plan.some((n) => n['Index Name'] === 'lanes_idle'), shown).toBe(true);
+      // The same cutoff as the store applies: its `before` less LANE_TOUCH_MS.
+      expect(await store.forgetIdleLanes(T0 + 10 * 1000 + LANE_TOUCH_MS)).toBe(10);
+    } finally {
+      await c.end();
+      await store.close();
+    }
+  });
+
   // A queue table's statistics are stale by nature: its rows turn over between two analyzes. Two
   // kinds were seen making a fleet drain several times slower (bench/fleet-profile.ts, issue #17):
   // the column statistics of a drained outbox (every row delivered) with a backlog that autoanalyze

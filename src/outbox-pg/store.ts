@@ -20,6 +20,9 @@ import { UNDELIVERED_SQL, inList, perEndpoint, selectionSql } from './rows.js';
 import { OutboxReads } from './reads.js';
 import { isUnavailable } from './unavailable.js';
 
+/** forgetIdleLanes' statement ($1: the written activity at or before which a lane is idle). Exported for test/62's plan check. */
+export const FORGET_IDLE_LANES_SQL = `DELETE FROM lanes l WHERE l.updated_at <= $1 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.pbx = l.pbx AND w.lane = l.lane)`;
+
 /** See stateCounts. */
 const DELIVERED_COUNT_EVERY_MS = 60_000;
 
@@ -257,10 +260,7 @@ export class PgStore extends OutboxReads implements OutboxStore {
 
   /** Forgets lanes with no webhooks left and no activity since `before` (webhook-sequence never starts over for a live call). */
   async forgetIdleLanes(before: number): Promise<number> {
-    const r = await this.pool.query(
-      `DELETE FROM lanes l WHERE l.updated_at <= $1 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.pbx = l.pbx AND w.lane = l.lane)`,
-      [before - LANE_TOUCH_MS],
-    );
+    const r = await this.pool.query(FORGET_IDLE_LANES_SQL, [before - LANE_TOUCH_MS]);
     return r.rowCount ?? 0;
   }
 

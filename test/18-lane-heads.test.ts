@@ -7,12 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { LaneHeads } from '../src/deliver/lane-heads.js';
 import { MIGRATIONS } from '../src/deliver/outbox-schema.js';
 import { SqliteOutbox } from '../src/deliver/outbox-store.js';
 import { STATES } from '../src/deliver/outbox-state.js';
 import type { WebhookRequest } from '../src/emit/request.js';
+import { plansOf, preparedDuring } from './support/sqlitePlans.js';
 
 const T0 = Date.parse('2026-01-01T10:00:00Z');
 const FRESH = 5_000;
@@ -218,32 +219,16 @@ describe('housekeeping and the status page read indexes, not the table', () => {
     );
     // Every statement these prepare is captured and explained; a full SCAN of webhooks is what
     // made housekeeping cost ~350 ms a minute at 500k rows.
-    const prepare = Database.prototype.prepare;
-    const prepared: string[] = [];
-    const spy = vi.spyOn(Database.prototype, 'prepare').mockImplementation(function (this: Database.Database, text: string) {
-      prepared.push(text);
-      return prepare.call(this, text);
-    });
-    try {
+    const prepared = preparedDuring(() => {
       s.expireOlderThan(T0 + 5, T0 + 200);
       s.enforceMaxRows(1, T0 + 200);
       s.purge('delivered', T0 + 150);
       s.purge('dead', T0 + 150);
       expect(s.recentDead(50).length).toBeGreaterThan(0);
-    } finally {
-      spy.mockRestore();
-    }
-    const reader = new Database(file, { readonly: true });
+    });
     const touching = prepared.filter((t) => /\bwebhooks\b/.test(t) && !/^\s*PRAGMA/i.test(t));
     expect(touching.length, 'the statements were captured').toBeGreaterThanOrEqual(5);
-    for (const text of touching) {
-      const names = Object.fromEntries([...text.matchAll(/@(\w+)/g)].map((m) => [m[1]!, 0]));
-      const positional = (text.match(/\?/g) ?? []).map(() => 0);
-      const stmt = reader.prepare(`EXPLAIN QUERY PLAN ${text}`);
-      const plan = (Object.keys(names).length > 0 ? stmt.all(names) : stmt.all(...positional)) as Array<{ detail: string }>;
-      expect(plan.map((p) => p.detail), text).not.toContain('SCAN webhooks');
-    }
-    reader.close();
+    for (const { text, details } of plansOf(file, touching)) expect(details, text).not.toContain('SCAN webhooks');
   });
 
   it('forgetting idle lanes reads the lanes idle long enough, not every lane', () => {
@@ -252,22 +237,9 @@ describe('housekeeping and the status page read indexes, not the table', () => {
     const s = open(file);
     s.insert([req('old', 'x')], T0);
     s.insert([req('new', 'y')], T0 + 10);
-    const reader = new Database(file, { readonly: true });
-    const prepare = Database.prototype.prepare;
-    const prepared: string[] = [];
-    const spy = vi.spyOn(Database.prototype, 'prepare').mockImplementation(function (this: Database.Database, text: string) {
-      prepared.push(text);
-      return prepare.call(this, text);
-    });
-    try {
-      expect(s.forgetIdleLanes(T0 + 5), 'both lanes still hold a webhook').toBe(0);
-    } finally {
-      spy.mockRestore();
-    }
-    const text = prepared.find((t) => /DELETE FROM lanes/.test(t))!;
-    const plan = (reader.prepare(`EXPLAIN QUERY PLAN ${text}`).all(0) as Array<{ detail: string }>).map((p) => p.detail);
-    expect(plan.join('\n'), text).toMatch(/SEARCH lanes USING INDEX lanes_idle \(updated_at<\?\)/);
-    expect(plan.join('\n')).not.toMatch(/SCAN lanes/);
-    reader.close();
+    const prepared = preparedDuring(() => expect(s.forgetIdleLanes(T0 + 5), 'both lanes still hold a webhook').toBe(0));
+    const [{ text, details }] = plansOf(file, prepared.filter((t) => /DELETE FROM lanes/.test(t))) as [{ text: string; details: string[] }];
+    expect(details.join('\n'), text).toMatch(/SEARCH lanes USING INDEX lanes_idle \(updated_at<\?\)/);
+    expect(details.join('\n')).not.toMatch(/SCAN lanes/);
   });
 });

@@ -11,8 +11,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import Database from 'better-sqlite3';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { journalOf } from '../src/console/console.js';
 import { CallJournal, describe as describeStep } from '../src/console/journal.js';
 import { loadConfig } from '../src/config/load.js';
@@ -20,6 +19,7 @@ import type { Outbox } from '../src/deliver/outbox.js';
 import { Pipeline } from '../src/pipeline.js';
 import { replayFile } from '../src/replay.js';
 import { LAB_CONFIG } from './support/replayTrace.js';
+import { plansOf, preparedDuring } from './support/sqlitePlans.js';
 import { maskHeaders, maskUrl } from '../src/console/mask.js';
 import { consoleRoutes } from '../src/console/routes.js';
 import { type ConsoleSources, endpointsView, webhookView, waitOf } from '../src/console/views.js';
@@ -289,33 +289,18 @@ describe('what the console and the metrics read: indexes, never the whole table'
     const s = store();
     waitingLane(s);
     s.insert([req('d', 1, 'gone')], T0);
-    const prepare = Database.prototype.prepare;
-    const prepared: string[] = [];
-    const spy = vi.spyOn(Database.prototype, 'prepare').mockImplementation(function (this: Database.Database, text: string) {
-      prepared.push(text);
-      return prepare.call(this, text);
-    });
-    try {
+    const prepared = preparedDuring(() => {
       s.endpointActivity('crm', T0);
       s.laneHead('crm:c1');
       s.laneRows('crm:c1');
       s.oldestUndelivered();
       s.retryLaneNow('crm:c1', T0 + 1);
-    } finally {
-      spy.mockRestore();
-    }
-    const reader = new Database(s.file, { readonly: true });
+    });
     const touching = prepared.filter((t) => /\b(webhooks|attempts)\b/.test(t) && !/^\s*PRAGMA/i.test(t));
     expect(touching.length, 'the statements were captured').toBeGreaterThanOrEqual(7);
-    for (const text of touching) {
-      const names = Object.fromEntries([...text.matchAll(/@(\w+)/g)].map((m) => [m[1]!, 0]));
-      const positional = (text.match(/\?/g) ?? []).map(() => 0);
-      const stmt = reader.prepare(`EXPLAIN QUERY PLAN ${text}`);
-      const plan = (Object.keys(names).length > 0 ? stmt.all(names) : stmt.all(...positional)) as Array<{ detail: string }>;
-      const details = plan.map((p) => p.detail);
+    for (const { text, details } of plansOf(s.file, touching)) {
       expect(details.filter((d) => /^SCAN (webhooks|attempts|w|a)\b(?! USING)/.test(d)), `${text}\n${details.join('\n')}`).toEqual([]);
     }
-    reader.close();
   });
 });
 

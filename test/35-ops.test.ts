@@ -198,6 +198,9 @@ describe('ops.listen off loopback (issue #13)', () => {
     sandbox.defer(async () => void daemon.child.kill('SIGKILL'));
     const listening = () => daemon.logs().find((l) => l.msg === 'metrics, health and status page listening');
     await waitFor(() => listening() !== undefined, () => daemon.out.stderr, 10_000);
+    // /healthz is 200 once the PBX is connected (503 before): the page listens before the login,
+    // which a busy machine can hold back (CI with both cores taken saw the 503).
+    await waitFor(() => daemon.logs().some((l) => l.msg === 'connected to Asterisk AMI'), () => `the login\n${daemon.out.stderr}`, 20_000);
     const port = Number(listening()!.port);
     const status = async (p: string, authorization?: string) =>
       (await fetch(`http://127.0.0.1:${port}${p}`, authorization === undefined ? {} : { headers: { authorization } })).status;

@@ -9,6 +9,7 @@ import { PbxClock } from './core/clock.js';
 import { RoleBook } from './core/roles.js';
 import { Tracker } from './core/tracker.js';
 import { decodeCall, encodeCall, encodeJson, undefinedForNull, type CallRecord } from './core/persist.js';
+import { LIVE_CALL_KEY_PREFIX } from './deliver/store.js';
 import type { LegState } from './esl/legs.js';
 import type { Recording } from './ami/voicemail.js';
 import type { RenderContext } from './emit/context.js';
@@ -160,7 +161,7 @@ export class Pipeline {
    */
   takeLiveState(): LiveStateChanges {
     const out: LiveStateChanges = new Map();
-    for (const [id, r] of this.tracker.takeChanged()) out.set(`call:${id}`, r && encodeCall(r));
+    for (const [id, r] of this.tracker.takeChanged()) out.set(`${LIVE_CALL_KEY_PREFIX}${id}`, r && encodeCall(r));
     for (const [uuid, leg] of this.esl.legs.takeChanged()) out.set(`esl:${uuid}`, leg && encodeJson(leg));
     for (const [ch, rec] of this.ami.voicemail.takeChanged()) out.set(`vm:${ch}`, rec && encodeJson(rec));
     if (this.tracker.nextCallNumber !== this.savedCallNumber) {

@@ -12,6 +12,7 @@ import { AmiFramer } from '../src/ami/framer.js';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import { decodeCall, encodeCall } from '../src/core/persist.js';
+import { LIVE_CALL_KEY_PREFIX } from '../src/deliver/store.js';
 import { EslFramer } from '../src/esl/framer.js';
 import { Pipeline } from '../src/pipeline.js';
 import { traceStream } from '../src/replay.js';
@@ -83,6 +84,44 @@ for (const s of SUITES) {
     });
   });
 }
+
+/**
+ * The outbox keeps a lane (`endpoint:call`) while its call is in the live state (`call:<id>`), so a
+ * call that goes on for days never starts its webhook-sequence over. That holds only if the lanes
+ * the renderers name and the calls the pipeline saves are the same ids: after every webhook that
+ * its lane will follow with another, the saved state holds its call.
+ */
+describe('a lane’s call is in the saved live state until its last webhook', () => {
+  it.each(SUITES)('$dir', async (s) => {
+    const cfg = loadConfig(path.join(ROOT, s.config));
+    const dir = path.join(ROOT, s.dir);
+    let checked = 0;
+    for (const name of readdirSync(dir).filter((f) => s.ext.test(f))) {
+      const { frames } = await framesOf(path.join(dir, name));
+      const p = new Pipeline(cfg);
+      p.trackLiveState();
+      const saved = new Map<string, string>();
+      const perFrame = frames.map((f) => {
+        const reqs = s.ext.source.includes('ami') ? p.amiFrame(f as never) : p.eslFrame(f as never);
+        save(saved, p);
+        return { reqs, live: new Set(saved.keys()) };
+      });
+      // Per lane, its webhooks of later frames: a frame's own may end the call (its end webhooks).
+      const later = new Map<string, number>();
+      for (const { reqs } of perFrame) for (const r of reqs) later.set(r.orderKey, (later.get(r.orderKey) ?? 0) + 1);
+      for (const { reqs, live } of perFrame) {
+        for (const r of reqs) later.set(r.orderKey, later.get(r.orderKey)! - 1);
+        for (const lane of new Set(reqs.map((r) => r.orderKey))) {
+          if (later.get(lane) === 0) continue;
+          const call = lane.slice(lane.indexOf(':') + 1);
+          expect(live.has(`${LIVE_CALL_KEY_PREFIX}${call}`), `${name}: ${lane} has ${later.get(lane)} webhooks to come`).toBe(true);
+          checked++;
+        }
+      }
+    }
+    expect(checked, 'lanes with webhooks still to come').toBeGreaterThan(0);
+  });
+});
 
 /**
  * The one-call traces above cannot show what a restart does to the calls after it: FreeSWITCH's

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebhookRequest } from '../src/emit/request.js';
 import { MIGRATIONS, VERSION_TABLE, SchemaTooNewError, migrate } from '../src/outbox-pg/migrations.js';
-import { LANE_TOUCH_MS, type Lease, type OutboxRow, type Pump } from '../src/deliver/store.js';
+import { LANE_TOUCH_MS, LIVE_CALL_KEY_PREFIX, type Lease, type OutboxRow, type Pump } from '../src/deliver/store.js';
 import { FORGET_IDLE_LANES_SQL, PUMP_BEGIN, PgStore } from '../src/outbox-pg/store.js';
 import { CLAIM_LOCK_SQL, FINISH_SQL, NEXT_DUE_SQL, RENEW_SQL } from '../src/outbox-pg/pump.js';
 import { postgresRequirement, startPostgres, type TestPostgres } from './support/postgres.js';
@@ -206,7 +206,7 @@ describe(`the PostgreSQL outbox in a fleet${postgresRequirement.note}`, { skip: 
       const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
       const { rows } = await c.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>({
         text: `EXPLAIN (FORMAT JSON) ${FORGET_IDLE_LANES_SQL}`,
-        values: [T0 + 10 * 1000],
+        values: [T0 + 10 * 1000, LIVE_CALL_KEY_PREFIX],
       });
       const plan = nodes(rows[0]!['QUERY PLAN'][0]!.Plan);
       const shown = JSON.stringify(plan.map((n) => [n['Node Type'], n['Relation Name'], n['Index Name']]));

@@ -5,7 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import type { EndpointHealth, OutboxState } from './outbox-state.js';
-import { type AttemptRow, type EndpointActivity, LANE_TOUCH_MS, type StateCount } from './store.js';
+import { type AttemptRow, type EndpointActivity, LANE_TOUCH_MS, LIVE_CALL_KEY_PREFIX, type StateCount } from './store.js';
 import { FINISHED_TERM, MIGRATIONS, type OutboxRow, type RawRow, type Selection, rowOf, selectionSql } from './outbox-schema.js';
 
 /**
@@ -88,13 +88,14 @@ export class OutboxDatabase {
   }
 
   /**
-   * Forgets lanes with no webhooks left and no activity since `before`. A lane outlives its rows
-   * while its call may still send, so webhook-sequence never starts over for a call.
+   * Forgets lanes with no webhooks left, no activity since `before` and no live call. A lane
+   * outlives its rows while its call may still send, so webhook-sequence never starts over for a call.
    */
   forgetIdleLanes(before: number): number {
     return this.sql(
-      `DELETE FROM lanes WHERE updated_at <= ? AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.lane = lanes.lane)`,
-    ).run(before - LANE_TOUCH_MS).changes;
+      `DELETE FROM lanes WHERE updated_at <= ? AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.lane = lanes.lane)
+       AND NOT EXISTS (SELECT 1 FROM live_state s WHERE s.key = ? || substr(lanes.lane, instr(lanes.lane, ':') + 1))`,
+    ).run(before - LANE_TOUCH_MS, LIVE_CALL_KEY_PREFIX).changes;
   }
 
   /** Webhooks per state, every state present: a read of five rows the triggers keep (schema 3). */

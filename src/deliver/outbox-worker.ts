@@ -689,7 +689,7 @@ export class OutboxWorker {
       if (whole) {
         const delivered = await store.purge('delivered', now - d.keepDeliveredMs);
         const dead = await store.purge('dead', now - d.keepDeadMs);
-        // Calls end within calls.idle_timeout_seconds (hours); a lane idle for a day is finished.
+        // A lane a day idle is finished unless its call is live (a call can outlast a day: a stuck channel).
         await store.forgetIdleLanes(now - Math.max(d.keepDeliveredMs, LANE_IDLE_MS));
         if (delivered + dead > 0) log.info({ delivered, dead }, 'outbox: removed webhooks past keep_delivered / keep_dead');
       }

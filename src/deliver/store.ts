@@ -39,6 +39,14 @@ import type { Decision } from './schedule.js';
  */
 export const LANE_TOUCH_MS = 3_600_000;
 
+/**
+ * Live-state keys of the calls in progress (`call:<id>`; the pipeline writes them). A lane is
+ * `<endpoint>:<call id>` (endpoint names hold no colon), and one whose call is still live is never
+ * forgotten, however long the call goes on without a webhook: else its next webhook would start
+ * webhook-sequence over at 1.
+ */
+export const LIVE_CALL_KEY_PREFIX = 'call:';
+
 /** One webhook as stored: the request as it will be sent, and where it stands. */
 export interface OutboxRow {
   /** The store's row number: unique in the store, increasing with enqueue order. */
@@ -168,7 +176,7 @@ export interface Pump {
   readonly enqueue: ReadonlyArray<readonly WebhookRequest[]>;
   /** Attempts that finished since the last pump. */
   readonly finished: readonly FinishedAttempt[];
-  /** What changed of this PBX's live calls: key → JSON text, undefined: gone (issue #14 item 2). */
+  /** What changed of this PBX's live calls: key → JSON text, undefined: gone (issue #14 item 2; LIVE_CALL_KEY_PREFIX). */
   readonly liveState: ReadonlyMap<string, string | undefined>;
   /** Claims to make after the writes above (empty while stopping), all for `holder` until now + leaseMs. */
   readonly claims: readonly ClaimAsk[];
@@ -256,9 +264,9 @@ export interface OutboxStore {
   /** Deletes delivered or dead webhooks (with their attempts) last changed before `before`. How many. */
   purge(state: 'delivered' | 'dead', before: number, sel?: Omit<Selection, 'states'>): Promise<number>;
   /**
-   * Forgets lanes with no webhooks left and idle since `before` (so some LANE_TOUCH_MS later than
-   * that at most). A lane outlives its rows while its call may still send, so webhook-sequence never
-   * starts over for a call.
+   * Forgets lanes with no webhooks left, idle since `before` (so some LANE_TOUCH_MS later than that
+   * at most) and whose call is not live (LIVE_CALL_KEY_PREFIX). A lane outlives its rows while its
+   * call may still send, so webhook-sequence never starts over for a call.
    */
   forgetIdleLanes(before: number): Promise<number>;
 

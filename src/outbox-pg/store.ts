@@ -8,10 +8,10 @@
  * taken back by whichever process pumps next (at most every `reclaimEveryMs`) or starts.
  */
 import type pg from 'pg';
-import type {
-  ClaimAsk, Expired, FinishedAttempt, LaneRef, OutboxRow, OutboxStore, Pump, PumpResult, Selection,
+import {
+  type ClaimAsk, type Expired, type FinishedAttempt, LANE_TOUCH_MS, type LaneRef, LIVE_CALL_KEY_PREFIX, type OutboxRow, type OutboxStore,
+  type Pump, type PumpResult, type Selection,
 } from '../deliver/store.js';
-import { LANE_TOUCH_MS } from '../deliver/store.js';
 import { type EndpointHealth, IllegalTransitionError, type OutboxState, STATES, TRANSITIONS } from '../deliver/outbox-state.js';
 import { type Serialised, claimHeads, finishAttempts, insertWebhooks, nextDue, reclaimExpired, renewLeases, saveLiveState, serialise } from './pump.js';
 import { inTransaction, openPool, where } from './pool.js';
@@ -20,8 +20,13 @@ import { UNDELIVERED_SQL, inList, perEndpoint, selectionSql } from './rows.js';
 import { OutboxReads } from './reads.js';
 import { isUnavailable } from './unavailable.js';
 
-/** forgetIdleLanes' statement ($1: the written activity at or before which a lane is idle). Exported for test/62's plan check. */
-export const FORGET_IDLE_LANES_SQL = `DELETE FROM lanes l WHERE l.updated_at <= $1 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.pbx = l.pbx AND w.lane = l.lane)`;
+/**
+ * forgetIdleLanes' statement ($1: the written activity at or before which a lane is idle; $2
+ * LIVE_CALL_KEY_PREFIX: a lane whose call its PBX still follows is kept). Exported for test/62's
+ * plan check.
+ */
+export const FORGET_IDLE_LANES_SQL = `DELETE FROM lanes l WHERE l.updated_at <= $1 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.pbx = l.pbx AND w.lane = l.lane)
+  AND NOT EXISTS (SELECT 1 FROM live_state s WHERE s.pbx = l.pbx AND s.key = $2 || substr(l.lane, strpos(l.lane, ':') + 1))`;
 
 /** See stateCounts. */
 const DELIVERED_COUNT_EVERY_MS = 60_000;
@@ -258,9 +263,9 @@ export class PgStore extends OutboxReads implements OutboxStore {
     return r.rowCount ?? 0;
   }
 
-  /** Forgets lanes with no webhooks left and no activity since `before` (webhook-sequence never starts over for a live call). */
+  /** Forgets lanes with no webhooks left, no activity since `before` and no live call (webhook-sequence never starts over for a call). */
   async forgetIdleLanes(before: number): Promise<number> {
-    const r = await this.pool.query(FORGET_IDLE_LANES_SQL, [before - LANE_TOUCH_MS]);
+    const r = await this.pool.query(FORGET_IDLE_LANES_SQL, [before - LANE_TOUCH_MS, LIVE_CALL_KEY_PREFIX]);
     return r.rowCount ?? 0;
   }
 

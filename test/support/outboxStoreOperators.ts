@@ -5,11 +5,12 @@
  * backend runs these very assertions (issue #17 item 1).
  */
 import { describe, expect, it } from 'vitest';
-import { LANE_TOUCH_MS, type OutboxRow, type OutboxStore, RESPONSE_KEEP_CHARS } from '../../src/deliver/store.js';
+import { LANE_TOUCH_MS, LIVE_CALL_KEY_PREFIX, type OutboxRow, type OutboxStore, RESPONSE_KEEP_CHARS } from '../../src/deliver/store.js';
 import { HEALTHY } from '../../src/deliver/outbox-state.js';
 import { T0, bodies, claim, enqueue, http500, req, sendAll, sendEach } from './outboxSteps.js';
 
 const MINUTE = 60_000;
+const DAY = 86_400_000;
 const byBody = (rows: readonly OutboxRow[], body: string) => rows.find((r) => r.body === body)!;
 
 export function describeOperatorReads(open: (pbx?: string) => Promise<OutboxStore>): void {
@@ -109,6 +110,26 @@ export function describeOperatorReads(open: (pbx?: string) => Promise<OutboxStor
       expect(await s.forgetIdleLanes(T0 + 4 * H), 'C').toBe(1);
       await enqueue(s, T0 + 4 * H, [req('A', 'a4'), req('C', 'c3')]);
       expect((await s.list({}, 2)).map((r) => [r.body, r.seq])).toEqual([['c3', 1], ['a4', 1]]);
+    });
+
+    it('a lane whose call is live is kept however long the call goes on without a webhook', async () => {
+      // A call can outlast a day (a stuck channel, a line held open): its hangup must still be numbered after its answer.
+      const s = await open();
+      const live = (key: string, value: string | undefined) =>
+        s.commitPump({ enqueue: [], finished: [], liveState: new Map([[key, value]]), claims: [], holder: 'h', leaseMs: MINUTE }, T0);
+      await enqueue(s, T0, [req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);
+      await sendAll(s, T0, { kind: 'delivered' });
+      await s.purge('delivered', T0 + 1);
+      await live(`${LIVE_CALL_KEY_PREFIX}A`, '{}');
+      // B's call is gone; live-state keys of other kinds name no call.
+      await live('esl:C', '{}');
+      expect(await s.forgetIdleLanes(T0 + 30 * DAY), 'B and C; A is live').toBe(2);
+      await enqueue(s, T0 + 30 * DAY, [req('A', 'a2')]);
+      expect((await s.list({}, 1)).map((r) => [r.body, r.seq])).toEqual([['a2', 2]]);
+      await sendAll(s, T0 + 30 * DAY, { kind: 'delivered' });
+      await s.purge('delivered', T0 + 30 * DAY + 1);
+      await live(`${LIVE_CALL_KEY_PREFIX}A`, undefined);
+      expect(await s.forgetIdleLanes(T0 + 32 * DAY), 'A, once its call ended').toBe(1);
     });
   });
 

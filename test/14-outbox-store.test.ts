@@ -338,6 +338,44 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     }
   });
 
+  it('no commit with nothing to do follows a delivered attempt: the one that recorded it claimed for its slot', async () => {
+    // Such commits were a third of a PostgreSQL drain's, each reading when the next head is due (issue #17).
+    // The answers come when the test says, between them only turns of the event loop: no timer fires.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    try {
+      const sqlite = new SqliteStore(open());
+      const commitPump = sqlite.commitPump.bind(sqlite);
+      let watching = false;
+      const idle: string[] = [];
+      sqlite.commitPump = async (p, at) => {
+        const r = await commitPump(p, at);
+        const nothing = p.enqueue.length === 0 && p.finished.length === 0 && p.liveState.size === 0 && r.claimed.length === 0;
+        if (watching && nothing) idle.push(`after ${answers.length} attempts`);
+        return r;
+      };
+      const answers: Array<() => void> = [];
+      const http: HttpClient = { attempt: () => new Promise((resolve) => answers.push(() => resolve(ok()))), close: () => {} };
+      const worker = new OutboxWorker({ store: sqlite, http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 1 }, now: () => T0 });
+      const turns = async (n = 50) => {
+        for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+      };
+      await worker.start();
+      watching = true;
+      worker.enqueue([req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);
+      for (let i = 1; i <= 3; i++) {
+        await turns();
+        expect(answers.length, `attempt ${i} started`).toBe(i);
+        answers[i - 1]!();
+      }
+      await turns();
+      expect(worker.stats.delivered).toBe(3);
+      expect(idle).toEqual([]);
+      await worker.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('one turn, one commit: a write that fails is logged alone and undoes nothing else', async () => {
     const store = open();
     const finish = store.finish.bind(store);

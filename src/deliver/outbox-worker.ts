@@ -486,12 +486,18 @@ export class OutboxWorker {
       ep.inFlight--;
     };
     const job = this.deliver(ep, row, probe, lease, release)
-      .catch((err: unknown) => this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'delivery attempt failed unexpectedly'))
-      .finally(() => {
+      .catch((err: unknown) => {
+        this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'delivery attempt failed unexpectedly');
+        return false;
+      })
+      .then((refilled) => {
         release();
         this.leases.delete(row.id);
         this.running.delete(job);
-        this.wake();
+        // Once the commit that recorded the attempt has refilled its slot, a pump would find nothing
+        // to do: a third of a PostgreSQL drain's pumps were such, each reading when the next head is
+        // due, at four workers 725 buffers a read (bench/fleet-profile.ts, issue #17).
+        if (!refilled) this.wake();
       });
     this.running.add(job);
   }
@@ -514,7 +520,12 @@ export class OutboxWorker {
     return next;
   }
 
-  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean, lease: Lease, release: () => void): Promise<void> {
+  /**
+   * One attempt, recorded. True when the commit that recorded it also claimed for its slot: its
+   * slot was let go before (a delivered webhook, not a probe) and nothing changed since that a
+   * claim must see (the endpoint's health). False: the caller must have the slot's claim made.
+   */
+  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean, lease: Lease, release: () => void): Promise<boolean> {
     const { http, delivery } = this.o;
     const req: WebhookRequest = { endpoint: row.endpoint, method: row.method, url: row.url, headers: row.headers, body: row.body, orderKey: row.lane };
     this.stats.attempts++;
@@ -523,14 +534,15 @@ export class OutboxWorker {
     // the next one too, instead of one pump later (issue #15). Its lane stays in flight until then.
     // A failure keeps its slot until recorded: its verdict may pause the endpoint, which must stop
     // further claims, and a probe is one at a time.
-    if (result.ok && !probe) release();
+    const releasedEarly = result.ok && !probe;
+    if (releasedEarly) release();
     const now = this.now();
     const decision = decide(result, { step: row.step, probe, retryOn: ep.retryOn }, delivery, now, this.random);
     try {
       await this.record({ webhook: row, lease, attempt: recordOf(result), decision });
     } catch (err) {
       this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'could not record a delivery attempt');
-      return;
+      return false;
     }
     this.count(decision);
     if (decision.kind === 'dead') this.deadLetters.set(ep.name, (this.deadLetters.get(ep.name) ?? 0) + 1);
@@ -539,12 +551,14 @@ export class OutboxWorker {
     if (decision.kind === 'dead') {
       this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint: ep.name, at: now, count: 1, reason: decision.reason, webhookId: row.webhookId, call: row.callId });
     }
+    const health = ep.health;
     try {
       await this.updateHealth(ep, verdictOf(result, ep.retryOn), now, lastErrorOf(result));
     } catch (err) {
       // Kept in memory all the same; written with the endpoint's next change of health.
       this.o.log.error({ err, endpoint: ep.name }, 'could not save the endpoint health');
     }
+    return releasedEarly && ep.health === health;
   }
 
   /** Queues a finished attempt's write for the next pump; settles once it is committed (or not). */

@@ -376,6 +376,54 @@ describe('OutboxWorker (fake HTTP, fake clock)', () => {
     }
   });
 
+  it('an answer that comes during a commit is written by the pump it wakes, with no second pump racing it', async () => {
+    // The slot that answer lets go made the commit's timer due at once: timer and wake both pumped,
+    // and whichever came second found nothing to do (issue #17). Every timer here is fake: the
+    // order of the wake's turns and the timer is the event loop's, not the machine's speed.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'Date'], now: T0 });
+    const sqlite = new SqliteStore(open());
+    const commitPump = sqlite.commitPump.bind(sqlite);
+    const answers: Array<() => void> = [];
+    let during: (() => void) | undefined;
+    let watching = false;
+    const idle: string[] = [];
+    sqlite.commitPump = async (p, at) => {
+      const answer = during;
+      during = undefined;
+      answer?.();
+      const got = await commitPump(p, at);
+      // An endpoint that got every claim it asked for is due now, as PostgreSQL says without a read (store.ts, nextDueAt).
+      const all = p.claims.every((c) => c.limit > 0 && got.claimed.filter((w) => w.endpoint === c.endpoint).length >= c.limit);
+      const r = all ? { ...got, nextDueAt: new Map([...got.nextDueAt, ...p.claims.map((c) => [c.endpoint, at] as const)]) } : got;
+      const nothing = p.enqueue.length === 0 && p.finished.length === 0 && p.liveState.size === 0 && r.claimed.length === 0;
+      if (watching && nothing) idle.push(`after ${answers.length} attempts`);
+      return r;
+    };
+    const http: HttpClient = { attempt: () => new Promise((resolve) => answers.push(() => resolve(ok()))), close: () => {} };
+    const worker = new OutboxWorker({ store: sqlite, http, log: memoryLog().log, endpoints: [ENDPOINT], delivery: { ...DELIVERY, concurrency: 2 }, now: () => Date.now() });
+    try {
+      await worker.start();
+      watching = true;
+      worker.enqueue([req('A', 'a1'), req('B', 'b1'), req('C', 'c1')]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(answers.length, 'a1 and b1 sent').toBe(2);
+      during = answers[1]; // b1 answers while a1's answer is committed
+      answers[0]!();
+      for (let ms = 0; ms < 10; ms++) await vi.advanceTimersByTimeAsync(1);
+      expect(answers.length, 'c1 sent').toBe(3);
+      expect(worker.stats.delivered).toBe(2);
+      answers[2]!();
+      for (let ms = 0; ms < 10; ms++) await vi.advanceTimersByTimeAsync(1);
+      expect(worker.stats.delivered).toBe(3);
+      expect(idle).toEqual([]);
+    } finally {
+      const stopped = worker.stop(0);
+      await vi.advanceTimersByTimeAsync(1_000);
+      await stopped;
+      vi.useRealTimers();
+    }
+  });
+
   it('one turn, one commit: a write that fails is logged alone and undoes nothing else', async () => {
     const store = open();
     const finish = store.finish.bind(store);

@@ -381,7 +381,12 @@ export class OutboxWorker {
       void this.housekeeping('max_rows');
     }
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.pump(), Math.max(0, this.nextWake(now, result?.nextDueAt) - now));
+    // With a pump coming anyway (an answer that came during this one woke it), that pump sets the
+    // timer; this one only stands in should it fail. The slot that answer let go made the timer due
+    // at once, and the two pumps raced for its write, the loser with nothing to do (issue #17).
+    const coming = this.wakeQueued || this.pumpAgain;
+    const at = coming ? now + POLL_MS : this.nextWake(now, result?.nextDueAt);
+    this.timer = setTimeout(() => void this.pump(), Math.max(0, at - now));
   }
 
   /** Longer than an attempt can take (delivery timeout + margin), so a live worker never loses a claim. */

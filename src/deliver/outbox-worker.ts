@@ -381,12 +381,7 @@ export class OutboxWorker {
       void this.housekeeping('max_rows');
     }
     clearTimeout(this.timer);
-    // With a pump coming anyway (an answer that came during this one woke it), that pump sets the
-    // timer; this one only stands in should it fail. The slot that answer let go made the timer due
-    // at once, and the two pumps raced for its write, the loser with nothing to do (issue #17).
-    const coming = this.wakeQueued || this.pumpAgain;
-    const at = coming ? now + POLL_MS : this.nextWake(now, result?.nextDueAt);
-    this.timer = setTimeout(() => void this.pump(), Math.max(0, at - now));
+    this.timer = setTimeout(() => void this.pump(), Math.max(0, this.nextWake(now, result?.nextDueAt) - now));
   }
 
   /** Longer than an attempt can take (delivery timeout + margin), so a live worker never loses a claim. */
@@ -491,18 +486,12 @@ export class OutboxWorker {
       ep.inFlight--;
     };
     const job = this.deliver(ep, row, probe, lease, release)
-      .catch((err: unknown) => {
-        this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'delivery attempt failed unexpectedly');
-        return false;
-      })
-      .then((refilled) => {
+      .catch((err: unknown) => this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'delivery attempt failed unexpectedly'))
+      .finally(() => {
         release();
         this.leases.delete(row.id);
         this.running.delete(job);
-        // Once the commit that recorded the attempt has refilled its slot, a pump would find nothing
-        // to do: a third of a PostgreSQL drain's pumps were such, each reading when the next head is
-        // due, at four workers 725 buffers a read (bench/fleet-profile.ts, issue #17).
-        if (!refilled) this.wake();
+        this.wake();
       });
     this.running.add(job);
   }
@@ -525,12 +514,7 @@ export class OutboxWorker {
     return next;
   }
 
-  /**
-   * One attempt, recorded. True when the commit that recorded it also claimed for its slot: its
-   * slot was let go before (a delivered webhook, not a probe) and nothing changed since that a
-   * claim must see (the endpoint's health). False: the caller must have the slot's claim made.
-   */
-  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean, lease: Lease, release: () => void): Promise<boolean> {
+  private async deliver(ep: Endpoint, row: OutboxRow, probe: boolean, lease: Lease, release: () => void): Promise<void> {
     const { http, delivery } = this.o;
     const req: WebhookRequest = { endpoint: row.endpoint, method: row.method, url: row.url, headers: row.headers, body: row.body, orderKey: row.lane };
     this.stats.attempts++;
@@ -539,15 +523,14 @@ export class OutboxWorker {
     // the next one too, instead of one pump later (issue #15). Its lane stays in flight until then.
     // A failure keeps its slot until recorded: its verdict may pause the endpoint, which must stop
     // further claims, and a probe is one at a time.
-    const releasedEarly = result.ok && !probe;
-    if (releasedEarly) release();
+    if (result.ok && !probe) release();
     const now = this.now();
     const decision = decide(result, { step: row.step, probe, retryOn: ep.retryOn }, delivery, now, this.random);
     try {
       await this.record({ webhook: row, lease, attempt: recordOf(result), decision });
     } catch (err) {
       this.o.log.error({ err, endpoint: ep.name, webhookId: row.webhookId }, 'could not record a delivery attempt');
-      return false;
+      return;
     }
     this.count(decision);
     if (decision.kind === 'dead') this.deadLetters.set(ep.name, (this.deadLetters.get(ep.name) ?? 0) + 1);
@@ -556,14 +539,12 @@ export class OutboxWorker {
     if (decision.kind === 'dead') {
       this.o.onEndpointEvent?.({ type: 'webhook.dead', endpoint: ep.name, at: now, count: 1, reason: decision.reason, webhookId: row.webhookId, call: row.callId });
     }
-    const health = ep.health;
     try {
       await this.updateHealth(ep, verdictOf(result, ep.retryOn), now, lastErrorOf(result));
     } catch (err) {
       // Kept in memory all the same; written with the endpoint's next change of health.
       this.o.log.error({ err, endpoint: ep.name }, 'could not save the endpoint health');
     }
-    return releasedEarly && ep.health === health;
   }
 
   /** Queues a finished attempt's write for the next pump; settles once it is committed (or not). */

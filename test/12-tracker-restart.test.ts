@@ -12,6 +12,7 @@ import { AmiFramer } from '../src/ami/framer.js';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import { decodeCall, encodeCall } from '../src/core/persist.js';
+import { callOf } from '../src/deliver/outbox-state.js';
 import { LIVE_CALL_KEY_PREFIX } from '../src/deliver/store.js';
 import { EslFramer } from '../src/esl/framer.js';
 import { Pipeline } from '../src/pipeline.js';
@@ -111,10 +112,10 @@ describe('a lane’s call is in the saved live state until its last webhook', ()
       for (const { reqs } of perFrame) for (const r of reqs) later.set(r.orderKey, (later.get(r.orderKey) ?? 0) + 1);
       for (const { reqs, live } of perFrame) {
         for (const r of reqs) later.set(r.orderKey, later.get(r.orderKey)! - 1);
-        for (const lane of new Set(reqs.map((r) => r.orderKey))) {
+        for (const r of new Map(reqs.map((q) => [q.orderKey, q])).values()) {
+          const lane = r.orderKey;
           if (later.get(lane) === 0) continue;
-          const call = lane.slice(lane.indexOf(':') + 1);
-          expect(live.has(`${LIVE_CALL_KEY_PREFIX}${call}`), `${name}: ${lane} has ${later.get(lane)} webhooks to come`).toBe(true);
+          expect(live.has(`${LIVE_CALL_KEY_PREFIX}${callOf(r)}`), `${name}: ${lane} has ${later.get(lane)} webhooks to come`).toBe(true);
           checked++;
         }
       }

@@ -94,7 +94,7 @@ export class OutboxDatabase {
   forgetIdleLanes(before: number): number {
     return this.sql(
       `DELETE FROM lanes WHERE updated_at <= ? AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.lane = lanes.lane)
-       AND NOT EXISTS (SELECT 1 FROM live_state s WHERE s.key = ? || substr(lanes.lane, instr(lanes.lane, ':') + 1))`,
+       AND NOT EXISTS (SELECT 1 FROM live_state s WHERE s.key = ? || substr(lanes.lane, length(lanes.endpoint) + 2))`,
     ).run(before - LANE_TOUCH_MS, LIVE_CALL_KEY_PREFIX).changes;
   }
 

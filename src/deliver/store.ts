@@ -41,9 +41,9 @@ export const LANE_TOUCH_MS = 3_600_000;
 
 /**
  * Live-state keys of the calls in progress (`call:<id>`; the pipeline writes them). A lane is
- * `<endpoint>:<call id>` (endpoint names hold no colon), and one whose call is still live is never
- * forgotten, however long the call goes on without a webhook: else its next webhook would start
- * webhook-sequence over at 1.
+ * `<endpoint>:<call id>` (the stores' SQL takes the call from it as callOf does), and one whose
+ * call is still live is never forgotten, however long the call goes on without a webhook: else its
+ * next webhook would start webhook-sequence over at 1.
  */
 export const LIVE_CALL_KEY_PREFIX = 'call:';
 

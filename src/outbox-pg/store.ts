@@ -26,7 +26,7 @@ import { isUnavailable } from './unavailable.js';
  * plan check.
  */
 export const FORGET_IDLE_LANES_SQL = `DELETE FROM lanes l WHERE l.updated_at <= $1 AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.pbx = l.pbx AND w.lane = l.lane)
-  AND NOT EXISTS (SELECT 1 FROM live_state s WHERE s.pbx = l.pbx AND s.key = $2 || substr(l.lane, strpos(l.lane, ':') + 1))`;
+  AND NOT EXISTS (SELECT 1 FROM live_state s WHERE s.pbx = l.pbx AND s.key = $2 || substr(l.lane, length(l.endpoint) + 2))`;
 
 /** See stateCounts. */
 const DELIVERED_COUNT_EVERY_MS = 60_000;
